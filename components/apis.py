@@ -1,0 +1,67 @@
+"""The project's Google APIs, enabled once per stack, and the Cloud Tasks service agent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_gcp as gcp
+
+CLOUDTASKS = "cloudtasks.googleapis.com"
+REQUIRED_SERVICES = (CLOUDTASKS, "run.googleapis.com", "iam.googleapis.com")
+SECRET_MANAGER = "secretmanager.googleapis.com"
+
+
+@dataclass
+class ProjectApisArgs:
+    project: str
+    """Project the APIs are enabled in."""
+    extra_services: Sequence[str] = field(default_factory=tuple)
+    """APIs beyond REQUIRED_SERVICES, e.g. Secret Manager when a pipeline reads secrets."""
+
+
+class ProjectApis(pulumi.ComponentResource):
+    """Enables the APIs a pipeline needs and creates the Cloud Tasks service agent.
+
+    Destroying a stack must never switch an API off for the whole project (other stacks
+    and workloads use it), so nothing here disables anything on destroy. Every resource
+    that calls an API depends on this component (`depends_on=[apis]`): a freshly enabled
+    API can answer "not enabled" for a while.
+    """
+
+    services: dict[str, gcp.projects.Service]
+    cloudtasks_agent_email: pulumi.Output[str]
+    """The Cloud Tasks service agent, which mints the OIDC tokens of pushed tasks."""
+
+    def __init__(
+        self, name: str, args: ProjectApisArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cloudrun-tasks:index:ProjectApis", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.services = {
+            service: gcp.projects.Service(
+                f"{name}-{service.split('.')[0]}",
+                project=args.project,
+                service=service,
+                disable_on_destroy=False,
+                disable_dependent_services=False,
+                opts=child,
+            )
+            for service in dict.fromkeys([*REQUIRED_SERVICES, *args.extra_services])
+        }
+        # The agent is created lazily by Google; creating it explicitly lets the OIDC grant
+        # on the invoker account succeed on a fresh project.
+        agent = gcp.projects.ServiceIdentity(
+            f"{name}-cloudtasks-agent",
+            project=args.project,
+            service=CLOUDTASKS,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.services[CLOUDTASKS]]),
+        )
+        self.cloudtasks_agent_email = agent.email
+        self.register_outputs(
+            {
+                "services": list(self.services),
+                "cloudtasksAgentEmail": self.cloudtasks_agent_email,
+            }
+        )

@@ -1,0 +1,122 @@
+"""One pipeline: queue -> private Cloud Run service, with the identities and IAM between them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+
+from components.iam import IamMember, members
+from components.identities import ServiceAccount, ServiceAccountArgs
+from components.queue import TaskQueue, TaskQueueArgs
+from components.service import TaskService, TaskServiceArgs
+from components.settings import PipelineSettings, format_duration
+
+RUN_INVOKER = "roles/run.invoker"
+ENQUEUER = "roles/cloudtasks.enqueuer"
+SERVICE_ACCOUNT_USER = "roles/iam.serviceAccountUser"
+OPENID_TOKEN_CREATOR = "roles/iam.serviceAccountOpenIdTokenCreator"
+
+
+@dataclass
+class TaskPipelineArgs:
+    project: str
+    settings: PipelineSettings
+    """Validated pipeline settings with every default resolved (see components.settings)."""
+    cloudtasks_agent_email: pulumi.Input[str]
+    """The project's Cloud Tasks service agent (ProjectApis.cloudtasks_agent_email)."""
+    protect: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """Resources everything here waits for: the ProjectApis component."""
+
+
+class TaskPipeline(pulumi.ComponentResource):
+    """Everything the guide "Executing asynchronous tasks" sets up by hand, for one pipeline.
+
+    Who can do what:
+    - enqueuers: create tasks in this queue (cloudtasks.enqueuer on the queue) and attach
+      the invoker's OIDC token to them (serviceAccountUser on the invoker account only);
+    - the Cloud Tasks service agent: mint OIDC tokens for the invoker account only;
+    - the invoker account: invoke this service only (run.invoker on the service);
+    - the runtime account: what the service runs as; reads its own secrets only.
+    """
+
+    outputs: pulumi.Output[dict[str, str]]
+    """The stack output entry: what enqueue code needs to create a task."""
+
+    def __init__(
+        self, name: str, args: TaskPipelineArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cloudrun-tasks:index:TaskPipeline", name, None, opts)
+        s = args.settings
+        location = s.resolved_location
+        child = pulumi.ResourceOptions(parent=self)
+        invoker = ServiceAccount(
+            f"{name}-invoker",
+            ServiceAccountArgs(
+                project=args.project,
+                account_id=f"{name}-invoker",
+                display_name=f"Cloud Tasks invoker of pipeline {name}",
+                iam_members=[
+                    *members(SERVICE_ACCOUNT_USER, s.enqueuers),
+                    IamMember(
+                        role=OPENID_TOKEN_CREATOR,
+                        member=pulumi.Output.concat("serviceAccount:", args.cloudtasks_agent_email),
+                        key="cloudtasks-agent",
+                    ),
+                ],
+                depends_on=args.depends_on,
+            ),
+            child,
+        )
+        runtime = ServiceAccount(
+            f"{name}-runtime",
+            ServiceAccountArgs(
+                project=args.project,
+                account_id=f"{name}-runtime",
+                display_name=f"Cloud Run runtime of pipeline {name}",
+                depends_on=args.depends_on,
+            ),
+            child,
+        )
+        service = TaskService(
+            name,
+            TaskServiceArgs(
+                project=args.project,
+                location=location,
+                settings=s.service,
+                service_account=runtime.email,
+                iam_members=[IamMember(role=RUN_INVOKER, member=invoker.member, key="invoker")],
+                labels={**args.labels, "pipeline": name},
+                protect=args.protect,
+                depends_on=args.depends_on,
+            ),
+            child,
+        )
+        queue = TaskQueue(
+            name,
+            TaskQueueArgs(
+                project=args.project,
+                location=location,
+                settings=s.queue,
+                target_url=service.url,
+                invoker_email=invoker.email,
+                iam_members=members(ENQUEUER, s.enqueuers),
+                protect=args.protect,
+                depends_on=args.depends_on,
+            ),
+            child,
+        )
+        self.outputs = pulumi.Output.all(
+            queue=queue.path,
+            queueName=queue.queue_name,
+            location=queue.location,
+            serviceName=service.service_name,
+            serviceUrl=service.url,
+            invokerServiceAccount=invoker.email,
+            runtimeServiceAccount=runtime.email,
+            dispatchDeadline=format_duration(s.dispatch_deadline),
+        )
+        self.register_outputs({"outputs": self.outputs})

@@ -1,0 +1,134 @@
+"""The private Cloud Run service that handles a pipeline's tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.iam import IamMember, grant_all
+from components.settings import ServiceSettings, format_duration
+
+INGRESS = {
+    "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    "internal-and-cloud-load-balancing": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+    "all": "INGRESS_TRAFFIC_ALL",
+}
+SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
+
+
+@dataclass
+class TaskServiceArgs:
+    project: str
+    location: str
+    settings: ServiceSettings
+    """Validated service settings; timeout already resolved."""
+    service_account: pulumi.Input[str]
+    """Email of the dedicated runtime account (never the default compute account)."""
+    iam_members: Sequence[IamMember] = field(default_factory=tuple)
+    """Grants on the service, e.g. roles/run.invoker for the queue's invoker account."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    protect: bool = False
+    """Pulumi protect and Cloud Run deletion protection together."""
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+
+
+class TaskService(pulumi.ComponentResource):
+    """A Cloud Run v2 service only IAM-authorised callers can invoke.
+
+    Secrets become environment variables; the runtime account may read those secrets
+    and nothing else in Secret Manager.
+    """
+
+    service_name: pulumi.Output[str]
+    url: pulumi.Output[str]
+    location: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: TaskServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cloudrun-tasks:index:TaskService", name, None, opts)
+        s = args.settings
+        runtime_member = pulumi.Output.concat("serviceAccount:", args.service_account)
+        secret_grants = [
+            gcp.secretmanager.SecretIamMember(
+                f"{name}-secret-{secret_id}",
+                project=args.project,
+                secret_id=secret_id,
+                role=SECRET_ACCESSOR,
+                member=runtime_member,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            )
+            for secret_id in sorted({ref.split(":")[0] for ref in s.secrets.values()})
+        ]
+        envs = [
+            gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name=key, value=value)
+            for key, value in sorted(s.env.items())
+        ] + [
+            gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(
+                name=key,
+                value_source=gcp.cloudrunv2.ServiceTemplateContainerEnvValueSourceArgs(
+                    secret_key_ref=gcp.cloudrunv2.ServiceTemplateContainerEnvValueSourceSecretKeyRefArgs(
+                        secret=ref.split(":")[0], version=ref.split(":")[1]
+                    )
+                ),
+            )
+            for key, ref in sorted(s.secrets.items())
+        ]
+        service = gcp.cloudrunv2.Service(
+            name,
+            project=args.project,
+            location=args.location,
+            ingress=INGRESS[s.ingress],
+            invoker_iam_disabled=False,
+            deletion_protection=args.protect,
+            labels=dict(args.labels),
+            # Declared explicitly (not left to the API's default) to avoid perpetual diffs;
+            # launch_stage is deliberately not set for the same reason.
+            scaling=gcp.cloudrunv2.ServiceScalingArgs(min_instance_count=s.min_instances),
+            template=gcp.cloudrunv2.ServiceTemplateArgs(
+                service_account=args.service_account,
+                timeout=format_duration(s.resolved_timeout),
+                max_instance_request_concurrency=s.concurrency,
+                scaling=gcp.cloudrunv2.ServiceTemplateScalingArgs(
+                    min_instance_count=s.min_instances,
+                    max_instance_count=s.max_instances,
+                ),
+                containers=[
+                    gcp.cloudrunv2.ServiceTemplateContainerArgs(
+                        image=s.image,
+                        resources=gcp.cloudrunv2.ServiceTemplateContainerResourcesArgs(
+                            limits={"cpu": s.cpu, "memory": s.memory},
+                        ),
+                        envs=envs,
+                    )
+                ],
+            ),
+            # A revision that reads a secret fails to start until its accessor grant exists.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect,
+                depends_on=[*args.depends_on, *secret_grants],
+            ),
+        )
+        grant_all(
+            name,
+            args.iam_members,
+            lambda grant_name, grant: gcp.cloudrunv2.ServiceIamMember(
+                grant_name,
+                project=args.project,
+                location=service.location,
+                name=service.name,
+                role=grant.role,
+                member=grant.member,
+                opts=pulumi.ResourceOptions(parent=self),
+            ),
+        )
+        self.service_name = service.name
+        self.url = service.uri
+        self.location = service.location
+        self.register_outputs(
+            {"serviceName": self.service_name, "url": self.url, "location": self.location}
+        )

@@ -1,0 +1,237 @@
+"""Run a Pulumi program offline under mocks and record every resource it registers.
+
+The mock monitor records what `MockResourceArgs` leaves out (parent, dependencies,
+protect), so tests, the offline plan and the policy pack all see the resource graph
+the engine would see. No Pulumi CLI, no network, no credentials.
+
+Resource outputs the cloud computes (emails, URLs, auto-generated names) are
+fabricated deterministically, in the shapes Google returns, so a test can follow a
+value from one resource into another. With `preview=True` they stay unknown instead,
+as in `pulumi preview`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.sync_await import _sync_await
+
+UNKNOWN = "<unknown until deployed>"
+"""Stands in for values only a real deployment knows (preview mode)."""
+
+# Types whose `name` Pulumi auto-generates (logical name + random suffix) when unset.
+AUTONAMED = frozenset({"gcp:cloudtasks/queue:Queue", "gcp:cloudrunv2/service:Service"})
+
+
+@dataclass(frozen=True)
+class RecordedResource:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    """Parent URN; the stack's URN for top-level resources."""
+    dependencies: tuple[str, ...]
+    """URNs this resource waits for (explicit depends_on and input dependencies)."""
+    property_dependencies: Mapping[str, tuple[str, ...]]
+    protect: bool
+    custom: bool
+    """False for component resources."""
+    inputs: Mapping[str, Any]
+    """Inputs as the engine sees them (camelCase); unknowns are UNKNOWN."""
+    outputs: Mapping[str, Any]
+
+
+@dataclass
+class Recording:
+    project: str
+    stack: str
+    resources: list[RecordedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """Stack outputs; unknowns are UNKNOWN."""
+    component_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """register_outputs of each component, by URN."""
+
+    def of_type(self, type_: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str) -> RecordedResource:
+        found = [r for r in self.resources if r.type == type_ and r.name == name]
+        if len(found) != 1:
+            raise LookupError(f"expected one {type_} named {name!r}, found {len(found)}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> RecordedResource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def children(self, parent: RecordedResource) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+
+def _plain(value: Any) -> Any:
+    """Replace Pulumi's unknown sentinel with UNKNOWN, recursively."""
+    if value == rpc.UNKNOWN:
+        return UNKNOWN
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def project_number(project: str) -> str:
+    """A stable fake project number for a project id."""
+    return str(int(_digest(project, 10), 16) % 10**12).zfill(12)
+
+
+class CloudMocks(pulumi.runtime.Mocks):
+    """Answers registrations with the outputs Google would compute, in their real shapes."""
+
+    def __init__(self, preview: bool) -> None:
+        self.preview = preview
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        if args.typ in AUTONAMED and "name" not in state:
+            # What the provider's auto-naming does at check time, so known in preview too.
+            state["name"] = f"{args.name}-{_digest(args.typ + args.name, 7)}"
+        if not self.preview:
+            state.update(self._computed(args.typ, state))
+        return f"{args.name}-id", state
+
+    @staticmethod
+    def _computed(type_: str, state: dict[str, Any]) -> dict[str, Any]:
+        project = state.get("project", "project")
+        if type_ == "gcp:serviceaccount/account:Account":
+            email = f"{state['accountId']}@{project}.iam.gserviceaccount.com"
+            return {
+                "email": email,
+                "member": f"serviceAccount:{email}",
+                "name": f"projects/{project}/serviceAccounts/{email}",
+            }
+        if type_ == "gcp:projects/serviceIdentity:ServiceIdentity":
+            agent = state["service"].split(".")[0]
+            email = f"service-{project_number(project)}@gcp-sa-{agent}.iam.gserviceaccount.com"
+            return {"email": email, "member": f"serviceAccount:{email}"}
+        if type_ == "gcp:cloudrunv2/service:Service":
+            url = f"https://{state['name']}-{project_number(project)}.{state['location']}.run.app"
+            return {"uri": url, "urls": [url]}
+        return {}
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
+        raise NotImplementedError(f"the program made an invoke ({args.token}); none is mocked")
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """A mock monitor that keeps every registration request, which carries the graph."""
+
+    def __init__(self, cloud_mocks: CloudMocks, recording: Recording) -> None:
+        super().__init__(cloud_mocks)
+        self.recording = recording
+        self._lock = threading.Lock()
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        outputs = rpc.deserialize_properties(response.object, keep_unknowns=True) or {}
+        resource = RecordedResource(
+            type=request.type,
+            name=request.name,
+            urn=response.urn,
+            parent=request.parent,
+            dependencies=tuple(request.dependencies),
+            property_dependencies={
+                key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()
+            },
+            protect=bool(request.protect),
+            custom=bool(request.custom),
+            inputs=_plain(rpc.deserialize_properties(request.object, keep_unknowns=True)),
+            outputs=_plain(outputs),
+        )
+        with self._lock:
+            self.recording.resources.append(resource)
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        outputs = _plain(rpc.deserialize_properties(request.outputs, keep_unknowns=True))
+        with self._lock:
+            self.recording.component_outputs[request.urn] = outputs or {}
+        return super().RegisterResourceOutputs(request)
+
+
+def stack_config(program_dir: Path, stack: str) -> dict[str, Any]:
+    """The `config:` map of Pulumi.<stack>.yaml, as written."""
+    path = program_dir / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no stack file {path}")
+    return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+
+
+def _as_config_text(value: Any) -> str:
+    """How the Pulumi CLI hands config to a program: strings as is, the rest as JSON text."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _resolve_exports() -> dict[str, Any]:
+    root = settings.get_root_resource()
+    exported: dict[str, Any] = getattr(root, "outputs", {}) or {}
+    struct = _sync_await(rpc.serialize_properties(exported, {}))
+    return _plain(rpc.deserialize_properties(struct, keep_unknowns=True)) or {}
+
+
+def run_program(
+    program_dir: Path,
+    stack: str,
+    config: Mapping[str, Any] | None = None,
+    *,
+    preview: bool = False,
+) -> Recording:
+    """Run PROGRAM_DIR/__main__.py for STACK under mocks and return what it registered.
+
+    `config` replaces the stack file's config (keys like "gcp:project"). Errors the
+    program raises (a ConfigError for bad config) propagate unchanged.
+    """
+    program_dir = program_dir.resolve()
+    project = yaml.safe_load((program_dir / "Pulumi.yaml").read_text())["name"]
+    values = stack_config(program_dir, stack) if config is None else dict(config)
+    recording = Recording(project=project, stack=stack)
+    cloud = CloudMocks(preview=preview)
+
+    settings.reset_options(project=project, stack=stack, preview=preview)
+    pulumi.runtime.set_all_config({k: _as_config_text(v) for k, v in values.items()})
+    pulumi.runtime.set_mocks(
+        cloud,
+        project=project,
+        stack=stack,
+        preview=preview,
+        monitor=RecordingMonitor(cloud, recording),
+    )
+
+    @mocks.test
+    def execute() -> pulumi.Output[dict[str, Any]]:
+        runpy.run_path(str(program_dir / "__main__.py"), run_name="__main__")
+        root = settings.get_root_resource()
+        return pulumi.Output.from_input(getattr(root, "outputs", {}))
+
+    sys.path.insert(0, str(program_dir))
+    try:
+        execute()
+    finally:
+        sys.path.remove(str(program_dir))
+    recording.outputs = _resolve_exports()
+    return recording
