@@ -200,16 +200,18 @@ def run_program(
     config: Mapping[str, Any] | None = None,
     *,
     preview: bool = False,
+    into: Recording | None = None,
 ) -> Recording:
     """Run PROGRAM_DIR/__main__.py for STACK under mocks and return what it registered.
 
     `config` replaces the stack file's config (keys like "gcp:project"). Errors the
-    program raises (a ConfigError for bad config) propagate unchanged.
+    program raises (a ConfigError for bad config) propagate unchanged; pass `into` to
+    see what was registered before the error.
     """
     program_dir = program_dir.resolve()
     project = yaml.safe_load((program_dir / "Pulumi.yaml").read_text())["name"]
     values = stack_config(program_dir, stack) if config is None else dict(config)
-    recording = Recording(project=project, stack=stack)
+    recording = into if into is not None else Recording(project=project, stack=stack)
     cloud = CloudMocks(preview=preview)
 
     settings.reset_options(project=project, stack=stack, preview=preview)
