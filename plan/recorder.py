@@ -24,6 +24,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from pulumi.output import Unknown
 from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.sync_await import _sync_await
 
@@ -80,7 +81,7 @@ class Recording:
 
 def _plain(value: Any) -> Any:
     """Replace Pulumi's unknown sentinel with UNKNOWN, recursively."""
-    if value == rpc.UNKNOWN:
+    if isinstance(value, Unknown) or value == rpc.UNKNOWN:
         return UNKNOWN
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
