@@ -1,0 +1,174 @@
+"""How each config key lands on the resources: defaults, limits and overrides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.settings import parse_settings
+from tests.infra.conftest import ENQUEUER, INVOKER_EMAIL, RUNTIME_EMAIL, base_config, record
+from tests.infra.expectations import ACCOUNT_MEMBER, API, QUEUE, SERVICE, check_pipeline
+
+P = "cloudrun-tasks:pipelines"
+
+
+def orders(config: dict[str, Any]) -> dict[str, Any]:
+    return config[P]["orders"]
+
+
+def test_defaults() -> None:
+    rec = record(base_config())
+    queue = rec.one(QUEUE, "orders").inputs
+    assert queue["rateLimits"] == {"maxDispatchesPerSecond": 10, "maxConcurrentDispatches": 800}
+    assert queue["retryConfig"] == {
+        "maxAttempts": 20,
+        "maxRetryDuration": "3600s",
+        "minBackoff": "1s",
+        "maxBackoff": "300s",
+        "maxDoublings": 5,
+    }
+    assert queue["stackdriverLoggingConfig"] == {"samplingRatio": 1}
+    assert queue["desiredState"] == "RUNNING"
+    assert "name" not in queue, "queues are auto-named so a replacement never hits a tombstone"
+    service = rec.one(SERVICE, "orders").inputs
+    assert "name" not in service
+    assert service["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    assert "launchStage" not in service
+    template = service["template"]
+    assert template["timeout"] == "600s", "timeout defaults to the dispatch deadline"
+    assert template["maxInstanceRequestConcurrency"] == 80
+    assert template["scaling"] == {"minInstanceCount": 0, "maxInstanceCount": 10}
+    assert service["scaling"] == {"minInstanceCount": 0}
+    [container] = template["containers"]
+    assert container["image"] == "us-docker.pkg.dev/cloudrun/container/hello"
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
+    assert container.get("envs", []) == []
+    assert rec.outputs["pipelines"]["orders"]["dispatchDeadline"] == "600s"
+    assert rec.outputs["pipelines"]["orders"]["invokerServiceAccount"] == INVOKER_EMAIL
+    assert rec.outputs["pipelines"]["orders"]["runtimeServiceAccount"] == RUNTIME_EMAIL
+    assert {r.inputs["service"] for r in rec.of_type(API)} == {
+        "cloudtasks.googleapis.com",
+        "run.googleapis.com",
+        "iam.googleapis.com",
+    }
+
+
+def test_every_setting_reaches_its_resource() -> None:
+    config = base_config()
+    config["cloudrun-tasks:labels"] = {"team": "payments"}
+    orders(config).update(
+        location="europe-west1",
+        dispatchDeadline="20m",
+        service={
+            "image": "europe-docker.pkg.dev/acme/tasks/handler:1.2.3",
+            "ingress": "internal-and-cloud-load-balancing",
+            "timeout": "1h",
+            "concurrency": 4,
+            "minInstances": 1,
+            "maxInstances": 5,
+            "cpu": "2",
+            "memory": "1Gi",
+            "env": {"LOG_LEVEL": "info"},
+            "secrets": {"API_KEY": "api-key:3"},
+        },
+        queue={
+            "maxDispatchesPerSecond": 2.5,
+            "maxConcurrentDispatches": 20,
+            "maxAttempts": -1,
+            "maxRetryDuration": "2h",
+            "minBackoff": "0.5s",
+            "maxBackoff": "10m",
+            "maxDoublings": 3,
+            "loggingSamplingRatio": 0.25,
+            "paused": True,
+        },
+    )
+    rec = record(config)
+    check_pipeline(
+        rec,
+        "orders",
+        location="europe-west1",
+        protect=False,
+        enqueuers=[ENQUEUER],
+        secrets={"API_KEY": "api-key:3"},
+    )
+    queue = rec.one(QUEUE, "orders").inputs
+    assert queue["rateLimits"] == {"maxDispatchesPerSecond": 2.5, "maxConcurrentDispatches": 20}
+    assert queue["retryConfig"] == {
+        "maxAttempts": -1,
+        "maxRetryDuration": "7200s",
+        "minBackoff": "0.5s",
+        "maxBackoff": "600s",
+        "maxDoublings": 3,
+    }
+    assert queue["stackdriverLoggingConfig"] == {"samplingRatio": 0.25}
+    assert queue["desiredState"] == "PAUSED"
+    service = rec.one(SERVICE, "orders").inputs
+    assert service["ingress"] == "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
+    assert service["labels"] == {"team": "payments", "pipeline": "orders"}
+    assert service["template"]["timeout"] == "3600s"
+    assert service["template"]["maxInstanceRequestConcurrency"] == 4
+    assert service["template"]["scaling"] == {"minInstanceCount": 1, "maxInstanceCount": 5}
+    assert service["scaling"] == {"minInstanceCount": 1}
+    [container] = service["template"]["containers"]
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
+    assert container["envs"] == [
+        {"name": "LOG_LEVEL", "value": "info"},
+        {"name": "API_KEY", "valueSource": {"secretKeyRef": {"secret": "api-key", "version": "3"}}},
+    ]
+    assert "secretmanager.googleapis.com" in {r.inputs["service"] for r in rec.of_type(API)}
+    assert rec.outputs["pipelines"]["orders"]["dispatchDeadline"] == "1200s"
+
+
+def test_queue_concurrency_default_is_capped_at_the_cloud_tasks_limit() -> None:
+    config = base_config()
+    orders(config)["service"].update(concurrency=1000, maxInstances=100)
+    queue = record(config).one(QUEUE, "orders").inputs
+    assert queue["rateLimits"]["maxConcurrentDispatches"] == 5000
+
+
+def test_pipeline_without_enqueuers_grants_only_the_agent() -> None:
+    config = base_config()
+    del orders(config)["enqueuers"]
+    rec = record(config)
+    check_pipeline(rec, "orders", location="us-central1", protect=False, enqueuers=[])
+    assert [r.inputs["role"] for r in rec.of_type(ACCOUNT_MEMBER)] == [
+        "roles/iam.serviceAccountOpenIdTokenCreator"
+    ]
+
+
+def test_several_pipelines_share_one_set_of_apis() -> None:
+    config = base_config()
+    config[P]["invoices"] = {"location": "asia-northeast1", "service": {"image": "img"}}
+    rec = record(config)
+    check_pipeline(rec, "orders", location="us-central1", protect=False, enqueuers=[ENQUEUER])
+    check_pipeline(rec, "invoices", location="asia-northeast1", protect=False, enqueuers=[])
+    assert len(rec.of_type(API)) == 3
+    assert sorted(rec.outputs["pipelines"]) == ["invoices", "orders"]
+
+
+def test_protect_turns_on_both_kinds_of_protection() -> None:
+    config = base_config()
+    config["cloudrun-tasks:protect"] = True
+    rec = record(config)
+    check_pipeline(rec, "orders", location="us-central1", protect=True, enqueuers=[ENQUEUER])
+
+
+def test_preview_leaves_cloud_computed_values_unknown() -> None:
+    rec = record(base_config(), preview=True)
+    output = rec.outputs["pipelines"]
+    # Combined outputs are unknown as a whole while any part is, as in `pulumi preview`.
+    assert output == {"orders": "<unknown until deployed>"}
+    queue = rec.one(QUEUE, "orders").inputs
+    assert queue["httpTarget"]["oidcToken"]["audience"] == "<unknown until deployed>"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("15s", 15), ("0.1s", 0.1), ("10m", 600), ("1h", 3600), (" 30m ", 1800)]
+)
+def test_duration_units(text: str, seconds: float) -> None:
+    config = base_config()
+    orders(config)["queue"] = {"minBackoff": "0s", "maxBackoff": text}
+    raw = {k.removeprefix("cloudrun-tasks:"): v for k, v in config.items()}
+    assert parse_settings(raw).pipelines["orders"].queue.max_backoff == seconds
