@@ -69,8 +69,12 @@ def check_pipeline(
     protect: bool,
     enqueuers: list[str],
     secrets: dict[str, str] | None = None,
+    exported: dict[str, Any] | None = None,
 ) -> None:
-    """The full inventory and wiring of one pipeline, as the guide sets it up by hand."""
+    """The full inventory and wiring of one pipeline, as the guide sets it up by hand.
+
+    `exported` is the pipeline's output entry; by default the stack output `pipelines.NAME`.
+    """
     apis = check_apis(rec)
     api_urns = {r.urn for r in rec.resources if r.type in (API, AGENT)}
     pipeline = next(r for r in rec.resources if r.type == PIPELINE and r.name == name)
@@ -139,7 +143,8 @@ def check_pipeline(
         "invokerServiceAccount": invoker,
         "runtimeServiceAccount": runtime,
     }
-    exported: dict[str, Any] = rec.outputs["pipelines"][name]
+    if exported is None:
+        exported = rec.outputs["pipelines"][name]
     assert {k: exported[k] for k in expected} == expected, f"stack output of {name}"
 
 
