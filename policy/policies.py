@@ -1,0 +1,31 @@
+"""Every policy of the pack, importable without starting the policy server."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pulumi_policy import Policy
+
+from rules.apis import apis_never_disabled_on_destroy
+from rules.cloudrun import cloudrun_dedicated_service_account, cloudrun_ingress_not_all
+from rules.iam import no_authoritative_iam, no_project_level_scoped_roles, no_public_iam_members
+from rules.protection import prod_resources_protected
+from rules.queues import queue_retries_bounded
+from rules.routing import queue_and_service_same_location, queue_within_service_capacity
+from rules.service_accounts import no_service_account_keys
+
+POLICIES: Final[list[Policy]] = [
+    # Mandatory: a violation stops the preview or update.
+    no_public_iam_members,
+    no_authoritative_iam,
+    no_project_level_scoped_roles,
+    no_service_account_keys,
+    cloudrun_dedicated_service_account,
+    queue_and_service_same_location,
+    apis_never_disabled_on_destroy,
+    queue_retries_bounded,
+    prod_resources_protected,
+    # Advisory: reported, never blocking.
+    cloudrun_ingress_not_all,
+    queue_within_service_capacity,
+]

@@ -1,0 +1,108 @@
+"""The pack as a whole: every stack of the project passes, the insecure fixture doesn't."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from pulumi_policy import EnforcementLevel, Policy
+
+from plan.recorder import Recording, run_program
+from policies import POLICIES
+from rules.routing import queue_targets
+from support import POLICY_DIR, REPO, evaluate, policy_resources, stack_config
+
+STACKS = sorted(
+    p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in REPO.glob("Pulumi.*.yaml")
+)
+INSECURE = Path(__file__).parent / "fixtures" / "insecure"
+ADVISORY = {"cloudrun-ingress-not-all", "queue-within-service-capacity"}
+
+
+def test_policy_names_are_unique_and_levels_as_documented() -> None:
+    names = [p.name for p in POLICIES]
+    assert len(names) == len(set(names)) == 11
+    advisory = {p.name for p in POLICIES if p.enforcement_level == EnforcementLevel.ADVISORY}
+    assert advisory == ADVISORY
+    assert all(
+        p.enforcement_level == EnforcementLevel.MANDATORY
+        for p in POLICIES
+        if p.name not in ADVISORY
+    )
+
+
+def test_the_project_has_stacks_and_each_has_a_policy_config() -> None:
+    assert {"dev", "staging", "prod"} <= set(STACKS)
+    configs = {p.stem for p in (POLICY_DIR / "config").glob("*.json")}
+    assert configs == set(STACKS)
+    # Fail-safe: the prod policy is on unless a stack's config turns it off.
+    assert "prod-resources-protected" not in stack_config("prod")
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_passes_the_pack(stack: str, preview: bool) -> None:
+    recording = run_program(REPO, stack, preview=preview)
+    assert len([r for r in recording.resources if r.custom]) >= 10  # the program really ran
+    assert evaluate(POLICIES, recording, stack_config(stack)) == []
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+def test_stack_policies_see_each_queue_routed_to_its_service(preview: bool) -> None:
+    """Without this, 'no routing violation' could mean 'no queue linked to a service'."""
+    recording = run_program(REPO, "prod", preview=preview)
+    resources = policy_resources(recording)
+    pairs = {(q.name, s.name) for q, s in queue_targets(resources)}
+    assert pairs == {("orders", "orders"), ("reports", "reports")}
+
+
+def test_prod_stack_would_fail_with_protection_turned_off() -> None:
+    """The stack test above proves something: prod passes because it is protected."""
+    config = {**_stack_file_config("prod"), "cloudrun-tasks:protect": False}
+    violations = evaluate(POLICIES, run_program(REPO, "prod", config), stack_config("prod"))
+    assert {v.policy for v in violations} == {"prod-resources-protected"}
+    assert (
+        len(violations) >= 4
+    )  # two pipelines: queue + service unprotected, deletion protection off
+
+
+def _stack_file_config(stack: str) -> dict[str, object]:
+    from plan.recorder import stack_config as stack_file
+
+    return stack_file(REPO, stack)
+
+
+@pytest.fixture(scope="module")
+def insecure() -> Recording:
+    return run_program(INSECURE, "prod")
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.name)
+def test_insecure_fixture_is_caught_by_each_policy(insecure: Recording, policy: Policy) -> None:
+    violations = evaluate([policy], insecure, stack_config("prod"))
+    assert violations, f"{policy.name} let the insecure fixture through"
+    assert all(v.policy == policy.name and v.message for v in violations)
+
+
+def test_insecure_fixture_violation_counts(insecure: Recording) -> None:
+    counts = Counter(v.policy for v in evaluate(POLICIES, insecure, stack_config("prod")))
+    assert counts == {
+        "no-public-iam-members": 1,
+        "no-authoritative-iam": 1,
+        "no-project-level-scoped-roles": 1,
+        "no-service-account-keys": 1,
+        "cloudrun-dedicated-service-account": 1,
+        "queue-and-service-same-location": 1,
+        "apis-never-disabled-on-destroy": 1,
+        "queue-retries-bounded": 1,
+        "prod-resources-protected": 3,
+        "cloudrun-ingress-not-all": 1,
+        "queue-within-service-capacity": 1,
+    }
+
+
+def test_dev_config_disables_only_the_prod_policy(insecure: Recording) -> None:
+    policies = {v.policy for v in evaluate(POLICIES, insecure, stack_config("dev"))}
+    assert "prod-resources-protected" not in policies
+    assert len(policies) == len(POLICIES) - 1
