@@ -143,9 +143,8 @@ def check_pipeline(
         "invokerServiceAccount": invoker,
         "runtimeServiceAccount": runtime,
     }
-    if exported is None:
-        exported = rec.outputs["pipelines"][name]
-    assert {k: exported[k] for k in expected} == expected, f"stack output of {name}"
+    entry = rec.outputs["pipelines"][name] if exported is None else exported
+    assert {k: entry[k] for k in expected} == expected, f"stack output of {name}"
 
 
 PUBLIC = {"allUsers", "allAuthenticatedUsers"}
