@@ -22,7 +22,7 @@ lint: venv
 types: venv
 	$(BIN)/pyright
 
-unit: venv
+unit: venv emulator-venv
 	$(BIN)/pytest
 
 # The policy pack's own virtualenv: pulumi-policy pins protobuf 5, the dev venv has 6.
@@ -50,3 +50,34 @@ workflows: venv
 
 clean:
 	rm -rf $(VENV) $(POLICY_VENV) .pytest_cache .ruff_cache
+
+# The Cloud Tasks emulator's own virtualenv: gcloud-tasks-emulator 0.6.2 pins protobuf < 5,
+# which google-cloud-tasks 2.26 in the dev venv cannot share.
+EMULATOR_VENV := .venv-emulator
+
+.PHONY: emulator-venv emulator-types local bench-enqueue clean-local
+
+emulator-venv: $(EMULATOR_VENV)/.installed
+
+$(EMULATOR_VENV)/.installed: local/requirements-emulator.txt
+	$(PYTHON) -m venv $(EMULATOR_VENV)
+	$(EMULATOR_VENV)/bin/pip install --quiet --disable-pip-version-check -r local/requirements-emulator.txt
+	touch $@
+
+# The emulator wrapper runs in that venv: local/emulator/pyrightconfig.json points pyright there.
+types: emulator-types
+emulator-types: venv emulator-venv
+	$(BIN)/pyright -p local/emulator
+
+# The whole loop on loopback: emulator + handler, one queue per pipeline of Pulumi.$(STACK).yaml.
+STACK ?= dev
+local: venv emulator-venv
+	$(BIN)/python -m local --stack $(STACK)
+
+# Bulk enqueue against one call per task, on the emulator, without and with a simulated RTT.
+bench-enqueue: venv emulator-venv
+	$(BIN)/python -m bench.enqueue
+
+clean: clean-local
+clean-local:
+	rm -rf $(EMULATOR_VENV) build/local

@@ -1,0 +1,1 @@
+"""Task handler: the Cloud Run service that Cloud Tasks delivers a pipeline's tasks to."""

@@ -1,0 +1,40 @@
+"""`python -m handler --host 127.0.0.1 --port N`: serve the task handler.
+
+On Cloud Run the container runs it with --host 0.0.0.0 and the port from $PORT.
+"""
+
+import argparse
+import os
+import sys
+
+from handler import settings
+from handler.app import create_app
+from handler.server import HandlerServer
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit() or int(raw) > 65535:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a port number (0-65535)")
+    return int(raw)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m handler", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument(
+        "--port", type=_port, default=None, help="port; default $PORT, else 8080; 0 picks one"
+    )
+    parser.add_argument("--threads", type=int, default=8, help="concurrent requests (8)")
+    args = parser.parse_args()
+    try:
+        port = args.port if args.port is not None else _port(os.environ.get("PORT", "8080"))
+        app = create_app(settings.processor(), max_attempts=settings.max_attempts(os.environ))
+    except (settings.SettingsError, argparse.ArgumentTypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    HandlerServer(app, host=args.host, port=port, threads=args.threads).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

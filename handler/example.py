@@ -1,0 +1,36 @@
+"""The shipped processing function: echoes the task, and fails on request (for tests).
+
+Controls, read from a JSON object payload:
+  "failTimes": N      fail with a retryable error while X-CloudTasks-TaskRetryCount < N
+  "failAlways": true  fail with a retryable error on every attempt
+  "reject": true      fail permanently (dead-lettered, not retried)
+  "sleepSeconds": S   take S seconds (to watch graceful shutdown finish the work)
+"""
+
+import time
+
+from handler.task import PermanentTaskError, TaskRequest
+
+# Headers the echo leaves out: the task's identity is logged in its own fields, and
+# credentials are never logged.
+_NOT_ECHOED = ("x-cloudtasks-", "x-forwarded-", "x-cloud-trace-context")
+
+
+def process(task: TaskRequest) -> dict[str, object]:
+    controls = task.payload if isinstance(task.payload, dict) else {}
+    if controls.get("reject"):
+        raise PermanentTaskError("payload asked to be rejected")
+    if controls.get("failAlways"):
+        raise RuntimeError("payload asked to fail on every attempt")
+    fail_times = controls.get("failTimes", 0)
+    if isinstance(fail_times, int) and task.retry_count < fail_times:
+        raise RuntimeError(f"payload asked to fail {fail_times} times")
+    sleep = controls.get("sleepSeconds", 0)
+    if isinstance(sleep, int | float) and sleep > 0:
+        time.sleep(sleep)
+    headers = {
+        name: value
+        for name, value in task.headers.items()
+        if name.lower().startswith("x-") and not name.lower().startswith(_NOT_ECHOED)
+    }
+    return {"echo": task.payload, "path": task.path, "headers": headers}

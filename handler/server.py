@@ -1,0 +1,55 @@
+"""gunicorn, configured for Cloud Run, serving the app from this process.
+
+One worker with threads is what Cloud Run recommends: an instance gets its CPU share and
+concurrency from Cloud Run, not from forking. No worker timeout: Cloud Run's request timeout
+(which must be >= the queue's dispatch deadline) bounds a request. On SIGTERM gunicorn stops
+accepting and lets in-flight tasks finish for GRACEFUL_TIMEOUT_S; Cloud Run kills the
+instance 10 s after SIGTERM, so this stays under that.
+"""
+
+import logging
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from handler.logs import logging_config
+
+GRACEFUL_TIMEOUT_S = 8
+
+
+def _when_ready(server: Any) -> None:
+    # The bound address as a log line: with --port 0 this is how a caller learns the port.
+    for listener in server.LISTENERS:
+        host, port = listener.sock.getsockname()[:2]
+        logging.getLogger("handler.server").info(
+            {"message": "listening", "host": host, "port": port}
+        )
+
+
+class HandlerServer(BaseApplication):
+    def __init__(self, app: Flask, *, host: str, port: int, threads: int) -> None:
+        self._app = app
+        bind_host = f"[{host}]" if ":" in host else host
+        self._options: dict[str, Any] = {
+            "bind": f"{bind_host}:{port}",
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": threads,
+            "timeout": 0,
+            "graceful_timeout": GRACEFUL_TIMEOUT_S,
+            "logconfig_dict": logging_config(),
+            "when_ready": _when_ready,
+            # gunicorn 27's control socket lives at one path per user: instances side by side
+            # (tests, local runs) would fight over it, and nothing here uses it.
+            "control_socket_disable": True,
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)  # pyright: ignore[reportOptionalMemberAccess]
+
+    def load(self) -> Any:
+        # Any: typeshed's gunicorn stub wants a dict environ, Flask takes any mapping.
+        return self._app

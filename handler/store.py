@@ -1,0 +1,66 @@
+"""Idempotency per task: delivery is at-least-once, so the same task name can arrive again.
+
+The interface is three calls. An implementation backed by a shared database (Firestore,
+Redis, Cloud SQL) makes it hold across instances; the in-memory default only de-duplicates
+within one instance, which covers the common case of a retry after a lost 200 response.
+A shared store should let an ACQUIRED claim expire after the dispatch deadline, so that a
+crashed instance's claim doesn't block the task for good.
+"""
+
+import threading
+from collections import OrderedDict
+from enum import Enum
+from typing import Protocol
+
+
+class Claim(Enum):
+    ACQUIRED = "acquired"
+    """Nobody has processed this task: go ahead, then call complete() or release()."""
+    DONE = "done"
+    """Already processed: acknowledge without doing the work again."""
+    IN_PROGRESS = "in_progress"
+    """Another delivery of this task is being processed right now: ask to be retried later."""
+
+
+class IdempotencyStore(Protocol):
+    def claim(self, key: str) -> Claim: ...
+
+    def complete(self, key: str) -> None:
+        """Marks the task processed (or permanently rejected): later claims return DONE."""
+        ...
+
+    def release(self, key: str) -> None:
+        """Gives up an ACQUIRED claim after a failure, so a retry can claim it again."""
+        ...
+
+
+class InMemoryStore:
+    """Thread-safe, per process; remembers the most recent `capacity` completed tasks."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._capacity = capacity
+        self._done: OrderedDict[str, None] = OrderedDict()
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    def claim(self, key: str) -> Claim:
+        with self._lock:
+            if key in self._done:
+                return Claim.DONE
+            if key in self._running:
+                return Claim.IN_PROGRESS
+            self._running.add(key)
+            return Claim.ACQUIRED
+
+    def complete(self, key: str) -> None:
+        with self._lock:
+            self._running.discard(key)
+            self._done[key] = None
+            # Cloud Tasks de-duplicates task names for about an hour; older entries matter
+            # only for very late redeliveries, so the oldest go first when full.
+            while len(self._done) > self._capacity:
+                self._done.popitem(last=False)
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._running.discard(key)

@@ -1,0 +1,1 @@
+"""The whole loop on loopback: Cloud Tasks emulator + task handler, for `make local` and tests."""

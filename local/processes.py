@@ -1,0 +1,129 @@
+"""Starts the emulator and the handler as child processes on 127.0.0.1, and always stops them.
+
+Each child runs in its own process group, binds port 0 (the OS picks a free port) and
+announces the port as a JSON line, so there is no race for ports. `stop()` sends SIGTERM to
+the group, then SIGKILL if it hasn't exited in time.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EMULATOR_PYTHON = REPO / ".venv-emulator" / "bin" / "python"
+EMULATOR_SCRIPT = REPO / "local" / "emulator" / "serve.py"
+
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+class StartError(RuntimeError):
+    """A child process exited or stayed silent instead of announcing its port."""
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def log_lines(self) -> list[dict[str, object]]:
+        """The JSON lines logged so far (other lines, e.g. tracebacks, are skipped)."""
+        lines: list[dict[str, object]] = []
+        for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    lines.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return lines
+
+    def stop(self) -> int:
+        """Stops the whole process group; returns the exit code."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+
+def _tail(log: Path) -> str:
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    return "\n".join(lines[-15:])
+
+
+def _start(
+    name: str, command: Sequence[str], log: Path, port_key: str, env: Mapping[str, str]
+) -> Child:
+    """Starts `command` and waits for a JSON line whose `port_key` field names its port."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+            env={**os.environ, **env},
+            start_new_session=True,
+        )
+    child = Child(name=name, process=process, log=log, port=0)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            for line in child.log_lines():
+                if isinstance(line.get(port_key), int):
+                    child.port = int(line[port_key])  # pyright: ignore[reportArgumentType]
+                    return child
+            if process.poll() is not None:
+                raise StartError(f"{name} exited with {process.returncode}:\n{_tail(log)}")
+            time.sleep(0.05)
+        raise StartError(f"{name} did not report its port in {READY_TIMEOUT_S}s:\n{_tail(log)}")
+    except BaseException:
+        child.stop()
+        raise
+
+
+def start_emulator(
+    log: Path,
+    *,
+    queues: Sequence[str] = (),
+    max_retries: int = -1,
+    rtt_ms: float = 0.0,
+    fail_every: int = 0,
+) -> Child:
+    if not EMULATOR_PYTHON.exists():
+        raise StartError(f"{EMULATOR_PYTHON} is missing: run `make emulator-venv` first")
+    command = [str(EMULATOR_PYTHON), "-W", "ignore::FutureWarning", str(EMULATOR_SCRIPT)]
+    command += ["--max-retries", str(max_retries), "--rtt-ms", str(rtt_ms)]
+    command += ["--fail-every", str(fail_every)]
+    for queue in queues:
+        command += ["--queue", queue]
+    return _start("emulator", command, log, "port", {})
+
+
+def start_handler(log: Path, *, env: Mapping[str, str] | None = None) -> Child:
+    command = [sys.executable, "-m", "handler", "--host", "127.0.0.1", "--port", "0"]
+    return _start("handler", command, log, "port", {"PYTHONPATH": str(REPO), **(env or {})})
+
+
+@contextmanager
+def running(child: Child) -> Iterator[Child]:
+    try:
+        yield child
+    finally:
+        child.stop()

@@ -1,0 +1,21 @@
+"""Enqueue client for the pipelines this project provisions (Cloud Tasks -> Cloud Run)."""
+
+from taskclient.client import BulkOutcome, EnqueueResult, TaskClient
+from taskclient.errors import EnqueueError, UsageError
+from taskclient.pipelines import Pipeline, load_env, load_file, load_stack
+from taskclient.task_builder import TaskSpec, build_task, task_id
+
+__all__ = [
+    "BulkOutcome",
+    "EnqueueError",
+    "EnqueueResult",
+    "Pipeline",
+    "TaskClient",
+    "TaskSpec",
+    "UsageError",
+    "build_task",
+    "load_env",
+    "load_file",
+    "load_stack",
+    "task_id",
+]

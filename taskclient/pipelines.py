@@ -1,0 +1,121 @@
+"""Where a pipeline's queue, service URL and invoker account come from.
+
+Always from what Pulumi created, never hand-typed: the stack output `pipelines`
+(read with the Pulumi CLI, or from a JSON file of that output), or the same JSON in
+the environment variable TASKS_PIPELINES for code running on Cloud Run.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from taskclient.durations import parse_duration
+from taskclient.errors import UsageError
+
+PIPELINES_ENV = "TASKS_PIPELINES"
+
+# Cloud Tasks accepts dispatch deadlines from 15 s to 30 min.
+MIN_DISPATCH_DEADLINE = timedelta(seconds=15)
+MAX_DISPATCH_DEADLINE = timedelta(minutes=30)
+
+
+def _deadline(value: object) -> object:
+    if isinstance(value, str):
+        return parse_duration(value, argument="dispatchDeadline")
+    return value
+
+
+class Pipeline(BaseModel):
+    """One entry of the stack output `pipelines` (camelCase keys, as Pulumi exports them)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
+    queue: str = Field(pattern=r"^projects/[^/]+/locations/[^/]+/queues/[^/]+$")
+    queue_name: str
+    location: str
+    service_name: str
+    service_url: str = Field(pattern=r"^https?://[^/?#]+$")
+    invoker_service_account: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    runtime_service_account: str | None = None
+    dispatch_deadline: Annotated[
+        timedelta,
+        BeforeValidator(_deadline),
+        Field(ge=MIN_DISPATCH_DEADLINE, le=MAX_DISPATCH_DEADLINE),
+    ] = timedelta(minutes=10)
+
+
+def parse_pipelines(raw: object, *, source: str) -> dict[str, Pipeline]:
+    """Validates the decoded `pipelines` map; errors name the source and the bad field."""
+    if not isinstance(raw, Mapping) or not raw:
+        raise UsageError(f"{source}: expected a non-empty JSON object of pipeline name -> outputs")
+    pipelines: dict[str, Pipeline] = {}
+    for name, value in raw.items():
+        try:
+            pipelines[str(name)] = Pipeline.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "(entry)"
+            raise UsageError(f"{source}: pipeline {name!r}, {field}: {first['msg']}") from None
+    return pipelines
+
+
+def _decode(text: str, *, source: str) -> dict[str, Pipeline]:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return parse_pipelines(raw, source=source)
+
+
+def load_file(path: Path) -> dict[str, Pipeline]:
+    """Reads a file written by `pulumi stack output pipelines --json > FILE`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--outputs: cannot read {path}: {exc.strerror}") from None
+    return _decode(text, source=f"--outputs {path}")
+
+
+def load_stack(stack: str) -> dict[str, Pipeline]:
+    """Asks the Pulumi CLI for the stack output (needs `pulumi login` to the state backend)."""
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        raise UsageError(
+            f"--stack {stack}: the pulumi CLI is not on PATH; pass --outputs FILE "
+            f"(from `pulumi stack output pipelines --json`) or set {PIPELINES_ENV}"
+        )
+    command = [pulumi, "stack", "output", "pipelines", "--json", "--stack", stack]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or ["no error output"])[-1]
+        raise UsageError(f"--stack {stack}: `pulumi stack output` failed: {detail}")
+    return _decode(result.stdout, source=f"--stack {stack}")
+
+
+def load_env(environ: Mapping[str, str] = os.environ) -> dict[str, Pipeline]:
+    """Reads TASKS_PIPELINES: the stack output's JSON, set on the enqueuing service."""
+    text = environ.get(PIPELINES_ENV)
+    if not text:
+        raise UsageError(
+            f"no pipelines: pass --stack NAME or --outputs FILE, or set {PIPELINES_ENV}"
+        )
+    return _decode(text, source=PIPELINES_ENV)
+
+
+def select(pipelines: Mapping[str, Pipeline], name: str) -> Pipeline:
+    """Returns one pipeline; the error lists the names that do exist."""
+    try:
+        return pipelines[name]
+    except KeyError:
+        known = ", ".join(sorted(pipelines)) or "none"
+        raise UsageError(f"--pipeline: no pipeline {name!r}; this stack has: {known}") from None

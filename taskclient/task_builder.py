@@ -1,0 +1,101 @@
+"""Builds the HTTP task for one enqueue: the guide's task plus the options it leaves out."""
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from google.cloud import tasks_v2
+
+from taskclient.errors import UsageError
+from taskclient.pipelines import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, Pipeline
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the caller wants delivered; the pipeline supplies queue, URL and identity.
+
+    `payload`: bytes are sent as they are (application/octet-stream unless a Content-Type
+    header says otherwise), None sends no body, anything else is sent as JSON.
+    `delay` and `schedule_time` (timezone-aware) are alternatives; neither means now.
+    `dispatch_deadline` defaults to the pipeline's. `dedup_key` is hashed into the task id.
+    """
+
+    payload: object = None
+    path: str = "/"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay: timedelta | None = None
+    schedule_time: datetime | None = None
+    dispatch_deadline: timedelta | None = None
+    dedup_key: str | None = None
+
+
+def task_id(dedup_key: str) -> str:
+    """A de-dup key as a task id: hashed, because Cloud Tasks only allows [A-Za-z0-9_-] in ids
+    and sequential or timestamp-like ids slow its de-duplication index down."""
+    return hashlib.sha256(dedup_key.encode("utf-8")).hexdigest()
+
+
+def _body(spec: TaskSpec) -> tuple[bytes, str | None]:
+    if spec.payload is None:
+        return b"", None
+    if isinstance(spec.payload, bytes):
+        return spec.payload, "application/octet-stream"
+    try:
+        return json.dumps(spec.payload, separators=(",", ":")).encode("utf-8"), "application/json"
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"payload: not JSON-serializable ({exc})") from None
+
+
+def _headers(spec: TaskSpec, content_type: str | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in spec.headers.items():
+        if not name or any(ch in name + value for ch in "\r\n") or ":" in name:
+            raise UsageError(f"--header: {name!r} is not a valid header; use 'Name: value'")
+        headers[name] = value
+    if content_type and not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = content_type
+    return headers
+
+
+def _schedule_time(spec: TaskSpec) -> datetime | None:
+    if spec.delay is not None and spec.schedule_time is not None:
+        raise UsageError("--delay/--at: give one of them, not both")
+    if spec.delay is not None:
+        if spec.delay < timedelta(0):
+            raise UsageError("--delay: must not be negative")
+        return datetime.now(UTC) + spec.delay
+    if spec.schedule_time is not None and spec.schedule_time.tzinfo is None:
+        raise UsageError("--at: needs a timezone, e.g. 2030-01-01T12:00:00Z")
+    return spec.schedule_time
+
+
+def build_task(pipeline: Pipeline, spec: TaskSpec) -> tasks_v2.Task:
+    """The task for `spec` on `pipeline`: URL = service URL + path, OIDC token for the invoker
+    account with the service URL as audience (set explicitly: the default audience is the full
+    URL, which makes paths and query strings fail with 401)."""
+    if not spec.path.startswith("/"):
+        raise UsageError(f"--path: {spec.path!r} must start with '/'")
+    deadline = spec.dispatch_deadline or pipeline.dispatch_deadline
+    if not MIN_DISPATCH_DEADLINE <= deadline <= MAX_DISPATCH_DEADLINE:
+        raise UsageError(f"--deadline: {deadline} is outside Cloud Tasks' range of 15s to 30m")
+    if spec.dedup_key is not None and not spec.dedup_key:
+        raise UsageError("--dedup-key: must not be empty")
+    body, content_type = _body(spec)
+    return tasks_v2.Task(
+        # Unnamed tasks get a random id from Cloud Tasks, which is cheaper than a named one.
+        name=f"{pipeline.queue}/tasks/{task_id(spec.dedup_key)}" if spec.dedup_key else "",
+        http_request=tasks_v2.HttpRequest(
+            http_method=tasks_v2.HttpMethod.POST,
+            url=pipeline.service_url.rstrip("/") + spec.path,
+            headers=_headers(spec, content_type),
+            body=body,
+            oidc_token=tasks_v2.OidcToken(
+                service_account_email=pipeline.invoker_service_account,
+                audience=pipeline.service_url,
+            ),
+        ),
+        dispatch_deadline=deadline,
+        schedule_time=_schedule_time(spec),
+    )

@@ -1,0 +1,69 @@
+"""Fixtures for the application tests: pipelines, and the emulator + handler on loopback.
+
+Both processes are started once per session on free 127.0.0.1 ports and stopped (with their
+process groups) at the end; each test gets its own queue so tests can't see each other's tasks.
+"""
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from google.cloud import tasks_v2
+from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+from local.processes import Child, start_emulator, start_handler
+from tests.app.helpers import MAX_ATTEMPTS, MAX_RETRIES, pipeline_output
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("processes")
+
+
+@pytest.fixture(scope="session")
+def emulator(logs_dir: Path) -> Iterator[Child]:
+    child = start_emulator(logs_dir / "emulator.log", max_retries=MAX_RETRIES)
+    try:
+        yield child
+    finally:
+        assert child.stop() is not None
+        assert child.process.poll() is not None
+
+
+@pytest.fixture(scope="session")
+def handler(logs_dir: Path) -> Iterator[Child]:
+    child = start_handler(logs_dir / "handler.log", env={"TASK_MAX_ATTEMPTS": str(MAX_ATTEMPTS)})
+    try:
+        yield child
+    finally:
+        child.stop()
+        assert child.process.poll() is not None
+
+
+@pytest.fixture(scope="session")
+def admin(emulator: Child) -> Iterator[tasks_v2.CloudTasksClient]:
+    """A plain client for test set-up (creating queues) and inspection (listing tasks)."""
+    channel = grpc.insecure_channel(emulator.address)
+    client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+    yield client
+    client.transport.close()
+
+
+@pytest.fixture
+def queue(admin: tasks_v2.CloudTasksClient) -> str:
+    """A fresh queue on the emulator for this test."""
+    name = f"projects/test-project/locations/us-central1/queues/q-{uuid.uuid4().hex[:12]}"
+    admin.create_queue(parent=name.rsplit("/", 2)[0], queue=tasks_v2.Queue(name=name))
+    return name
+
+
+@pytest.fixture
+def outputs_file(tmp_path: Path, queue: str, handler: Child) -> Path:
+    """A file as `pulumi stack output pipelines --json` writes it, pointing at the local loop."""
+    path = tmp_path / "pipelines.json"
+    output = {"orders": pipeline_output(queue, f"http://{handler.address}")}
+    path.write_text(json.dumps(output), encoding="utf-8")
+    return path

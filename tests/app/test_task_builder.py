@@ -1,0 +1,98 @@
+"""The task the client builds: URL, OIDC audience, body, headers, schedule, deadline, name."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from google.cloud import tasks_v2
+
+from taskclient import Pipeline, TaskSpec, UsageError, build_task, task_id
+from tests.app.helpers import pipeline_output
+
+QUEUE = "projects/p/locations/us-central1/queues/orders"
+URL = "https://orders-xyz-uc.a.run.app"
+
+
+def as_datetime(task: tasks_v2.Task) -> datetime:
+    # proto-plus returns Timestamp fields as datetimes; the stubs say Timestamp.
+    value: object = task.schedule_time
+    assert isinstance(value, datetime)
+    return value
+
+
+@pytest.fixture
+def pipeline() -> Pipeline:
+    return Pipeline.model_validate(pipeline_output(QUEUE, URL))
+
+
+def test_json_task_targets_service_with_explicit_audience(pipeline: Pipeline) -> None:
+    task = build_task(pipeline, TaskSpec(payload={"id": 1}, path="/orders?x=1"))
+    request = task.http_request
+    assert request.url == URL + "/orders?x=1"
+    assert request.oidc_token.service_account_email == pipeline.invoker_service_account
+    # The audience is the service URL, not the task URL (which would fail with 401).
+    assert request.oidc_token.audience == URL
+    assert json.loads(request.body) == {"id": 1}
+    assert request.headers["Content-Type"] == "application/json"
+    assert task.dispatch_deadline == timedelta(seconds=600)
+    assert task.name == ""  # unnamed: Cloud Tasks picks a random id
+
+
+def test_bytes_payload_and_headers(pipeline: Pipeline) -> None:
+    spec = TaskSpec(payload=b"\x00raw", headers={"X-Tenant": "acme"})
+    request = build_task(pipeline, spec).http_request
+    assert request.body == b"\x00raw"
+    assert request.headers == {"X-Tenant": "acme", "Content-Type": "application/octet-stream"}
+
+
+def test_no_payload_sends_no_body(pipeline: Pipeline) -> None:
+    request = build_task(pipeline, TaskSpec()).http_request
+    assert request.body == b""
+    assert "Content-Type" not in request.headers
+
+
+def test_dedup_key_is_hashed_into_a_stable_task_id(pipeline: Pipeline) -> None:
+    first = build_task(pipeline, TaskSpec(payload=1, dedup_key="order-42"))
+    again = build_task(pipeline, TaskSpec(payload=2, dedup_key="order-42"))
+    other = build_task(pipeline, TaskSpec(payload=1, dedup_key="order-43"))
+    assert first.name == again.name == f"{QUEUE}/tasks/{task_id('order-42')}"
+    assert first.name != other.name
+    assert "order-42" not in first.name
+
+
+def test_delay_and_schedule_time(pipeline: Pipeline) -> None:
+    before = datetime.now(UTC)
+    scheduled = as_datetime(build_task(pipeline, TaskSpec(delay=timedelta(minutes=5))))
+    assert before + timedelta(minutes=5) <= scheduled <= datetime.now(UTC) + timedelta(minutes=5)
+    at = datetime(2030, 1, 1, 12, tzinfo=UTC)
+    assert as_datetime(build_task(pipeline, TaskSpec(schedule_time=at))) == at
+
+
+def test_dispatch_deadline_override(pipeline: Pipeline) -> None:
+    task = build_task(pipeline, TaskSpec(dispatch_deadline=timedelta(seconds=30)))
+    assert task.dispatch_deadline == timedelta(seconds=30)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (TaskSpec(path="orders"), "--path: 'orders' must start with '/'"),
+        (TaskSpec(dispatch_deadline=timedelta(seconds=5)), "--deadline:"),
+        (TaskSpec(dispatch_deadline=timedelta(hours=1)), "--deadline:"),
+        (TaskSpec(delay=timedelta(seconds=-1)), "--delay: must not be negative"),
+        (TaskSpec(schedule_time=datetime(2030, 1, 1)), "--at: needs a timezone"),
+        (
+            TaskSpec(delay=timedelta(1), schedule_time=datetime(2030, 1, 1, tzinfo=UTC)),
+            "--delay/--at: give one of them, not both",
+        ),
+        (TaskSpec(dedup_key=""), "--dedup-key: must not be empty"),
+        (TaskSpec(payload={1, 2}), "payload: not JSON-serializable"),
+        (TaskSpec(headers={"Bad\nName": "x"}), "--header:"),
+    ],
+)
+def test_bad_specs_are_refused_with_the_argument_named(
+    pipeline: Pipeline, spec: TaskSpec, message: str
+) -> None:
+    with pytest.raises(UsageError) as caught:
+        build_task(pipeline, spec)
+    assert str(caught.value).startswith(message)
