@@ -81,3 +81,11 @@ bench-enqueue: venv emulator-venv
 clean: clean-local
 clean-local:
 	rm -rf $(EMULATOR_VENV) build/local
+
+# What Pulumi.$(STACK).yaml would create, computed offline under mocks (no cloud, no CLI).
+# FORMAT=text|json|mermaid|markdown; BASE=plan.json (a FORMAT=json plan) adds what changed.
+# Silent recipe: the output is the plan alone, fit for redirecting to a file.
+.PHONY: plan
+FORMAT ?= text
+plan: venv
+	@$(BIN)/python -m plan --stack $(STACK) --format $(FORMAT) $(if $(BASE),--diff $(BASE))

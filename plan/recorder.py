@@ -175,12 +175,29 @@ class RecordingMonitor(mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
-def stack_config(program_dir: Path, stack: str) -> dict[str, Any]:
-    """The `config:` map of Pulumi.<stack>.yaml, as written."""
-    path = program_dir / f"Pulumi.{stack}.yaml"
+class StackFileError(ValueError):
+    """A stack file that is not YAML, or whose `config:` is not a mapping."""
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """The `config:` map of a stack file, as written."""
     if not path.is_file():
         raise FileNotFoundError(f"no stack file {path}")
-    return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        raise StackFileError(f"{path}: not valid YAML{line}") from None
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict | None):
+        raise StackFileError(f"{path}: `config:` must be a mapping of key: value")
+    return dict(config or {})
+
+
+def stack_config(program_dir: Path, stack: str) -> dict[str, Any]:
+    """The `config:` map of Pulumi.<stack>.yaml, as written."""
+    return read_stack_file(program_dir / f"Pulumi.{stack}.yaml")
 
 
 def _as_config_text(value: Any) -> str:

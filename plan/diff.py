@@ -1,0 +1,125 @@
+"""What changed between two plans: added, removed and changed resources and outputs.
+
+Changes the engine can only apply by deleting and re-creating a queue or a Cloud Run
+service are flagged first and loudly: a deleted queue drops its pending tasks and its
+name stays blocked for days; a re-created service gets a new URL.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from plan.document import Resource, resources
+from plan.recorder import UNKNOWN
+
+QUEUE = "gcp:cloudtasks/queue:Queue"
+CLOUD_RUN = "gcp:cloudrunv2/service:Service"
+# Inputs the provider marks ForceNew on these types: changing one replaces the resource.
+REPLACED_ON = {QUEUE: ("name", "location", "project"), CLOUD_RUN: ("name", "location", "project")}
+WHY = {
+    QUEUE: "its pending tasks are lost and a deleted queue's name is blocked for days",
+    CLOUD_RUN: "the service gets a new URL; in-flight requests are cut",
+}
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': [1]}} -> {'a.b[0]': 1}: one entry per leaf, so a change names its key."""
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(value, list) and value:
+        flat = {}
+        for index, item in enumerate(value):
+            flat.update(flatten(item, f"{prefix}[{index}]"))
+        return flat
+    return {prefix: value}
+
+
+ABSENT = "(absent)"
+"""Stands for a setting one side of the diff does not have."""
+
+
+def _changes(before: Any, after: Any) -> list[tuple[str, Any, Any]]:
+    old, new = flatten(before), flatten(after)
+    return [
+        (key, old.get(key, ABSENT), new.get(key, ABSENT))
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key, ABSENT) != new.get(key, ABSENT)
+    ]
+
+
+@dataclass
+class PlanDiff:
+    added: list[Resource] = field(default_factory=list)
+    removed: list[Resource] = field(default_factory=list)
+    changed: dict[str, list[tuple[str, Any, Any]]] = field(default_factory=dict)
+    """Resource key -> (setting, before, after); ABSENT where a side lacks the setting."""
+    replaced: dict[str, list[str]] = field(default_factory=dict)
+    """Resource key -> the inputs whose change forces its replacement."""
+    outputs: list[tuple[str, Any, Any]] = field(default_factory=list)
+    both: dict[str, Resource] = field(default_factory=dict)
+    """Every resource of either plan, by key."""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed or self.outputs)
+
+
+def compare(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
+    old, new = resources(base), resources(head)
+    diff = PlanDiff(
+        added=[new[key] for key in sorted(new.keys() - old.keys())],
+        removed=[old[key] for key in sorted(old.keys() - new.keys())],
+        outputs=_changes(base["outputs"], head["outputs"]),
+        both={**old, **new},
+    )
+    for key in sorted(old.keys() & new.keys()):
+        before, after = old[key], new[key]
+        changes = _changes(before.inputs, after.inputs)
+        if before.protect != after.protect:
+            changes.append(("(protect)", before.protect, after.protect))
+        if changes:
+            diff.changed[key] = changes
+        forcing = [p for p in REPLACED_ON.get(after.type, ()) if any(c[0] == p for c in changes)]
+        if forcing:
+            diff.replaced[key] = forcing
+    return diff
+
+
+def _show(value: Any) -> str:
+    return value if value in (ABSENT, UNKNOWN) else json.dumps(value, ensure_ascii=False)
+
+
+def render(diff: PlanDiff, base_name: str, head_name: str) -> str:
+    lines = [f"Plan changes from {base_name} to {head_name}:"]
+    if diff.empty:
+        return lines[0] + " none.\n"
+    loud = [
+        f"!! REPLACE {diff.both[key].label}: {', '.join(props)} changed -- deleted and"
+        f" re-created; {WHY[diff.both[key].type]}"
+        for key, props in diff.replaced.items()
+    ] + [f"!! DELETE {r.label}: {WHY[r.type]}" for r in diff.removed if r.type in WHY]
+    if loud:
+        lines += ["", *loud]
+    if diff.added:
+        lines += ["", "Added:", *(f"  + {r.label}" for r in diff.added)]
+    if diff.removed:
+        lines += ["", "Removed:", *(f"  - {r.label}" for r in diff.removed)]
+    if diff.changed:
+        lines += ["", "Changed:"]
+        for key, changes in diff.changed.items():
+            lines.append(f"  ~ {diff.both[key].label}")
+            lines += [f"      {prop}: {_show(a)} -> {_show(b)}" for prop, a, b in changes]
+    if diff.outputs:
+        lines += ["", "Stack outputs:"]
+        lines += [f"  ~ {prop}: {_show(a)} -> {_show(b)}" for prop, a, b in diff.outputs]
+    lines += [
+        "",
+        f"{len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed,"
+        f" {len(diff.replaced)} replaced.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,186 @@
+"""The readable plan: the component tree, each resource's key settings, the stack outputs.
+
+Values only a deployment knows print as UNKNOWN; where the program wired one resource's
+output into another (an email, a URL), the plan names the resource it comes from, which
+is what a reviewer needs to check the wiring.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from plan.document import AUTONAMED_NOTE, Resource, resources
+from plan.recorder import UNKNOWN
+
+Details = Callable[[Resource, dict[str, Resource]], list[str]]
+
+
+def _get(inputs: dict[str, Any], path: str, default: Any = "-") -> Any:
+    value: Any = inputs
+    for part in path.split("."):
+        if isinstance(value, list):
+            value = value[int(part)] if int(part) < len(value) else None
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
+            value = None
+        if value is None:
+            return default
+    return value
+
+
+def _wired(
+    resource: Resource,
+    path: str,
+    by_key: dict[str, Resource],
+    type_: str | None = None,
+) -> str:
+    """An input's value; for an unknown one, also the resource whose output it will be.
+
+    PATH is dotted; the dependency is looked up on its top-level input, narrowed to
+    resources of TYPE_ when that input is fed by several.
+    """
+    value = _get(resource.inputs, path)
+    if value != UNKNOWN:
+        return value if isinstance(value, str) else json.dumps(value)
+    sources = [
+        by_key[key].label
+        for key in resource.input_dependencies.get(path.split(".")[0], [])
+        if type_ is None or by_key[key].type == type_
+    ]
+    return f"{UNKNOWN} (from {', '.join(sources)})" if sources else UNKNOWN
+
+
+ACCOUNT = "gcp:serviceaccount/account:Account"
+CLOUD_RUN = "gcp:cloudrunv2/service:Service"
+QUEUE = "gcp:cloudtasks/queue:Queue"
+
+
+def _queue(r: Resource, by_key: dict[str, Resource]) -> list[str]:
+    i = r.inputs
+    attempts = _get(i, "retryConfig.maxAttempts")
+    host = _wired(r, "httpTarget.uriOverride.host", by_key, CLOUD_RUN)
+    oidc = _wired(r, "httpTarget.oidcToken.serviceAccountEmail", by_key, ACCOUNT)
+    return [
+        f"location {_get(i, 'location')}, project {_get(i, 'project')},"
+        f" state {_get(i, 'desiredState')}",
+        f"rate: {_get(i, 'rateLimits.maxDispatchesPerSecond')}/s,"
+        f" at most {_get(i, 'rateLimits.maxConcurrentDispatches')} concurrent",
+        f"retries: {'unlimited' if attempts == -1 else attempts} attempts"
+        f" within {_get(i, 'retryConfig.maxRetryDuration')},"
+        f" backoff {_get(i, 'retryConfig.minBackoff')}..{_get(i, 'retryConfig.maxBackoff')}"
+        f" ({_get(i, 'retryConfig.maxDoublings')} doublings)",
+        f"routes every task ({_get(i, 'httpTarget.uriOverride.uriOverrideEnforceMode')})"
+        f" to {_get(i, 'httpTarget.uriOverride.scheme')} {host}, OIDC token of {oidc}",
+        f"logging: sampling ratio {_get(i, 'stackdriverLoggingConfig.samplingRatio')}",
+    ]
+
+
+def _service(r: Resource, by_key: dict[str, Resource]) -> list[str]:
+    i = r.inputs
+    container = _get(i, "template.containers.0", {})
+    envs = container.get("envs") or []
+    plain = [e["name"] for e in envs if "valueSource" not in e]
+    secrets = [
+        f"{e['name']}<-{_get(e, 'valueSource.secretKeyRef.secret')}"
+        f":{_get(e, 'valueSource.secretKeyRef.version')}"
+        for e in envs
+        if "valueSource" in e
+    ]
+    runs_as = _wired(r, "template.serviceAccount", by_key, ACCOUNT)
+    return [
+        f"location {_get(i, 'location')}, project {_get(i, 'project')},"
+        f" image {_get(container, 'image')}",
+        f"ingress {_get(i, 'ingress')}, timeout {_get(i, 'template.timeout')},"
+        f" {_get(i, 'template.maxInstanceRequestConcurrency')} requests per instance",
+        f"scaling: {_get(i, 'template.scaling.minInstanceCount', 0)}.."
+        f"{_get(i, 'template.scaling.maxInstanceCount')} instances,"
+        f" cpu {_get(container, 'resources.limits.cpu')},"
+        f" memory {_get(container, 'resources.limits.memory')}",
+        f"runs as {runs_as}",
+        f"env: {', '.join(plain) or '-'}; secrets: {', '.join(secrets) or '-'}",
+        f"deletion protection {'on' if i.get('deletionProtection') else 'off'}",
+    ]
+
+
+def _account(r: Resource, _: dict[str, Resource]) -> list[str]:
+    return [f"account id {_get(r.inputs, 'accountId')} ({_get(r.inputs, 'displayName')})"]
+
+
+def _api(r: Resource, _: dict[str, Resource]) -> list[str]:
+    kept = not r.inputs.get("disableOnDestroy", True)
+    return [f"enables {_get(r.inputs, 'service')}{' (kept on at destroy)' if kept else ''}"]
+
+
+def _agent(r: Resource, _: dict[str, Resource]) -> list[str]:
+    return [f"service agent of {_get(r.inputs, 'service')}"]
+
+
+def _grant(target: str, what: str) -> Details:
+    """IAM member: "who -> role -> on what"; TARGET is the input naming the resource."""
+
+    def details(r: Resource, by_key: dict[str, Resource]) -> list[str]:
+        on = [by_key[key].label for key in r.input_dependencies.get(target, [])]
+        on_what = on[0] if on else f"{what} {_get(r.inputs, target)}"
+        return [f"grant: {_wired(r, 'member', by_key)} -> {_get(r.inputs, 'role')} -> {on_what}"]
+
+    return details
+
+
+DETAILS: dict[str, Details] = {
+    QUEUE: _queue,
+    CLOUD_RUN: _service,
+    ACCOUNT: _account,
+    "gcp:projects/service:Service": _api,
+    "gcp:projects/serviceIdentity:ServiceIdentity": _agent,
+    "gcp:cloudtasks/queueIamMember:QueueIamMember": _grant("name", "queue"),
+    "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": _grant("name", "service"),
+    "gcp:serviceaccount/iAMMember:IAMMember": _grant("serviceAccountId", "account"),
+    "gcp:secretmanager/secretIamMember:SecretIamMember": _grant("secretId", "secret"),
+}
+
+
+def _outputs(value: Any, indent: str) -> list[str]:
+    if isinstance(value, dict):
+        lines = []
+        for key, item in sorted(value.items()):
+            if isinstance(item, dict):
+                lines += [f"{indent}{key}:", *_outputs(item, indent + "  ")]
+            else:
+                lines.append(f"{indent}{key}: {_outputs(item, '')[0]}")
+        return lines
+    return [f"{indent}{UNKNOWN if value == UNKNOWN else json.dumps(value)}"]
+
+
+def render(document: dict[str, Any]) -> str:
+    by_key = resources(document)
+    children: dict[str, list[Resource]] = {}
+    for resource in by_key.values():
+        children.setdefault(resource.parent, []).append(resource)
+    custom = sum(not r.component for r in by_key.values())
+    lines = [
+        f"Offline plan of stack {document['stack']} ({document['project']}):"
+        f" {custom} resources in {len(by_key) - custom} components, computed under mocks"
+        " (no cloud, no credentials; not a `pulumi preview`)",
+        "",
+    ]
+
+    def walk(parent: str, prefix: str) -> None:
+        kids = sorted(children.get(parent, []), key=lambda r: (not r.component, r.type, r.name))
+        for index, resource in enumerate(kids):
+            last = index == len(kids) - 1
+            flags = " [protected]" if resource.protect else ""
+            lines.append(f"{prefix}{'└─ ' if last else '├─ '}{resource.label}{flags}")
+            inner = prefix + ("   " if last else "│  ")
+            detail = DETAILS.get(resource.type)
+            if detail:
+                lines.extend(f"{inner}    {line}" for line in detail(resource, by_key))
+            walk(resource.key, inner)
+
+    lines.append(f"stack {document['stack']}")
+    walk("", "")
+    lines += ["", "Stack outputs:", *_outputs(document["outputs"], "  ")]
+    lines += ["", f"Note: {AUTONAMED_NOTE}."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,130 @@
+"""`python -m plan`: formats, files, and bad input as one clear line per problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plan import document
+from plan.__main__ import main
+from plan.recorder import read_stack_file
+from tests.plan.conftest import ROOT, config, pipeline, write_stack_file
+
+
+def test_default_is_the_readable_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--stack", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "Offline plan of stack dev (cloudrun-tasks): 14 resources in 6 components"
+    )
+    assert "└─ TaskPipeline orders" in out
+
+
+def test_json_to_a_file_is_the_document(tmp_path: Path, dev_plan: dict[str, Any]) -> None:
+    target = tmp_path / "plan.json"
+    assert main(["--stack", "dev", "--format", "json", "--output", str(target)]) == 0
+    assert target.read_text() == document.dumps(dev_plan)
+
+
+def test_mermaid_format(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--stack", "staging", "--format", "mermaid"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("flowchart LR\n")
+    assert "cloudtasks.Queue<br/>reports" in out
+
+
+def test_markdown_with_diff_heads_the_comment_with_the_changes(tmp_path: Path) -> None:
+    base = tmp_path / "base.json"
+    assert main(["--stack", "dev", "--format", "json", "-o", str(base)]) == 0
+    values = read_stack_file(ROOT / "Pulumi.dev.yaml")
+    values["cloudrun-tasks:pipelines"]["orders"]["location"] = "europe-west1"
+    stack_file = write_stack_file(tmp_path, values)
+    target = tmp_path / "plan.md"
+    argv = ["--stack", "dev", "--stack-file", str(stack_file), "--format", "markdown"]
+    assert main([*argv, "--diff", str(base), "-o", str(target)]) == 0
+    text = target.read_text()
+    sections = ["## Offline plan: stack `dev`", "### Changes", "### Resources", "### Graph"]
+    assert [text.index(s) for s in sections] == sorted(text.index(s) for s in sections)
+    assert "!! REPLACE cloudtasks.Queue orders: location changed --" in text
+    assert "```mermaid\nflowchart LR\n" in text
+
+
+def test_diff_against_itself_is_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = tmp_path / "base.json"
+    assert main(["--stack", "prod", "--format", "json", "-o", str(base)]) == 0
+    assert main(["--stack", "prod", "--diff", str(base)]) == 0
+    assert capsys.readouterr().out == f"Plan changes from {base} to this plan: none.\n"
+
+
+def test_bad_config_lists_every_problem_by_key_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = pipeline()
+    bad["queue"]["maxAttempts"] = 0
+    bad["service"]["cpu"] = 3
+    values = {**config(orders=bad), "gcp:project": "X"}
+    stack_file = write_stack_file(tmp_path, values)
+    assert main(["--stack", "dev", "--stack-file", str(stack_file)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "error: invalid stack config (3 problems):",
+        '  gcp:project: must be a project id (6..30 lowercase letters, digits, hyphens), got "X"',
+        "  pipelines.orders.service.cpu: must be one of '1', '2', '4', '6' or '8', got 3",
+        "  pipelines.orders.queue.maxAttempts: must be -1 (unlimited) or >= 1, got 0",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--stack", "nope"], f"error: no stack file {ROOT}/Pulumi.nope.yaml"),
+        (
+            ["--stack", "dev", "--diff", "/nonexistent.json"],
+            "error: /nonexistent.json: cannot read",
+        ),
+    ],
+)
+def test_missing_files_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(message)
+
+
+def test_malformed_stack_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stack_file = tmp_path / "stack.yaml"
+    stack_file.write_text("config: [1, 2]\n")
+    assert main(["--stack", "dev", "--stack-file", str(stack_file)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: {stack_file}: `config:` must be a mapping of key: value\n"
+    )
+    stack_file.write_text("config:\n  gcp:project: [\n")
+    assert main(["--stack", "dev", "--stack-file", str(stack_file)]) == 2
+    assert capsys.readouterr().err == f"error: {stack_file}: not valid YAML (line 3)\n"
+
+
+def test_diff_only_combines_with_readable_formats(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--stack", "dev", "--format", "json", "--diff", "base.json"])
+    assert exit_.value.code == 2
+    assert "--diff: only with --format text or markdown" in capsys.readouterr().err
+
+
+def test_the_command_reports_bad_config_without_a_traceback(tmp_path: Path) -> None:
+    stack_file = write_stack_file(tmp_path, {"gcp:project": "acme-tasks-plan"})
+    result = subprocess.run(
+        [sys.executable, "-m", "plan", "--stack", "dev", "--stack-file", str(stack_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == ("error: invalid stack config (1 problem):\n  pipelines: is required\n")

@@ -1,0 +1,104 @@
+"""`--diff`: added, removed and changed settings; replacements and deletions flagged loudly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plan import diff
+from plan.recorder import UNKNOWN
+from tests.plan.conftest import config, pipeline, plan_of
+
+QUEUE = "cloudtasks.Queue orders"
+
+
+def _render(base: dict[str, Any], head: dict[str, Any]) -> tuple[diff.PlanDiff, str]:
+    changes = diff.compare(base, head)
+    return changes, diff.render(changes, "base.json", "head")
+
+
+def test_same_config_has_no_changes() -> None:
+    changes, text = _render(plan_of(config()), plan_of(config()))
+    assert changes.empty
+    assert text == "Plan changes from base.json to head: none.\n"
+
+
+def test_changed_setting_is_named_with_both_values_and_no_replacement() -> None:
+    head = pipeline()
+    head["queue"]["maxDispatchesPerSecond"] = 50
+    changes, text = _render(plan_of(config()), plan_of(config(orders=head)))
+    assert list(changes.changed.values()) == [[("rateLimits.maxDispatchesPerSecond", 5, 50)]]
+    assert f"  ~ {QUEUE}\n      rateLimits.maxDispatchesPerSecond: 5 -> 50\n" in text
+    assert changes.replaced == {}
+    assert "!!" not in text
+    assert text.endswith("0 added, 0 removed, 1 changed, 0 replaced.\n")
+
+
+def test_location_change_flags_queue_and_service_replacement() -> None:
+    head = pipeline()
+    head["location"] = "europe-west1"
+    changes, text = _render(plan_of(config()), plan_of(config(orders=head)))
+    assert sorted(changes.both[key].label for key in changes.replaced) == [
+        "cloudrunv2.Service orders",
+        QUEUE,
+    ]
+    assert f"!! REPLACE {QUEUE}: location changed -- deleted and re-created;" in text
+    assert "!! REPLACE cloudrunv2.Service orders: location changed" in text
+    # Loud means first: the flags come before the list of changes.
+    assert text.index("!! REPLACE") < text.index("Changed:")
+
+
+def test_project_change_replaces_too() -> None:
+    head = config()
+    head["gcp:project"] = "acme-tasks-other"
+    changes, _ = _render(plan_of(config()), plan_of(head))
+    assert sorted(props for props in changes.replaced.values()) == [["project"], ["project"]]
+
+
+def test_removed_pipeline_is_a_loud_deletion_and_added_one_is_listed() -> None:
+    base = plan_of(config(orders=pipeline()))
+    head = plan_of(config(payments=pipeline()))
+    changes, text = _render(base, head)
+    assert f"!! DELETE {QUEUE}: its pending tasks are lost" in text
+    assert "!! DELETE cloudrunv2.Service orders" in text
+    assert "  + cloudtasks.Queue payments\n" in text
+    assert "  - cloudtasks.Queue orders\n" in text
+    assert len(changes.added) == len(changes.removed) == 13
+
+
+def test_protect_and_outputs_changes_are_reported() -> None:
+    base, head = plan_of(config()), config()
+    head["cloudrun-tasks:protect"] = True
+    changes, text = _render(base, plan_of(head))
+    assert ("(protect)", False, True) in changes.changed[
+        "cloudrun-tasks:index:TaskQueue$gcp:cloudtasks/queue:Queue::orders"
+    ]
+    assert "deletionProtection: false -> true" in text
+    assert changes.replaced == {}
+
+
+def test_added_setting_shows_absent_before() -> None:
+    head = pipeline()
+    head["service"]["env"] = {"LOG_LEVEL": "debug"}
+    _, text = _render(plan_of(config()), plan_of(config(orders=head)))
+    assert 'template.containers[0].envs[0].name: (absent) -> "LOG_LEVEL"' in text
+
+
+def test_output_change_is_listed() -> None:
+    base = plan_of(config())
+    head = {**base, "outputs": {"pipelines": {"orders": {"location": "europe-west1"}}}}
+    changes, text = _render(base, head)
+    assert changes.outputs == [
+        ("pipelines.orders", UNKNOWN, "(absent)"),
+        ("pipelines.orders.location", "(absent)", "europe-west1"),
+    ]
+    assert f"  ~ pipelines.orders: {UNKNOWN} -> (absent)\n" in text
+    assert '  ~ pipelines.orders.location: (absent) -> "europe-west1"\n' in text
+
+
+def test_flatten_names_every_leaf() -> None:
+    assert diff.flatten({"a": {"b": [1, {"c": 2}]}, "d": [], "e": {}}) == {
+        "a.b[0]": 1,
+        "a.b[1].c": 2,
+        "d": [],
+        "e": {},
+    }
