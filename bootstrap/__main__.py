@@ -1,0 +1,61 @@
+"""cloudrun-tasks-bootstrap: what one environment's pipeline needs before its first run."""
+
+import pulumi
+
+from gitops.apis import BootstrapApis, BootstrapApisArgs
+from gitops.github_federation import GitHubFederation, GitHubFederationArgs
+from gitops.identities import PipelineIdentities, PipelineIdentitiesArgs
+from gitops.settings import load_settings
+from gitops.state_backend import StateBackend, StateBackendArgs
+
+# Validates the whole config before any resource is registered.
+settings = load_settings()
+env = settings.environment
+
+apis = BootstrapApis("apis", BootstrapApisArgs(project=settings.project))
+state = StateBackend(
+    "state",
+    StateBackendArgs(
+        project=settings.project,
+        location=settings.location,
+        bucket_name=settings.bucket,
+        key_ring_name=f"pulumi-{env}",
+        versions_kept=settings.state_versions_kept,
+        protect=settings.protect,
+        depends_on=[apis],
+    ),
+)
+federation = GitHubFederation(
+    "github",
+    GitHubFederationArgs(
+        project=settings.project,
+        project_number=settings.project_number,
+        pool_id=f"github-{env}",
+        repository=settings.github_repository,
+        environments=[env, f"{env}-preview"] if settings.restricted else [],
+        depends_on=[apis],
+    ),
+)
+identities = PipelineIdentities(
+    "pipeline",
+    PipelineIdentitiesArgs(
+        project=settings.project,
+        environment=env,
+        federation=federation,
+        state_bucket=state.bucket,
+        secrets_key=state.key,
+        depends_on=[apis],
+    ),
+)
+
+# What the admin copies into the GitHub environments <env> and <env>-preview.
+pulumi.export("backendUrl", state.backend_url)
+pulumi.export("secretsProvider", state.secrets_provider)
+pulumi.export("workloadIdentityProvider", federation.provider_name)
+pulumi.export(
+    "githubEnvironments",
+    {
+        identities.deploy_environment: {"GCP_SERVICE_ACCOUNT": identities.deployer_email},
+        identities.preview_environment: {"GCP_SERVICE_ACCOUNT": identities.previewer_email},
+    },
+)

@@ -1,0 +1,1 @@
+"""Components of the bootstrap program, one file per logical entity."""
