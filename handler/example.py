@@ -7,9 +7,12 @@ Controls, read from a JSON object payload:
   "sleepSeconds": S   take S seconds (to watch graceful shutdown finish the work)
 """
 
+import logging
 import time
 
 from handler.task import PermanentTaskError, TaskRequest
+
+logger = logging.getLogger("handler.example")
 
 # Headers the echo leaves out: the task's identity is logged in its own fields, and
 # credentials are never logged.
@@ -27,6 +30,8 @@ def process(task: TaskRequest) -> dict[str, object]:
         raise RuntimeError(f"payload asked to fail {fail_times} times")
     sleep = controls.get("sleepSeconds", 0)
     if isinstance(sleep, int | float) and sleep > 0:
+        # Logged so that a test knows the work has started before it stops the server.
+        logger.info({"message": "working", "taskName": task.name, "seconds": sleep})
         time.sleep(sleep)
     headers = {
         name: value
