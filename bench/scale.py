@@ -1,0 +1,145 @@
+"""How the program scales: `python -m bench.scale` (or `make bench-scale`).
+
+For 1, 10, 50 and 100 pipelines, times the offline plan end to end (a fresh
+`python -m plan --format json` process: interpreter start, imports, program under mocks,
+JSON written) of the real program and of bench/plain, the same resources hand-written
+without components or validation. Runs alternate between the two so machine load hits
+both alike; each figure is the fastest of --repeat runs, the least disturbed one.
+
+Prints a table and the issue's targets; it measures, it does not fail a build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAIN = ROOT / "bench" / "plain"
+SIZES = (1, 10, 50, 100)
+# Targets from the issue: linear growth, cheap components, fast at 100 pipelines.
+MAX_GROWTH_10_TO_100 = 11.0
+MAX_COMPONENT_RATIO = 1.3
+MAX_SECONDS_AT_100 = 3.0
+
+
+def stack_config(pipelines: int) -> dict[str, Any]:
+    """A stack like Pulumi.dev.yaml with PIPELINES copies of its pipeline."""
+    pipeline = {
+        "dispatchDeadline": "600s",
+        "service": {
+            "image": "us-docker.pkg.dev/cloudrun/container/hello",
+            "maxInstances": 2,
+            "env": {"LOG_LEVEL": "debug"},
+        },
+        "queue": {"maxDispatchesPerSecond": 5, "maxAttempts": 5, "maxRetryDuration": "600s"},
+        "enqueuers": [
+            "serviceAccount:api@acme-tasks-bench.iam.gserviceaccount.com",
+            "group:payments-devs@acme.example",
+        ],
+    }
+    return {
+        "gcp:project": "acme-tasks-bench",
+        "gcp:region": "us-central1",
+        "cloudrun-tasks:labels": {"env": "bench"},
+        "cloudrun-tasks:pipelines": {f"p{i:03d}": pipeline for i in range(pipelines)},
+    }
+
+
+def timed_plan(program_dir: Path, stack_file: Path, plan_file: Path) -> tuple[float, int]:
+    """Seconds for one `python -m plan` process, and the custom resources it planned."""
+    command = [sys.executable, "-m", "plan", "--stack", "bench", "--stack-file", str(stack_file)]
+    command += ["--program-dir", str(program_dir), "--format", "json", "-o", str(plan_file)]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True)
+    seconds = time.perf_counter() - start
+    planned = json.loads(plan_file.read_text())["resources"].values()
+    return seconds, sum(not r["component"] for r in planned)
+
+
+def measure(sizes: tuple[int, ...], repeat: int) -> list[dict[str, Any]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        for size in sizes:
+            stack_file = work / f"Pulumi.bench-{size}.yaml"
+            stack_file.write_text(yaml.safe_dump({"config": stack_config(size)}))
+            best = {"components": float("inf"), "plain": float("inf")}
+            counts = {}
+            for _ in range(repeat):
+                for variant, program in (("components", ROOT), ("plain", PLAIN)):
+                    seconds, counts[variant] = timed_plan(program, stack_file, work / "plan.json")
+                    best[variant] = min(best[variant], seconds)
+            if counts["components"] != counts["plain"]:
+                raise SystemExit(
+                    f"error: at {size} pipelines the plain program plans {counts['plain']}"
+                    f" resources, the real one {counts['components']}: not a fair baseline"
+                )
+            rows.append({"pipelines": size, "resources": counts["plain"], **best})
+    return rows
+
+
+def report(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| pipelines | resources | components (s) | plain (s) | ms per pipeline | ratio |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['pipelines']} | {row['resources']} | {row['components']:.2f}"
+            f" | {row['plain']:.2f} | {1000 * row['components'] / row['pipelines']:.0f}"
+            f" | {row['components'] / row['plain']:.2f}x |"
+        )
+    by_size = {row["pipelines"]: row for row in rows}
+    if 10 in by_size and 100 in by_size:
+        growth = by_size[100]["components"] / by_size[10]["components"]
+        ratio = max(row["components"] / row["plain"] for row in rows)
+        at_100 = by_size[100]["components"]
+        lines += [
+            "",
+            _target(
+                f"100 vs 10 pipelines: {growth:.1f}x",
+                growth <= MAX_GROWTH_10_TO_100,
+                f"<= {MAX_GROWTH_10_TO_100:g}x",
+            ),
+            _target(
+                f"components vs plain, worst: {ratio:.2f}x",
+                ratio <= MAX_COMPONENT_RATIO,
+                f"<= {MAX_COMPONENT_RATIO:g}x",
+            ),
+            _target(
+                f"100 pipelines end to end: {at_100:.2f} s",
+                at_100 < MAX_SECONDS_AT_100,
+                f"< {MAX_SECONDS_AT_100:g} s",
+            ),
+        ]
+    return "\n".join(lines)
+
+
+def _target(figure: str, met: bool, target: str) -> str:
+    return f"{figure} (target {target}): {'met' if met else 'MISSED'}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (default 3)")
+    parser.add_argument(
+        "--pipelines", type=int, nargs="+", default=list(SIZES), help="stack sizes to time"
+    )
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or min(args.pipelines) < 1:
+        parser.error("--repeat and --pipelines: must be >= 1")
+    print(report(measure(tuple(args.pipelines), args.repeat)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
