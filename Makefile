@@ -89,3 +89,8 @@ clean-local:
 FORMAT ?= text
 plan: venv
 	@$(BIN)/python -m plan --stack $(STACK) --format $(FORMAT) $(if $(BASE),--diff $(BASE))
+
+# Plan time at 1/10/50/100 pipelines, real program vs bench/plain (same resources, flat).
+.PHONY: bench-scale
+bench-scale: venv
+	$(BIN)/python -m bench.scale
