@@ -109,11 +109,19 @@ class TaskClient:
 
         Never raises for one task's failure: every input gets an outcome, so nothing is dropped.
         """
-        return asyncio.run(
-            self.enqueue_many_async(
-                pipeline_name, specs, concurrency=concurrency, on_outcome=on_outcome
+        # A private loop, never installed as the thread's current one: asyncio.run() would
+        # leave "no current event loop" behind for code that calls get_event_loop() later
+        # (Pulumi's runtime does).
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(
+                self.enqueue_many_async(
+                    pipeline_name, specs, concurrency=concurrency, on_outcome=on_outcome
+                )
             )
-        )
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
     async def enqueue_many_async(
         self,

@@ -1,7 +1,9 @@
 """Bulk enqueue under failure: lost responses are retried without duplicates (de-dup keys make
 the retry safe), and permanent errors are reported per task, none dropped."""
 
+import asyncio
 import uuid
+import warnings
 from collections.abc import Iterator
 
 import grpc
@@ -86,3 +88,17 @@ def test_bulk_refuses_zero_concurrency(lossy_emulator: Child) -> None:
     client = client_for("projects/p/locations/l/queues/q", lossy_emulator)
     with client, pytest.raises(ValueError, match="--concurrency: 0 must be at least 1"):
         client.enqueue_many("orders", [TaskSpec()], concurrency=0)
+
+
+def test_bulk_leaves_the_threads_event_loop_alone(
+    lossy_emulator: Child, paused_queue: tuple[str, tasks_v2.CloudTasksClient]
+) -> None:
+    # Code running after a bulk enqueue in the same thread (Pulumi's runtime, for one) still
+    # gets an event loop from get_event_loop(); asyncio.run() would leave none behind.
+    queue, _ = paused_queue
+    with client_for(queue, lossy_emulator) as client:
+        client.enqueue_many("orders", [TaskSpec(payload=1, dedup_key="loop-check")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loop = asyncio.get_event_loop()
+    assert not loop.is_closed()
