@@ -43,8 +43,9 @@ class TaskPipeline(pulumi.ComponentResource):
     - the runtime account: what the service runs as; reads its own secrets only.
     """
 
-    outputs: pulumi.Output[dict[str, str]]
-    """The stack output entry: what enqueue code needs to create a task."""
+    outputs: dict[str, pulumi.Input[str]]
+    """The stack output entry: what enqueue code needs to create a task. One output per
+    field, so a preview shows the fields already known (location, deadline)."""
 
     def __init__(
         self, name: str, args: TaskPipelineArgs, opts: pulumi.ResourceOptions | None = None
@@ -88,6 +89,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 location=location,
                 settings=s.service,
                 service_account=runtime.email,
+                max_attempts=s.queue.max_attempts,
                 iam_members=[IamMember(role=RUN_INVOKER, member=invoker.member, key="invoker")],
                 labels={**args.labels, "pipeline": name},
                 protect=args.protect,
@@ -109,14 +111,14 @@ class TaskPipeline(pulumi.ComponentResource):
             ),
             child,
         )
-        self.outputs = pulumi.Output.all(
-            queue=queue.path,
-            queueName=queue.queue_name,
-            location=queue.location,
-            serviceName=service.service_name,
-            serviceUrl=service.url,
-            invokerServiceAccount=invoker.email,
-            runtimeServiceAccount=runtime.email,
-            dispatchDeadline=format_duration(s.dispatch_deadline),
-        )
+        self.outputs = {
+            "queue": queue.path,
+            "queueName": queue.queue_name,
+            "location": location,
+            "serviceName": service.service_name,
+            "serviceUrl": service.url,
+            "invokerServiceAccount": invoker.email,
+            "runtimeServiceAccount": runtime.email,
+            "dispatchDeadline": format_duration(s.dispatch_deadline),
+        }
         self.register_outputs({"outputs": self.outputs})

@@ -27,6 +27,9 @@ class TaskServiceArgs:
     """Validated service settings; timeout already resolved."""
     service_account: pulumi.Input[str]
     """Email of the dedicated runtime account (never the default compute account)."""
+    max_attempts: int = -1
+    """The queue's maxAttempts, given to the handler as TASK_MAX_ATTEMPTS so it can write
+    a task to its dead-letter sink on the last attempt; -1 is unlimited."""
     iam_members: Sequence[IamMember] = field(default_factory=tuple)
     """Grants on the service, e.g. roles/run.invoker for the queue's invoker account."""
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -63,9 +66,10 @@ class TaskService(pulumi.ComponentResource):
             )
             for secret_id in sorted({ref.split(":")[0] for ref in s.secrets.values()})
         ]
+        plain_env = {**s.env, "TASK_MAX_ATTEMPTS": str(args.max_attempts)}
         envs = [
             gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name=key, value=value)
-            for key, value in sorted(s.env.items())
+            for key, value in sorted(plain_env.items())
         ] + [
             gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(
                 name=key,

@@ -37,7 +37,10 @@ MAX_DISPATCHES_PER_SECOND = 500
 MAX_CONCURRENT_DISPATCHES = 5000
 # Service-account ids are 6..30 chars; "-invoker"/"-runtime" are appended to the pipeline name.
 MAX_PIPELINE_NAME = 22
-RESERVED_ENV = frozenset({"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"})
+# Set by Cloud Run, or by TaskService from the queue's settings (the handler's last-attempt check).
+RESERVED_ENV = frozenset(
+    {"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION", "TASK_MAX_ATTEMPTS"}
+)
 PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
 
 
@@ -200,7 +203,11 @@ class ServiceSettings(_Model):
         for section, names in (("env", self.env), ("secrets", self.secrets)):
             for name in sorted(RESERVED_ENV.intersection(names)):
                 problems.append(
-                    ((section, name), "is set by Cloud Run and may not be overridden", name)
+                    (
+                        (section, name),
+                        "is set by Cloud Run or by the pipeline and may not be overridden",
+                        name,
+                    )
                 )
         for name in sorted(set(self.env).intersection(self.secrets)):
             problems.append((("secrets", name), "is also set in env: pick one", name))

