@@ -130,3 +130,17 @@ def test_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
     )
     assert bad.returncode != 0, bad.stdout
     assert good.returncode == 0, good.stdout + good.stderr
+
+
+def test_offline_plan_reaches_every_pull_request() -> None:
+    plan = load("pull-request.yml")["jobs"]["plan"]
+    assert plan["needs"] == "test"
+    assert "if" not in plan, "forks get the offline plan too: it needs no cloud identity"
+    assert plan["strategy"]["matrix"]["stack"] == STACKS
+    assert "id-token" not in plan["permissions"], "the offline plan must not get a cloud identity"
+    runs = [s.get("run", "") for s in plan["steps"]]
+    assert any("python -m plan" in r and "--format json" in r for r in runs), "base plan"
+    assert any("--format markdown" in r and "--diff base.json" in r for r in runs), "PR plan"
+    assert any("GITHUB_STEP_SUMMARY" in r for r in runs)
+    [comment] = [s for s in plan["steps"] if "gh pr comment" in s.get("run", "")]
+    assert comment["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
