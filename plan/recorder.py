@@ -76,9 +76,6 @@ class Recording:
             raise LookupError(f"expected one {type_} named {name!r}, found {len(found)}")
         return found[0]
 
-    def by_urn(self, urn: str) -> RecordedResource:
-        return next(r for r in self.resources if r.urn == urn)
-
     def children(self, parent: RecordedResource) -> list[RecordedResource]:
         return [r for r in self.resources if r.parent == parent.urn]
 

@@ -26,13 +26,8 @@ REQUIRED_APIS = {"cloudtasks.googleapis.com", "run.googleapis.com", "iam.googlea
 
 
 def descendants(rec: Recording, root: RecordedResource) -> list[RecordedResource]:
-    found: list[RecordedResource] = []
-    frontier = [root]
-    while frontier:
-        children = [r for r in rec.resources if r.parent in {f.urn for f in frontier}]
-        found += children
-        frontier = children
-    return found
+    children = rec.children(root)
+    return [d for child in children for d in (child, *descendants(rec, child))]
 
 
 def _only(resources: list[RecordedResource], type_: str, what: str) -> RecordedResource:
