@@ -12,13 +12,13 @@ as in `pulumi preview`.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import gc
 import hashlib
 import json
 import runpy
 import sys
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +29,8 @@ import yaml
 from pulumi.output import Unknown
 from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime import resource as sdk_resource
-from pulumi.runtime.proto import source_pb2
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.proto import resource_pb2, source_pb2
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 UNKNOWN = "<unknown until deployed>"
 """Stands in for values only a real deployment knows (preview mode)."""
@@ -139,41 +139,84 @@ class CloudMocks(pulumi.runtime.Mocks):
 
 
 class RecordingMonitor(mocks.MockMonitor):
-    """A mock monitor that keeps every registration request, which carries the graph."""
+    """A mock monitor that keeps every registration request, which carries the graph.
+
+    It answers RegisterResource as MockMonitor does, but without pumping the event loop
+    (MockMonitor serializes the state with `_sync_await`), so the SDK's calls can run
+    inline on the loop's thread; see `_lean_sdk`.
+    """
 
     def __init__(self, cloud_mocks: CloudMocks, recording: Recording) -> None:
         super().__init__(cloud_mocks)
+        self.cloud = cloud_mocks
         self.recording = recording
-        self._lock = threading.Lock()
 
     def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
+        urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
-            return response
-        outputs = rpc.deserialize_properties(response.object, keep_unknowns=True) or {}
-        resource = RecordedResource(
-            type=request.type,
-            name=request.name,
-            urn=response.urn,
-            parent=request.parent,
-            dependencies=tuple(request.dependencies),
-            property_dependencies={
-                key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()
-            },
-            protect=bool(request.protect),
-            custom=bool(request.custom),
-            inputs=_plain(rpc.deserialize_properties(request.object, keep_unknowns=True)),
-            outputs=_plain(outputs),
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        id_, state = self.cloud.new_resource(
+            mocks.MockResourceArgs(
+                typ=request.type,
+                name=request.name,
+                inputs=rpc.deserialize_properties(request.object),
+                provider=request.provider,
+                resource_id=request.importId,
+                custom=request.custom,
+            )
         )
-        with self._lock:
-            self.recording.resources.append(resource)
+        self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
+        response = resource_pb2.RegisterResourceResponse(
+            urn=urn, id=id_, object=_serialize_plain(state)
+        )
+        self.recording.resources.append(
+            RecordedResource(
+                type=request.type,
+                name=request.name,
+                urn=urn,
+                parent=request.parent,
+                dependencies=tuple(request.dependencies),
+                property_dependencies={
+                    key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()
+                },
+                protect=bool(request.protect),
+                custom=bool(request.custom),
+                inputs=_plain(rpc.deserialize_properties(request.object, keep_unknowns=True)),
+                outputs=_plain(rpc.deserialize_properties(response.object, keep_unknowns=True)),
+            )
+        )
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
         outputs = _plain(rpc.deserialize_properties(request.outputs, keep_unknowns=True))
-        with self._lock:
-            self.recording.component_outputs[request.urn] = outputs or {}
+        self.recording.component_outputs[request.urn] = outputs or {}
         return super().RegisterResourceOutputs(request)
+
+
+def _serialize_plain(state: dict[str, Any]) -> Any:
+    """`rpc.serialize_properties` of plain values, without an event loop.
+
+    Its coroutine only suspends to await Outputs and futures; mock states hold neither.
+    """
+    serializing = rpc.serialize_properties(state, {})
+    try:
+        serializing.send(None)
+    except StopIteration as done:
+        return done.value
+    serializing.close()
+    raise TypeError("a mock resource state must hold plain values, not Outputs or futures")
+
+
+class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Runs each call at once on the calling thread (asyncio takes only ThreadPoolExecutors)."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # raised in the awaiting coroutine, as from a thread
+            future.set_exception(error)
+        return future
 
 
 class StackFileError(ValueError):
@@ -224,14 +267,20 @@ def _lean_sdk() -> Iterator[None]:
       of pipelines. The collector is off for the run only. Afterwards the run's objects
       join the oldest generation unscanned (freeze, then unfreeze): re-enabling the
       collector would otherwise scan them all at once, for half a second at 100 pipelines.
+    - The SDK sends each call to the engine from a thread pool, so as not to block the
+      event loop on gRPC. The mock monitor answers in microseconds from memory: the
+      handoffs between threads cost more than the calls. They run inline for the run.
     """
     capture = sdk_resource._get_stack_trace
     collecting = gc.isenabled()
+    loop = _ensure_event_loop()
     sdk_resource._get_stack_trace = source_pb2.StackTrace
     gc.disable()
+    loop.set_default_executor(_InlineExecutor())
     try:
         yield
     finally:
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor())
         sdk_resource._get_stack_trace = capture
         gc.freeze()
         gc.unfreeze()
@@ -269,11 +318,12 @@ def run_program(
         monitor=RecordingMonitor(cloud, recording),
     )
 
+    # The exports are read once the run is over (every Output resolved by then), not
+    # awaited as one Output: lifting a nested dict of hundreds of Outputs into a single
+    # Output costs a tenth of a large stack's run.
     @mocks.test
-    def execute() -> pulumi.Output[dict[str, Any]]:
+    def execute() -> None:
         runpy.run_path(str(program_dir / "__main__.py"), run_name="__main__")
-        root = settings.get_root_resource()
-        return pulumi.Output.from_input(getattr(root, "outputs", {}))
 
     sys.path.insert(0, str(program_dir))
     try:

@@ -1,8 +1,9 @@
 """Baseline for bench/scale.py: the real program's resources, registered flat.
 
 No components, no settings validation, no defaults resolved by models: config goes
-straight into the provider arguments. What the benchmark compares against, to price
-what the components and the validation cost.
+straight into the provider arguments. It exports the same stack output, since that is
+the program's job too, not a cost of components. What the benchmark compares against,
+to price what the components and the validation cost.
 """
 
 import pulumi
@@ -33,6 +34,7 @@ agent = gcp.projects.ServiceIdentity(
 )
 after_apis = pulumi.ResourceOptions(depends_on=[*apis, agent])
 
+exports = {}
 for name, p in pipelines.items():
     service_settings, queue_settings = p["service"], p.get("queue", {})
     deadline = p.get("dispatchDeadline", "600s")
@@ -146,7 +148,17 @@ for name, p in pipelines.items():
             member=member,
         )
 
-pulumi.export(
-    "pipelines",
-    {name: {"queue": name, "location": region} for name in pipelines},
-)
+    exports[name] = {
+        "queue": pulumi.Output.concat(
+            "projects/", project, "/locations/", queue.location, "/queues/", queue.name
+        ),
+        "queueName": queue.name,
+        "location": region,
+        "serviceName": service.name,
+        "serviceUrl": service.uri,
+        "invokerServiceAccount": invoker.email,
+        "runtimeServiceAccount": runtime.email,
+        "dispatchDeadline": deadline,
+    }
+
+pulumi.export("pipelines", exports)

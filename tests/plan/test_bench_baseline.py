@@ -5,16 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.scale import PLAIN, stack_config
-from plan.recorder import run_program
+from plan.recorder import Recording, run_program
 from tests.plan.conftest import ROOT
 
 
-def _custom(program: Path) -> list[tuple[str, str]]:
-    recording = run_program(program, "bench", stack_config(3), preview=True)
+def _custom(recording: Recording) -> list[tuple[str, str]]:
     return sorted((r.type, r.name) for r in recording.resources if r.custom)
 
 
-def test_plain_program_registers_the_same_resources() -> None:
-    real, plain = _custom(ROOT), _custom(PLAIN)
-    assert len(real) == 4 + 3 * 10
-    assert plain == real
+def test_plain_program_registers_the_same_resources_and_exports() -> None:
+    real = run_program(ROOT, "bench", stack_config(3))
+    plain = run_program(PLAIN, "bench", stack_config(3))
+    assert len(_custom(real)) == 4 + 3 * 10
+    assert _custom(plain) == _custom(real)
+    # Same stack output, value for value (the mocks fabricate the computed ones).
+    assert sorted(real.outputs["pipelines"]) == ["p000", "p001", "p002"]
+    assert plain.outputs == real.outputs
