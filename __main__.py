@@ -23,7 +23,7 @@ pipelines = {
         TaskPipelineArgs(
             project=settings.project,
             settings=pipeline,
-            cloudtasks_agent_email=apis.cloudtasks_agent_email,
+            cloudtasks_agent_member=apis.cloudtasks_agent_member,
             protect=settings.protect,
             labels=settings.labels,
             depends_on=[apis],

@@ -31,8 +31,9 @@ class ProjectApis(pulumi.ComponentResource):
     """
 
     services: dict[str, gcp.projects.Service]
-    cloudtasks_agent_email: pulumi.Output[str]
-    """The Cloud Tasks service agent, which mints the OIDC tokens of pushed tasks."""
+    cloudtasks_agent_member: pulumi.Output[str]
+    """`serviceAccount:EMAIL` of the Cloud Tasks service agent, which mints the OIDC
+    tokens of pushed tasks."""
 
     def __init__(
         self, name: str, args: ProjectApisArgs, opts: pulumi.ResourceOptions | None = None
@@ -58,10 +59,10 @@ class ProjectApis(pulumi.ComponentResource):
             service=CLOUDTASKS,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.services[CLOUDTASKS]]),
         )
-        self.cloudtasks_agent_email = agent.email
+        self.cloudtasks_agent_member = agent.member
         self.register_outputs(
             {
                 "services": list(self.services),
-                "cloudtasksAgentEmail": self.cloudtasks_agent_email,
+                "cloudtasksAgentMember": self.cloudtasks_agent_member,
             }
         )

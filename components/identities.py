@@ -55,5 +55,5 @@ class ServiceAccount(pulumi.ComponentResource):
             ),
         )
         self.email = account.email
-        self.member = account.email.apply(lambda email: f"serviceAccount:{email}")
+        self.member = account.member
         self.register_outputs({"email": self.email, "member": self.member})

@@ -24,8 +24,8 @@ class TaskPipelineArgs:
     project: str
     settings: PipelineSettings
     """Validated pipeline settings with every default resolved (see components.settings)."""
-    cloudtasks_agent_email: pulumi.Input[str]
-    """The project's Cloud Tasks service agent (ProjectApis.cloudtasks_agent_email)."""
+    cloudtasks_agent_member: pulumi.Input[str]
+    """The project's Cloud Tasks service agent (ProjectApis.cloudtasks_agent_member)."""
     protect: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
@@ -64,7 +64,7 @@ class TaskPipeline(pulumi.ComponentResource):
                     *members(SERVICE_ACCOUNT_USER, s.enqueuers),
                     IamMember(
                         role=OPENID_TOKEN_CREATOR,
-                        member=pulumi.Output.concat("serviceAccount:", args.cloudtasks_agent_email),
+                        member=args.cloudtasks_agent_member,
                         key="cloudtasks-agent",
                     ),
                 ],

@@ -64,7 +64,7 @@ for name, p in pipelines.items():
         f"{name}-invoker-iam-serviceAccountOpenIdTokenCreator-cloudtasks-agent",
         service_account_id=invoker.name,
         role="roles/iam.serviceAccountOpenIdTokenCreator",
-        member=agent.email.apply(lambda email: f"serviceAccount:{email}"),
+        member=agent.member,
     )
     max_instances = service_settings.get("maxInstances", 10)
     concurrency = service_settings.get("concurrency", 80)
@@ -105,7 +105,7 @@ for name, p in pipelines.items():
         location=service.location,
         name=service.name,
         role="roles/run.invoker",
-        member=invoker.email.apply(lambda email: f"serviceAccount:{email}"),
+        member=invoker.member,
     )
     queue = gcp.cloudtasks.Queue(
         name,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from bench.scale import PLAIN, stack_config
 from plan.recorder import Recording, run_program
 from tests.plan.conftest import ROOT
