@@ -8,6 +8,7 @@ a missing or malformed stack file, or a `--diff` file that is not a plan.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
@@ -106,4 +107,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # Everything the run allocated dies with the process. Frozen, it is skipped by the
+    # interpreter's final collection, which would otherwise scan it all (0.4 s at 100
+    # pipelines, a fifth of the command).
+    gc.freeze()
+    sys.exit(status)

@@ -64,8 +64,6 @@ class Recording:
     resources: list[RecordedResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     """Stack outputs; unknowns are UNKNOWN."""
-    component_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """register_outputs of each component, by URN."""
 
     def of_type(self, type_: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_]
@@ -186,11 +184,6 @@ class RecordingMonitor(mocks.MockMonitor):
             )
         )
         return response
-
-    def RegisterResourceOutputs(self, request: Any) -> Any:
-        outputs = _plain(rpc.deserialize_properties(request.outputs, keep_unknowns=True))
-        self.recording.component_outputs[request.urn] = outputs or {}
-        return super().RegisterResourceOutputs(request)
 
 
 def _serialize_plain(state: dict[str, Any]) -> Any:
