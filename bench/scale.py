@@ -6,6 +6,9 @@ JSON written) of the real program and of bench/plain, the same resources hand-wr
 without components or validation. Runs alternate between the two so machine load hits
 both alike; each figure is the fastest of --repeat runs (by wall time), the least disturbed one.
 
+Each pipeline is shaped like the prod stack's (one enqueuer): 8 resources, so 100
+pipelines are the issue's ~800. `--enqueuers 2` gives the dev stack's shape (10 each).
+
 Prints a table and the issue's targets; it measures, it does not fail a build.
 """
 
@@ -32,8 +35,14 @@ MAX_COMPONENT_RATIO = 1.3
 MAX_SECONDS_AT_100 = 3.0
 
 
-def stack_config(pipelines: int) -> dict[str, Any]:
-    """A stack like Pulumi.dev.yaml with PIPELINES copies of its pipeline."""
+ENQUEUERS = (
+    "serviceAccount:api@acme-tasks-bench.iam.gserviceaccount.com",
+    "group:payments-devs@acme.example",
+)
+
+
+def stack_config(pipelines: int, enqueuers: int = 1) -> dict[str, Any]:
+    """A stack with PIPELINES copies of one pipeline, granted to ENQUEUERS callers."""
     pipeline = {
         "dispatchDeadline": "600s",
         "service": {
@@ -42,10 +51,7 @@ def stack_config(pipelines: int) -> dict[str, Any]:
             "env": {"LOG_LEVEL": "debug"},
         },
         "queue": {"maxDispatchesPerSecond": 5, "maxAttempts": 5, "maxRetryDuration": "600s"},
-        "enqueuers": [
-            "serviceAccount:api@acme-tasks-bench.iam.gserviceaccount.com",
-            "group:payments-devs@acme.example",
-        ],
+        "enqueuers": list(ENQUEUERS[:enqueuers]),
     }
     return {
         "gcp:project": "acme-tasks-bench",
@@ -75,13 +81,13 @@ def timed_plan(program_dir: Path, stack_file: Path, plan_file: Path) -> tuple[fl
     return wall, cpu, sum(not r["component"] for r in planned)
 
 
-def measure(sizes: tuple[int, ...], repeat: int) -> list[dict[str, Any]]:
+def measure(sizes: tuple[int, ...], repeat: int, enqueuers: int) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         for size in sizes:
             stack_file = work / f"Pulumi.bench-{size}.yaml"
-            stack_file.write_text(yaml.safe_dump({"config": stack_config(size)}))
+            stack_file.write_text(yaml.safe_dump({"config": stack_config(size, enqueuers)}))
             best: dict[str, tuple[float, float]] = {}
             counts = {}
             for _ in range(repeat):
@@ -152,14 +158,21 @@ def _target(figure: str, met: bool, target: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (default 3)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per figure (default 5)")
     parser.add_argument(
         "--pipelines", type=int, nargs="+", default=list(SIZES), help="stack sizes to time"
+    )
+    parser.add_argument(
+        "--enqueuers",
+        type=int,
+        choices=range(1, len(ENQUEUERS) + 1),
+        default=1,
+        help="enqueuers per pipeline: 1 (prod's shape, default) or 2 (dev's)",
     )
     args = parser.parse_args(argv)
     if args.repeat < 1 or min(args.pipelines) < 1:
         parser.error("--repeat and --pipelines: must be >= 1")
-    print(report(measure(tuple(args.pipelines), args.repeat)))
+    print(report(measure(tuple(args.pipelines), args.repeat, args.enqueuers)))
     return 0
 
 

@@ -25,8 +25,6 @@ class TaskServiceArgs:
     location: str
     settings: ServiceSettings
     """Validated service settings; timeout already resolved."""
-    service_account: pulumi.Input[str]
-    """Email of the dedicated runtime account (never the default compute account)."""
     max_attempts: int = -1
     """The queue's maxAttempts, given to the handler as TASK_MAX_ATTEMPTS so it can write
     a task to its dead-letter sink on the last attempt; -1 is unlimited."""
@@ -41,34 +39,42 @@ class TaskServiceArgs:
 class TaskService(pulumi.ComponentResource):
     """A Cloud Run v2 service only IAM-authorised callers can invoke.
 
-    Secrets become environment variables; the runtime account may read those secrets
-    and nothing else in Secret Manager.
+    It runs as an account of its own, NAME-runtime (so NAME has at most 22 characters),
+    created here as Fabric's cloud-run module does: never the project's default compute
+    account, never an identity shared with anything else. Nobody acts as it, so it has
+    no IAM of its own. Secrets become environment variables; the runtime account may
+    read those secrets and nothing else in Secret Manager.
     """
 
     service_name: pulumi.Output[str]
     url: pulumi.Output[str]
     location: pulumi.Output[str]
+    runtime_email: pulumi.Output[str]
+    """The runtime account the service runs as."""
 
     def __init__(
         self, name: str, args: TaskServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("cloudrun-tasks:index:TaskService", name, None, opts)
         s = args.settings
-        secret_ids = sorted({ref.split(":")[0] for ref in s.secrets.values()})
-        secret_grants: list[pulumi.Resource] = []
-        if secret_ids:
-            runtime_member = pulumi.Output.concat("serviceAccount:", args.service_account)
-            secret_grants = [
-                gcp.secretmanager.SecretIamMember(
-                    f"{name}-secret-{secret_id}",
-                    project=args.project,
-                    secret_id=secret_id,
-                    role=SECRET_ACCESSOR,
-                    member=runtime_member,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-                )
-                for secret_id in secret_ids
-            ]
+        runtime = gcp.serviceaccount.Account(
+            f"{name}-runtime",
+            project=args.project,
+            account_id=f"{name}-runtime",
+            display_name=f"Cloud Run runtime of {name}",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        secret_grants = [
+            gcp.secretmanager.SecretIamMember(
+                f"{name}-secret-{secret_id}",
+                project=args.project,
+                secret_id=secret_id,
+                role=SECRET_ACCESSOR,
+                member=runtime.member,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            )
+            for secret_id in sorted({ref.split(":")[0] for ref in s.secrets.values()})
+        ]
         plain_env = {**s.env, "TASK_MAX_ATTEMPTS": str(args.max_attempts)}
         envs = [
             gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name=key, value=value)
@@ -96,7 +102,7 @@ class TaskService(pulumi.ComponentResource):
             # launch_stage is deliberately not set for the same reason.
             scaling=gcp.cloudrunv2.ServiceScalingArgs(min_instance_count=s.min_instances),
             template=gcp.cloudrunv2.ServiceTemplateArgs(
-                service_account=args.service_account,
+                service_account=runtime.email,
                 timeout=format_duration(s.resolved_timeout),
                 max_instance_request_concurrency=s.concurrency,
                 scaling=gcp.cloudrunv2.ServiceTemplateScalingArgs(
@@ -136,6 +142,12 @@ class TaskService(pulumi.ComponentResource):
         self.service_name = service.name
         self.url = service.uri
         self.location = service.location
+        self.runtime_email = runtime.email
         self.register_outputs(
-            {"serviceName": self.service_name, "url": self.url, "location": self.location}
+            {
+                "serviceName": self.service_name,
+                "url": self.url,
+                "location": self.location,
+                "runtimeEmail": self.runtime_email,
+            }
         )

@@ -12,9 +12,9 @@ def _custom(recording: Recording) -> list[tuple[str, str]]:
 
 
 def test_plain_program_registers_the_same_resources_and_exports() -> None:
-    real = run_program(ROOT, "bench", stack_config(3))
-    plain = run_program(PLAIN, "bench", stack_config(3))
-    assert len(_custom(real)) == 4 + 3 * 10
+    real = run_program(ROOT, "bench", stack_config(3, enqueuers=2))
+    plain = run_program(PLAIN, "bench", stack_config(3, enqueuers=2))
+    assert len(_custom(real)) == 4 + 3 * 10  # per pipeline: 6, and 2 per enqueuer
     assert _custom(plain) == _custom(real)
     # Same stack output, value for value (the mocks fabricate the computed ones).
     assert sorted(real.outputs["pipelines"]) == ["p000", "p001", "p002"]

@@ -61,7 +61,7 @@ def test_removed_pipeline_is_a_loud_deletion_and_added_one_is_listed() -> None:
     assert "!! DELETE cloudrunv2.Service orders" in text
     assert "  + cloudtasks.Queue payments\n" in text
     assert "  - cloudtasks.Queue orders\n" in text
-    assert len(changes.added) == len(changes.removed) == 13
+    assert len(changes.added) == len(changes.removed) == 12
 
 
 def test_protect_and_outputs_changes_are_reported() -> None:
