@@ -61,8 +61,22 @@ class TaskService(pulumi.ComponentResource):
             f"{name}-runtime",
             project=args.project,
             account_id=f"{name}-runtime",
-            display_name=f"Cloud Run runtime of {name}",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            display_name=f"Cloud Run runtime of pipeline {name}",
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.depends_on),
+                # Stacks deployed before 2026-11-22 have this account in a ServiceAccount
+                # component beside the service: the alias moves it instead of replacing it.
+                aliases=[
+                    pulumi.Alias(
+                        parent=pulumi.create_urn(
+                            f"{name}-runtime",
+                            "cloudrun-tasks:index:ServiceAccount",
+                            parent=opts.parent if opts else None,
+                        )
+                    )
+                ],
+            ),
         )
         secret_grants = [
             gcp.secretmanager.SecretIamMember(

@@ -1,8 +1,10 @@
-"""What changed between two plans: added, removed and changed resources and outputs.
+"""What changed between two plans: added, removed, moved and changed resources and outputs.
 
 Changes the engine can only apply by deleting and re-creating a queue or a Cloud Run
 service are flagged first and loudly: a deleted queue drops its pending tasks and its
-name stays blocked for days; a re-created service gets a new URL.
+name stays blocked for days; a re-created service gets a new URL. A resource whose
+alias names a resource of the base plan is moved there, as the engine does, not
+deleted and re-created; its setting changes are compared across the move.
 """
 
 from __future__ import annotations
@@ -60,25 +62,41 @@ class PlanDiff:
     """Resource key -> (setting, before, after); ABSENT where a side lacks the setting."""
     replaced: dict[str, list[str]] = field(default_factory=dict)
     """Resource key -> the inputs whose change forces its replacement."""
+    moved: dict[str, str] = field(default_factory=dict)
+    """Resource key in the head plan -> its key in the base plan, by an alias."""
     outputs: list[tuple[str, Any, Any]] = field(default_factory=list)
     both: dict[str, Resource] = field(default_factory=dict)
     """Every resource of either plan, by key."""
 
     @property
     def empty(self) -> bool:
-        return not (self.added or self.removed or self.changed or self.outputs)
+        return not (self.added or self.removed or self.moved or self.changed or self.outputs)
+
+
+def _moves(old: dict[str, Resource], new: dict[str, Resource]) -> dict[str, str]:
+    """New key -> old key, for a new resource whose alias names an old one that is gone."""
+    gone = old.keys() - new.keys()
+    moves: dict[str, str] = {}
+    for key in sorted(new.keys() - old.keys()):
+        former = [alias for alias in new[key].aliases if alias in gone]
+        if former and former[0] not in moves.values():
+            moves[key] = former[0]
+    return moves
 
 
 def compare(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
     old, new = resources(base), resources(head)
+    moved = _moves(old, new)
     diff = PlanDiff(
-        added=[new[key] for key in sorted(new.keys() - old.keys())],
-        removed=[old[key] for key in sorted(old.keys() - new.keys())],
+        added=[new[key] for key in sorted(new.keys() - old.keys() - moved.keys())],
+        removed=[old[key] for key in sorted(old.keys() - new.keys() - set(moved.values()))],
+        moved=moved,
         outputs=_changes(base["outputs"], head["outputs"]),
         both={**old, **new},
     )
-    for key in sorted(old.keys() & new.keys()):
-        before, after = old[key], new[key]
+    pairs = {key: key for key in old.keys() & new.keys()} | moved
+    for key, old_key in sorted(pairs.items()):
+        before, after = old[old_key], new[key]
         changes = _changes(before.inputs, after.inputs)
         if before.protect != after.protect:
             changes.append(("(protect)", before.protect, after.protect))
@@ -88,6 +106,12 @@ def compare(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
         if forcing:
             diff.replaced[key] = forcing
     return diff
+
+
+def _place(both: dict[str, Resource], key: str) -> str:
+    """Where a resource sits: its parent's label, or the stack."""
+    parent = both[key].parent
+    return both[parent].label if parent in both else "the stack"
 
 
 def _show(value: Any) -> str:
@@ -109,6 +133,11 @@ def render(diff: PlanDiff, base_name: str, head_name: str) -> str:
         lines += ["", "Added:", *(f"  + {r.label}" for r in diff.added)]
     if diff.removed:
         lines += ["", "Removed:", *(f"  - {r.label}" for r in diff.removed)]
+    if diff.moved:
+        lines += ["", "Moved (by an alias; kept, not re-created):"]
+        for key, old_key in diff.moved.items():
+            where = f"from {_place(diff.both, old_key)} to {_place(diff.both, key)}"
+            lines.append(f"  > {diff.both[key].label}: {where}")
     if diff.changed:
         lines += ["", "Changed:"]
         for key, changes in diff.changed.items():
@@ -119,7 +148,7 @@ def render(diff: PlanDiff, base_name: str, head_name: str) -> str:
         lines += [f"  ~ {prop}: {_show(a)} -> {_show(b)}" for prop, a, b in diff.outputs]
     lines += [
         "",
-        f"{len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed,"
-        f" {len(diff.replaced)} replaced.",
+        f"{len(diff.added)} added, {len(diff.removed)} removed, {len(diff.moved)} moved,"
+        f" {len(diff.changed)} changed, {len(diff.replaced)} replaced.",
     ]
     return "\n".join(lines) + "\n"

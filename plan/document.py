@@ -55,6 +55,7 @@ def build(recording: Recording) -> dict[str, Any]:
             "parent": keys.get(r.parent, ""),
             "component": not r.custom,
             "protect": r.protect,
+            "aliases": sorted({resource_key(urn) for urn in r.aliases}),
             "dependsOn": sorted({keys[urn] for urn in r.dependencies if urn in keys}),
             "inputDependencies": {
                 prop: sorted({keys[urn] for urn in urns if urn in keys})
@@ -106,6 +107,8 @@ class Resource:
     depends_on: tuple[str, ...]
     input_dependencies: dict[str, list[str]]
     inputs: dict[str, Any]
+    aliases: tuple[str, ...] = ()
+    """Keys it had before, by its aliases (the engine moves it rather than re-creating)."""
 
     @property
     def label(self) -> str:
@@ -124,6 +127,8 @@ def resources(document: dict[str, Any]) -> dict[str, Resource]:
             depends_on=tuple(entry["dependsOn"]),
             input_dependencies=entry["inputDependencies"],
             inputs=entry["inputs"],
+            # Plans written before aliases were recorded have none.
+            aliases=tuple(entry.get("aliases", ())),
         )
         for key, entry in sorted(document["resources"].items())
     }

@@ -52,6 +52,8 @@ class RecordedResource:
     protect: bool
     custom: bool
     """False for component resources."""
+    aliases: tuple[str, ...]
+    """URNs its aliases name: where it was before a rename or a move to a new parent."""
     inputs: Mapping[str, Any]
     """Inputs as the engine sees them (camelCase); unknowns are UNKNOWN."""
     outputs: Mapping[str, Any]
@@ -179,11 +181,34 @@ class RecordingMonitor(mocks.MockMonitor):
                 },
                 protect=bool(request.protect),
                 custom=bool(request.custom),
+                aliases=self._former_urns(request),
                 inputs=_plain(rpc.deserialize_properties(request.object, keep_unknowns=True)),
                 outputs=_plain(rpc.deserialize_properties(response.object, keep_unknowns=True)),
             )
         )
         return response
+
+    def _former_urns(self, request: Any) -> tuple[str, ...]:
+        """Each alias as a URN of this stack, built by the same rule as every mock URN.
+
+        An alias spec names only what changed (name, type, parent); the rest is the
+        resource's own. Aliases to another stack or project cannot match anything in
+        this stack's plan and are left out.
+        """
+        urns = set(request.aliasURNs)
+        for alias in request.aliases:
+            if alias.WhichOneof("alias") == "urn":
+                urns.add(alias.urn)
+                continue
+            spec = alias.spec
+            if spec.stack not in ("", settings.get_stack()) or spec.project not in (
+                "",
+                settings.get_project(),
+            ):
+                continue
+            parent = "" if spec.noParent else spec.parentUrn or request.parent
+            urns.add(self.make_urn(parent, spec.type or request.type, spec.name or request.name))
+        return tuple(sorted(urns))
 
 
 def _serialize_plain(state: dict[str, Any]) -> Any:
