@@ -163,6 +163,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 provider=request.provider,
                 resource_id=request.importId,
                 custom=request.custom,
+                transforms=mocks._resolve_callbacks(request.transforms),
             )
         )
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
@@ -292,13 +293,14 @@ def _lean_sdk() -> Iterator[None]:
     capture = sdk_resource._get_stack_trace
     collecting = gc.isenabled()
     loop = _ensure_event_loop()
+    executor = getattr(loop, "_default_executor", None)  # asyncio has no getter
     sdk_resource._get_stack_trace = source_pb2.StackTrace
     gc.disable()
     loop.set_default_executor(_InlineExecutor())
     try:
         yield
     finally:
-        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor())
+        setattr(loop, "_default_executor", executor)  # noqa: B010 no public way back
         sdk_resource._get_stack_trace = capture
         gc.freeze()
         gc.unfreeze()

@@ -92,7 +92,12 @@ for name, p in pipelines.items():
                     ),
                     envs=[
                         gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name=k, value=v)
-                        for k, v in service_settings.get("env", {}).items()
+                        for k, v in sorted(
+                            {
+                                **service_settings.get("env", {}),
+                                "TASK_MAX_ATTEMPTS": str(queue_settings.get("maxAttempts", 20)),
+                            }.items()
+                        )
                     ],
                 )
             ],

@@ -16,6 +16,8 @@ def test_plain_program_registers_the_same_resources_and_exports() -> None:
     plain = run_program(PLAIN, "bench", stack_config(3, enqueuers=2))
     assert len(_custom(real)) == 4 + 3 * 10  # per pipeline: 6, and 2 per enqueuer
     assert _custom(plain) == _custom(real)
+    inputs = {(r.type, r.name): r.inputs for r in plain.resources if r.custom}
+    assert {(r.type, r.name): r.inputs for r in real.resources if r.custom} == inputs
     # Same stack output, value for value (the mocks fabricate the computed ones).
     assert sorted(real.outputs["pipelines"]) == ["p000", "p001", "p002"]
     assert plain.outputs == real.outputs
