@@ -40,8 +40,7 @@ class TaskPipeline(pulumi.ComponentResource):
       the invoker's OIDC token to them (serviceAccountUser on the invoker account only);
     - the Cloud Tasks service agent: mint OIDC tokens for the invoker account only;
     - the invoker account: invoke this service only (run.invoker on the service);
-    - the runtime account (TaskService creates it): what the service runs as; reads its
-      own secrets only.
+    - the runtime account: what the service runs as; reads its own secrets only.
     """
 
     outputs: dict[str, pulumi.Input[str]]
@@ -73,12 +72,23 @@ class TaskPipeline(pulumi.ComponentResource):
             ),
             child,
         )
+        runtime = ServiceAccount(
+            f"{name}-runtime",
+            ServiceAccountArgs(
+                project=args.project,
+                account_id=f"{name}-runtime",
+                display_name=f"Cloud Run runtime of pipeline {name}",
+                depends_on=args.depends_on,
+            ),
+            child,
+        )
         service = TaskService(
             name,
             TaskServiceArgs(
                 project=args.project,
                 location=location,
                 settings=s.service,
+                service_account=runtime.email,
                 max_attempts=s.queue.max_attempts,
                 iam_members=[IamMember(role=RUN_INVOKER, member=invoker.member, key="invoker")],
                 labels={**args.labels, "pipeline": name},
@@ -108,7 +118,7 @@ class TaskPipeline(pulumi.ComponentResource):
             "serviceName": service.service_name,
             "serviceUrl": service.url,
             "invokerServiceAccount": invoker.email,
-            "runtimeServiceAccount": service.runtime_email,
+            "runtimeServiceAccount": runtime.email,
             "dispatchDeadline": format_duration(s.dispatch_deadline),
         }
         self.register_outputs({"outputs": self.outputs})

@@ -25,6 +25,8 @@ class TaskServiceArgs:
     location: str
     settings: ServiceSettings
     """Validated service settings; timeout already resolved."""
+    service_account: pulumi.Input[str]
+    """Email of the dedicated runtime account (never the default compute account)."""
     max_attempts: int = -1
     """The queue's maxAttempts, given to the handler as TASK_MAX_ATTEMPTS so it can write
     a task to its dead-letter sink on the last attempt; -1 is unlimited."""
@@ -39,56 +41,34 @@ class TaskServiceArgs:
 class TaskService(pulumi.ComponentResource):
     """A Cloud Run v2 service only IAM-authorised callers can invoke.
 
-    It runs as an account of its own, NAME-runtime (so NAME has at most 22 characters),
-    created here as Fabric's cloud-run module does: never the project's default compute
-    account, never an identity shared with anything else. Nobody acts as it, so it has
-    no IAM of its own. Secrets become environment variables; the runtime account may
-    read those secrets and nothing else in Secret Manager.
+    Secrets become environment variables; the runtime account may read those secrets
+    and nothing else in Secret Manager.
     """
 
     service_name: pulumi.Output[str]
     url: pulumi.Output[str]
     location: pulumi.Output[str]
-    runtime_email: pulumi.Output[str]
-    """The runtime account the service runs as."""
 
     def __init__(
         self, name: str, args: TaskServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("cloudrun-tasks:index:TaskService", name, None, opts)
         s = args.settings
-        runtime = gcp.serviceaccount.Account(
-            f"{name}-runtime",
-            project=args.project,
-            account_id=f"{name}-runtime",
-            display_name=f"Cloud Run runtime of pipeline {name}",
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=list(args.depends_on),
-                # Stacks deployed before 2026-11-22 have this account in a ServiceAccount
-                # component beside the service: the alias moves it instead of replacing it.
-                aliases=[
-                    pulumi.Alias(
-                        parent=pulumi.create_urn(
-                            f"{name}-runtime",
-                            "cloudrun-tasks:index:ServiceAccount",
-                            parent=opts.parent if opts else None,
-                        )
-                    )
-                ],
-            ),
-        )
-        secret_grants = [
-            gcp.secretmanager.SecretIamMember(
-                f"{name}-secret-{secret_id}",
-                project=args.project,
-                secret_id=secret_id,
-                role=SECRET_ACCESSOR,
-                member=runtime.member,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-            )
-            for secret_id in sorted({ref.split(":")[0] for ref in s.secrets.values()})
-        ]
+        secret_ids = sorted({ref.split(":")[0] for ref in s.secrets.values()})
+        secret_grants: list[pulumi.Resource] = []
+        if secret_ids:
+            runtime_member = pulumi.Output.concat("serviceAccount:", args.service_account)
+            secret_grants = [
+                gcp.secretmanager.SecretIamMember(
+                    f"{name}-secret-{secret_id}",
+                    project=args.project,
+                    secret_id=secret_id,
+                    role=SECRET_ACCESSOR,
+                    member=runtime_member,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+                )
+                for secret_id in secret_ids
+            ]
         plain_env = {**s.env, "TASK_MAX_ATTEMPTS": str(args.max_attempts)}
         envs = [
             gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name=key, value=value)
@@ -116,7 +96,7 @@ class TaskService(pulumi.ComponentResource):
             # launch_stage is deliberately not set for the same reason.
             scaling=gcp.cloudrunv2.ServiceScalingArgs(min_instance_count=s.min_instances),
             template=gcp.cloudrunv2.ServiceTemplateArgs(
-                service_account=runtime.email,
+                service_account=args.service_account,
                 timeout=format_duration(s.resolved_timeout),
                 max_instance_request_concurrency=s.concurrency,
                 scaling=gcp.cloudrunv2.ServiceTemplateScalingArgs(
@@ -156,12 +136,6 @@ class TaskService(pulumi.ComponentResource):
         self.service_name = service.name
         self.url = service.uri
         self.location = service.location
-        self.runtime_email = runtime.email
         self.register_outputs(
-            {
-                "serviceName": self.service_name,
-                "url": self.url,
-                "location": self.location,
-                "runtimeEmail": self.runtime_email,
-            }
+            {"serviceName": self.service_name, "url": self.url, "location": self.location}
         )

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from plan.document import Resource, resources
+from plan.document import Resource, resources, short_type
 from plan.recorder import UNKNOWN
 
 QUEUE = "gcp:cloudtasks/queue:Queue"
@@ -108,9 +108,20 @@ def compare(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
     return diff
 
 
-def _place(both: dict[str, Resource], key: str) -> str:
-    """Where a resource sits: its parent's label, or the stack."""
-    parent = both[key].parent
+def _move(both: dict[str, Resource], key: str, old_key: str) -> str:
+    """`TYPE NAME: renamed from OLD, moved from PARENT to PARENT` (what changed of the three)."""
+    before, after = both[old_key], both[key]
+    how = []
+    if before.type != after.type:
+        how.append(f"was a {short_type(before.type)}")
+    if before.name != after.name:
+        how.append(f"renamed from {before.name}")
+    if before.parent != after.parent:
+        how.append(f"moved from {_place(both, before.parent)} to {_place(both, after.parent)}")
+    return f"{after.label}: {', '.join(how)}"
+
+
+def _place(both: dict[str, Resource], parent: str) -> str:
     return both[parent].label if parent in both else "the stack"
 
 
@@ -134,10 +145,8 @@ def render(diff: PlanDiff, base_name: str, head_name: str) -> str:
     if diff.removed:
         lines += ["", "Removed:", *(f"  - {r.label}" for r in diff.removed)]
     if diff.moved:
-        lines += ["", "Moved (by an alias; kept, not re-created):"]
-        for key, old_key in diff.moved.items():
-            where = f"from {_place(diff.both, old_key)} to {_place(diff.both, key)}"
-            lines.append(f"  > {diff.both[key].label}: {where}")
+        lines += ["", "Kept by an alias (not re-created):"]
+        lines += [f"  > {_move(diff.both, key, old_key)}" for key, old_key in diff.moved.items()]
     if diff.changed:
         lines += ["", "Changed:"]
         for key, changes in diff.changed.items():

@@ -93,14 +93,6 @@ def test_wrong_oidc_audience_is_caught(good: Recording) -> None:
         check(bad)
 
 
-def test_runtime_account_outside_its_service_component_is_caught(good: Recording) -> None:
-    runtime = good.one(ACCOUNT, "orders-runtime")
-    pipeline = good.one("cloudrun-tasks:index:TaskPipeline", "orders")
-    moved = mutate(good, lambda r: r is runtime, parent=pipeline.urn)
-    with pytest.raises(AssertionError, match="owns its account"):
-        check(moved)
-
-
 def test_public_member_is_a_violation(good: Recording) -> None:
     grant = good.of_type(QUEUE_MEMBER)[0]
     public = mutate(good, lambda r: r is grant, **with_inputs(grant, member="allUsers"))

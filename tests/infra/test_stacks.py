@@ -11,12 +11,11 @@ from plan.recorder import Recording
 from tests.infra.conftest import ROOT, STACKS
 from tests.infra.expectations import check_pipeline, security_violations
 
-# Per pipeline: 4 components (the invoker account has its own; TaskService holds the
-# runtime account), 2 accounts, queue, service, run.invoker on the service, and the
-# agent's token-creator grant on the invoker.
+# Per pipeline: 2 accounts (+ their components), queue, service, 3 components,
+# run.invoker on the service, the agent's token-creator grant on the invoker.
 PER_PIPELINE_TYPES = {
     "cloudrun-tasks:index:TaskPipeline": 1,
-    "cloudrun-tasks:index:ServiceAccount": 1,
+    "cloudrun-tasks:index:ServiceAccount": 2,
     "cloudrun-tasks:index:TaskService": 1,
     "cloudrun-tasks:index:TaskQueue": 1,
     "gcp:serviceaccount/account:Account": 2,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from plan import diff
@@ -62,7 +61,7 @@ def test_removed_pipeline_is_a_loud_deletion_and_added_one_is_listed() -> None:
     assert "!! DELETE cloudrunv2.Service orders" in text
     assert "  + cloudtasks.Queue payments\n" in text
     assert "  - cloudtasks.Queue orders\n" in text
-    assert len(changes.added) == len(changes.removed) == 12
+    assert len(changes.added) == len(changes.removed) == 13
 
 
 def test_protect_and_outputs_changes_are_reported() -> None:
@@ -100,67 +99,3 @@ def test_flatten_names_every_leaf() -> None:
         "d": [],
         "e": {},
     }
-
-
-RUNTIME = "gcp:serviceaccount/account:Account::orders-runtime"
-RUNTIME_NOW = f"cloudrun-tasks:index:TaskService${RUNTIME}"
-RUNTIME_BEFORE = f"cloudrun-tasks:index:ServiceAccount${RUNTIME}"
-RUNTIME_COMPONENT = "cloudrun-tasks:index:TaskPipeline$cloudrun-tasks:index:ServiceAccount::"
-
-
-def _plan_before_runtime_moved(head: dict[str, Any]) -> dict[str, Any]:
-    """HEAD's plan laid out as before 2026-11-22, in a file written before aliases were
-    recorded: the runtime account in a ServiceAccount component of its own."""
-    base = copy.deepcopy(head)
-    resources = base["resources"]
-    for entry in resources.values():
-        del entry["aliases"]
-    component = {**resources[f"{RUNTIME_COMPONENT}orders-invoker"], "name": "orders-runtime"}
-    resources[f"{RUNTIME_COMPONENT}orders-runtime"] = component
-    resources[RUNTIME_BEFORE] = {
-        **resources.pop(RUNTIME_NOW),
-        "parent": f"{RUNTIME_COMPONENT}orders-runtime",
-    }
-    return base
-
-
-def test_runtime_account_carries_an_alias_to_where_it_was() -> None:
-    # The second is pulumi-gcp's own alias for the type's former spelling.
-    assert plan_of(config())["resources"][RUNTIME_NOW]["aliases"] == [
-        RUNTIME_BEFORE,
-        "cloudrun-tasks:index:TaskService$gcp:serviceAccount/account:Account::orders-runtime",
-    ]
-
-
-def test_moved_resource_is_kept_not_deleted_and_re_created() -> None:
-    head = plan_of(config())
-    changes, text = _render(_plan_before_runtime_moved(head), head)
-    assert changes.moved == {RUNTIME_NOW: RUNTIME_BEFORE}
-    assert changes.added == []
-    assert [r.label for r in changes.removed] == ["ServiceAccount orders-runtime"]
-    assert changes.changed == {}
-    assert (
-        "  > serviceaccount.Account orders-runtime:"
-        " from ServiceAccount orders-runtime to TaskService orders\n"
-    ) in text
-    assert text.endswith("0 added, 1 removed, 1 moved, 0 changed, 0 replaced.\n")
-
-
-def test_moved_resource_shows_its_setting_changes() -> None:
-    head = plan_of(config())
-    base = _plan_before_runtime_moved(head)
-    base["resources"][RUNTIME_BEFORE]["inputs"]["displayName"] = "old name"
-    changes, _ = _render(base, head)
-    assert changes.changed == {
-        RUNTIME_NOW: [("displayName", "old name", "Cloud Run runtime of pipeline orders")]
-    }
-
-
-def test_without_its_alias_a_moved_resource_is_deleted_and_re_created() -> None:
-    head = plan_of(config())
-    base = _plan_before_runtime_moved(head)
-    head["resources"][RUNTIME_NOW]["aliases"] = []
-    changes, _ = _render(base, head)
-    assert changes.moved == {}
-    assert [r.key for r in changes.added] == [RUNTIME_NOW]
-    assert RUNTIME_BEFORE in [r.key for r in changes.removed]
