@@ -10,6 +10,7 @@ deleted and re-created; its setting changes are compared across the move.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,13 +75,33 @@ class PlanDiff:
 
 
 def _moves(old: dict[str, Resource], new: dict[str, Resource]) -> dict[str, str]:
-    """New key -> old key, for a new resource whose alias names an old one that is gone."""
+    """New key -> old key, for each new resource the engine would keep from the base.
+
+    First by the resource's own aliases, each old resource claimed once. Then, as the
+    engine gives children their parent's aliases: a child whose key changed only
+    because its parent changed type (keys hold the parent's type) is the same child.
+    """
     gone = old.keys() - new.keys()
     moves: dict[str, str] = {}
+
+    def claim(key: str, candidates: Iterable[str]) -> bool:
+        free = (c for c in candidates if c in gone and c not in moves.values())
+        former = next(free, None)
+        if former is not None:
+            moves[key] = former
+        return former is not None
+
     for key in sorted(new.keys() - old.keys()):
-        former = [alias for alias in new[key].aliases if alias in gone]
-        if former and former[0] not in moves.values():
-            moves[key] = former[0]
+        claim(key, new[key].aliases)
+    claimed = True
+    while claimed:
+        claimed = False
+        for key in sorted(new.keys() - old.keys() - moves.keys()):
+            parent_before = moves.get(new[key].parent)
+            if parent_before is not None:
+                own_type = parent_before.split("::", 1)[0].split("$")[-1]
+                child = new[key]
+                claimed |= claim(key, [f"{own_type}${child.type}::{child.name}"])
     return moves
 
 

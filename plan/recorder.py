@@ -150,10 +150,12 @@ class RecordingMonitor(mocks.MockMonitor):
         super().__init__(cloud_mocks)
         self.cloud = cloud_mocks
         self.recording = recording
+        self.stack_urn = ""
 
     def RegisterResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
+            self.stack_urn = urn
             return resource_pb2.RegisterResourceResponse(urn=urn)
         id_, state = self.cloud.new_resource(
             mocks.MockResourceArgs(
@@ -190,26 +192,34 @@ class RecordingMonitor(mocks.MockMonitor):
         return response
 
     def _former_urns(self, request: Any) -> tuple[str, ...]:
-        """Each alias as a URN of this stack, built by the same rule as every mock URN.
+        """Each alias as the URN this monitor gave the resource where it was before.
 
         An alias spec names only what changed (name, type, parent); the rest is the
-        resource's own. Aliases to another stack or project cannot match anything in
-        this stack's plan and are left out.
+        resource's own. Aliases to another stack or project match nothing in this plan.
         """
-        urns = set(request.aliasURNs)
-        for alias in request.aliases:
-            if alias.WhichOneof("alias") == "urn":
-                urns.add(alias.urn)
+        here = (settings.get_stack(), settings.get_project())
+        urns: set[str | None] = set()
+        for alias in [*request.aliasURNs, *request.aliases]:
+            if isinstance(alias, str) or alias.WhichOneof("alias") == "urn":
+                urns.add(_as_mock_urn(alias if isinstance(alias, str) else alias.urn, here))
                 continue
             spec = alias.spec
-            if spec.stack not in ("", settings.get_stack()) or spec.project not in (
-                "",
-                settings.get_project(),
-            ):
-                continue
-            parent = "" if spec.noParent else spec.parentUrn or request.parent
-            urns.add(self.make_urn(parent, spec.type or request.type, spec.name or request.name))
-        return tuple(sorted(urns))
+            if (spec.stack or here[0], spec.project or here[1]) == here:
+                parent = self.stack_urn if spec.noParent else spec.parentUrn or request.parent
+                name, type_ = spec.name or request.name, spec.type or request.type
+                urns.add(self.make_urn(parent, type_, name))
+        return tuple(sorted(urn for urn in urns if urn))
+
+
+def _as_mock_urn(urn: str, here: tuple[str, str]) -> str | None:
+    """URN as this monitor spells it: `Parent$Type::name`, with only the parent's own
+    type, and the stack as the parent of top-level resources (the engine writes full
+    type chains and leaves the stack out). None for another stack or project."""
+    stack, project, chain, name = urn.removeprefix("urn:pulumi:").split("::", 3)
+    if (stack, project) != here:
+        return None
+    types = ["pulumi:pulumi:Stack", *chain.split("$")]
+    return f"urn:pulumi:{stack}::{project}::{types[-2]}${types[-1]}::{name}"
 
 
 def _serialize_plain(state: dict[str, Any]) -> Any:

@@ -11,43 +11,54 @@ from plan import diff, document
 from plan.recorder import run_program
 
 ACCOUNT = "gcp:serviceaccount/account:Account"
+STACK = "pulumi:pulumi:Stack"
 
-BEFORE = """
+PROGRAM = """
 import pulumi, pulumi_gcp as gcp
 
 class Box(pulumi.ComponentResource):
-    def __init__(self, name):
-        super().__init__("test:index:Box", name)
+    def __init__(self, name, type_="test:index:Box", opts=None):
+        super().__init__(type_, name, None, opts)
 
-box = Box("box")
+def account(name, parent=None, aliases=(), account_id=None, **extra):
+    opts = pulumi.ResourceOptions(parent=parent, aliases=list(aliases))
+    account_id = account_id or name
+    return gcp.serviceaccount.Account(name, project="p", account_id=account_id, opts=opts, **extra)
+"""
+
+BEFORE = (
+    PROGRAM
+    + """
+box, carton = Box("box"), Box("carton")
 for name in ("worker", "keeper"):
-    gcp.serviceaccount.Account(
-        name, project="p", account_id=f"{name}-sa", opts=pulumi.ResourceOptions(parent=box)
-    )
+    account(name, box)
+account("inside", carton)
+account("loner")
+account("spare")
 """
+)
 
-# worker moves into a new component, keeper is renamed holder, fresh is new.
-AFTER = """
-import pulumi, pulumi_gcp as gcp
-
+# Each resource changes place or name; with ALIASED, each says where it was. `inside`
+# has no alias: it is kept through its parent's (the engine gives children those).
+AFTER = (
+    PROGRAM
+    + """
 ALIASED = {aliased}
-
-class Box(pulumi.ComponentResource):
-    def __init__(self, name, type_="test:index:Box"):
-        super().__init__(type_, name)
-
 box, crate = Box("box"), Box("crate", "test:index:Crate")
+carton = Box(
+    "carton", "test:index:Carton",
+    pulumi.ResourceOptions(aliases=[pulumi.Alias(type_="test:index:Box")] * ALIASED),
+)
 old_box = pulumi.create_urn("box", "test:index:Box")
-gcp.serviceaccount.Account(
-    "worker", project="p", account_id="worker-sa",
-    opts=pulumi.ResourceOptions(parent=crate, aliases=[pulumi.Alias(parent=old_box)] * ALIASED),
-)
-gcp.serviceaccount.Account(
-    "holder", project="p", account_id="keeper-sa", display_name="renamed",
-    opts=pulumi.ResourceOptions(parent=box, aliases=[pulumi.Alias(name="keeper")] * ALIASED),
-)
-gcp.serviceaccount.Account("fresh", project="p", account_id="fresh-sa")
+account("worker", crate, [pulumi.Alias(parent=old_box)] * ALIASED)
+account("holder", box, [pulumi.Alias(name="keeper")] * ALIASED, "keeper", display_name="renamed")
+account("inside", carton)
+account("loner", crate, [pulumi.Alias(parent=None)] * ALIASED)
+# A URN as the engine spells it (full type chain, no stack type), not as the mocks do.
+account("spare2", None, ["urn:pulumi:test::aliases::{account}::spare"] * ALIASED, "spare")
+account("fresh", aliases=[pulumi.Alias(name="fresh", stack="elsewhere")])
 """
+)
 
 
 def plan(directory: Path, program: str) -> dict[str, Any]:
@@ -57,28 +68,41 @@ def plan(directory: Path, program: str) -> dict[str, Any]:
     return document.build(run_program(directory, "test", {}, preview=True))
 
 
+def after(tmp_path: Path, aliased: bool) -> dict[str, Any]:
+    return plan(tmp_path / "after", AFTER.format(aliased=aliased, account=ACCOUNT))
+
+
 @pytest.fixture
 def before(tmp_path: Path) -> dict[str, Any]:
     return plan(tmp_path / "before", BEFORE)
 
 
 def test_aliases_are_recorded_as_the_keys_they_name(tmp_path: Path) -> None:
-    after = plan(tmp_path / "after", AFTER.format(aliased=True))["resources"]
-    # pulumi-gcp adds an alias of its own to Account: the type's former spelling.
-    assert (
-        f"test:index:Box${ACCOUNT}::worker"
-        in after[f"test:index:Crate${ACCOUNT}::worker"]["aliases"]
-    )
-    assert (
-        f"test:index:Box${ACCOUNT}::keeper" in after[f"test:index:Box${ACCOUNT}::holder"]["aliases"]
-    )
+    resources = after(tmp_path, aliased=True)["resources"]
+
+    def aliases(key: str) -> list[str]:
+        # pulumi-gcp gives Account an alias of its own: the type's former spelling.
+        return [a for a in resources[key]["aliases"] if "serviceAccount/" not in a]
+
+    assert aliases(f"test:index:Crate${ACCOUNT}::worker") == [f"test:index:Box${ACCOUNT}::worker"]
+    assert aliases(f"test:index:Box${ACCOUNT}::holder") == [f"test:index:Box${ACCOUNT}::keeper"]
+    assert aliases(f"test:index:Crate${ACCOUNT}::loner") == [f"{STACK}${ACCOUNT}::loner"]
+    assert aliases(f"{STACK}${ACCOUNT}::spare2") == [f"{STACK}${ACCOUNT}::spare"]
+    assert aliases(f"{STACK}$test:index:Carton::carton") == [f"{STACK}$test:index:Box::carton"]
+    assert aliases(f"{STACK}${ACCOUNT}::fresh") == [], "an alias to another stack matches nothing"
 
 
-def test_moved_and_renamed_resources_are_kept(before: dict[str, Any], tmp_path: Path) -> None:
-    changes = diff.compare(before, plan(tmp_path / "after", AFTER.format(aliased=True)))
+def test_renamed_moved_and_re_typed_resources_are_kept(
+    before: dict[str, Any], tmp_path: Path
+) -> None:
+    changes = diff.compare(before, after(tmp_path, aliased=True))
     assert changes.moved == {
         f"test:index:Box${ACCOUNT}::holder": f"test:index:Box${ACCOUNT}::keeper",
         f"test:index:Crate${ACCOUNT}::worker": f"test:index:Box${ACCOUNT}::worker",
+        f"test:index:Crate${ACCOUNT}::loner": f"{STACK}${ACCOUNT}::loner",
+        f"{STACK}${ACCOUNT}::spare2": f"{STACK}${ACCOUNT}::spare",
+        f"{STACK}$test:index:Carton::carton": f"{STACK}$test:index:Box::carton",
+        f"test:index:Carton${ACCOUNT}::inside": f"test:index:Box${ACCOUNT}::inside",
     }
     assert sorted(r.label for r in changes.added) == ["Crate crate", "serviceaccount.Account fresh"]
     assert changes.removed == []
@@ -87,18 +111,23 @@ def test_moved_and_renamed_resources_are_kept(before: dict[str, Any], tmp_path: 
         f"test:index:Box${ACCOUNT}::holder": [("displayName", "(absent)", "renamed")]
     }
     text = diff.render(changes, "before", "after")
+    assert "!!" not in text
     assert "  > serviceaccount.Account worker: moved from Box box to Crate crate\n" in text
     assert "  > serviceaccount.Account holder: renamed from keeper\n" in text
-    assert text.endswith("2 added, 0 removed, 2 moved, 1 changed, 0 replaced.\n")
+    assert "  > serviceaccount.Account loner: moved from the stack to Crate crate\n" in text
+    assert "  > Carton carton: was a Box\n" in text
+    assert "  > serviceaccount.Account inside: moved from Box carton to Carton carton\n" in text
+    assert text.endswith("2 added, 0 removed, 6 moved, 1 changed, 0 replaced.\n")
 
 
 def test_without_aliases_they_are_deleted_and_re_created(
     before: dict[str, Any], tmp_path: Path
 ) -> None:
-    changes = diff.compare(before, plan(tmp_path / "after", AFTER.format(aliased=False)))
+    changes = diff.compare(before, after(tmp_path, aliased=False))
     assert changes.moved == {}
-    assert sorted(r.name for r in changes.removed) == ["keeper", "worker"]
-    assert sorted(r.name for r in changes.added) == ["crate", "fresh", "holder", "worker"]
+    removed = ["carton", "inside", "keeper", "loner", "spare", "worker"]
+    assert sorted(r.name for r in changes.removed) == removed
+    assert len(changes.added) == len(removed) + 2
 
 
 def test_a_plan_written_before_aliases_were_recorded_still_compares(
@@ -106,5 +135,29 @@ def test_a_plan_written_before_aliases_were_recorded_still_compares(
 ) -> None:
     for entry in before["resources"].values():
         del entry["aliases"]
-    changes = diff.compare(before, plan(tmp_path / "after", AFTER.format(aliased=True)))
-    assert len(changes.moved) == 2
+    changes = diff.compare(before, after(tmp_path, aliased=True))
+    assert len(changes.moved) == 6
+
+
+def test_an_old_resource_is_claimed_once_and_the_next_alias_is_tried() -> None:
+    base = {"resources": {}, "outputs": {}}
+    head = {"resources": {}, "outputs": {}}
+    for key in ("T$A::a", "T$A::b"):
+        base["resources"][key] = _entry(key, [])
+    head["resources"]["T$A::x"] = _entry("T$A::x", ["T$A::a"])
+    head["resources"]["T$A::y"] = _entry("T$A::y", ["T$A::a", "T$A::b"])
+    assert diff.compare(base, head).moved == {"T$A::x": "T$A::a", "T$A::y": "T$A::b"}
+
+
+def _entry(key: str, aliases: list[str]) -> dict[str, Any]:
+    return {
+        "type": "A",
+        "name": key.split("::")[1],
+        "parent": "",
+        "component": False,
+        "protect": False,
+        "aliases": aliases,
+        "dependsOn": [],
+        "inputDependencies": {},
+        "inputs": {},
+    }
