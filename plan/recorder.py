@@ -157,11 +157,15 @@ class RecordingMonitor(mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             self.stack_urn = urn
             return resource_pb2.RegisterResourceResponse(urn=urn)
+        # MockMonitor deserializes without keep_unknowns, but in preview the SDK keeps
+        # unknowns anyway and outside it there are none: one deserialization serves both.
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        recorded_inputs = _plain(inputs)
         id_, state = self.cloud.new_resource(
             mocks.MockResourceArgs(
                 typ=request.type,
                 name=request.name,
-                inputs=rpc.deserialize_properties(request.object),
+                inputs=inputs,
                 provider=request.provider,
                 resource_id=request.importId,
                 custom=request.custom,
@@ -185,7 +189,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 protect=bool(request.protect),
                 custom=bool(request.custom),
                 aliases=self._former_urns(request),
-                inputs=_plain(rpc.deserialize_properties(request.object, keep_unknowns=True)),
+                inputs=recorded_inputs,
                 outputs=_plain(rpc.deserialize_properties(response.object, keep_unknowns=True)),
             )
         )
