@@ -54,21 +54,17 @@ class TaskService(pulumi.ComponentResource):
     ) -> None:
         super().__init__("cloudrun-tasks:index:TaskService", name, None, opts)
         s = args.settings
-        secret_ids = sorted({ref.split(":")[0] for ref in s.secrets.values()})
-        secret_grants: list[pulumi.Resource] = []
-        if secret_ids:
-            runtime_member = pulumi.Output.concat("serviceAccount:", args.service_account)
-            secret_grants = [
-                gcp.secretmanager.SecretIamMember(
-                    f"{name}-secret-{secret_id}",
-                    project=args.project,
-                    secret_id=secret_id,
-                    role=SECRET_ACCESSOR,
-                    member=runtime_member,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-                )
-                for secret_id in secret_ids
-            ]
+        secret_grants = [
+            gcp.secretmanager.SecretIamMember(
+                f"{name}-secret-{secret_id}",
+                project=args.project,
+                secret_id=secret_id,
+                role=SECRET_ACCESSOR,
+                member=pulumi.Output.concat("serviceAccount:", args.service_account),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            )
+            for secret_id in sorted({ref.split(":")[0] for ref in s.secrets.values()})
+        ]
         plain_env = {**s.env, "TASK_MAX_ATTEMPTS": str(args.max_attempts)}
         envs = [
             gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name=key, value=value)
