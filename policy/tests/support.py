@@ -62,12 +62,17 @@ def urn_of(resource_type: str, name: str) -> str:
     return f"urn:pulumi:test::cloudrun-tasks::{resource_type}::{name}"
 
 
+def _analyzer_props(props: Mapping[str, Any]) -> Any:
+    """Properties as the analyzer hands them to a policy."""
+    return unknown_checking_proxy(deserialize_properties(dict(props)))
+
+
 def resource_args(
     resource_type: str, props: Mapping[str, Any], name: str = "r", *, protect: bool = False
 ) -> ResourceValidationArgs:
     return ResourceValidationArgs(
         resource_type,
-        unknown_checking_proxy(deserialize_properties(dict(props))),
+        _analyzer_props(props),
         urn_of(resource_type, name),
         name,
         options(protect=protect),
@@ -85,7 +90,7 @@ def policy_resource(
 ) -> PolicyResource:
     return PolicyResource(
         resource_type,
-        unknown_checking_proxy(deserialize_properties(dict(props))),
+        _analyzer_props(props),
         urn_of(resource_type, name),
         name,
         options(protect=protect),
@@ -139,7 +144,7 @@ def _engine_props(values: Mapping[str, Any]) -> Any:
             return [convert(v) for v in value]
         return value
 
-    return unknown_checking_proxy(deserialize_properties(convert(dict(values))))
+    return _analyzer_props(convert(dict(values)))
 
 
 def evaluate(
