@@ -26,6 +26,8 @@ pipelines = {
             cloudtasks_agent_member=apis.cloudtasks_agent_member,
             protect=settings.protect,
             labels=settings.labels,
+            secret_env=settings.secret_env,
+            secret_labels=settings.secret_labels,
             depends_on=[apis],
         ),
     )

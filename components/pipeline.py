@@ -11,7 +11,7 @@ from components.iam import IamMember, members
 from components.identities import ServiceAccount, ServiceAccountArgs
 from components.queue import TaskQueue, TaskQueueArgs
 from components.service import TaskService, TaskServiceArgs
-from components.settings import PipelineSettings, format_duration
+from components.settings import PipelineSettings
 
 RUN_INVOKER = "roles/run.invoker"
 ENQUEUER = "roles/cloudtasks.enqueuer"
@@ -28,6 +28,9 @@ class TaskPipelineArgs:
     """The project's Cloud Tasks service agent (ProjectApis.cloudtasks_agent_member)."""
     protect: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    secret_env: bool = False
+    """Env values came from a secret config key (StackSettings.secret_env)."""
+    secret_labels: bool = False
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources everything here waits for: the ProjectApis component."""
 
@@ -92,6 +95,8 @@ class TaskPipeline(pulumi.ComponentResource):
                 max_attempts=s.queue.max_attempts,
                 iam_members=[IamMember(role=RUN_INVOKER, member=invoker.member, key="invoker")],
                 labels={**args.labels, "pipeline": name},
+                secret_env=args.secret_env,
+                secret_labels=args.secret_labels,
                 protect=args.protect,
                 depends_on=args.depends_on,
             ),
@@ -119,6 +124,6 @@ class TaskPipeline(pulumi.ComponentResource):
             "serviceUrl": service.url,
             "invokerServiceAccount": invoker.email,
             "runtimeServiceAccount": runtime.email,
-            "dispatchDeadline": format_duration(s.dispatch_deadline),
+            "dispatchDeadline": str(s.dispatch_deadline),
         }
         self.register_outputs({"outputs": self.outputs})

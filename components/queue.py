@@ -10,7 +10,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.iam import IamMember, grant_all
-from components.settings import QueueSettings, format_duration
+from components.settings import QueueSettings
 
 
 @dataclass
@@ -61,9 +61,9 @@ class TaskQueue(pulumi.ComponentResource):
             ),
             retry_config=gcp.cloudtasks.QueueRetryConfigArgs(
                 max_attempts=s.max_attempts,
-                max_retry_duration=format_duration(s.max_retry_duration),
-                min_backoff=format_duration(s.min_backoff),
-                max_backoff=format_duration(s.max_backoff),
+                max_retry_duration=str(s.max_retry_duration),
+                min_backoff=str(s.min_backoff),
+                max_backoff=str(s.max_backoff),
                 max_doublings=s.max_doublings,
             ),
             stackdriver_logging_config=gcp.cloudtasks.QueueStackdriverLoggingConfigArgs(

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.iam import IamMember, grant_all
-from components.settings import ServiceSettings, format_duration
+from components.settings import ServiceSettings
 
 INGRESS = {
     "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",
@@ -33,6 +33,10 @@ class TaskServiceArgs:
     iam_members: Sequence[IamMember] = field(default_factory=tuple)
     """Grants on the service, e.g. roles/run.invoker for the queue's invoker account."""
     labels: Mapping[str, str] = field(default_factory=dict)
+    secret_env: bool = False
+    """Env values came from a secret config key: each becomes a secret input, so state,
+    previews and PR comments show [secret] (StackSettings.secret_env)."""
+    secret_labels: bool = False
     protect: bool = False
     """Pulumi protect and Cloud Run deletion protection together."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
@@ -67,7 +71,10 @@ class TaskService(pulumi.ComponentResource):
         ]
         plain_env = {**s.env, "TASK_MAX_ATTEMPTS": str(args.max_attempts)}
         envs = [
-            gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name=key, value=value)
+            gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(
+                name=key,
+                value=pulumi.Output.secret(value) if args.secret_env and key in s.env else value,
+            )
             for key, value in sorted(plain_env.items())
         ] + [
             gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(
@@ -87,13 +94,15 @@ class TaskService(pulumi.ComponentResource):
             ingress=INGRESS[s.ingress],
             invoker_iam_disabled=False,
             deletion_protection=args.protect,
-            labels=dict(args.labels),
+            labels=pulumi.Output.secret(dict(args.labels))
+            if args.secret_labels
+            else dict(args.labels),
             # Declared explicitly (not left to the API's default) to avoid perpetual diffs;
             # launch_stage is deliberately not set for the same reason.
             scaling=gcp.cloudrunv2.ServiceScalingArgs(min_instance_count=s.min_instances),
             template=gcp.cloudrunv2.ServiceTemplateArgs(
                 service_account=args.service_account,
-                timeout=format_duration(s.resolved_timeout),
+                timeout=str(s.resolved_timeout),
                 max_instance_request_concurrency=s.concurrency,
                 scaling=gcp.cloudrunv2.ServiceTemplateScalingArgs(
                     min_instance_count=s.min_instances,

@@ -45,7 +45,11 @@ CASES: list[tuple[str, Any, str]] = [
     ("cloudrun-tasks:protect", "yes", 'protect: must be true or false, got "yes"'),
     ("cloudrun-tasks:labels", {"Team": "x"}, "labels.Team: must be a label key"),
     ("cloudrun-tasks:labels", {"team": "Payments!"}, "labels.team: must be a label value"),
-    ("cloudrun-tasks:pipeline", {}, "pipeline: unknown key; allowed keys: gcp:project"),
+    (
+        "cloudrun-tasks:pipeline",
+        {},
+        "pipeline: unknown key; did you mean pipelines? allowed keys: gcp:project",
+    ),
     (P, DELETE, "pipelines: is required"),
     (P, {}, "pipelines: must declare at least one pipeline"),
     (P, ["orders"], "pipelines: must be a mapping"),
@@ -115,7 +119,7 @@ CASES: list[tuple[str, Any, str]] = [
         11,
         "pipelines.orders.service.minInstances: must be <= maxInstances (10)",
     ),
-    (f"{ORDERS}.service.cpu", 2, "pipelines.orders.service.cpu: must be one of '1', '2'"),
+    (f"{ORDERS}.service.cpu", 2, "pipelines.orders.service.cpu: must be a string, got 2"),
     (f"{ORDERS}.service.memory", "512MB", "pipelines.orders.service.memory: must be a size"),
     (
         f"{ORDERS}.service.env",
@@ -192,7 +196,7 @@ CASES: list[tuple[str, Any, str]] = [
     (
         f"{ORDERS}.queue.maxDoublings",
         -1,
-        "pipelines.orders.queue.maxDoublings: must be >= 0 and <= 100",
+        "pipelines.orders.queue.maxDoublings: must be >= 0 and <= 2147483647",
     ),
     (
         f"{ORDERS}.queue.loggingSamplingRatio",
@@ -277,5 +281,6 @@ def test_error_is_a_run_error_pulumi_prints_without_traceback() -> None:
     assert isinstance(error, pulumi.RunError)
     assert str(error).splitlines() == [
         "invalid stack config (1 problem):",
-        "  pipelines.orders.service.cpu: must be one of '1', '2', '4', '6' or '8', got \"3\"",
+        "  pipelines.orders.service.cpu: must be 0.08..1 in steps of 0.001 (e.g. '0.5' or"
+        " '500m'), or '1', '2', '4', '6', '8', got \"3\"",
     ]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 import pytest
 
-from components.settings import parse_settings
 from tests.infra.conftest import ENQUEUER, INVOKER_EMAIL, RUNTIME_EMAIL, base_config, record
 from tests.infra.expectations import ACCOUNT_MEMBER, API, QUEUE, SERVICE, check_pipeline
 
@@ -178,10 +179,34 @@ def test_preview_leaves_cloud_computed_values_unknown() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("15s", 15), ("0.1s", 0.1), ("10m", 600), ("1h", 3600), (" 30m ", 1800)]
+    ("text", "sent"),
+    [
+        ("15s", "15s"),
+        ("0.1s", "0.1s"),
+        ("10m", "600s"),
+        ("1h", "3600s"),
+        ("720h", "2592000s"),
+        ("1.25h", "4500s"),
+        ("0.00001s", "0.00001s"),
+        ("250ms", "0.25s"),
+        ("0.000000001s", "0.000000001s"),
+    ],
 )
-def test_duration_units(text: str, seconds: float) -> None:
+def test_durations_reach_google_as_exact_decimal_seconds(text: str, sent: str) -> None:
+    """No float formatting: `720h` once became `2.592e+06s`, which Google rejects."""
     config = base_config()
-    orders(config)["queue"] = {"minBackoff": "0s", "maxBackoff": text}
-    raw = {k.removeprefix("cloudrun-tasks:"): v for k, v in config.items()}
-    assert parse_settings(raw).pipelines["orders"].queue.max_backoff == seconds
+    orders(config)["queue"] = {"minBackoff": "0s", "maxBackoff": text, "maxRetryDuration": text}
+    rec = record(config)
+    retry = rec.one(QUEUE, "orders").inputs["retryConfig"]
+    assert (retry["maxBackoff"], retry["maxRetryDuration"]) == (sent, sent)
+    assert re.fullmatch(r"[0-9]+(\.[0-9]{1,9})?s", sent)
+
+
+def test_service_timeout_and_deadline_output_use_the_same_form() -> None:
+    config = base_config()
+    orders(config)["dispatchDeadline"] = "0.25h"
+    orders(config)["service"]["timeout"] = "1h"
+    rec = record(config)
+    template = rec.one(SERVICE, "orders").inputs["template"]
+    assert template["timeout"] == "3600s"
+    assert rec.outputs["pipelines"]["orders"]["dispatchDeadline"] == "900s"

@@ -1,0 +1,35 @@
+"""Typed stack settings: every config key is declared, defaulted and validated here.
+
+One module per entity: `service` (Cloud Run limits), `queue` (Cloud Tasks limits),
+`pipeline`, `stack` (labels, locations), `config` (reading Pulumi config, secret keys,
+unknown namespaces); `validation` holds the machinery they share. The models mirror the
+stack files key for key (camelCase aliases), so an error's location is the key path the
+user typed.
+"""
+
+from components.settings.config import (
+    gcp_provider_keys,
+    load_settings,
+    parse_pipeline,
+    parse_settings,
+    settings_from_config,
+)
+from components.settings.pipeline import PipelineSettings
+from components.settings.queue import QueueSettings
+from components.settings.service import ServiceSettings
+from components.settings.stack import StackSettings
+from components.settings.validation import NAMESPACE, ConfigError
+
+__all__ = [
+    "NAMESPACE",
+    "ConfigError",
+    "PipelineSettings",
+    "QueueSettings",
+    "ServiceSettings",
+    "StackSettings",
+    "gcp_provider_keys",
+    "load_settings",
+    "parse_pipeline",
+    "parse_settings",
+    "settings_from_config",
+]

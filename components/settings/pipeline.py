@@ -1,0 +1,111 @@
+"""One queue -> service pipeline: where it runs, its deadline, and who may enqueue."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+
+from components.durations import Duration
+from components.settings.queue import MAX_CONCURRENT_DISPATCHES, QueueSettings
+from components.settings.service import ServiceSettings
+from components.settings.validation import (
+    Problem,
+    Settings,
+    duration_within,
+    fail,
+    known,
+    matching,
+)
+
+# Cloud Tasks HTTP targets: dispatchDeadline is 15 s..30 min
+# (cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks#Task).
+MIN_DISPATCH_DEADLINE = Duration.of_seconds(15)
+MAX_DISPATCH_DEADLINE = Duration.of_seconds(1800)
+DEFAULT_DISPATCH_DEADLINE = Duration.of_seconds(600)
+# Service-account ids are 6..30 chars; "-invoker"/"-runtime" are appended to the pipeline name.
+MAX_PIPELINE_NAME = 22
+PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
+MEMBER_PREFIXES = ("serviceAccount", "user", "group", "principal", "principalSet")
+
+
+def _enqueuer(member: str) -> str:
+    if member in PUBLIC_MEMBERS:
+        raise fail("public members (allUsers, allAuthenticatedUsers) may not enqueue tasks")
+    if not re.fullmatch(rf"(?:{'|'.join(MEMBER_PREFIXES)}):\S+", member):
+        raise fail(
+            "must be an IAM member such as 'serviceAccount:NAME@PROJECT.iam.gserviceaccount.com'"
+            f" (prefixes: {', '.join(MEMBER_PREFIXES)})"
+        )
+    return member
+
+
+PipelineName = Annotated[
+    str,
+    matching(
+        rf"[a-z](?:[a-z0-9-]{{0,{MAX_PIPELINE_NAME - 2}}}[a-z0-9])?",
+        f"1..{MAX_PIPELINE_NAME} lowercase letters, digits and hyphens, starting with a letter"
+        " and not ending with a hyphen",
+    ),
+]
+Region = Annotated[
+    str,
+    matching(r"[a-z]+-[a-z]+[0-9]+", "a region such as 'us-central1' (not a zone or multi-region)"),
+]
+Enqueuer = Annotated[str, AfterValidator(_enqueuer)]
+
+
+class PipelineSettings(Settings):
+    """One queue -> service pipeline. After validation every default is resolved."""
+
+    # Defaults to gcp:region (resolved by StackSettings); queue AND service live here.
+    location: Region | None = None
+    dispatch_deadline: Annotated[
+        Duration, duration_within(MIN_DISPATCH_DEADLINE, MAX_DISPATCH_DEADLINE)
+    ] = Field(DEFAULT_DISPATCH_DEADLINE, alias="dispatchDeadline")
+    service: ServiceSettings
+    queue: QueueSettings = Field(default_factory=lambda: QueueSettings.model_validate({}))
+    enqueuers: list[Enqueuer] = Field(default_factory=list)
+
+    @classmethod
+    def rules(cls, view: Any) -> Iterator[Problem]:
+        if known(view.enqueuers):
+            for index, member in enumerate(view.enqueuers):
+                if member in view.enqueuers[:index]:
+                    yield (("enqueuers", index), "is listed twice", member)
+        service, queue, deadline = view.service, view.queue, view.dispatch_deadline
+        if not known(service, queue):
+            return
+        # A service that gives up first makes Cloud Tasks retry work that is still running.
+        timeout = service.timeout
+        if known(timeout, deadline) and timeout is not None and timeout < deadline:
+            yield (
+                ("service", "timeout"),
+                f"must be >= dispatchDeadline ({deadline})",
+                str(timeout),
+            )
+        dispatches = queue.max_concurrent_dispatches
+        if known(service.max_instances, service.concurrency, dispatches) and dispatches:
+            capacity = service.max_instances * service.concurrency
+            if dispatches > capacity:
+                yield (
+                    ("queue", "maxConcurrentDispatches"),
+                    f"must be <= service capacity maxInstances x concurrency ({capacity})",
+                    dispatches,
+                )
+
+    def resolve(self) -> None:
+        if self.service.timeout is None:
+            self.service.timeout = self.dispatch_deadline
+        if self.queue.max_concurrent_dispatches is None:
+            self.queue.max_concurrent_dispatches = min(
+                self.service.capacity, MAX_CONCURRENT_DISPATCHES
+            )
+
+    @property
+    def resolved_location(self) -> str:
+        if self.location is None:
+            raise RuntimeError("location is resolved by StackSettings validation")
+        return self.location

@@ -1,0 +1,82 @@
+"""Rate and retry limits of a pipeline's Cloud Tasks queue, within the API's bounds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+
+from components.durations import Duration
+from components.settings.validation import (
+    INT32_MAX,
+    Problem,
+    Settings,
+    duration_within,
+    fail,
+    known,
+    within,
+)
+
+# Cloud Tasks RateLimits: maxDispatchesPerSecond <= 500, maxConcurrentDispatches <= 5000
+# (cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues#ratelimits).
+# maxBurstSize is output-only and not accepted.
+MAX_DISPATCHES_PER_SECOND = 500
+MAX_CONCURRENT_DISPATCHES = 5000
+ZERO = Duration(0)
+
+
+def _attempts(value: int) -> int:
+    # RetryConfig.maxAttempts is an int32; -1 means unlimited, 0 is not allowed.
+    if value != -1 and not 1 <= value <= INT32_MAX:
+        raise fail(f"must be -1 (unlimited) or >= 1 and <= {INT32_MAX}")
+    return value
+
+
+class QueueSettings(Settings):
+    """Rate and retry limits of the pipeline's Cloud Tasks queue."""
+
+    max_dispatches_per_second: Annotated[
+        float, within(0, MAX_DISPATCHES_PER_SECOND, low_open=True)
+    ] = Field(10.0, alias="maxDispatchesPerSecond")
+    # Defaults to the service's capacity, capped at 5000 (resolved by PipelineSettings).
+    max_concurrent_dispatches: Annotated[int, within(1, MAX_CONCURRENT_DISPATCHES)] | None = Field(
+        None, alias="maxConcurrentDispatches"
+    )
+    max_attempts: Annotated[int, AfterValidator(_attempts)] = Field(20, alias="maxAttempts")
+    # 0s means no time limit: retries then stop on maxAttempts alone.
+    max_retry_duration: Annotated[Duration, duration_within(ZERO)] = Field(
+        Duration.of_seconds(3600), alias="maxRetryDuration"
+    )
+    min_backoff: Annotated[Duration, duration_within(ZERO)] = Field(
+        Duration.of_seconds(1), alias="minBackoff"
+    )
+    max_backoff: Annotated[Duration, duration_within(ZERO)] = Field(
+        Duration.of_seconds(300), alias="maxBackoff"
+    )
+    # RetryConfig.maxDoublings is an int32 >= 0.
+    max_doublings: Annotated[int, within(0, INT32_MAX)] = Field(5, alias="maxDoublings")
+    logging_sampling_ratio: Annotated[float, within(0, 1)] = Field(
+        1.0, alias="loggingSamplingRatio"
+    )
+    paused: bool = False
+
+    @classmethod
+    def rules(cls, view: Any) -> Iterator[Problem]:
+        if (
+            known(view.max_attempts, view.max_retry_duration)
+            and view.max_attempts == -1
+            and view.max_retry_duration == ZERO
+        ):
+            yield (
+                ("maxAttempts",),
+                "-1 (unlimited) needs a maxRetryDuration above 0s,"
+                " or a failing task is retried forever",
+                view.max_attempts,
+            )
+        if known(view.min_backoff, view.max_backoff) and view.max_backoff < view.min_backoff:
+            yield (
+                ("maxBackoff",),
+                f"must be >= minBackoff ({view.min_backoff})",
+                str(view.max_backoff),
+            )

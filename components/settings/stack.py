@@ -1,0 +1,119 @@
+"""Everything a stack file configures: project, region, protection, labels, pipelines."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from typing import Annotated, Any
+
+import regex
+from pydantic import AfterValidator, Field, PrivateAttr
+
+from components.settings.pipeline import PipelineName, PipelineSettings, Region
+from components.settings.validation import (
+    INVALID,
+    NAMESPACE,
+    Problem,
+    Settings,
+    fail,
+    matching,
+)
+
+# Label rules (cloud.google.com/resource-manager/docs/creating-managing-labels#requirements):
+# at most 64 per resource; keys 1..63 characters, starting with a lowercase letter or an
+# international character; keys and values of lowercase letters, international
+# characters, digits, `_` and `-`, values 0..63 characters; both under 128 bytes.
+MAX_LABELS = 64
+_LABEL_KEY = regex.compile(r"[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}")
+_LABEL_VALUE = regex.compile(r"[\p{Ll}\p{Lo}\p{N}_-]{0,63}")
+MAX_LABEL_BYTES = 127
+# Labels the project sets on every service: `pipeline` (TaskPipeline) and the provider's
+# attribution label (pulumi-gcp >= 8 adds goog-pulumi-provisioned to every labelled
+# resource unless gcp:addPulumiAttributionLabel is false; it counts toward the 64).
+PROJECT_LABELS = ("pipeline", "goog-pulumi-provisioned")
+
+
+def _label_key(key: str) -> str:
+    if not _LABEL_KEY.fullmatch(key) or len(key.encode()) > MAX_LABEL_BYTES:
+        raise fail(
+            "must be a label key: 1..63 lowercase letters, digits, '_' or '-', starting with a"
+            " lowercase letter (international characters allowed), under 128 bytes"
+        )
+    if key in PROJECT_LABELS:
+        raise fail(
+            f"is set by the project itself (reserved label keys: {', '.join(PROJECT_LABELS)})"
+        )
+    return key
+
+
+def _label_value(value: str) -> str:
+    if not _LABEL_VALUE.fullmatch(value) or len(value.encode()) > MAX_LABEL_BYTES:
+        raise fail(
+            "must be a label value: 0..63 lowercase letters, digits, '_' or '-'"
+            " (international characters allowed), under 128 bytes"
+        )
+    return value
+
+
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+ProjectId = Annotated[
+    str,
+    matching(
+        r"[a-z][a-z0-9-]{4,28}[a-z0-9]", "a project id (6..30 lowercase letters, digits, hyphens)"
+    ),
+]
+
+
+class StackSettings(Settings):
+    """Everything a stack file configures for this project."""
+
+    project: ProjectId = Field(alias="gcp:project")
+    region: Region | None = Field(None, alias="gcp:region")
+    protect: bool = False
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    pipelines: dict[PipelineName, PipelineSettings] = Field(min_length=1)
+    _secret_keys: frozenset[str] = PrivateAttr(default=frozenset())
+
+    def mark_secret(self, keys: Collection[str]) -> None:
+        """Record which config keys Pulumi holds as secrets (`pulumi config set --secret`)."""
+        self._secret_keys = frozenset(keys)
+
+    @property
+    def secret_env(self) -> bool:
+        """Whether env values are secrets. Pulumi marks a whole top-level key secret, also
+        for `--secret --path pipelines.P.service.env.NAME`, so the program can't tell which
+        value was hidden: every env value of every pipeline is then a secret."""
+        return f"{NAMESPACE}:pipelines" in self._secret_keys
+
+    @property
+    def secret_labels(self) -> bool:
+        return f"{NAMESPACE}:labels" in self._secret_keys
+
+    @classmethod
+    def rules(cls, view: Any) -> Iterator[Problem]:
+        if view.labels is not INVALID and len(view.labels) > MAX_LABELS - len(PROJECT_LABELS):
+            yield (
+                ("labels",),
+                f"has {len(view.labels)} labels: at most {MAX_LABELS - len(PROJECT_LABELS)}, since"
+                f" Cloud Run takes {MAX_LABELS} and the project adds {', '.join(PROJECT_LABELS)}",
+                None,
+            )
+        if view.pipelines is INVALID or view.region is not None:
+            return
+        for name, pipeline in view.pipelines.items():
+            if pipeline is not INVALID and pipeline.location is None:
+                yield (
+                    ("pipelines", name, "location"),
+                    "is required when gcp:region is not set",
+                    None,
+                )
+
+    def resolve(self) -> None:
+        for pipeline in self.pipelines.values():
+            if pipeline.location is None:
+                pipeline.location = self.region
+            pipeline.resolve()
+
+    @property
+    def uses_secrets(self) -> bool:
+        return any(p.service.secrets for p in self.pipelines.values())
