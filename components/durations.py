@@ -114,3 +114,11 @@ class Duration:
         return core_schema.no_info_plain_validator_function(
             validate, serialization=core_schema.to_string_ser_schema()
         )
+
+
+# Cloud Tasks' duration limits, shared by the program and the client
+# (cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks#Task):
+# an HTTP task's dispatchDeadline is 15 s..30 min; scheduleTime at most 30 days ahead.
+MIN_DISPATCH_DEADLINE = Duration.of_seconds(15)
+MAX_DISPATCH_DEADLINE = Duration.of_seconds(30 * 60)
+MAX_SCHEDULE_AHEAD = Duration.of_seconds(30 * 24 * 3600)

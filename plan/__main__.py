@@ -15,7 +15,8 @@ from pathlib import Path
 import pulumi
 
 from plan import diff, document, graph, tree
-from plan.recorder import StackFileError, read_stack_file, run_program
+from plan.recorder import run_program
+from plan.stackfile import StackFileError, read_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMATS = ("text", "json", "mermaid", "markdown")
@@ -76,8 +77,15 @@ def _markdown(plan: dict, changes: str | None) -> str:
 
 def _render(args: argparse.Namespace) -> str:
     base = document.load(args.diff) if args.diff else None
-    config = read_stack_file(args.stack_file) if args.stack_file else None
-    plan = document.build(run_program(args.program_dir, args.stack, config, preview=True))
+    stack_file = read_stack_file(args.stack_file) if args.stack_file else None
+    recording = run_program(
+        args.program_dir,
+        args.stack,
+        stack_file.config if stack_file else None,
+        secret_keys=stack_file.secret_keys if stack_file else (),
+        preview=True,
+    )
+    plan = document.build(recording)
     changes = diff.render(diff.compare(base, plan), args.diff, "this plan") if base else None
     if args.format == "json":
         return document.dumps(plan)

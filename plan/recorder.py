@@ -19,7 +19,7 @@ import hashlib
 import json
 import runpy
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+from plan.stackfile import SECRET, read_stack_file
 
 UNKNOWN = "<unknown until deployed>"
 """Stands in for values only a real deployment knows (preview mode)."""
@@ -81,9 +83,11 @@ class Recording:
 
 
 def _plain(value: Any) -> Any:
-    """Replace Pulumi's unknown sentinel with UNKNOWN, recursively."""
+    """Replace Pulumi's unknown sentinel with UNKNOWN and secrets with SECRET, recursively."""
     if isinstance(value, Unknown) or value == rpc.UNKNOWN:
         return UNKNOWN
+    if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+        return SECRET
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -252,29 +256,9 @@ class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
         return future
 
 
-class StackFileError(ValueError):
-    """A stack file that is not YAML, or whose `config:` is not a mapping."""
-
-
-def read_stack_file(path: Path) -> dict[str, Any]:
-    """The `config:` map of a stack file, as written."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no stack file {path}")
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where else ""
-        raise StackFileError(f"{path}: not valid YAML{line}") from None
-    config = document.get("config") if isinstance(document, dict) else None
-    if not isinstance(config, dict | None):
-        raise StackFileError(f"{path}: `config:` must be a mapping of key: value")
-    return dict(config or {})
-
-
 def stack_config(program_dir: Path, stack: str) -> dict[str, Any]:
-    """The `config:` map of Pulumi.<stack>.yaml, as written."""
-    return read_stack_file(program_dir / f"Pulumi.{stack}.yaml")
+    """The `config:` map of Pulumi.<stack>.yaml, secure values as SECRET."""
+    return read_stack_file(program_dir / f"Pulumi.{stack}.yaml").config
 
 
 def _as_config_text(value: Any) -> str:
@@ -327,23 +311,31 @@ def run_program(
     stack: str,
     config: Mapping[str, Any] | None = None,
     *,
+    secret_keys: Collection[str] = (),
     preview: bool = False,
     into: Recording | None = None,
 ) -> Recording:
     """Run PROGRAM_DIR/__main__.py for STACK under mocks and return what it registered.
 
-    `config` replaces the stack file's config (keys like "gcp:project"). Errors the
+    `config` replaces the stack file's config (keys like "gcp:project"), with
+    `secret_keys` the keys Pulumi would hold as secrets (`--secret`). Errors the
     program raises (a ConfigError for bad config) propagate unchanged; pass `into` to
     see what was registered before the error.
     """
     program_dir = program_dir.resolve()
     project = yaml.safe_load((program_dir / "Pulumi.yaml").read_text())["name"]
-    values = stack_config(program_dir, stack) if config is None else dict(config)
+    if config is None:
+        stack_file = read_stack_file(program_dir / f"Pulumi.{stack}.yaml")
+        values, secret_keys = stack_file.config, stack_file.secret_keys
+    else:
+        values = dict(config)
     recording = into if into is not None else Recording(project=project, stack=stack)
     cloud = CloudMocks(preview=preview)
 
     settings.reset_options(project=project, stack=stack, preview=preview)
-    pulumi.runtime.set_all_config({k: _as_config_text(v) for k, v in values.items()})
+    pulumi.runtime.set_all_config(
+        {k: _as_config_text(v) for k, v in values.items()}, secret_keys=list(secret_keys)
+    )
     pulumi.runtime.set_mocks(
         cloud,
         project=project,

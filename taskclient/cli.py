@@ -4,12 +4,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import IO, NoReturn
 
 from tqdm import tqdm
 
+from components.durations import NANOS_PER_SECOND, Duration
 from taskclient import pipelines
 from taskclient.client import BulkOutcome, TaskClient
 from taskclient.durations import parse_duration
@@ -82,7 +83,7 @@ def _headers(raw: Sequence[str]) -> dict[str, str]:
     return headers
 
 
-def _schedule(args: argparse.Namespace) -> tuple[timedelta | None, datetime | None]:
+def _schedule(args: argparse.Namespace) -> tuple[Duration | None, datetime | None]:
     if args.delay:
         return parse_duration(args.delay, argument="--delay"), None
     if args.at:
@@ -178,7 +179,7 @@ def _run(args: argparse.Namespace, stdin: IO[str]) -> int:
     client = TaskClient(
         _load_pipelines(args),
         emulator=args.emulator,
-        retry_deadline_s=retry_deadline.total_seconds(),
+        retry_deadline_s=retry_deadline.nanos / NANOS_PER_SECOND,
     )
     with client:
         client.pipeline(args.pipeline)  # fail on a wrong name before reading any input

@@ -1,18 +1,12 @@
-"""Durations as written in stack config and on the command line: "30s", "1.5m", "250ms"."""
+"""Durations on the command line: the program's own Duration type, errors as usage errors."""
 
-import re
-from datetime import timedelta
-
+from components.durations import Duration, DurationError
 from taskclient.errors import UsageError
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
-
-def parse_duration(text: str, *, argument: str) -> timedelta:
-    """Parses NUMBER+UNIT (ms, s, m, h); `argument` names the input in the error message."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise UsageError(f"{argument}: {text!r} is not a duration; use e.g. 30s, 1.5m, 250ms, 2h")
-    value, unit = match.groups()
-    return timedelta(seconds=float(value) * _UNIT_SECONDS[unit])
+def parse_duration(text: str, *, argument: str) -> Duration:
+    """NUMBER+UNIT (ms, s, m, h), exact to the nanosecond; `argument` names the input."""
+    try:
+        return Duration.parse(text)
+    except DurationError as error:
+        raise UsageError(f"{argument}: {text!r} {error}") from None

@@ -10,26 +10,21 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from taskclient.durations import parse_duration
+from components.durations import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, Duration
 from taskclient.errors import UsageError
 
 PIPELINES_ENV = "TASKS_PIPELINES"
 
-# Cloud Tasks accepts dispatch deadlines from 15 s to 30 min.
-MIN_DISPATCH_DEADLINE = timedelta(seconds=15)
-MAX_DISPATCH_DEADLINE = timedelta(minutes=30)
 
-
-def _deadline(value: object) -> object:
-    if isinstance(value, str):
-        return parse_duration(value, argument="dispatchDeadline")
+def _deadline(value: Duration) -> Duration:
+    if not MIN_DISPATCH_DEADLINE <= value <= MAX_DISPATCH_DEADLINE:
+        raise ValueError(f"must be >= {MIN_DISPATCH_DEADLINE} and <= {MAX_DISPATCH_DEADLINE}")
     return value
 
 
@@ -47,11 +42,7 @@ class Pipeline(BaseModel):
     service_url: str = Field(pattern=r"^https?://[^/?#]+$")
     invoker_service_account: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
     runtime_service_account: str | None = None
-    dispatch_deadline: Annotated[
-        timedelta,
-        BeforeValidator(_deadline),
-        Field(ge=MIN_DISPATCH_DEADLINE, le=MAX_DISPATCH_DEADLINE),
-    ] = timedelta(minutes=10)
+    dispatch_deadline: Annotated[Duration, AfterValidator(_deadline)] = Duration.of_seconds(600)
 
 
 def parse_pipelines(raw: object, *, source: str) -> dict[str, Pipeline]:

@@ -2,14 +2,23 @@
 
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from google.cloud import tasks_v2
+from google.protobuf import duration_pb2, timestamp_pb2
 
+from components.durations import (
+    MAX_DISPATCH_DEADLINE,
+    MAX_SCHEDULE_AHEAD,
+    MIN_DISPATCH_DEADLINE,
+    NANOS_PER_SECOND,
+    Duration,
+)
 from taskclient.errors import UsageError
-from taskclient.pipelines import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, Pipeline
+from taskclient.pipelines import Pipeline
 
 
 @dataclass(frozen=True)
@@ -25,9 +34,9 @@ class TaskSpec:
     payload: object = None
     path: str = "/"
     headers: Mapping[str, str] = field(default_factory=dict)
-    delay: timedelta | None = None
+    delay: Duration | None = None
     schedule_time: datetime | None = None
-    dispatch_deadline: timedelta | None = None
+    dispatch_deadline: Duration | None = None
     dedup_key: str | None = None
 
 
@@ -59,15 +68,23 @@ def _headers(spec: TaskSpec, content_type: str | None) -> dict[str, str]:
     return headers
 
 
-def _schedule_time(spec: TaskSpec) -> datetime | None:
+def _schedule_time(spec: TaskSpec) -> timestamp_pb2.Timestamp | datetime | None:
     if spec.delay is not None and spec.schedule_time is not None:
         raise UsageError("--delay/--at: give one of them, not both")
     if spec.delay is not None:
-        if spec.delay < timedelta(0):
-            raise UsageError("--delay: must not be negative")
-        return datetime.now(UTC) + spec.delay
-    if spec.schedule_time is not None and spec.schedule_time.tzinfo is None:
-        raise UsageError("--at: needs a timezone, e.g. 2030-01-01T12:00:00Z")
+        if spec.delay > MAX_SCHEDULE_AHEAD:
+            raise UsageError(
+                f"--delay: {spec.delay} is more than Cloud Tasks' 30 days ({MAX_SCHEDULE_AHEAD})"
+            )
+        # Integer nanoseconds end to end: the task runs exactly `delay` from now.
+        seconds, nanos = divmod(time.time_ns() + spec.delay.nanos, NANOS_PER_SECOND)
+        return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+    if spec.schedule_time is not None:
+        if spec.schedule_time.tzinfo is None:
+            raise UsageError("--at: needs a timezone, e.g. 2030-01-01T12:00:00Z")
+        ahead = (spec.schedule_time - datetime.now(UTC)).total_seconds()
+        if ahead > MAX_SCHEDULE_AHEAD.seconds:
+            raise UsageError("--at: more than Cloud Tasks' 30 days ahead")
     return spec.schedule_time
 
 
@@ -79,7 +96,10 @@ def build_task(pipeline: Pipeline, spec: TaskSpec) -> tasks_v2.Task:
         raise UsageError(f"--path: {spec.path!r} must start with '/'")
     deadline = spec.dispatch_deadline or pipeline.dispatch_deadline
     if not MIN_DISPATCH_DEADLINE <= deadline <= MAX_DISPATCH_DEADLINE:
-        raise UsageError(f"--deadline: {deadline} is outside Cloud Tasks' range of 15s to 30m")
+        raise UsageError(
+            f"--deadline: {deadline} is outside Cloud Tasks' range of"
+            f" {MIN_DISPATCH_DEADLINE} to {MAX_DISPATCH_DEADLINE}"
+        )
     if spec.dedup_key is not None and not spec.dedup_key:
         raise UsageError("--dedup-key: must not be empty")
     body, content_type = _body(spec)
@@ -96,6 +116,8 @@ def build_task(pipeline: Pipeline, spec: TaskSpec) -> tasks_v2.Task:
                 audience=pipeline.service_url,
             ),
         ),
-        dispatch_deadline=deadline,
+        dispatch_deadline=duration_pb2.Duration(
+            seconds=deadline.seconds, nanos=deadline.nanos_part
+        ),
         schedule_time=_schedule_time(spec),
     )

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from components.durations import Duration
+from components.durations import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, Duration
 from components.settings.queue import MAX_CONCURRENT_DISPATCHES, QueueSettings
 from components.settings.service import ServiceSettings
 from components.settings.validation import (
@@ -20,10 +20,6 @@ from components.settings.validation import (
     matching,
 )
 
-# Cloud Tasks HTTP targets: dispatchDeadline is 15 s..30 min
-# (cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks#Task).
-MIN_DISPATCH_DEADLINE = Duration.of_seconds(15)
-MAX_DISPATCH_DEADLINE = Duration.of_seconds(1800)
 DEFAULT_DISPATCH_DEADLINE = Duration.of_seconds(600)
 # Service-account ids are 6..30 chars; "-invoker"/"-runtime" are appended to the pipeline name.
 MAX_PIPELINE_NAME = 22

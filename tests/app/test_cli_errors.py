@@ -46,7 +46,16 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     [
         (["--pipeline", "emails", "--data", "{}"], 2, "--pipeline: no pipeline 'emails'"),
         (["--pipeline", "orders", "--data", "{oops"], 2, "--data: invalid JSON"),
-        (["--pipeline", "orders", "--delay", "soon"], 2, "--delay: 'soon' is not a duration"),
+        (["--pipeline", "orders", "--delay", "soon"], 2, "--delay: 'soon' must be a duration"),
+        (["--pipeline", "orders", "--delay", "99999999999999h"], 2, "--delay: '99999999999999h'"),
+        (["--pipeline", "orders", "--delay", "1e9s"], 2, "--delay: '1e9s' must be a duration"),
+        (["--pipeline", "orders", "--delay", "31d"], 2, "--delay: '31d' must be a duration"),
+        (["--pipeline", "orders", "--delay", "721h"], 2, "--delay: 2595600s is more than"),
+        (
+            ["--pipeline", "orders", "--deadline", "0.0000000001s"],
+            2,
+            "--deadline: '0.0000000001s' has more than nanosecond precision",
+        ),
         (["--pipeline", "orders", "--at", "tomorrow"], 2, "--at: 'tomorrow' is not ISO 8601"),
         (["--pipeline", "orders", "--at", "2030-01-01T00:00"], 2, "--at: needs a timezone"),
         (["--pipeline", "orders", "--path", "x"], 2, "--path: 'x' must start with '/'"),

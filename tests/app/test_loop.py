@@ -9,12 +9,13 @@ import json
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from google.cloud import tasks_v2
 
+from components.durations import Duration
 from local.processes import REPO, Child
 from taskclient import TaskClient, TaskSpec, load_file, task_id
 from tests.app.helpers import MAX_ATTEMPTS, task_lines, wait_for
@@ -104,7 +105,7 @@ def test_scheduled_task_is_not_delivered_early(
 ) -> None:
     created_at = time.time()
     with TaskClient(load_file(outputs_file), emulator=emulator.address) as client:
-        result = client.enqueue("orders", TaskSpec(payload={"id": 2}, delay=timedelta(seconds=2)))
+        result = client.enqueue("orders", TaskSpec(payload={"id": 2}, delay=Duration.parse("2s")))
     # Still queued right after creation...
     pending = [task.name for task in admin.list_tasks(parent=queue)]
     assert result.task_name in pending

@@ -1,11 +1,13 @@
 """The task the client builds: URL, OIDC audience, body, headers, schedule, deadline, name."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from google.cloud import tasks_v2
 
+from components.durations import Duration
 from taskclient import Pipeline, TaskSpec, UsageError, build_task, task_id
 from tests.app.helpers import pipeline_output
 
@@ -35,6 +37,7 @@ def test_json_task_targets_service_with_explicit_audience(pipeline: Pipeline) ->
     assert json.loads(request.body) == {"id": 1}
     assert request.headers["Content-Type"] == "application/json"
     assert task.dispatch_deadline == timedelta(seconds=600)
+    assert tasks_v2.Task.pb(task).dispatch_deadline.ToJsonString() == "600s"
     assert task.name == ""  # unnamed: Cloud Tasks picks a random id
 
 
@@ -62,27 +65,46 @@ def test_dedup_key_is_hashed_into_a_stable_task_id(pipeline: Pipeline) -> None:
 
 def test_delay_and_schedule_time(pipeline: Pipeline) -> None:
     before = datetime.now(UTC)
-    scheduled = as_datetime(build_task(pipeline, TaskSpec(delay=timedelta(minutes=5))))
+    scheduled = as_datetime(build_task(pipeline, TaskSpec(delay=Duration.parse("5m"))))
     assert before + timedelta(minutes=5) <= scheduled <= datetime.now(UTC) + timedelta(minutes=5)
-    at = datetime(2030, 1, 1, 12, tzinfo=UTC)
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(days=29)
     assert as_datetime(build_task(pipeline, TaskSpec(schedule_time=at))) == at
 
 
 def test_dispatch_deadline_override(pipeline: Pipeline) -> None:
-    task = build_task(pipeline, TaskSpec(dispatch_deadline=timedelta(seconds=30)))
+    task = build_task(pipeline, TaskSpec(dispatch_deadline=Duration.parse("30s")))
     assert task.dispatch_deadline == timedelta(seconds=30)
+
+
+def test_deadline_and_delay_are_exact_to_the_nanosecond(pipeline: Pipeline) -> None:
+    """No float on the way: 15.000000001s stays 15 s and 1 ns in the request."""
+    spec = TaskSpec(
+        dispatch_deadline=Duration.parse("15.000000001s"), delay=Duration.parse("1.5ms")
+    )
+    before = time.time_ns()
+    raw = tasks_v2.Task.pb(build_task(pipeline, spec))
+    after = time.time_ns()
+    assert (raw.dispatch_deadline.seconds, raw.dispatch_deadline.nanos) == (15, 1)
+    assert before + 1_500_000 <= raw.schedule_time.ToNanoseconds() <= after + 1_500_000
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
         (TaskSpec(path="orders"), "--path: 'orders' must start with '/'"),
-        (TaskSpec(dispatch_deadline=timedelta(seconds=5)), "--deadline:"),
-        (TaskSpec(dispatch_deadline=timedelta(hours=1)), "--deadline:"),
-        (TaskSpec(delay=timedelta(seconds=-1)), "--delay: must not be negative"),
+        (
+            TaskSpec(dispatch_deadline=Duration.parse("5s")),
+            "--deadline: 5s is outside Cloud Tasks' range of 15s to 1800s",
+        ),
+        (TaskSpec(dispatch_deadline=Duration.parse("1h")), "--deadline: 3600s is outside"),
+        (TaskSpec(delay=Duration.parse("721h")), "--delay: 2595600s is more than Cloud Tasks' 30"),
         (TaskSpec(schedule_time=datetime(2030, 1, 1)), "--at: needs a timezone"),
         (
-            TaskSpec(delay=timedelta(1), schedule_time=datetime(2030, 1, 1, tzinfo=UTC)),
+            TaskSpec(schedule_time=datetime(2030, 1, 1, tzinfo=UTC)),
+            "--at: more than Cloud Tasks' 30 days ahead",
+        ),
+        (
+            TaskSpec(delay=Duration.parse("1s"), schedule_time=datetime(2030, 1, 1, tzinfo=UTC)),
             "--delay/--at: give one of them, not both",
         ),
         (TaskSpec(dedup_key=""), "--dedup-key: must not be empty"),

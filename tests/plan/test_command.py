@@ -11,7 +11,7 @@ import pytest
 
 from plan import document
 from plan.__main__ import main
-from plan.recorder import read_stack_file
+from plan.stackfile import read_stack_file
 from tests.plan.conftest import ROOT, config, pipeline, write_stack_file
 
 
@@ -40,7 +40,7 @@ def test_mermaid_format(capsys: pytest.CaptureFixture[str]) -> None:
 def test_markdown_with_diff_heads_the_comment_with_the_changes(tmp_path: Path) -> None:
     base = tmp_path / "base.json"
     assert main(["--stack", "dev", "--format", "json", "-o", str(base)]) == 0
-    values = read_stack_file(ROOT / "Pulumi.dev.yaml")
+    values = read_stack_file(ROOT / "Pulumi.dev.yaml").config
     values["cloudrun-tasks:pipelines"]["orders"]["location"] = "europe-west1"
     stack_file = write_stack_file(tmp_path, values)
     target = tmp_path / "plan.md"
@@ -74,8 +74,9 @@ def test_bad_config_lists_every_problem_by_key_and_exits_1(
     assert captured.err.splitlines() == [
         "error: invalid stack config (3 problems):",
         '  gcp:project: must be a project id (6..30 lowercase letters, digits, hyphens), got "X"',
-        "  pipelines.orders.service.cpu: must be one of '1', '2', '4', '6' or '8', got 3",
-        "  pipelines.orders.queue.maxAttempts: must be -1 (unlimited) or >= 1, got 0",
+        "  pipelines.orders.queue.maxAttempts: must be -1 (unlimited) or >= 1 and"
+        " <= 2147483647, got 0",
+        "  pipelines.orders.service.cpu: must be a string, got 3",
     ]
 
 
