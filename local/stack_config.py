@@ -1,17 +1,19 @@
-"""The pipelines of one stack, read from its Pulumi.<stack>.yaml, as the local loop needs them."""
+"""The pipelines of one stack, checked exactly as the Pulumi program checks them.
+
+`make local` reads Pulumi.<stack>.yaml with the offline plan's reader and validates it with
+the program's own settings, so a config that `pulumi up` would refuse never starts an
+emulator: the same problems, one per line, before anything runs.
+"""
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-# What the Pulumi program applies when a stack file leaves these out.
-DEFAULT_DISPATCH_DEADLINE = "600s"
-DEFAULT_MAX_ATTEMPTS = 20
+from components.settings import ConfigError, StackSettings, settings_from_config
+from plan.stackfile import StackFileError, read_stack_file
 
 
 class StackConfigError(ValueError):
-    """The stack file is missing or unusable: the message names the file and the key."""
+    """The stack file is missing or invalid: the message names the file and every key."""
 
 
 @dataclass(frozen=True)
@@ -28,49 +30,41 @@ class LocalPipeline:
         return f"projects/{self.project}/locations/{self.location}/queues/{self.name}"
 
 
-def _mapping(value: object, where: str) -> dict[str, object]:
-    if not isinstance(value, dict):
-        raise StackConfigError(f"{where}: expected a mapping")
-    return {str(key): item for key, item in value.items()}
+def stacks(root: Path) -> list[str]:
+    return sorted(
+        p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("Pulumi.*.yaml")
+    )
+
+
+def _settings(root: Path, stack: str) -> StackSettings:
+    path = root / f"Pulumi.{stack}.yaml"
+    try:
+        stack_file = read_stack_file(path)
+    except FileNotFoundError:
+        known = ", ".join(stacks(root)) or "none"
+        raise StackConfigError(
+            f"--stack {stack}: no {path.name} in {root} (stacks: {known})"
+        ) from None
+    except StackFileError as error:
+        raise StackConfigError(str(error)) from None
+    try:
+        return settings_from_config(stack_file.config, stack_file.secret_keys)
+    except ConfigError as error:
+        raise StackConfigError(f"{path.name}: {error}") from None
 
 
 def read_stack(root: Path, stack: str) -> list[LocalPipeline]:
-    project_file, stack_file = root / "Pulumi.yaml", root / f"Pulumi.{stack}.yaml"
-    try:
-        project = _mapping(yaml.safe_load(project_file.read_text(encoding="utf-8")), "Pulumi.yaml")
-        config = _mapping(yaml.safe_load(stack_file.read_text(encoding="utf-8")), stack_file.name)
-    except OSError as exc:
-        raise StackConfigError(
-            f"--stack {stack}: cannot read {exc.filename}: {exc.strerror}"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise StackConfigError(f"--stack {stack}: not valid YAML: {exc}") from None
-    values = _mapping(config.get("config", {}), f"{stack_file.name}: config")
-    namespace = project.get("name")
-    gcp_project, region = values.get("gcp:project"), values.get("gcp:region")
-    if not isinstance(gcp_project, str) or not isinstance(region, str):
-        raise StackConfigError(f"{stack_file.name}: gcp:project and gcp:region must be set")
-    where = f"{stack_file.name}: {namespace}:pipelines"
-    pipelines = _mapping(values.get(f"{namespace}:pipelines"), where)
-    if not pipelines:
-        raise StackConfigError(f"{where}: no pipelines declared")
-    found: list[LocalPipeline] = []
-    for name, raw in pipelines.items():
-        settings = _mapping(raw, f"{where}.{name}")
-        queue = _mapping(settings.get("queue", {}), f"{where}.{name}.queue")
-        max_attempts = queue.get("maxAttempts", DEFAULT_MAX_ATTEMPTS)
-        if not isinstance(max_attempts, int):
-            raise StackConfigError(f"{where}.{name}.queue.maxAttempts: expected an integer")
-        found.append(
-            LocalPipeline(
-                name=name,
-                project=gcp_project,
-                location=str(settings.get("location", region)),
-                dispatch_deadline=str(settings.get("dispatchDeadline", DEFAULT_DISPATCH_DEADLINE)),
-                max_attempts=max_attempts,
-            )
+    settings = _settings(root, stack)
+    return [
+        LocalPipeline(
+            name=name,
+            project=settings.project,
+            location=pipeline.resolved_location,
+            dispatch_deadline=str(pipeline.dispatch_deadline),
+            max_attempts=pipeline.queue.max_attempts,
         )
-    return found
+        for name, pipeline in settings.pipelines.items()
+    ]
 
 
 def stack_output(pipelines: list[LocalPipeline], handler_url: str) -> dict[str, object]:

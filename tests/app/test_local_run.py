@@ -25,9 +25,11 @@ config:
   cloudrun-tasks:pipelines:
     orders:
       dispatchDeadline: 300s
+      service: {image: us-docker.pkg.dev/cloudrun/container/hello}
       queue: {maxAttempts: 5}
     reports:
       location: europe-west1
+      service: {image: us-docker.pkg.dev/cloudrun/container/hello}
       queue: {maxAttempts: 3}
 """
 
@@ -50,9 +52,14 @@ def test_reads_pipelines_and_locations(root: Path) -> None:
 @pytest.mark.parametrize(
     ("stack_text", "message"),
     [
-        ("config: {gcp:project: p}", "gcp:project and gcp:region must be set"),
-        ("config: {gcp:project: p, gcp:region: r}", "cloudrun-tasks:pipelines: expected a mapping"),
+        ("config: {gcp:project: acme-local}", "pipelines: is required"),
+        (
+            "config: {gcp:project: acme-local, gcp:region: us-central1,"
+            " cloudrun-tasks:pipelines: []}",
+            "pipelines: must be a mapping",
+        ),
         ("config: [", "not valid YAML"),
+        ("config: {gcp:project: a, gcp:project: b}", "duplicate key 'gcp:project'"),
     ],
 )
 def test_bad_stack_files(root: Path, stack_text: str, message: str) -> None:
@@ -61,9 +68,36 @@ def test_bad_stack_files(root: Path, stack_text: str, message: str) -> None:
         read_stack(root, "dev")
 
 
-def test_missing_stack_file(root: Path) -> None:
-    with pytest.raises(StackConfigError, match=r"^--stack qa: cannot read .*Pulumi.qa.yaml"):
+def test_missing_stack_file_lists_the_stacks(root: Path) -> None:
+    with pytest.raises(
+        StackConfigError, match=r"^--stack qa: no Pulumi.qa.yaml in .* \(stacks: dev\)"
+    ):
         read_stack(root, "qa")
+
+
+def test_invalid_stack_starts_nothing_and_says_what_the_program_says(
+    root: Path, tmp_path: Path
+) -> None:
+    """Before: `make local` started the emulator and handler on a config `pulumi up` refuses."""
+    (root / "Pulumi.dev.yaml").write_text(
+        STACK.replace("queue: {maxAttempts: 5}", "queue: {maxAttempts: 0}").replace(
+            "cloudrun-tasks:pipelines:", "cloudrun-task:protect: false\n  cloudrun-tasks:pipelines:"
+        )
+    )
+    state = tmp_path / "state"
+    command = [sys.executable, "-m", "local", "--stack", "dev", "--root", str(root)]
+    result = subprocess.run(
+        [*command, "--state", str(state)], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: Pulumi.dev.yaml: invalid stack config (2 problems):",
+        "  cloudrun-task:protect: unknown namespace 'cloudrun-task'; did you mean"
+        " cloudrun-tasks:protect? this program reads cloudrun-tasks:* and gcp:* keys",
+        "  pipelines.orders.queue.maxAttempts: must be -1 (unlimited) or >= 1 and"
+        " <= 2147483647, got 0",
+    ]
+    assert not state.exists()
 
 
 def test_local_loop_end_to_end(root: Path, tmp_path: Path) -> None:
