@@ -226,6 +226,118 @@ CASES: list[tuple[str, Any, str]] = [
         "pipelines.orders.enqueuers.1: is listed twice",
     ),
     (f"{ORDERS}.enqueuers", "group:a@b.c", "pipelines.orders.enqueuers: must be a list"),
+    # Cloud Run's own limits (run/docs/configuring/services/cpu and .../memory-limits).
+    (
+        f"{ORDERS}.service.memory",
+        "64Gi",
+        "pipelines.orders.service.memory: must be >= 128Mi and <= 32Gi",
+    ),
+    (
+        f"{ORDERS}.service.memory",
+        "1Mi",
+        "pipelines.orders.service.memory: must be >= 128Mi and <= 32Gi",
+    ),
+    (
+        f"{ORDERS}.service.memory",
+        "512.0000001Mi",
+        "pipelines.orders.service.memory: must be a size",
+    ),
+    (f"{ORDERS}.service.cpu", "0.07", "pipelines.orders.service.cpu: must be 0.08..1"),
+    (f"{ORDERS}.service.cpu", "0.0805", "pipelines.orders.service.cpu: must be 0.08..1"),
+    (f"{ORDERS}.service.cpu", "3", "pipelines.orders.service.cpu: must be 0.08..1"),
+    (f"{ORDERS}.service.cpu", "1500m", "pipelines.orders.service.cpu: must be 0.08..1"),
+    (
+        f"{ORDERS}.service",
+        {"image": "us-docker.pkg.dev/cloudrun/container/hello", "cpu": "1", "memory": "32Gi"},
+        "pipelines.orders.service.memory: must be >= 128Mi and <= 4Gi with cpu '1'",
+    ),
+    (
+        f"{ORDERS}.service",
+        {"image": "us-docker.pkg.dev/cloudrun/container/hello", "cpu": "4", "memory": "1Gi"},
+        "pipelines.orders.service.memory: must be >= 2Gi and <= 16Gi with cpu '4'",
+    ),
+    (
+        f"{ORDERS}.service",
+        {"image": "us-docker.pkg.dev/cloudrun/container/hello", "cpu": "0.4", "memory": "1Gi"},
+        "pipelines.orders.service.memory: must be >= 128Mi and <= 512Mi with cpu '0.4'",
+    ),
+    (
+        f"{ORDERS}.service",
+        {"image": "us-docker.pkg.dev/cloudrun/container/hello", "cpu": "500m"},
+        "pipelines.orders.service.concurrency: must be 1 with less than 1 vCPU",
+    ),
+    (
+        f"{ORDERS}.service.image",
+        "us-docker.pkg.dev/Cloudrun/hello",
+        "pipelines.orders.service.image: must be a container image reference",
+    ),
+    (
+        f"{ORDERS}.service.image",
+        "us-docker.pkg.dev/cloudrun/hello@sha256:abc",
+        "pipelines.orders.service.image: must be a container image reference",
+    ),
+    (
+        f"{ORDERS}.service.image",
+        "us-docker.pkg.dev/cloudrun/hello:",
+        "pipelines.orders.service.image: must be a container image reference",
+    ),
+    # Numbers the APIs take: finite, and int32 where the field is an int32.
+    (
+        f"{ORDERS}.queue.maxDispatchesPerSecond",
+        float("nan"),
+        "pipelines.orders.queue.maxDispatchesPerSecond: must be a finite number",
+    ),
+    (
+        f"{ORDERS}.queue.loggingSamplingRatio",
+        float("inf"),
+        "pipelines.orders.queue.loggingSamplingRatio: must be a finite number",
+    ),
+    (
+        f"{ORDERS}.queue.maxAttempts",
+        10_000_000_000,
+        "pipelines.orders.queue.maxAttempts: must be -1 (unlimited) or >= 1 and <= 2147483647",
+    ),
+    (
+        f"{ORDERS}.queue.maxDoublings",
+        2**31,
+        "pipelines.orders.queue.maxDoublings: must be >= 0 and <= 2147483647",
+    ),
+    (
+        f"{ORDERS}.queue.maxRetryDuration",
+        "0.0000000001s",
+        "pipelines.orders.queue.maxRetryDuration: has more than nanosecond precision",
+    ),
+    # Labels: Google's syntax, the 64-label limit with the project's own, no overriding them.
+    (
+        "cloudrun-tasks:labels",
+        {"pipeline": "x"},
+        "labels.pipeline: is set by the project itself (reserved label keys: pipeline,",
+    ),
+    (
+        "cloudrun-tasks:labels",
+        {"goog-pulumi-provisioned": "false"},
+        "labels.goog-pulumi-provisioned: is set by the project itself",
+    ),
+    (
+        "cloudrun-tasks:labels",
+        {f"k{i}": "v" for i in range(63)},
+        "labels: has 63 labels: at most 62, since Cloud Run takes 64",
+    ),
+    ("cloudrun-tasks:labels", {"team": "x" * 64}, "labels.team: must be a label value"),
+    ("cloudrun-tasks:labels", {"9team": "x"}, "labels.9team: must be a label key"),
+    # Config keys outside the namespaces the program reads.
+    (
+        "cloudrun-task:protect",
+        False,
+        "cloudrun-task:protect: unknown namespace 'cloudrun-task'; did you mean"
+        " cloudrun-tasks:protect?",
+    ),
+    (
+        "gcp:regoin",
+        "us-central1",
+        "gcp:regoin: unknown key of the gcp provider; did you mean gcp:region?",
+    ),
+    ("protect", True, "protect: config keys are NAMESPACE:NAME, e.g. cloudrun-tasks:protect"),
 ]
 
 
@@ -246,7 +358,7 @@ def test_bad_value_is_named_and_nothing_registered(path: str, value: Any, expect
 
 
 def test_catalogue_is_large_and_distinct() -> None:
-    assert len(CASES) >= 30
+    assert len(CASES) >= 80
     assert len({(p, repr(v)) for p, v, _ in CASES}) == len(CASES)
 
 
