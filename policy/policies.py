@@ -9,6 +9,7 @@ from pulumi_policy import Policy
 from rules.apis import apis_never_disabled_on_destroy
 from rules.cloudrun import cloudrun_dedicated_service_account, cloudrun_ingress_not_all
 from rules.iam import no_authoritative_iam, no_project_level_scoped_roles, no_public_iam_members
+from rules.images import cloudrun_image_pinned_by_digest
 from rules.protection import prod_resources_protected
 from rules.queues import queue_retries_bounded
 from rules.routing import queue_and_service_same_location, queue_within_service_capacity
@@ -25,6 +26,8 @@ POLICIES: Final[list[Policy]] = [
     apis_never_disabled_on_destroy,
     queue_retries_bounded,
     prod_resources_protected,
+    # Mandatory in prod; policy/config/{dev,staging}.json make it advisory there.
+    cloudrun_image_pinned_by_digest,
     # Advisory: reported, never blocking.
     cloudrun_ingress_not_all,
     queue_within_service_capacity,

@@ -9,6 +9,14 @@ import pulumi_gcp as gcp
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 PROVIDER_ID = "github"
+# The only events whose jobs may sign in: `push` (deploy.yml, main only) and
+# `pull_request` (pull-request.yml previews). Not `pull_request_target` or `workflow_run`:
+# those run with this repository's privileges (id-token included) on behalf of a fork's
+# pull request, so a future workflow using them can't reach Google Cloud at all. GitHub
+# sets `event_name` in every Actions OIDC token (docs.github.com/actions/reference/
+# security/oidc, "OIDC token claims"). A new trigger (e.g. workflow_dispatch) must be
+# added here, in the bootstrap, by an admin.
+GITHUB_EVENTS = ("push", "pull_request")
 
 
 @dataclass
@@ -25,7 +33,8 @@ class GitHubFederationArgs:
 
 def condition(repository: str, environments: list[str]) -> str:
     """The provider's attribute condition (CEL over the token's claims)."""
-    rule = f"assertion.repository == '{repository}'"
+    events = ", ".join(f"'{e}'" for e in GITHUB_EVENTS)
+    rule = f"assertion.repository == '{repository}' && assertion.event_name in [{events}]"
     if environments:
         allowed = ", ".join(f"'{e}'" for e in environments)
         rule += f" && assertion.environment in [{allowed}]"

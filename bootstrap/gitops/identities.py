@@ -1,7 +1,9 @@
 """The two accounts the workflows impersonate per environment, and what each may do.
 
 deployer  `pulumi up` from the GitHub environment <env> (main branch, reviewers on prod)
-previewer `pulumi preview` from <env>-preview (pull requests): reads, never changes
+previewer `pulumi preview` from <env>-preview (pull requests): reads, never changes. It
+          can read the whole state bucket and decrypt stack secrets (a preview needs both),
+          so it is as sensitive as the stack's secrets: fork pull requests never reach it.
 """
 
 from __future__ import annotations
@@ -37,10 +39,33 @@ SECRET_IAM_PERMISSIONS: Final = [
     "secretmanager.secrets.getIamPolicy",
     "secretmanager.secrets.setIamPolicy",
 ]
-# Preview and update both take the stack's lock file, so both write objects.
-STATE_ROLE: Final = "roles/storage.objectUser"
+# What each command does to the state bucket (gs://) and the gcpkms:// key, read in
+# pulumi/pulumi at tag v3.259.0 and on master up to 3.260.0-dev (2026-08-21), the newest
+# source we could read; the workflows run CLI 3.272.0, whose tag we could not read (see
+# docs/gitops.md, "What the preview identity can read and change"):
+#
+# pkg/backend/diy/backend.go `Update`, `Refresh`, `Destroy`, `Import` call `b.Lock` (a
+# WriteAll and a Delete under .pulumi/locks/, lock.go `Lock`/`Unlock`); `apply` saves the
+# checkpoint, .pulumi/history/ and .pulumi/backups/ only when `!opts.DryRun`
+# (state.go `saveCheckpoint`, `addToHistory`, `backupStack`).
+# So the deployer creates, overwrites and deletes objects in the bucket.
+DEPLOYER_STATE_ROLE: Final = "roles/storage.objectUser"
+# backend.go `Preview` is `backend.Preview(..., b.apply, ...)` with no `b.Lock` (since
+# v3.21.0, pulumi/pulumi#8642 "Allow preview on locked stack"), and apply() runs it with
+# DryRun: no snapshot manager, no history, no backup. What it reads: .pulumi/meta.yaml
+# (meta.go `ensurePulumiMeta`, which writes only when the bucket has none, i.e. before the
+# first `pulumi stack init`), a prefix listing and the checkpoint
+# .pulumi/stacks/<project>/<stack>.json[.gz|.zst] (state.go `stackPath`, `getCheckpoint`),
+# and <stack>.pulumi-tags (stack_tags.go `loadStackTags`). Nothing it does is a write, so
+# the previewer reads the bucket and nothing else: no write role, hence no IAM condition
+# on a write prefix either. If a future CLI ever writes during preview, the call fails
+# with 403 instead of the previewer silently being able to overwrite state.
+PREVIEWER_STATE_ROLE: Final = "roles/storage.objectViewer"
+# pkg/secrets/cloud/manager.go: loading a stack decrypts its data key
+# (`newCloudSecretsManager` -> keeper.Decrypt); `generateNewDataKey` (keeper.Encrypt) runs
+# only when a stack has no encryptedkey yet (`stack init`, `change-secrets-provider`).
 DEPLOYER_KEY_ROLE: Final = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
-# Loading a stack decrypts its data key; new secrets are encrypted with that data key.
+# Decrypt only: a preview reads secret config and secret outputs, and never makes a key.
 PREVIEWER_KEY_ROLE: Final = "roles/cloudkms.cryptoKeyDecrypter"
 WORKLOAD_IDENTITY_USER: Final = "roles/iam.workloadIdentityUser"
 
@@ -106,14 +131,14 @@ class PipelineIdentities(pulumi.ComponentResource):
             member=deployer.member,
             opts=child,
         )
-        for account, prefix, key_role in (
-            (deployer, f"{name}-deployer", DEPLOYER_KEY_ROLE),
-            (previewer, f"{name}-previewer", PREVIEWER_KEY_ROLE),
+        for account, prefix, state_role, key_role in (
+            (deployer, f"{name}-deployer", DEPLOYER_STATE_ROLE, DEPLOYER_KEY_ROLE),
+            (previewer, f"{name}-previewer", PREVIEWER_STATE_ROLE, PREVIEWER_KEY_ROLE),
         ):
             gcp.storage.BucketIAMMember(
                 f"{prefix}-state",
                 bucket=args.state_bucket.name,
-                role=STATE_ROLE,
+                role=state_role,
                 member=account.member,
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +23,7 @@ ADVISORY = {"cloudrun-ingress-not-all", "queue-within-service-capacity"}
 
 def test_policy_names_are_unique_and_levels_as_documented() -> None:
     names = [p.name for p in POLICIES]
-    assert len(names) == len(set(names)) == 11
+    assert len(names) == len(set(names)) == 12
     advisory = {p.name for p in POLICIES if p.enforcement_level == EnforcementLevel.ADVISORY}
     assert advisory == ADVISORY
     assert all(
@@ -36,8 +37,18 @@ def test_the_project_has_stacks_and_each_has_a_policy_config() -> None:
     assert {"dev", "staging", "prod"} <= set(STACKS)
     configs = {p.stem for p in (POLICY_DIR / "config").glob("*.json")}
     assert configs == set(STACKS)
-    # Fail-safe: the prod policy is on unless a stack's config turns it off.
+    # Fail-safe: the prod policies are at their default (mandatory) unless a stack's
+    # config lowers them.
     assert "prod-resources-protected" not in stack_config("prod")
+    assert "cloudrun-image-pinned-by-digest" not in stack_config("prod")
+
+
+# Advisories a stack file is known to draw: dev and staging deploy images by tag, which
+# the digest policy reports there without blocking (one per Cloud Run service).
+KNOWN_ADVISORIES = {
+    "dev": {"cloudrun-image-pinned-by-digest"},
+    "staging": {"cloudrun-image-pinned-by-digest"},
+}
 
 
 @pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
@@ -45,7 +56,13 @@ def test_the_project_has_stacks_and_each_has_a_policy_config() -> None:
 def test_every_stack_passes_the_pack(stack: str, preview: bool) -> None:
     recording = run_program(REPO, stack, preview=preview)
     assert len([r for r in recording.resources if r.custom]) >= 10  # the program really ran
-    assert evaluate(POLICIES, recording, stack_config(stack)) == []
+    violations = evaluate(POLICIES, recording, stack_config(stack))
+    assert [v for v in violations if v.level != EnforcementLevel.ADVISORY] == []
+    services = {r.urn for r in recording.of_type("gcp:cloudrunv2/service:Service")}
+    assert services
+    expected = {(p, urn) for p in KNOWN_ADVISORIES.get(stack, set()) for urn in services}
+    assert {(v.policy, v.urn) for v in violations} == expected
+    assert len(violations) == len(expected)
 
 
 @pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
@@ -65,6 +82,21 @@ def test_prod_stack_would_fail_with_protection_turned_off() -> None:
     assert (
         len(violations) >= 4
     )  # two pipelines: queue + service unprotected, deletion protection off
+
+
+def test_prod_stack_would_fail_with_an_image_by_tag() -> None:
+    """prod passes the digest policy because its stack file pins every image."""
+    config = _stack_file_config("prod")
+    pipelines = copy.deepcopy(config["cloudrun-tasks:pipelines"])
+    assert isinstance(pipelines, dict)
+    for pipeline in pipelines.values():
+        pipeline["service"]["image"] = pipeline["service"]["image"].split("@")[0] + ":1.0"
+    config["cloudrun-tasks:pipelines"] = pipelines
+    violations = evaluate(POLICIES, run_program(REPO, "prod", config), stack_config("prod"))
+    assert {(v.policy, v.level) for v in violations} == {
+        ("cloudrun-image-pinned-by-digest", EnforcementLevel.MANDATORY)
+    }
+    assert len(violations) == len(pipelines) == 2
 
 
 def _stack_file_config(stack: str) -> dict[str, object]:
@@ -97,6 +129,7 @@ def test_insecure_fixture_violation_counts(insecure: Recording) -> None:
         "apis-never-disabled-on-destroy": 1,
         "queue-retries-bounded": 1,
         "prod-resources-protected": 3,
+        "cloudrun-image-pinned-by-digest": 1,
         "cloudrun-ingress-not-all": 1,
         "queue-within-service-capacity": 1,
     }

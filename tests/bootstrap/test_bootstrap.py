@@ -59,7 +59,12 @@ def test_provider_trusts_only_github_and_this_repository(recording: Recording) -
     provider = one(recording, "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider")
     assert provider["oidc"] == {"issuerUri": "https://token.actions.githubusercontent.com"}
     assert provider["attributeMapping"]["google.subject"] == "assertion.sub"
-    assert provider["attributeCondition"].startswith(f"assertion.repository == '{REPO}'")
+    assert provider["attributeCondition"].startswith(
+        f"assertion.repository == '{REPO}' && assertion.event_name in ['push', 'pull_request']"
+    )
+    # Fork pull requests' privileged triggers can't sign in, whatever a workflow says.
+    assert "pull_request_target" not in provider["attributeCondition"]
+    assert "workflow_run" not in provider["attributeCondition"]
     environment_locked = "assertion.environment in" in provider["attributeCondition"]
     assert environment_locked == (recording.stack == "prod")
 
@@ -67,7 +72,9 @@ def test_provider_trusts_only_github_and_this_repository(recording: Recording) -
 def test_prod_provider_admits_only_prod_environments() -> None:
     provider = one(run("prod"), "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider")
     assert provider["attributeCondition"] == (
-        f"assertion.repository == '{REPO}' && assertion.environment in ['prod', 'prod-preview']"
+        f"assertion.repository == '{REPO}'"
+        " && assertion.event_name in ['push', 'pull_request']"
+        " && assertion.environment in ['prod', 'prod-preview']"
     )
 
 
@@ -121,9 +128,10 @@ def test_deployer_gets_exactly_the_roles_the_main_program_needs(recording: Recor
 
 
 def test_previewer_can_read_but_not_change_the_project(recording: Recording) -> None:
+    # Exact bindings (resource, member, condition) and negative cases: test_state_access.py.
     assert _roles(recording, "previewer") == {
         "roles/viewer",
-        "roles/storage.objectUser",
+        "roles/storage.objectViewer",
         "roles/cloudkms.cryptoKeyDecrypter",
     }
 
@@ -137,7 +145,11 @@ def test_state_grants_are_on_the_bucket_and_key_not_the_project(recording: Recor
     project_roles = {
         r.inputs["role"] for r in recording.of_type("gcp:projects/iAMMember:IAMMember")
     }
-    assert not project_roles & {"roles/storage.objectUser", "roles/storage.admin"}
+    assert not project_roles & {
+        "roles/storage.objectUser",
+        "roles/storage.objectViewer",
+        "roles/storage.admin",
+    }
 
 
 def test_only_additive_iam_no_keys_no_public_members(recording: Recording) -> None:
