@@ -44,7 +44,7 @@ rests = (
     .map(lambda text: re.sub(r"\s", "", text))
     .filter(bool)
 )
-members = st.builds("{}:{}".format, st.sampled_from(PREFIXES), rests)
+members: st.SearchStrategy[str] = st.builds("{}:{}".format, st.sampled_from(PREFIXES), rests)
 pipeline_names = (
     st.lists(st.sampled_from(["a", "b", "secret", "orders", "x1"]), min_size=1, max_size=4)
     .map("-".join)
