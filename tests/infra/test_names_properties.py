@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hypothesis import HealthCheck, find, given, settings
@@ -44,7 +45,7 @@ rests = (
     .map(lambda text: re.sub(r"\s", "", text))
     .filter(bool)
 )
-members: st.SearchStrategy[str] = st.builds("{}:{}".format, st.sampled_from(PREFIXES), rests)
+members = st.builds("{}:{}".format, st.sampled_from(PREFIXES), rests)
 pipeline_names = (
     st.lists(st.sampled_from(["a", "b", "secret", "orders", "x1"]), min_size=1, max_size=4)
     .map("-".join)
@@ -91,7 +92,9 @@ def former_grant(owner: str, role: str, key: str) -> str:
     return f"{owner}-{role}-{re.sub(r'[^A-Za-z0-9@._-]+', '-', key)}"
 
 
-def former_names(generated: dict[str, tuple[list[str], list[str]]]) -> list[tuple[str, str]]:
+def former_names(
+    generated: Mapping[str, tuple[Sequence[str], Sequence[str]]],
+) -> list[tuple[str, str]]:
     """(kind, former name) of every grant whose spelling depends on config."""
     return [
         *(
