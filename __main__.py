@@ -3,11 +3,14 @@
 import pulumi
 
 from components.apis import SECRET_MANAGER, ProjectApis, ProjectApisArgs
+from components.names import check_names
 from components.pipeline import TaskPipeline, TaskPipelineArgs
 from components.settings import load_settings
 
-# Validates the whole config before any resource is registered: nothing half-applied.
+# Validates the whole config, and every name derived from it, before any resource is
+# registered: nothing half-applied.
 settings = load_settings()
+names = check_names(settings)
 
 apis = ProjectApis(
     "apis",
@@ -29,6 +32,7 @@ pipelines = {
             secret_env=settings.secret_env,
             secret_labels=settings.secret_labels,
             depends_on=[apis],
+            unaliased_secret_grants=names.unaliased_secret_grants,
         ),
     )
     for name, pipeline in settings.pipelines.items()

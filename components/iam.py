@@ -8,11 +8,12 @@ resource in the project, so neither is ever used.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import pulumi
+
+from components import names
 
 
 @dataclass(frozen=True)
@@ -34,19 +35,23 @@ def members(role: str, names: Iterable[str]) -> list[IamMember]:
     return [IamMember(role=role, member=name, key=name) for name in names]
 
 
-def grant_name(owner: str, grant: IamMember) -> str:
-    role = grant.role.removeprefix("roles/").replace(".", "-")
-    return f"{owner}-{role}-{re.sub(r'[^A-Za-z0-9@._-]+', '-', grant.key)}"
-
-
 def grant_all(
     owner: str,
     grants: Sequence[IamMember],
-    create: Callable[[str, IamMember], pulumi.Resource],
+    create: Callable[[str, IamMember, list[pulumi.Alias] | None], pulumi.Resource],
 ) -> list[pulumi.Resource]:
-    """Create one member resource per grant, named after the owner, role and key."""
-    names = [grant_name(owner, grant) for grant in grants]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    """Create one member resource per grant, named after the owner, role and key
+    (components.names), with an alias to the name's former spelling when it changed."""
+    derived = [names.grant(owner, grant.role, grant.key) for grant in grants]
+    spelled = [name.name for name in derived]
+    # Config-derived keys were checked up front (components.names.check_names); this
+    # catches keys a program sets twice, such as one written out and one from config.
+    duplicates = sorted({name for name in spelled if spelled.count(name) > 1})
     if duplicates:
         raise ValueError(f"iam_members: the same role and key are granted twice: {duplicates}")
-    return [create(name, grant) for name, grant in zip(names, grants, strict=True)]
+    # Former spellings meet only among one owner's grants, so this owner's grants decide.
+    unaliased = names.unaliased(derived)
+    return [
+        create(name.name, grant, name.aliases(unaliased))
+        for name, grant in zip(derived, grants, strict=True)
+    ]

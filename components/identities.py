@@ -46,12 +46,12 @@ class ServiceAccount(pulumi.ComponentResource):
         grant_all(
             name,
             args.iam_members,
-            lambda grant_name, grant: gcp.serviceaccount.IAMMember(
+            lambda grant_name, grant, aliases: gcp.serviceaccount.IAMMember(
                 grant_name,
                 service_account_id=account.name,
                 role=grant.role,
                 member=grant.member,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, aliases=aliases),
             ),
         )
         self.email = account.email

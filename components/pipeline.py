@@ -9,14 +9,11 @@ import pulumi
 
 from components.iam import IamMember, members
 from components.identities import ServiceAccount, ServiceAccountArgs
+from components.names import invoker_account, runtime_account
 from components.queue import TaskQueue, TaskQueueArgs
+from components.roles import ENQUEUER, OPENID_TOKEN_CREATOR, RUN_INVOKER, SERVICE_ACCOUNT_USER
 from components.service import TaskService, TaskServiceArgs
 from components.settings import PipelineSettings
-
-RUN_INVOKER = "roles/run.invoker"
-ENQUEUER = "roles/cloudtasks.enqueuer"
-SERVICE_ACCOUNT_USER = "roles/iam.serviceAccountUser"
-OPENID_TOKEN_CREATOR = "roles/iam.serviceAccountOpenIdTokenCreator"
 
 
 @dataclass
@@ -33,6 +30,9 @@ class TaskPipelineArgs:
     secret_labels: bool = False
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources everything here waits for: the ProjectApis component."""
+    unaliased_secret_grants: frozenset[str] = frozenset()
+    """StackNames.unaliased_secret_grants from components.names.check_names: a pipeline
+    on its own has none, only another pipeline's secret grants can share its names."""
 
 
 class TaskPipeline(pulumi.ComponentResource):
@@ -58,10 +58,10 @@ class TaskPipeline(pulumi.ComponentResource):
         location = s.resolved_location
         child = pulumi.ResourceOptions(parent=self)
         invoker = ServiceAccount(
-            f"{name}-invoker",
+            invoker_account(name),
             ServiceAccountArgs(
                 project=args.project,
-                account_id=f"{name}-invoker",
+                account_id=invoker_account(name),
                 display_name=f"Cloud Tasks invoker of pipeline {name}",
                 iam_members=[
                     *members(SERVICE_ACCOUNT_USER, s.enqueuers),
@@ -76,10 +76,10 @@ class TaskPipeline(pulumi.ComponentResource):
             child,
         )
         runtime = ServiceAccount(
-            f"{name}-runtime",
+            runtime_account(name),
             ServiceAccountArgs(
                 project=args.project,
-                account_id=f"{name}-runtime",
+                account_id=runtime_account(name),
                 display_name=f"Cloud Run runtime of pipeline {name}",
                 depends_on=args.depends_on,
             ),
@@ -99,6 +99,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 secret_labels=args.secret_labels,
                 protect=args.protect,
                 depends_on=args.depends_on,
+                unaliased_secret_grants=args.unaliased_secret_grants,
             ),
             child,
         )

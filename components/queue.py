@@ -93,14 +93,14 @@ class TaskQueue(pulumi.ComponentResource):
         grant_all(
             name,
             args.iam_members,
-            lambda grant_name, grant: gcp.cloudtasks.QueueIamMember(
+            lambda grant_name, grant, aliases: gcp.cloudtasks.QueueIamMember(
                 grant_name,
                 project=args.project,
                 location=queue.location,
                 name=queue.name,
                 role=grant.role,
                 member=grant.member,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, aliases=aliases),
             ),
         )
         self.queue_name = queue.name

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.iam import IamMember, grant_all
+from components.names import secret_grant
 from components.settings import ServiceSettings
 
 INGRESS = {
@@ -40,6 +41,8 @@ class TaskServiceArgs:
     protect: bool = False
     """Pulumi protect and Cloud Run deletion protection together."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    unaliased_secret_grants: frozenset[str] = frozenset()
+    """Former secret-grant names no grant may alias (components.names.check_names)."""
 
 
 class TaskService(pulumi.ComponentResource):
@@ -60,14 +63,19 @@ class TaskService(pulumi.ComponentResource):
         s = args.settings
         secret_grants = [
             gcp.secretmanager.SecretIamMember(
-                f"{name}-secret-{secret_id}",
+                grant.name,
                 project=args.project,
                 secret_id=secret_id,
                 role=SECRET_ACCESSOR,
                 member=pulumi.Output.concat("serviceAccount:", args.service_account),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=list(args.depends_on),
+                    aliases=grant.aliases(args.unaliased_secret_grants),
+                ),
             )
             for secret_id in sorted({ref.split(":")[0] for ref in s.secrets.values()})
+            for grant in [secret_grant(name, secret_id)]
         ]
         plain_env = {**s.env, "TASK_MAX_ATTEMPTS": str(args.max_attempts)}
         envs = [
@@ -128,14 +136,14 @@ class TaskService(pulumi.ComponentResource):
         grant_all(
             name,
             args.iam_members,
-            lambda grant_name, grant: gcp.cloudrunv2.ServiceIamMember(
+            lambda grant_name, grant, aliases: gcp.cloudrunv2.ServiceIamMember(
                 grant_name,
                 project=args.project,
                 location=service.location,
                 name=service.name,
                 role=grant.role,
                 member=grant.member,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, aliases=aliases),
             ),
         )
         self.service_name = service.name

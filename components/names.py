@@ -1,0 +1,203 @@
+"""Every name the program derives from config: logical resource names and account ids.
+
+A derived name must be
+- injective: two config entries never get the same name, or Pulumi registers one URN
+  twice and stops half-way through a deployment;
+- stable: a logical name that deployed keeps its spelling, since a new one replaces the
+  resource (for an IAM member: the old grant is deleted after the new one is created).
+
+So a name keeps the spelling it always had wherever that spelling already told entries
+apart, and adds `-` and 8 hex digits of a sha256 of the original where it did not:
+- A grant is `OWNER-ROLE-KEY`. A key that is an IAM member `prefix:rest`, with a prefix
+  from MEMBER_PREFIXES and rest made only of KEPT characters, is spelled `prefix-rest`:
+  no prefix has a hyphen, so the first hyphen ends the prefix and nothing is lost. So
+  is a key of KEPT characters only (the program's own keys, such as "invoker"). Any
+  other key loses characters to `-` and gets the hash of the key.
+- A secret grant is `PIPELINE-secret-SECRET`. It splits back into its parts unless the
+  pipeline's name itself makes "-secret-" appear early (`orders-secret-b` + `c` and
+  `orders` + `b-secret-c`); those pipelines' grants get the hash of "PIPELINE/SECRET".
+- Pipelines, their components and accounts are the pipeline's name, or it plus
+  `-invoker`/`-runtime`: pipeline names are unique and these suffixes differ.
+
+A name that changed keeps its resource through an alias to its former spelling, unless
+several entries shared that spelling: such a stack failed on the duplicate and never
+deployed it. Hashes leave two ways to meet: a sha256 prefix collision, or a config that
+writes out another entry's hash. `check_names` computes every name of a stack before any
+resource is registered and reports those as config errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterable, Set
+from dataclasses import dataclass
+
+import pulumi
+
+from components.roles import ENQUEUER, OPENID_TOKEN_CREATOR, RUN_INVOKER, SERVICE_ACCOUNT_USER
+from components.settings import ConfigError, PipelineSettings, StackSettings
+from components.settings.pipeline import MEMBER_PREFIXES
+
+# MEMBER_PREFIXES: the prefixes settings accept for enqueuers. None has a hyphen, which
+# is what keeps `prefix-rest` injective.
+KEPT = re.compile(r"[A-Za-z0-9@._-]+")
+"""Characters grant keys have always kept; each run of any others became one `-`."""
+_DROPPED = re.compile(r"[^A-Za-z0-9@._-]+")
+_SECRET = "-secret-"
+
+# Kinds of names that must be unique: resource types (a URN is its parent's type, its
+# own type and its name) and account ids (unique in the project).
+PIPELINE = "cloudrun-tasks:index:TaskPipeline"
+ACCOUNT_COMPONENT = "cloudrun-tasks:index:ServiceAccount"
+SERVICE_COMPONENT = "cloudrun-tasks:index:TaskService"
+QUEUE_COMPONENT = "cloudrun-tasks:index:TaskQueue"
+ACCOUNT = "gcp:serviceaccount/account:Account"
+ACCOUNT_MEMBER = "gcp:serviceaccount/iAMMember:IAMMember"
+SERVICE = "gcp:cloudrunv2/service:Service"
+SERVICE_MEMBER = "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"
+QUEUE = "gcp:cloudtasks/queue:Queue"
+QUEUE_MEMBER = "gcp:cloudtasks/queueIamMember:QueueIamMember"
+SECRET_MEMBER = "gcp:secretmanager/secretIamMember:SecretIamMember"
+ACCOUNT_ID = "account id"
+
+
+@dataclass(frozen=True)
+class Name:
+    name: str
+    former: str
+    """The spelling before names were made injective; `name` itself when unchanged."""
+
+    def aliases(self, unaliased: Set[str]) -> list[pulumi.Alias] | None:
+        """An alias to the former spelling, if it changed and may have deployed."""
+        if self.former == self.name or self.former in unaliased:
+            return None
+        return [pulumi.Alias(name=self.former)]
+
+
+def unaliased(names: Iterable[Name]) -> frozenset[str]:
+    """Former spellings of changed names that no resource may alias: one several names
+    shared never deployed, and one that is now another resource's name is taken."""
+    names = list(names)
+    formers = Counter(n.former for n in names)
+    current = {n.name for n in names}
+    return frozenset(
+        n.former
+        for n in names
+        if n.former != n.name and (formers[n.former] > 1 or n.former in current)
+    )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _lossless(key: str) -> bool:
+    prefix, colon, rest = key.partition(":")
+    if colon:
+        return prefix in MEMBER_PREFIXES and KEPT.fullmatch(rest) is not None
+    return KEPT.fullmatch(key) is not None
+
+
+def grant(owner: str, role: str, key: str) -> Name:
+    """The member resource granting ROLE, on OWNER, to the member KEY stands for."""
+    former = f"{owner}-{role.removeprefix('roles/').replace('.', '-')}-{_DROPPED.sub('-', key)}"
+    return Name(former if _lossless(key) else f"{former}-{_digest(key)}", former)
+
+
+def secret_grant(pipeline: str, secret_id: str) -> Name:
+    """The runtime account's access to one secret of PIPELINE."""
+    former = f"{pipeline}{_SECRET}{secret_id}"
+    if (pipeline + _SECRET).find(_SECRET) == len(pipeline):
+        return Name(former, former)
+    return Name(f"{former}-{_digest(f'{pipeline}/{secret_id}')}", former)
+
+
+def invoker_account(pipeline: str) -> str:
+    """Component, account and account id of the identity Cloud Tasks calls the service as."""
+    return f"{pipeline}-invoker"
+
+
+def runtime_account(pipeline: str) -> str:
+    """Component, account and account id of the identity the service runs as."""
+    return f"{pipeline}-runtime"
+
+
+def secret_ids(settings: PipelineSettings) -> dict[str, str]:
+    """Each secret the service reads, with the first env name that reads it."""
+    ids: dict[str, str] = {}
+    for env, ref in sorted(settings.service.secrets.items()):
+        ids.setdefault(ref.split(":")[0], env)
+    return dict(sorted(ids.items()))
+
+
+@dataclass(frozen=True)
+class Derived:
+    kind: str
+    """A resource type, or ACCOUNT_ID."""
+    name: Name
+    path: str
+    """The config key it comes from, spelled as config errors spell it."""
+
+
+def pipeline_names(pipeline: str, settings: PipelineSettings) -> list[Derived]:
+    """What TaskPipeline registers (components/pipeline.py), by kind and config key."""
+    at = f"pipelines.{pipeline}"
+    invoker, runtime = invoker_account(pipeline), runtime_account(pipeline)
+    fixed = [
+        (PIPELINE, pipeline),
+        (SERVICE_COMPONENT, pipeline),
+        (SERVICE, pipeline),
+        (QUEUE_COMPONENT, pipeline),
+        (QUEUE, pipeline),
+        *(
+            (kind, account)
+            for account in (invoker, runtime)
+            for kind in (ACCOUNT_COMPONENT, ACCOUNT, ACCOUNT_ID)
+        ),
+    ]
+    return [
+        *(Derived(kind, Name(name, name), at) for kind, name in fixed),
+        Derived(SERVICE_MEMBER, grant(pipeline, RUN_INVOKER, "invoker"), at),
+        Derived(ACCOUNT_MEMBER, grant(invoker, OPENID_TOKEN_CREATOR, "cloudtasks-agent"), at),
+        *(
+            Derived(kind, grant(owner, role, member), f"{at}.enqueuers.{index}")
+            for index, member in enumerate(settings.enqueuers)
+            for kind, owner, role in (
+                (ACCOUNT_MEMBER, invoker, SERVICE_ACCOUNT_USER),
+                (QUEUE_MEMBER, pipeline, ENQUEUER),
+            )
+        ),
+        *(
+            Derived(SECRET_MEMBER, secret_grant(pipeline, secret_id), f"{at}.service.secrets.{env}")
+            for secret_id, env in secret_ids(settings).items()
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class StackNames:
+    derived: tuple[Derived, ...]
+    unaliased_secret_grants: frozenset[str]
+    """Former secret-grant spellings not to alias. The only names whose former spellings
+    meet across pipelines, so the only ones a TaskService can't judge on its own."""
+
+
+def check_names(settings: StackSettings) -> StackNames:
+    """Every name the stack derives, or a ConfigError naming each pair that meets."""
+    derived = tuple(
+        d for name, pipeline in settings.pipelines.items() for d in pipeline_names(name, pipeline)
+    )
+    first: dict[tuple[str, str], Derived] = {}
+    problems = []
+    for d in derived:
+        seen = first.setdefault((d.kind, d.name.name), d)
+        if seen is not d:
+            kind = d.kind.rsplit(":", 1)[-1]
+            problems.append(
+                f"{d.path}: its {kind} name {d.name.name!r} is also derived from {seen.path}"
+            )
+    if problems:
+        raise ConfigError(problems)
+    return StackNames(derived, unaliased(d.name for d in derived if d.kind == SECRET_MEMBER))
