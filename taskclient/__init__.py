@@ -1,6 +1,7 @@
 """Enqueue client for the pipelines this project provisions (Cloud Tasks -> Cloud Run)."""
 
-from taskclient.client import BulkOutcome, EnqueueResult, TaskClient
+from taskclient.bulk import BulkOutcome, Outcome
+from taskclient.client import EnqueueResult, TaskClient
 from taskclient.errors import EnqueueError, UsageError
 from taskclient.pipelines import Pipeline, load_env, load_file, load_stack
 from taskclient.task_builder import TaskSpec, build_task, task_id
@@ -9,6 +10,7 @@ __all__ = [
     "BulkOutcome",
     "EnqueueError",
     "EnqueueResult",
+    "Outcome",
     "Pipeline",
     "TaskClient",
     "TaskSpec",

@@ -1,25 +1,42 @@
 """`python -m taskclient`: enqueue one task, or many from JSON lines, onto a pipeline."""
 
 import argparse
+import asyncio
 import json
+import signal
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import IO, NoReturn
 
-from tqdm import tqdm
-
 from components.durations import NANOS_PER_SECOND, Duration
-from taskclient import pipelines
-from taskclient.client import BulkOutcome, TaskClient
+from taskclient import pipelines, transport
+from taskclient.bulk import BulkOutcome, BulkRun, Outcome
+from taskclient.client import TaskClient
 from taskclient.durations import parse_duration
 from taskclient.errors import EnqueueError, UsageError
 from taskclient.pipelines import Pipeline
-from taskclient.task_builder import TaskSpec
+from taskclient.report import Progress, summarize, write_not_created
+from taskclient.task_builder import TaskSpec, build_task
 
+EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_ABORTED = 3
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+MAX_CONCURRENCY = 1000
+EXIT_CODES = """exit status:
+  0    every task created (or already there, for a de-dup key)
+  1    some lines not created: failed, unknown (sent, no answer: may exist) or not sent
+  2    bad command line or input: nothing was sent
+  3    aborted: an error retrying cannot fix (credentials, permission, missing queue,
+       unresolvable address), or the circuit opened (every request failed for a while)
+  130  interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM): in-flight requests were
+       given 5 s, the rest not sent, the report printed
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,24 +61,52 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deadline", help="dispatch deadline (default: the pipeline's)")
     parser.add_argument("--emulator", metavar="HOST:PORT", help="local Cloud Tasks emulator")
     parser.add_argument(
-        "--retry-deadline", default="60s", help="how long to retry transient errors (60s)"
+        "--retry-deadline",
+        default="60s",
+        help="how long to retry transient errors, for the whole run (60s)",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m taskclient", description=__doc__)
+    parser = _Parser(
+        prog="python -m taskclient",
+        description=__doc__,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    one = commands.add_parser("enqueue", help="create one task and print its name")
+    one = commands.add_parser(
+        "enqueue",
+        help="create one task and print its name",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_common(one)
     data = one.add_mutually_exclusive_group()
     data.add_argument("--data", help="JSON payload")
     data.add_argument("--data-file", type=Path, help="file sent as raw bytes")
     one.add_argument("--dedup-key", help="same key, same task: a repeat creates nothing new")
-    many = commands.add_parser("bulk", help="create one task per JSON line of --input")
+    many = commands.add_parser(
+        "bulk",
+        help="create one task per JSON line of --input",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_common(many)
     many.add_argument("--input", default="-", help="JSON lines file, or - for stdin (default)")
     many.add_argument("--dedup-field", help="use this field of each JSON object as its de-dup key")
-    many.add_argument("--concurrency", type=int, default=32, help="requests in flight (32)")
+    many.add_argument(
+        "--concurrency", type=int, default=32, help=f"requests in flight, 1..{MAX_CONCURRENCY} (32)"
+    )
+    many.add_argument(
+        "--failed-out",
+        type=Path,
+        metavar="FILE",
+        help="write the lines not created here, as they were: re-run them with --input FILE",
+    )
+    many.add_argument(
+        "--json", action="store_true", help="print the final report as one JSON object"
+    )
     return parser
 
 
@@ -127,78 +172,163 @@ def _one_payload(args: argparse.Namespace) -> object:
 
 
 def _read_lines(source: str, stdin: IO[str]) -> list[str]:
-    if source == "-":
-        return stdin.read().splitlines()
     try:
-        return Path(source).read_text(encoding="utf-8").splitlines()
+        if source == "-":
+            raw = getattr(stdin, "buffer", None)  # bytes, so a bad encoding is ours to report
+            data = raw.read() if raw is not None else stdin.read().encode()
+        else:
+            data = Path(source).read_bytes()
+        return data.decode("utf-8").splitlines()
     except OSError as exc:
         raise UsageError(f"--input: cannot read {source}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--input: {source} is not UTF-8 (byte {exc.start})") from None
 
 
-def _bulk_specs(args: argparse.Namespace, lines: list[str]) -> tuple[list[int], list[TaskSpec]]:
-    """Validates every line before anything is enqueued: a bad file sends nothing."""
-    numbers: list[int] = []
-    specs: list[TaskSpec] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+@dataclass(frozen=True)
+class _Line:
+    number: int
+    text: str
+    spec: TaskSpec | None
+    error: str | None
+
+
+def _bulk_lines(args: argparse.Namespace, lines: list[str]) -> list[_Line]:
+    """One entry per non-blank line; a bad line fails alone and the rest still run."""
+    entries: list[_Line] = []
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
             continue
-        payload = _json(line, argument=f"--input line {number}")
-        key = None
-        if args.dedup_field:
-            if not isinstance(payload, dict) or args.dedup_field not in payload:
-                raise UsageError(f"--dedup-field: line {number} has no field {args.dedup_field!r}")
-            key = str(payload[args.dedup_field])
-        numbers.append(number)
-        specs.append(_spec(args, payload, key))
-    if not specs:
-        raise UsageError(f"--input: {args.input} has no JSON lines")
-    return numbers, specs
+        try:
+            payload = _json(text, argument=f"--input line {number}")
+            key = None
+            if args.dedup_field:
+                if not isinstance(payload, dict):
+                    raise UsageError(f"--dedup-field: line {number} is not a JSON object")
+                if args.dedup_field not in payload:
+                    raise UsageError(
+                        f"--dedup-field: line {number} has no field {args.dedup_field!r}"
+                    )
+                key = str(payload[args.dedup_field])
+            entries.append(_Line(number, text, _spec(args, payload, key), None))
+        except UsageError as exc:
+            entries.append(_Line(number, text, None, str(exc)))
+    return entries
 
 
-def _report(outcomes: list[BulkOutcome], numbers: list[int]) -> int:
-    created = existed = failed = 0
-    for outcome in outcomes:
-        if outcome.result is None:
-            failed += 1
-            print(f"line {numbers[outcome.index]}: failed: {outcome.error}", file=sys.stderr)
+def _bulk(args: argparse.Namespace, client: TaskClient, entries: list[_Line]) -> int:
+    """Run, report every line, write --failed-out; the exit status says how it ended."""
+    sendable = [entry for entry in entries if entry.spec is not None]
+    progress = Progress(len(entries))
+    caught: list[signal.Signals] = []
+    runs: list[BulkRun] = []
+
+    def on_start(run: BulkRun) -> None:
+        runs.append(run)
+        loop = asyncio.get_running_loop()
+        for signum in EXIT_SIGNAL:
+            loop.add_signal_handler(signum, _stop, run, signum)
+
+    def _stop(run: BulkRun, signum: signal.Signals) -> None:
+        caught.append(signum)
+        run.stop(f"{signum.name}: stopped sending")
+
+    def on_outcome(outcome: BulkOutcome) -> None:
+        progress.update(outcome, runs[0].circuit.retries if runs else 0)
+
+    rejected = {
+        entry.number: BulkOutcome(-1, Outcome.FAILED, error=entry.error)
+        for entry in entries
+        if entry.spec is None
+    }
+    for outcome in rejected.values():
+        on_outcome(outcome)
+    started = time.monotonic()
+    try:
+        sent = client.enqueue_many(
+            args.pipeline,
+            [entry.spec for entry in sendable if entry.spec is not None],
+            concurrency=args.concurrency,
+            on_outcome=on_outcome,
+            on_start=on_start,
+        )
+    finally:
+        progress.close()
+    by_line = {entry.number: outcome for entry, outcome in zip(sendable, sent, strict=True)}
+    outcomes = [
+        replace(by_line.get(entry.number) or rejected[entry.number], index=index)
+        for index, entry in enumerate(entries)
+    ]
+    circuit = runs[0].circuit if runs else None
+    if caught:
+        code = EXIT_SIGNAL[caught[0]]
+    elif circuit is not None and circuit.aborted:
+        code = EXIT_ABORTED
+    else:
+        code = EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILED
+    failures: list[dict[str, object]] = []
+    for entry, outcome in zip(entries, outcomes, strict=True):
+        if outcome.ok:
+            if not args.json:
+                print(outcome.task_name)
             continue
-        print(outcome.result.task_name)
-        if outcome.result.created:
-            created += 1
-        else:
-            existed += 1
-    print(
-        f"created {created}, already existed {existed}, failed {failed}",
-        file=sys.stderr,
+        failures.append(
+            {"line": entry.number, "outcome": outcome.outcome.value, "error": outcome.error}
+        )
+        print(f"line {entry.number}: {outcome.outcome.value}: {outcome.error}", file=sys.stderr)
+    summary = summarize(
+        outcomes,
+        elapsed_s=time.monotonic() - started,
+        retries=circuit.retries if circuit else 0,
+        stopped=circuit.stopped if circuit else None,
+        exit_code=code,
     )
-    return EXIT_FAILED if failed else 0
+    if args.failed_out is not None:
+        kept = write_not_created(args.failed_out, outcomes, [entry.text for entry in entries])
+        print(f"{kept} lines not created written to {args.failed_out}", file=sys.stderr)
+    if any(o.outcome is Outcome.UNKNOWN for o in outcomes):
+        print(
+            "unknown: sent without an answer, these tasks may exist; re-running them is safe"
+            " with de-dup keys (--dedup-field), and may duplicate them without",
+            file=sys.stderr,
+        )
+    print(summary.text(), file=sys.stderr)
+    if args.json:
+        print(summary.as_json(failures))
+    return code
+
+
+def _checked(args: argparse.Namespace) -> None:
+    """Every argument that can be checked without sending anything, before anything is."""
+    retry_deadline = parse_duration(args.retry_deadline, argument="--retry-deadline")
+    if retry_deadline.nanos == 0:
+        raise UsageError("--retry-deadline: must be more than 0s")
+    args.retry_deadline_s = retry_deadline.nanos / NANOS_PER_SECOND
+    if args.command == "bulk" and not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        raise UsageError(f"--concurrency: {args.concurrency} must be 1..{MAX_CONCURRENCY}")
 
 
 def _run(args: argparse.Namespace, stdin: IO[str]) -> int:
-    retry_deadline = parse_duration(args.retry_deadline, argument="--retry-deadline")
-    client = TaskClient(
-        _load_pipelines(args),
-        emulator=args.emulator,
-        retry_deadline_s=retry_deadline.nanos / NANOS_PER_SECOND,
-    )
-    with client:
-        client.pipeline(args.pipeline)  # fail on a wrong name before reading any input
+    _checked(args)
+    pipeline_map = _load_pipelines(args)
+    # A wrong name, and every option a task takes, fail before any input is read.
+    build_task(pipelines.select(pipeline_map, args.pipeline), _spec(args, None, None))
+    entries = _bulk_lines(args, _read_lines(args.input, stdin)) if args.command == "bulk" else []
+    payload = _one_payload(args) if args.command == "enqueue" else None
+    emulator = args.emulator or transport.emulator_from_env()
+    if emulator:
+        argument = "--emulator" if args.emulator else transport.EMULATOR_ENV
+        transport.check_emulator(emulator, argument=argument)
+    with TaskClient(
+        pipeline_map, emulator=emulator, retry_deadline_s=args.retry_deadline_s
+    ) as client:
         if args.command == "enqueue":
-            result = client.enqueue(args.pipeline, _spec(args, _one_payload(args), args.dedup_key))
+            result = client.enqueue(args.pipeline, _spec(args, payload, args.dedup_key))
             print(result.task_name)
             if not result.created:
                 print("already existed: nothing new was created", file=sys.stderr)
-            return 0
-        numbers, specs = _bulk_specs(args, _read_lines(args.input, stdin))
-        # disable=None: a bar on a terminal, nothing in logs or pipes.
-        with tqdm(total=len(specs), unit="task", file=sys.stderr, disable=None) as progress:
-            outcomes = client.enqueue_many(
-                args.pipeline,
-                specs,
-                concurrency=args.concurrency,
-                on_outcome=lambda _outcome: progress.update(),
-            )
-        return _report(outcomes, numbers)
+            return EXIT_OK
+        return _bulk(args, client, entries)
 
 
 def main(argv: Sequence[str] | None = None, stdin: IO[str] = sys.stdin) -> int:
@@ -211,3 +341,6 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] = sys.stdin) -> int:
     except EnqueueError as exc:
         print(f"error: enqueue failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_SIGNAL[signal.SIGINT]

@@ -1,13 +1,14 @@
 """Enqueue one task or many onto a pipeline's queue."""
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from google.api_core import exceptions
 from google.cloud import tasks_v2
 
 from taskclient import pipelines, retries, transport
+from taskclient.bulk import BulkOutcome, BulkRun, describe
 from taskclient.errors import EnqueueError, UsageError
 from taskclient.pipelines import Pipeline
 from taskclient.task_builder import TaskSpec, build_task
@@ -21,24 +22,6 @@ class EnqueueResult:
     attempts: int
 
 
-@dataclass(frozen=True)
-class BulkOutcome:
-    """One input's fate: exactly one of `result` and `error` is set."""
-
-    index: int
-    result: EnqueueResult | None
-    error: str | None
-
-
-def _describe(exc: exceptions.GoogleAPIError) -> str:
-    if isinstance(exc, exceptions.RetryError):
-        return f"gave up retrying transient errors: {exc.cause or exc.message}"
-    if isinstance(exc, exceptions.GoogleAPICallError):
-        status = exc.grpc_status_code.name if exc.grpc_status_code else exc.code
-        return f"{status}: {exc.message}"
-    return str(exc)
-
-
 def _result(task: tasks_v2.Task, response: tasks_v2.Task | None, attempts: int) -> EnqueueResult:
     if response is None:
         return EnqueueResult(task_name=task.name, created=False, attempts=attempts)
@@ -50,7 +33,8 @@ class TaskClient:
 
     `emulator`: HOST:PORT of a local Cloud Tasks emulator (default: TASKS_EMULATOR_HOST);
     without it the real API is used with Application Default Credentials.
-    `retry_deadline_s`: how long transient errors are retried for, per task.
+    `retry_deadline_s`: how long transient errors are retried for: per call for `enqueue`,
+    for the whole run for `enqueue_many`.
     """
 
     def __init__(
@@ -94,7 +78,7 @@ class TaskClient:
                 raise
             return _result(task, None, len(errors) + 1)
         except exceptions.GoogleAPIError as exc:
-            raise EnqueueError(_describe(exc)) from exc
+            raise EnqueueError(describe(exc)) from exc
         return _result(task, response, len(errors) + 1)
 
     def enqueue_many(
@@ -104,10 +88,12 @@ class TaskClient:
         *,
         concurrency: int = 32,
         on_outcome: Callable[[BulkOutcome], object] | None = None,
+        on_start: Callable[[BulkRun], object] | None = None,
     ) -> list[BulkOutcome]:
-        """Creates many tasks, `concurrency` requests in flight; outcomes in input order.
+        """Creates many tasks, `concurrency` requests in flight; an outcome per spec, in order.
 
-        Never raises for one task's failure: every input gets an outcome, so nothing is dropped.
+        Never raises for one task's failure; see taskclient.bulk for when a run stops early.
+        `on_start` gets the run (to stop it, e.g. from a signal handler on this thread).
         """
         # A private loop, never installed as the thread's current one: asyncio.run() would
         # leave "no current event loop" behind for code that calls get_event_loop() later
@@ -116,7 +102,11 @@ class TaskClient:
         try:
             return loop.run_until_complete(
                 self.enqueue_many_async(
-                    pipeline_name, specs, concurrency=concurrency, on_outcome=on_outcome
+                    pipeline_name,
+                    specs,
+                    concurrency=concurrency,
+                    on_outcome=on_outcome,
+                    on_start=on_start,
                 )
             )
         finally:
@@ -130,55 +120,26 @@ class TaskClient:
         *,
         concurrency: int = 32,
         on_outcome: Callable[[BulkOutcome], object] | None = None,
+        on_start: Callable[[BulkRun], object] | None = None,
     ) -> list[BulkOutcome]:
+        pipeline = self.pipeline(pipeline_name)
         if concurrency < 1:
             raise UsageError(f"--concurrency: {concurrency} must be at least 1")
-        pipeline = self.pipeline(pipeline_name)
         client = transport.async_client(self._emulator)
-        pending: Iterator[tuple[int, TaskSpec]] = enumerate(specs)
-        outcomes: list[BulkOutcome] = []
-
-        async def worker() -> None:
-            # Workers pull from one shared iterator: at most `concurrency` calls in flight,
-            # and inputs are consumed lazily.
-            for index, spec in pending:
-                outcome = await self._enqueue_async(client, pipeline, index, spec)
-                outcomes.append(outcome)
-                if on_outcome is not None:
-                    on_outcome(outcome)
-
         try:
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            run = BulkRun(
+                client,
+                pipeline,
+                concurrency=concurrency,
+                retry_deadline_s=self._retry_deadline_s,
+                call_timeout_s=self._call_timeout_s,
+                on_outcome=on_outcome,
+            )
+            if on_start is not None:
+                on_start(run)
+            return await run.run(specs)
         finally:
             await client.transport.close()
-        return sorted(outcomes, key=lambda outcome: outcome.index)
-
-    async def _enqueue_async(
-        self,
-        client: tasks_v2.CloudTasksAsyncClient,
-        pipeline: Pipeline,
-        index: int,
-        spec: TaskSpec,
-    ) -> BulkOutcome:
-        try:
-            task = build_task(pipeline, spec)
-        except UsageError as exc:
-            return BulkOutcome(index=index, result=None, error=str(exc))
-        errors: list[Exception] = []
-        try:
-            response = await client.create_task(
-                parent=pipeline.queue,
-                task=task,
-                retry=retries.async_retry(self._retry_deadline_s, errors.append),
-                timeout=self._call_timeout_s,
-            )
-        except exceptions.AlreadyExists as exc:
-            if not task.name:
-                return BulkOutcome(index=index, result=None, error=_describe(exc))
-            return BulkOutcome(index=index, result=_result(task, None, len(errors) + 1), error=None)
-        except exceptions.GoogleAPIError as exc:
-            return BulkOutcome(index=index, result=None, error=_describe(exc))
-        return BulkOutcome(index=index, result=_result(task, response, len(errors) + 1), error=None)
 
     def close(self) -> None:
         if self._sync is not None:

@@ -71,9 +71,11 @@ def _decode(text: str, *, source: str) -> dict[str, Pipeline]:
 def load_file(path: Path) -> dict[str, Pipeline]:
     """Reads a file written by `pulumi stack output pipelines --json > FILE`."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise UsageError(f"--outputs: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--outputs: {path} is not UTF-8 (byte {exc.start})") from None
     return _decode(text, source=f"--outputs {path}")
 
 
@@ -89,8 +91,22 @@ def load_stack(stack: str) -> dict[str, Pipeline]:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         detail = (result.stderr.strip().splitlines() or ["no error output"])[-1]
-        raise UsageError(f"--stack {stack}: `pulumi stack output` failed: {detail}")
+        raise UsageError(
+            f"--stack {stack}: `pulumi stack output` failed: {detail}; {_stacks(pulumi)}"
+        )
     return _decode(result.stdout, source=f"--stack {stack}")
+
+
+def _stacks(pulumi: str) -> str:
+    """The stacks the current backend holds, for an error about a stack it does not."""
+    listing = subprocess.run(
+        [pulumi, "stack", "ls", "--json"], capture_output=True, text=True, check=False
+    )
+    try:
+        names = sorted(str(entry["name"]) for entry in json.loads(listing.stdout))
+    except (ValueError, TypeError, KeyError):
+        return "`pulumi stack ls` did not list the stacks"
+    return f"stacks: {', '.join(names) or 'none'}"
 
 
 def load_env(environ: Mapping[str, str] = os.environ) -> dict[str, Pipeline]:

@@ -4,7 +4,10 @@ The emulator speaks plain gRPC without TLS or auth: the client must be handed an
 channel through the transport (api_endpoint + anonymous credentials does not work).
 """
 
+import ipaddress
 import os
+import re
+import socket
 
 import grpc
 from google.auth.exceptions import DefaultCredentialsError
@@ -17,6 +20,41 @@ from google.cloud.tasks_v2.services.cloud_tasks.transports import (
 from taskclient.errors import UsageError
 
 EMULATOR_ENV = "TASKS_EMULATOR_HOST"
+
+
+# How long an emulator address may take to accept a connection before the run is refused.
+REACH_TIMEOUT_S = 5.0
+_ADDRESS = re.compile(
+    r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>[0-9]{1,5})"
+)
+
+
+def check_emulator(address: str, *, argument: str = "--emulator") -> str:
+    """HOST:PORT (an IPv6 host in brackets) that accepts a connection within 5 s.
+
+    gRPC reads `127.0.0.1:` as port 443 and wraps port 99999 around: both are refused here.
+    """
+    match = _ADDRESS.fullmatch(address)
+    port = int(match.group("port")) if match else 0
+    if match is None or not 1 <= port <= 65535:
+        raise UsageError(
+            f"{argument}: {address!r} is not HOST:PORT with a port 1..65535"
+            " (an IPv6 host in brackets: [::1]:8123)"
+        )
+    host = match.group("ipv6") or match.group("host")
+    if match.group("ipv6"):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise UsageError(f"{argument}: {address!r}: {host} is not an IPv6 address") from None
+    try:
+        socket.create_connection((host, port), timeout=REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(
+            f"{argument}: nothing answers at {address} within {REACH_TIMEOUT_S:g}s ({reason})"
+        ) from None
+    return address
 
 
 def emulator_from_env() -> str | None:

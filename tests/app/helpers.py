@@ -1,5 +1,6 @@
 """Shared by the application tests: stack output entries, waiting, reading the handler's log."""
 
+import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -14,6 +15,13 @@ T = TypeVar("T")
 # attempt is dead-lettered: 1 attempt + 2 retries.
 MAX_RETRIES = 2
 MAX_ATTEMPTS = MAX_RETRIES + 1
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def pipeline_output(queue: str, service_url: str) -> dict[str, object]:

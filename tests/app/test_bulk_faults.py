@@ -2,8 +2,10 @@
 the retry safe), and permanent errors are reported per task, none dropped."""
 
 import asyncio
+import time
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 
 import grpc
@@ -12,8 +14,8 @@ from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
 from local.processes import Child, start_emulator
-from taskclient import Pipeline, TaskClient, TaskSpec
-from tests.app.helpers import pipeline_output
+from taskclient import Outcome, Pipeline, TaskClient, TaskSpec, bulk
+from tests.app.helpers import free_port, pipeline_output
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -60,34 +62,68 @@ def test_lost_responses_are_retried_into_exactly_one_task_each(
         )
     assert sorted(seen) == list(range(60))
     assert [o.index for o in outcomes] == list(range(60))
-    assert all(o.error is None and o.result is not None for o in outcomes)
-    results = [o.result for o in outcomes if o.result is not None]
-    retried = [r for r in results if r.attempts > 1]
+    assert all(o.ok and o.error is None for o in outcomes)
+    retried = [o for o in outcomes if o.attempts > 1]
     # A third of the responses were lost: those were retried and found ALREADY_EXISTS.
     assert len(retried) == 60 // FAIL_EVERY
-    assert all(not r.created for r in retried)
-    assert all(r.created for r in results if r.attempts == 1)
+    assert all(o.outcome is Outcome.EXISTED for o in retried)
+    assert all(o.outcome is Outcome.CREATED for o in outcomes if o.attempts == 1)
     stored = {task.name for task in admin.list_tasks(parent=queue)}
-    assert stored == {r.task_name for r in results}
+    assert stored == {o.task_name for o in outcomes}
     assert len(stored) == 60
 
 
-def test_permanent_errors_are_reported_per_task_not_retried(lossy_emulator: Child) -> None:
+def test_a_missing_queue_stops_the_run_at_the_first_answer(lossy_emulator: Child) -> None:
     missing = "projects/p/locations/us-central1/queues/does-not-exist"
-    specs = [TaskSpec(payload={"id": n}) for n in range(5)] + [TaskSpec(path="no-slash")]
+    specs = [TaskSpec(payload={"id": n}) for n in range(200)]
     with client_for(missing, lossy_emulator) as client:
         outcomes = client.enqueue_many("orders", specs, concurrency=4)
-    assert len(outcomes) == 6
-    assert all(o.result is None for o in outcomes)
-    errors = [o.error or "" for o in outcomes]
-    assert all(e.startswith("FAILED_PRECONDITION: Queue") for e in errors[:5])
-    assert errors[5] == "--path: 'no-slash' must start with '/'"
+    kinds = Counter(o.outcome for o in outcomes)
+    # At most the requests in flight when the first answer came back were sent.
+    assert 1 <= kinds[Outcome.FAILED] <= 4
+    assert kinds[Outcome.FAILED] + kinds[Outcome.NOT_SENT] == 200
+    failed = [o for o in outcomes if o.outcome is Outcome.FAILED]
+    assert all((o.error or "").startswith("FAILED_PRECONDITION: Queue") for o in failed)
+    # Not retried: one attempt, two where this emulator dropped the first response.
+    assert all(o.attempts <= 2 for o in failed)
+
+
+def test_a_bad_task_fails_alone(
+    lossy_emulator: Child, paused_queue: tuple[str, tasks_v2.CloudTasksClient]
+) -> None:
+    queue, _ = paused_queue
+    specs = [TaskSpec(payload={"id": 1}), TaskSpec(path="no-slash"), TaskSpec(payload={"id": 3})]
+    with client_for(queue, lossy_emulator) as client:
+        outcomes = client.enqueue_many("orders", specs, concurrency=2)
+    assert [o.outcome for o in outcomes] == [Outcome.CREATED, Outcome.FAILED, Outcome.CREATED]
+    assert outcomes[1].error == "--path: 'no-slash' must start with '/'"
 
 
 def test_bulk_refuses_zero_concurrency(lossy_emulator: Child) -> None:
     client = client_for("projects/p/locations/l/queues/q", lossy_emulator)
     with client, pytest.raises(ValueError, match="--concurrency: 0 must be at least 1"):
         client.enqueue_many("orders", [TaskSpec()], concurrency=0)
+
+
+def test_a_dead_backend_opens_the_circuit_and_every_input_is_accounted_for() -> None:
+    """Before: each task spent its own 60 s retry budget (64 lines: 119 s)."""
+    closed = free_port()
+    pipeline = Pipeline.model_validate(
+        pipeline_output("projects/p/locations/l/queues/q", "http://127.0.0.1:9")
+    )
+    client = TaskClient({"orders": pipeline}, emulator=f"127.0.0.1:{closed}", retry_deadline_s=60)
+    started = time.monotonic()
+    with client:
+        outcomes = client.enqueue_many(
+            "orders", [TaskSpec(payload=n) for n in range(500)], concurrency=16
+        )
+    elapsed = time.monotonic() - started
+    assert elapsed < bulk.CIRCUIT_WINDOW_S + bulk.DRAIN_S + 5
+    assert len(outcomes) == 500
+    kinds = Counter(o.outcome for o in outcomes)
+    assert set(kinds) <= {Outcome.FAILED, Outcome.NOT_SENT}
+    assert kinds[Outcome.NOT_SENT] >= 400  # stopped sending, did not burn through the input
+    assert all("UNAVAILABLE" in (o.error or "") for o in outcomes if o.outcome is Outcome.FAILED)
 
 
 def test_bulk_leaves_the_threads_event_loop_alone(

@@ -88,40 +88,80 @@ def test_stack_without_pulumi_cli() -> None:
     assert "--stack dev: the pulumi CLI is not on PATH" in one_line_error(result)
 
 
-def test_unreachable_endpoint(outputs: Path) -> None:
-    # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("127.0.0.1:", "--emulator: '127.0.0.1:' is not HOST:PORT with a port 1..65535"),
+        ("127.0.0.1:99999", "--emulator: '127.0.0.1:99999' is not HOST:PORT"),
+        ("127.0.0.1:0", "--emulator: '127.0.0.1:0' is not HOST:PORT"),
+        ("::1:8123", "--emulator: '::1:8123' is not HOST:PORT"),
+        ("[::1::]:8123", "--emulator: '[::1::]:8123': ::1:: is not an IPv6 address"),
+        (
+            "127.0.0.1:9",
+            "--emulator: nothing answers at 127.0.0.1:9 within 5s (Connection refused)",
+        ),
+    ],
+)
+def test_emulator_address_is_checked_before_any_work(
+    outputs: Path, address: str, message: str
+) -> None:
+    """Before: `127.0.0.1:` silently meant port 443, and 99999 wrapped around."""
     result = cli(
         "enqueue", "--outputs", str(outputs), "--pipeline", "orders", "--data", "{}",
-        "--emulator", "127.0.0.1:9", "--retry-deadline", "1s",
-    )  # fmt: skip
-    assert result.returncode == 1
-    line = one_line_error(result)
-    assert line.startswith("error: enqueue failed: gave up retrying transient errors: 503")
-    assert "127.0.0.1:9" in line
-
-
-def test_bulk_bad_line_sends_nothing(outputs: Path) -> None:
-    result = cli(
-        "bulk", "--outputs", str(outputs), "--pipeline", "orders", "--emulator", "127.0.0.1:9",
-        stdin='{"id": 1}\n{"id": 2\n',
+        "--emulator", address,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "--input line 2: invalid JSON" in one_line_error(result)
+    assert one_line_error(result).startswith(f"error: {message}")
 
 
-def test_bulk_missing_dedup_field(outputs: Path) -> None:
+def test_non_utf8_outputs_and_input(tmp_path: Path, outputs: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"orders": "caf\xe9"}')
+    result = cli("enqueue", "--outputs", str(bad), "--pipeline", "orders")
+    assert result.returncode == 2
+    assert one_line_error(result) == f"error: --outputs: {bad} is not UTF-8 (byte 15)"
+    lines = tmp_path / "lines.jsonl"
+    lines.write_bytes(b'{"id": "\xff"}\n')
     result = cli(
-        "bulk", "--outputs", str(outputs), "--pipeline", "orders", "--emulator", "127.0.0.1:9",
-        "--dedup-field", "id", stdin='{"id": 1}\n{"other": 2}\n',
+        "bulk", "--outputs", str(outputs), "--pipeline", "orders", "--input", str(lines),
+        "--emulator", "127.0.0.1:9",
     )  # fmt: skip
     assert result.returncode == 2
-    assert "--dedup-field: line 2 has no field 'id'" in one_line_error(result)
+    assert one_line_error(result) == f"error: --input: {lines} is not UTF-8 (byte 8)"
 
 
-def test_bulk_empty_input(outputs: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--concurrency", "0"], "--concurrency: 0 must be 1..1000"),
+        (["--retry-deadline", "0s"], "--retry-deadline: must be more than 0s"),
+        (["--retry-deadline", "1e3s"], "--retry-deadline: '1e3s' must be a duration"),
+    ],
+)
+def test_bulk_arguments(outputs: Path, args: list[str], message: str) -> None:
     result = cli(
         "bulk", "--outputs", str(outputs), "--pipeline", "orders", "--emulator", "127.0.0.1:9",
-        stdin="\n",
+        *args, stdin='{"id": 1}\n',
     )  # fmt: skip
     assert result.returncode == 2
-    assert "--input: - has no JSON lines" in one_line_error(result)
+    assert one_line_error(result).startswith(f"error: {message}")
+
+
+def test_wrong_stack_lists_the_stacks(tmp_path: Path) -> None:
+    fake = tmp_path / "pulumi"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$2" = "ls" ]; then echo \'[{"name": "dev"}, {"name": "prod"}]\'; exit 0; fi\n'
+        "echo 'error: no stack named qa found' >&2; exit 255\n"
+    )
+    fake.chmod(0o755)
+    result = subprocess.run(
+        [sys.executable, "-m", "taskclient", "enqueue", "--stack", "qa", "--pipeline", "orders"],
+        capture_output=True, text=True, cwd=REPO, check=False, timeout=60,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert one_line_error(result) == (
+        "error: --stack qa: `pulumi stack output` failed: error: no stack named qa found;"
+        " stacks: dev, prod"
+    )

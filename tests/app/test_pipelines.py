@@ -54,7 +54,10 @@ def test_stack_failure_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     fake.write_text("#!/bin/sh\necho 'error: no stack named dev found' >&2\nexit 255\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(UsageError, match=r"^--stack dev: .* no stack named dev found$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^--stack dev: .* no stack named dev found; `pulumi stack ls` did not list the stacks$",
+    ):
         load_stack("dev")
 
 

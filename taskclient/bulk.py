@@ -1,0 +1,314 @@
+"""Many tasks onto one queue: a bounded number in flight, one retry budget for the whole run,
+a circuit that stops a run whose backend is down, and an outcome for every input.
+
+Each input ends in exactly one Outcome. A run stops sending (what is in flight finishes or
+is cut after DRAIN_S; the rest is NOT_SENT) when:
+- an error that retrying cannot heal comes back (no credentials or permission, a missing
+  queue, an address that does not resolve): at its first occurrence;
+- every request for a whole window failed with a transient error and none succeeded (the
+  circuit opens);
+- the caller stops it (the CLI does on SIGINT and SIGTERM).
+Transient errors are retried by google-api-core's AsyncRetry, each call given only what
+is left of the run's retry deadline, so the deadline bounds the whole run's waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from google.api_core import exceptions
+from google.api_core.retry import AsyncRetry
+from google.cloud import tasks_v2
+
+from taskclient import retries
+from taskclient.errors import UsageError
+from taskclient.pipelines import Pipeline
+from taskclient.task_builder import TaskSpec, build_task
+
+# How long in-flight requests may finish once a run stops sending.
+DRAIN_S = 5.0
+# The circuit opens after this long with only transient failures (or the retry deadline,
+# if shorter): long enough to ride out a blip, short enough to fail fast.
+CIRCUIT_WINDOW_S = 10.0
+
+
+class Outcome(enum.Enum):
+    CREATED = "created"
+    EXISTED = "already existed"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    """Sent, but no answer came: the task may exist. Re-running with de-dup keys is safe."""
+    NOT_SENT = "not sent"
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """One input's fate."""
+
+    index: int
+    outcome: Outcome
+    task_name: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    latency_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (Outcome.CREATED, Outcome.EXISTED)
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, exceptions.RetryError):
+        return f"gave up retrying transient errors: {exc.cause or exc.message}"
+    if isinstance(exc, exceptions.GoogleAPICallError):
+        status = exc.grpc_status_code.name if exc.grpc_status_code else exc.code
+        return f"{status}: {exc.message}"
+    return str(exc)
+
+
+def fatal(exc: BaseException) -> bool:
+    """Errors every later request would get too: no point sending them."""
+    if isinstance(exc, exceptions.RetryError) and exc.cause is not None:
+        exc = exc.cause
+    if isinstance(
+        exc, (exceptions.Unauthenticated, exceptions.PermissionDenied, exceptions.NotFound)
+    ):
+        return True
+    if isinstance(exc, exceptions.FailedPrecondition):
+        return True  # the queue does not exist (emulator) or is disabled: no task fits
+    message = str(exc).lower()
+    # gRPC's words for a target that cannot be resolved or parsed: not a transient outage.
+    return isinstance(exc, exceptions.ServiceUnavailable) and any(
+        words in message for words in ("dns resolution failed", "name resolution", "invalid target")
+    )
+
+
+@dataclass
+class Circuit:
+    """The run's retry budget and breaker, shared by every request of the run."""
+
+    retry_deadline_s: float
+    on_stop: Callable[[], object] = lambda: None
+    """Told once the run stops sending, so it can cut short requests waiting to retry."""
+    window_s: float = CIRCUIT_WINDOW_S
+    started: float = field(default_factory=time.monotonic)
+    retries: int = 0
+    last_success: float | None = None
+    failing_since: float | None = None
+    stopped: str | None = None
+    """Why the run stopped sending, once it has."""
+    aborted: bool = False
+    """Stopped by a fatal error or the open circuit (not by the caller)."""
+
+    def remaining(self) -> float:
+        return max(0.0, self.started + self.retry_deadline_s - time.monotonic())
+
+    def succeeded(self) -> None:
+        self.last_success = time.monotonic()
+        self.failing_since = None
+
+    def failed_transiently(self, exc: Exception, *, retried: bool) -> None:
+        """A transient error; the circuit opens once nothing but these came back for a
+        whole window, or the run's retry deadline is spent and they keep coming."""
+        self.retries += retried
+        now = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = now
+        window = min(self.window_s, self.retry_deadline_s)
+        if now - self.failing_since >= window:
+            self.abort(f"no request succeeded for {window:g}s (last error: {describe(exc)})")
+        elif self.remaining() == 0:
+            self.abort(
+                f"retry deadline ({self.retry_deadline_s:g}s) spent and requests still fail"
+                f" (last error: {describe(exc)})"
+            )
+
+    def may_retry(self, exc: Exception) -> bool:
+        return self.stopped is None and retries.TRANSIENT(exc) and self.remaining() > 0
+
+    def abort(self, reason: str) -> None:
+        if self.stopped is None:
+            self.stopped, self.aborted = reason, True
+            self.on_stop()
+
+    def stop(self, reason: str) -> None:
+        if self.stopped is None:
+            self.stopped = reason
+            self.on_stop()
+
+
+class BulkRun:
+    """One bulk enqueue; `stop()` may be called from a signal handler on the loop's thread."""
+
+    def __init__(
+        self,
+        client: tasks_v2.CloudTasksAsyncClient,
+        pipeline: Pipeline,
+        *,
+        concurrency: int,
+        retry_deadline_s: float,
+        call_timeout_s: float,
+        on_outcome: Callable[[BulkOutcome], object] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise UsageError(f"--concurrency: {concurrency} must be at least 1")
+        self._client, self._pipeline = client, pipeline
+        self._concurrency = concurrency
+        self._call_timeout_s = call_timeout_s
+        self._on_outcome = on_outcome
+        self._wake = asyncio.Event()
+        self.circuit = Circuit(retry_deadline_s, on_stop=self._wake.set)
+
+    def stop(self, reason: str) -> None:
+        self.circuit.stop(reason)
+
+    async def run(self, specs: Iterable[TaskSpec]) -> list[BulkOutcome]:
+        """Outcomes in input order, one per spec, whatever happens."""
+        items = list(specs)
+        outcomes: dict[int, BulkOutcome] = {}
+        pending: Iterator[tuple[int, TaskSpec]] = enumerate(items)
+        flights: dict[asyncio.Task[None], _Flight] = {}
+
+        def record(outcome: BulkOutcome) -> None:
+            outcomes[outcome.index] = outcome
+            if self._on_outcome is not None:
+                self._on_outcome(outcome)
+
+        async def worker() -> None:
+            # Workers pull from one shared iterator: at most `concurrency` calls in flight.
+            me = asyncio.current_task()
+            assert me is not None
+            for index, spec in pending:
+                flight = flights[me] = _Flight(index)
+                try:
+                    record(await self._send(spec, flight))
+                except asyncio.CancelledError:
+                    record(flight.cut_short())
+                    raise
+                finally:
+                    del flights[me]
+                if self.circuit.stopped is not None:
+                    return
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(self._concurrency)]
+        while True:
+            waker = asyncio.ensure_future(self._wake.wait())
+            await asyncio.wait([*workers, waker], return_when=asyncio.FIRST_COMPLETED)
+            waker.cancel()
+            if all(w.done() for w in workers) or self.circuit.stopped is not None:
+                break
+            self._wake.clear()
+        # Stopped: a request waiting to retry ends now with its last error; one on the wire
+        # gets DRAIN_S to answer.
+        for task, flight in list(flights.items()):
+            if not flight.on_the_wire:
+                task.cancel()
+        busy = [w for w in workers if not w.done()]
+        if busy:
+            _, late = await asyncio.wait(busy, timeout=DRAIN_S)
+            for task in late:
+                task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        reason = self.circuit.stopped or ""
+        for index in range(len(items)):
+            if index not in outcomes:
+                record(BulkOutcome(index, Outcome.NOT_SENT, error=f"not sent: {reason}"))
+        return [outcomes[index] for index in range(len(items))]
+
+    async def _send(self, spec: TaskSpec, flight: _Flight) -> BulkOutcome:
+        try:
+            task = build_task(self._pipeline, spec)
+        except UsageError as exc:
+            return BulkOutcome(flight.index, Outcome.FAILED, error=str(exc))
+        circuit = self.circuit
+
+        def on_error(exc: Exception) -> None:
+            flight.errors.append(exc)
+            circuit.failed_transiently(exc, retried=True)
+
+        retry = AsyncRetry(
+            predicate=circuit.may_retry,
+            initial=retries.INITIAL_BACKOFF_S,
+            maximum=retries.MAX_BACKOFF_S,
+            multiplier=2.0,
+            timeout=circuit.remaining(),
+            on_error=on_error,
+        )
+
+        async def attempt() -> tasks_v2.Task:
+            flight.on_the_wire = True
+            try:
+                response = await self._client.create_task(
+                    parent=self._pipeline.queue, task=task, retry=None, timeout=self._call_timeout_s
+                )
+            except asyncio.CancelledError:
+                raise  # cut short on the wire: the flag stays for cut_short()
+            except BaseException:
+                flight.on_the_wire = False
+                raise
+            flight.on_the_wire = False
+            return response
+
+        try:
+            # pyright reads AsyncRetry's ParamSpec wrapper as wanting arguments; it has none.
+            response = await retry(attempt)()  # pyright: ignore[reportCallIssue]
+        except exceptions.AlreadyExists as exc:
+            circuit.succeeded()  # the backend answered
+            if not task.name:
+                return flight.done(Outcome.FAILED, error=describe(exc))
+            return flight.done(Outcome.EXISTED, task_name=task.name)
+        except exceptions.GoogleAPIError as exc:
+            if fatal(exc):
+                circuit.abort(f"{describe(exc)} (stops the run: retrying cannot fix it)")
+            last = exc.cause if isinstance(exc, exceptions.RetryError) else exc
+            if isinstance(last, Exception):
+                flight.errors.append(last)
+                if retries.TRANSIENT(last):
+                    circuit.failed_transiently(last, retried=False)
+            return flight.ended(describe(exc))
+        circuit.succeeded()
+        return flight.done(Outcome.CREATED, task_name=response.name)
+
+
+@dataclass
+class _Flight:
+    """One input on its way: its attempts so far, and whether one is on the wire now."""
+
+    index: int
+    started: float = field(default_factory=time.monotonic)
+    errors: list[Exception] = field(default_factory=list)
+    on_the_wire: bool = False
+
+    def done(
+        self, outcome: Outcome, *, task_name: str | None = None, error: str | None = None
+    ) -> BulkOutcome:
+        # `errors` holds every failed attempt, so an answered one adds one more.
+        answered = outcome in (Outcome.CREATED, Outcome.EXISTED) or self.on_the_wire
+        return BulkOutcome(
+            self.index,
+            outcome,
+            task_name=task_name,
+            error=error,
+            attempts=len(self.errors) + answered,
+            latency_s=time.monotonic() - self.started,
+        )
+
+    def ended(self, error: str) -> BulkOutcome:
+        """No success: UNKNOWN if an attempt may have reached Cloud Tasks (no answer in
+        time), FAILED if every attempt was refused."""
+        if any(isinstance(e, exceptions.DeadlineExceeded) for e in self.errors):
+            return self.done(Outcome.UNKNOWN, error=f"no answer in time ({error}): it may exist")
+        return self.done(Outcome.FAILED, error=error)
+
+    def cut_short(self) -> BulkOutcome:
+        """The outcome of a request the run stopped waiting for."""
+        if self.on_the_wire:
+            return self.done(
+                Outcome.UNKNOWN, error="sent, but no answer before the run stopped: it may exist"
+            )
+        last = describe(self.errors[-1]) if self.errors else "never sent"
+        return self.ended(f"stopped retrying: {last}")

@@ -1,0 +1,203 @@
+"""`python -m taskclient bulk` off the happy path: every line accounted for exactly once, a
+dead backend stops the run fast, signals stop it cleanly, and the report says what happened."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from google.cloud import tasks_v2
+
+from local.processes import REPO, Child
+from taskclient.task_builder import MAX_TASK_BYTES
+from tests.app.helpers import pipeline_output
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def bulk(outputs: Path, emulator: str, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable, "-m", "taskclient", "bulk", "--outputs", str(outputs),
+            "--pipeline", "orders", "--emulator", emulator, *args,
+        ],
+        input=stdin, capture_output=True, text=True, cwd=REPO, check=False, timeout=100,
+        env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+
+
+class FakeBackend:
+    """A loopback TCP server that is not Cloud Tasks: it drops each connection at once
+    (`close`: every call fails with UNAVAILABLE) or holds it silently (`hang`)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.running:
+            try:
+                connection, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            if self.mode == "close":
+                connection.close()
+            else:
+                self.held.append(connection)
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(5)
+        for connection in self.held:
+            connection.close()
+        self.server.close()
+
+
+@pytest.fixture
+def fake_outputs(tmp_path: Path) -> Path:
+    path = tmp_path / "pipelines.json"
+    queue = "projects/p/locations/us-central1/queues/orders"
+    path.write_text(json.dumps({"orders": pipeline_output(queue, "http://127.0.0.1:9")}))
+    return path
+
+
+@pytest.fixture
+def down() -> Iterator[FakeBackend]:
+    backend = FakeBackend("close")
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def hanging() -> Iterator[FakeBackend]:
+    backend = FakeBackend("hang")
+    yield backend
+    backend.close()
+
+
+def lines(n: int) -> str:
+    return "".join(json.dumps({"id": i}) + "\n" for i in range(n))
+
+
+def test_bad_lines_fail_alone_and_the_rest_is_created(
+    tmp_path: Path,
+    outputs_file: Path,
+    emulator: Child,
+    admin: tasks_v2.CloudTasksClient,
+    queue: str,
+) -> None:
+    admin.pause_queue(name=queue)  # nothing is dispatched: tasks stay countable
+    big = json.dumps({"id": "big", "blob": "x" * MAX_TASK_BYTES})
+    text = (
+        "\n".join(['{"id": 1}', '{"id": 2', "", "[1, 2]", '{"other": 3}', big, '{"id": 6}']) + "\n"
+    )
+    failed_out = tmp_path / "again.jsonl"
+    result = bulk(
+        outputs_file, emulator.address, text, "--dedup-field", "id", "--failed-out",
+        str(failed_out), "--json",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["lines"] == 6  # the blank line is not a task
+    assert report["outcomes"] == {
+        "created": 2, "already existed": 0, "failed": 4, "unknown": 0, "not sent": 0
+    }  # fmt: skip
+    assert [f["line"] for f in report["notCreated"]] == [2, 4, 5, 6]
+    errors = result.stderr.splitlines()
+    assert (
+        "line 2: failed: --input line 2: invalid JSON (Expecting ',' delimiter at column 9)"
+        in errors
+    )
+    assert "line 4: failed: --dedup-field: line 4 is not a JSON object" in errors
+    assert "line 5: failed: --dedup-field: line 5 has no field 'id'" in errors
+    assert any(
+        e.startswith("line 6: failed: task: ") and "over Cloud Tasks' task size limit" in e
+        for e in errors
+    )
+    assert failed_out.read_text().splitlines() == ['{"id": 2', "[1, 2]", '{"other": 3}', big]
+    assert len(list(admin.list_tasks(parent=queue))) == 2
+
+
+def test_empty_input_is_a_report_of_zero(outputs_file: Path, emulator: Child) -> None:
+    result = bulk(outputs_file, emulator.address, "\n\n", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["lines"] == 0
+
+
+def test_a_dead_backend_aborts_within_the_retry_deadline(
+    tmp_path: Path, fake_outputs: Path, down: FakeBackend
+) -> None:
+    """Before: each of 64 lines spent its own 60 s retry budget (119 s); 5,000 took hours."""
+    failed_out = tmp_path / "again.jsonl"
+    started = time.monotonic()
+    result = bulk(
+        fake_outputs, down.address, lines(2000), "--retry-deadline", "3s", "--failed-out",
+        str(failed_out), "--json",
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert result.returncode == 3, result.stderr
+    assert elapsed < 3 + 5 + 5  # deadline + drain + interpreter start
+    report = json.loads(result.stdout)
+    assert report["lines"] == 2000
+    assert sum(report["outcomes"].values()) == 2000
+    assert report["outcomes"]["created"] == 0
+    assert report["outcomes"]["not sent"] > 1000
+    assert report["stopped"].startswith(
+        ("no request succeeded for 3s", "retry deadline (3s) spent and requests still fail")
+    )
+    assert len(failed_out.read_text().splitlines()) == 2000
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_sending_and_reports_every_line(
+    tmp_path: Path, fake_outputs: Path, hanging: FakeBackend, signum: signal.Signals, code: int
+) -> None:
+    source = tmp_path / "lines.jsonl"
+    source.write_text(lines(100))
+    command = [
+        sys.executable, "-m", "taskclient", "bulk", "--outputs", str(fake_outputs),
+        "--pipeline", "orders", "--emulator", hanging.address, "--json", "--concurrency", "8",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        [*command, "--input", str(source)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin"},
+        start_new_session=True,
+    )
+    try:
+        time.sleep(3)  # interpreter up, requests in flight against a silent server
+        started = time.monotonic()
+        os.kill(process.pid, signum)
+        out, err = process.communicate(timeout=30)
+        stopping = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == code, err
+    assert stopping < 5 + 3
+    report = json.loads(out)
+    assert report["lines"] == 100 and sum(report["outcomes"].values()) == 100
+    assert report["outcomes"]["unknown"] == 8  # the requests in flight: may exist
+    assert report["outcomes"]["not sent"] == 92
+    assert report["stopped"] == f"{signum.name}: stopped sending"
+    assert "these tasks may exist" in err
