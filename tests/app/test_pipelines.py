@@ -56,7 +56,7 @@ def test_stack_failure_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(
         UsageError,
-        match=r"^--stack dev: .* no stack named dev found; `pulumi stack ls` did not list the stacks$",
+        match=r"^--stack dev: .* no stack named dev found; `pulumi stack ls` did not list",
     ):
         load_stack("dev")
 
