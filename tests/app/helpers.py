@@ -78,6 +78,19 @@ config:
 """
 
 
+def listening_addresses(port: int) -> list[str]:
+    found: list[str] = []
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        if not table.exists():
+            continue
+        for row in table.read_text().splitlines()[1:]:
+            fields = row.split()
+            address, _, row_port = fields[1].partition(":")
+            if int(row_port, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                found.append(address)
+    return found
+
+
 def alive(pid: int) -> bool:
     """Running, as opposed to gone or a zombie nobody reaped yet (orphans may stay zombies
     in a container whose init doesn't reap)."""
@@ -139,3 +152,25 @@ class LocalRun:
 def printed_enqueue(text: str) -> list[str]:
     """The enqueue command `python -m local` printed, as argv."""
     return shlex.split(next(line for line in text.splitlines() if "-m taskclient" in line))
+
+
+# The issue's bound on how long a child may outlive a killed `make local`.
+GONE_WITHIN_S = 5.0
+
+
+def processes_of(local: LocalRun) -> list[int]:
+    """Every live process `local` started: each child's process group (handler: + worker)."""
+    return [pid for child in local.children.values() for pid in group_members(child["pid"])]
+
+
+def wait_all_gone(pids: list[int], ports: list[int], what: str) -> None:
+    wait_for(
+        lambda: (
+            True
+            if not any(alive(pid) for pid in pids)
+            and not any(listening_addresses(port) for port in ports)
+            else None
+        ),
+        what,
+        timeout_s=GONE_WITHIN_S,
+    )

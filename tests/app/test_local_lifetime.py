@@ -16,31 +16,18 @@ from pathlib import Path
 import pytest
 
 from local.processes import REPO
-from tests.app.helpers import LocalRun, alive, group_members, printed_enqueue, wait_for
-from tests.app.test_processes import listening_addresses
+from tests.app.helpers import (
+    LocalRun,
+    alive,
+    group_members,
+    listening_addresses,
+    printed_enqueue,
+    processes_of,
+    wait_all_gone,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(120)
-
-# The issue's bound on how long a child may outlive a killed `make local`.
-GONE_WITHIN_S = 5.0
-
-
-def processes_of(local: LocalRun) -> list[int]:
-    """Every live process `local` started: each child's process group (handler: + worker)."""
-    return [pid for child in local.children.values() for pid in group_members(child["pid"])]
-
-
-def wait_all_gone(pids: list[int], ports: list[int], what: str) -> None:
-    wait_for(
-        lambda: (
-            True
-            if not any(alive(pid) for pid in pids)
-            and not any(listening_addresses(port) for port in ports)
-            else None
-        ),
-        what,
-        timeout_s=GONE_WITHIN_S,
-    )
 
 
 def test_sigkill_of_local_takes_every_child_within_5s_and_the_next_run_takes_over(

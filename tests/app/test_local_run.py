@@ -13,8 +13,7 @@ import pytest
 
 from local.processes import REPO
 from local.stack_config import StackConfigError, read_stack
-from tests.app.helpers import LOCAL_STACK, LocalRun, printed_enqueue, wait_for
-from tests.app.test_processes import listening_addresses
+from tests.app.helpers import LOCAL_STACK, LocalRun, listening_addresses, printed_enqueue, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
