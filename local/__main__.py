@@ -24,6 +24,16 @@ from local.state import AlreadyRunning, StackState, claim, describe
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+class Stop(threading.Event):
+    """Set by a stop signal, remembering which, so the user sees why it stopped."""
+
+    reason = "stop requested"
+
+    def on_signal(self, signum: int, _frame: object) -> None:
+        self.reason = signal.Signals(signum).name
+        self.set()
+
+
 def _say(text: str) -> None:
     # After SIGHUP the terminal may be gone: writing to it fails, and stopping must go on.
     with contextlib.suppress(OSError):
@@ -93,7 +103,7 @@ def _started(
     )
 
 
-def _run(state: StackState, pipelines: list[LocalPipeline], stop: threading.Event) -> None:
+def _run(state: StackState, pipelines: list[LocalPipeline], stop: Stop) -> None:
     if state.stale:
         _say(
             f"taking over {_shown(state.directory)} from a run that did not clean up"
@@ -122,7 +132,7 @@ def _run(state: StackState, pipelines: list[LocalPipeline], stop: threading.Even
             stopped = [handler, emulator]  # the order `running` stops them in
             _say(_started(state, pipelines, emulator, handler))
             _follow(handler.log, stop)
-            _say("stopping...")
+            _say(f"stopping ({stop.reason})...")
     finally:
         if stopped:
             _say(
@@ -146,9 +156,9 @@ def main() -> int:
         help="where each stack gets its directory (logs, outputs, run.json)",
     )
     args = parser.parse_args()
-    stop = threading.Event()
+    stop = Stop()
     for signum in STOP_SIGNALS:
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, stop.on_signal)
     _die_with_parent()
     try:
         pipelines = read_stack(args.root, args.stack)

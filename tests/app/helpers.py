@@ -128,10 +128,15 @@ class LocalRun:
         return self.output.read_text(encoding="utf-8", errors="replace")
 
     def wait_started(self) -> str:
-        text = wait_for(
-            lambda: self.text() if "handler log follows" in self.text() else None,
-            f"`python -m local` to start (output: {self.output})",
-        )
+        def started() -> str | None:
+            text = self.text()
+            if "handler log follows" in text:
+                return text
+            if self.process.poll() is not None:  # no point waiting out the timeout
+                pytest.fail(f"exited with {self.process.returncode} instead:\n{text}")
+            return None
+
+        text = wait_for(started, f"`python -m local` to start (output: {self.output})")
         run = json.loads((self.directory / "run.json").read_text())
         self.children = {
             name: {"pid": child["pid"], "port": child["port"]}

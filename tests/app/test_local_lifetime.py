@@ -67,7 +67,8 @@ def test_stop_signals_stop_everything_and_say_what(
 
     os.kill(local.process.pid, signum)
     assert local.process.wait(30) == 0
-    last = local.text().splitlines()[-1]
+    *_, stopping, last = local.text().splitlines()
+    assert stopping == f"stopping ({signum.name})..."
     assert last == (
         f"stopped handler (pid {handler['pid']}, 127.0.0.1:{handler['port']}, exit 0),"
         f" emulator (pid {emulator['pid']}, 127.0.0.1:{emulator['port']}, exit 0);"
