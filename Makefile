@@ -74,8 +74,10 @@ plan: venv
 	@$(BIN)/python -m plan --stack $(STACK) --format $(FORMAT) $(if $(BASE),--diff $(BASE))
 
 # The whole loop on loopback: emulator + handler, one queue per pipeline of Pulumi.$(STACK).yaml.
+# State (logs, outputs, run.json) in $(LOCAL_STATE)/$(STACK)/: one directory per stack.
+LOCAL_STATE ?= build/local
 local: venv emulator-venv
-	$(BIN)/python -m local --stack $(STACK)
+	$(BIN)/python -m local --stack $(STACK) --state $(LOCAL_STATE)
 
 # --- benchmarks (figures and ratios, not tests) ------------------------------------
 # Bulk enqueue against one call per task, on the emulator, without and with a simulated RTT.

@@ -5,17 +5,31 @@ concurrency from Cloud Run, not from forking. No worker timeout: Cloud Run's req
 (which must be >= the queue's dispatch deadline) bounds a request. On SIGTERM gunicorn stops
 accepting and lets in-flight tasks finish for GRACEFUL_TIMEOUT_S; Cloud Run kills the
 instance 10 s after SIGTERM, so this stays under that.
+
+A worker never outlives its arbiter: if the arbiter is killed outright (SIGKILL, as when
+`make local` is killed and its children die with it) the worker is killed too, instead of
+serving on for up to a graceful timeout with nobody to stop it.
 """
 
 import logging
+import os
+import signal
 from typing import Any
 
+import pyprctl
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from handler.logs import logging_config
 
 GRACEFUL_TIMEOUT_S = 8
+
+
+def _post_fork(server: Any, worker: Any) -> None:
+    # Runs in the new worker, forked by the arbiter's main thread (which the kernel ties this to).
+    pyprctl.set_pdeathsig(signal.SIGKILL)
+    if os.getppid() != worker.ppid:  # the arbiter died before the line above took effect
+        os._exit(1)
 
 
 def _when_ready(server: Any) -> None:
@@ -40,6 +54,7 @@ class HandlerServer(BaseApplication):
             "graceful_timeout": GRACEFUL_TIMEOUT_S,
             "logconfig_dict": logging_config(),
             "when_ready": _when_ready,
+            "post_fork": _post_fork,
             # gunicorn 27's control socket lives at one path per user: instances side by side
             # (tests, local runs) would fight over it, and nothing here uses it.
             "control_socket_disable": True,

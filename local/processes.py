@@ -3,6 +3,12 @@
 Each child runs in its own process group, binds port 0 (the OS picks a free port) and
 announces the port as a JSON line, so there is no race for ports. `stop()` sends SIGTERM to
 the group, then SIGKILL if it hasn't exited in time.
+
+A parent that dies without calling `stop()` (SIGKILL can't be caught) takes its children with
+it: each child asks the kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG, set between
+fork and exec). The kernel ties that to the *thread* that forked, so start children from the
+main thread (or one that outlives them). It only covers the direct child: the handler's
+gunicorn worker sets its own (handler/server.py); the emulator has no child processes.
 """
 
 import json
@@ -11,10 +17,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pyprctl
 
 REPO = Path(__file__).resolve().parent.parent
 EMULATOR_PYTHON = REPO / ".venv-emulator" / "bin" / "python"
@@ -67,6 +75,18 @@ def _tail(log: Path) -> str:
     return "\n".join(lines[-15:])
 
 
+def _die_with(parent: int) -> Callable[[], None]:
+    """The child's first step after fork: die with `parent`, or now if it's already gone."""
+
+    def preexec() -> None:
+        # SIGKILL, not SIGTERM: with the parent gone nobody would escalate a hung shutdown.
+        pyprctl.set_pdeathsig(signal.SIGKILL)
+        if os.getppid() != parent:  # it died before the line above could take effect
+            os._exit(1)
+
+    return preexec
+
+
 def _start(
     name: str, command: Sequence[str], log: Path, port_key: str, env: Mapping[str, str]
 ) -> Child:
@@ -80,6 +100,7 @@ def _start(
             cwd=REPO,
             env={**os.environ, **env},
             start_new_session=True,
+            preexec_fn=_die_with(os.getpid()),
         )
     child = Child(name=name, process=process, log=log, port=0)
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -118,7 +139,9 @@ def start_emulator(
 
 def start_handler(log: Path, *, env: Mapping[str, str] | None = None) -> Child:
     command = [sys.executable, "-m", "handler", "--host", "127.0.0.1", "--port", "0"]
-    return _start("handler", command, log, "port", {"PYTHONPATH": str(REPO), **(env or {})})
+    # The user's PYTHONPATH stays after the repository: TASK_PROCESSOR may name a module there.
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return _start("handler", command, log, "port", {"PYTHONPATH": path, **(env or {})})
 
 
 @contextmanager

@@ -5,8 +5,11 @@ process groups) at the end; each test gets its own queue so tests can't see each
 """
 
 import json
+import os
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import grpc
@@ -14,8 +17,8 @@ import pytest
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
-from local.processes import Child, start_emulator, start_handler
-from tests.app.helpers import MAX_ATTEMPTS, MAX_RETRIES, pipeline_output
+from local.processes import REPO, Child, start_emulator, start_handler
+from tests.app.helpers import LOCAL_STACK, MAX_ATTEMPTS, MAX_RETRIES, LocalRun, pipeline_output
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +70,43 @@ def outputs_file(tmp_path: Path, queue: str, handler: Child) -> Path:
     output = {"orders": pipeline_output(queue, f"http://{handler.address}")}
     path.write_text(json.dumps(output), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A project directory with Pulumi.dev.yaml and Pulumi.qa.yaml (the same pipelines)."""
+    (tmp_path / "Pulumi.yaml").write_text("name: cloudrun-tasks\nruntime: python\n")
+    for stack in ("dev", "qa"):
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text(LOCAL_STACK)
+    return tmp_path
+
+
+@pytest.fixture
+def start_local(root: Path, tmp_path: Path) -> Iterator[Callable[..., LocalRun]]:
+    """Starts `python -m local` (state under tmp_path/state) and waits until it is serving;
+    at the end kills whatever is left of every run, children included, pass or fail."""
+    runs: list[LocalRun] = []
+
+    def start(stack: str = "dev", *, env: Mapping[str, str] | None = None) -> LocalRun:
+        state = tmp_path / "state"
+        output = tmp_path / f"local-{stack}-{len(runs)}.out"
+        command = [sys.executable, "-m", "local", "--stack", stack, "--root", str(root)]
+        with output.open("wb") as sink:
+            process = subprocess.Popen(
+                [*command, "--state", str(state)],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+        run = LocalRun(process, output, state / stack)
+        runs.append(run)
+        run.wait_started()
+        return run
+
+    try:
+        yield start
+    finally:
+        for run in runs:
+            run.kill_everything()

@@ -1,8 +1,17 @@
-"""Shared by the application tests: stack output entries, waiting, reading the handler's log."""
+"""Shared by the application tests: stack output entries, waiting, reading the handler's log,
+and `python -m local` runs with the processes they start."""
 
+import contextlib
+import json
+import os
+import shlex
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -58,3 +67,123 @@ def task_lines(handler: Child, task_name: str) -> list[dict[str, object]]:
         for line in handler.log_lines()
         if line.get("taskName") == short and "status" in line and not line.get("deadLetter")
     ]
+
+
+# A stack of two pipelines with different locations and retry limits, for `python -m local`.
+LOCAL_STACK = """
+config:
+  gcp:project: acme-local
+  gcp:region: us-central1
+  cloudrun-tasks:pipelines:
+    orders:
+      dispatchDeadline: 300s
+      service: {image: us-docker.pkg.dev/cloudrun/container/hello}
+      queue: {maxAttempts: 5}
+    reports:
+      location: europe-west1
+      service: {image: us-docker.pkg.dev/cloudrun/container/hello}
+      queue: {maxAttempts: 3}
+"""
+
+
+def listening_addresses(port: int) -> list[str]:
+    found: list[str] = []
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        if not table.exists():
+            continue
+        for row in table.read_text().splitlines()[1:]:
+            fields = row.split()
+            address, _, row_port = fields[1].partition(":")
+            if int(row_port, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                found.append(address)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie nobody reaped yet (orphans may stay zombies
+    in a container whose init doesn't reap)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live processes of process group `pgid` (a child and, e.g., its gunicorn worker)."""
+    members: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # exited while we looked
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+@dataclass
+class LocalRun:
+    """One `python -m local` started by a test: its output file and its stack's directory."""
+
+    process: subprocess.Popen[bytes]
+    output: Path
+    directory: Path
+    children: dict[str, dict[str, int]] = field(default_factory=dict)
+    """name -> {"pid", "port"} from run.json once started; each pid leads its process group."""
+
+    def text(self) -> str:
+        return self.output.read_text(encoding="utf-8", errors="replace")
+
+    def wait_started(self) -> str:
+        def started() -> str | None:
+            text = self.text()
+            if "handler log follows" in text:
+                return text
+            if self.process.poll() is not None:  # no point waiting out the timeout
+                pytest.fail(f"exited with {self.process.returncode} instead:\n{text}")
+            return None
+
+        text = wait_for(started, f"`python -m local` to start (output: {self.output})")
+        run = json.loads((self.directory / "run.json").read_text())
+        self.children = {
+            name: {"pid": child["pid"], "port": child["port"]}
+            for name, child in run["children"].items()
+        }
+        return text
+
+    def kill_everything(self) -> None:
+        """Whatever a test left running: the run's group and its children's groups."""
+        groups = [self.process.pid, *(child["pid"] for child in self.children.values())]
+        for pgid in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(10)
+
+
+def printed_enqueue(text: str) -> list[str]:
+    """The enqueue command `python -m local` printed, as argv."""
+    return shlex.split(next(line for line in text.splitlines() if "-m taskclient" in line))
+
+
+# The issue's bound on how long a child may outlive a killed `make local`.
+GONE_WITHIN_S = 5.0
+
+
+def processes_of(local: LocalRun) -> list[int]:
+    """Every live process `local` started: each child's process group (handler: + worker)."""
+    return [pid for child in local.children.values() for pid in group_members(child["pid"])]
+
+
+def wait_all_gone(pids: list[int], ports: list[int], what: str) -> None:
+    wait_for(
+        lambda: (
+            True
+            if not any(alive(pid) for pid in pids)
+            and not any(listening_addresses(port) for port in ports)
+            else None
+        ),
+        what,
+        timeout_s=GONE_WITHIN_S,
+    )

@@ -3,42 +3,19 @@
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from local.processes import REPO
 from local.stack_config import StackConfigError, read_stack
-from tests.app.helpers import wait_for
-from tests.app.test_processes import listening_addresses
+from tests.app.helpers import LOCAL_STACK, LocalRun, listening_addresses, printed_enqueue, wait_for
 
 pytestmark = pytest.mark.timeout(120)
-
-STACK = """
-config:
-  gcp:project: acme-local
-  gcp:region: us-central1
-  cloudrun-tasks:pipelines:
-    orders:
-      dispatchDeadline: 300s
-      service: {image: us-docker.pkg.dev/cloudrun/container/hello}
-      queue: {maxAttempts: 5}
-    reports:
-      location: europe-west1
-      service: {image: us-docker.pkg.dev/cloudrun/container/hello}
-      queue: {maxAttempts: 3}
-"""
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    (tmp_path / "Pulumi.yaml").write_text("name: cloudrun-tasks\nruntime: python\n")
-    (tmp_path / "Pulumi.dev.yaml").write_text(STACK)
-    return tmp_path
 
 
 def test_reads_pipelines_and_locations(root: Path) -> None:
@@ -70,9 +47,9 @@ def test_bad_stack_files(root: Path, stack_text: str, message: str) -> None:
 
 def test_missing_stack_file_lists_the_stacks(root: Path) -> None:
     with pytest.raises(
-        StackConfigError, match=r"^--stack qa: no Pulumi.qa.yaml in .* \(stacks: dev\)"
+        StackConfigError, match=r"^--stack prod: no Pulumi.prod.yaml in .* \(stacks: dev, qa\)"
     ):
-        read_stack(root, "qa")
+        read_stack(root, "prod")
 
 
 def test_invalid_stack_starts_nothing_and_says_what_the_program_says(
@@ -80,7 +57,7 @@ def test_invalid_stack_starts_nothing_and_says_what_the_program_says(
 ) -> None:
     """Before: `make local` started the emulator and handler on a config `pulumi up` refuses."""
     (root / "Pulumi.dev.yaml").write_text(
-        STACK.replace("queue: {maxAttempts: 5}", "queue: {maxAttempts: 0}").replace(
+        LOCAL_STACK.replace("queue: {maxAttempts: 5}", "queue: {maxAttempts: 0}").replace(
             "cloudrun-tasks:pipelines:", "cloudrun-task:protect: false\n  cloudrun-tasks:pipelines:"
         )
     )
@@ -100,47 +77,31 @@ def test_invalid_stack_starts_nothing_and_says_what_the_program_says(
     assert not state.exists()
 
 
-def test_local_loop_end_to_end(root: Path, tmp_path: Path) -> None:
-    output = tmp_path / "local.out"
-    state = tmp_path / "state"
-    command = [sys.executable, "-m", "local", "--stack", "dev", "--root", str(root)]
-    with output.open("wb") as sink:
-        local = subprocess.Popen(
-            [*command, "--state", str(state)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            start_new_session=True,
-        )
-    try:
-        text = wait_for(
-            lambda: output.read_text() if "handler log follows" in output.read_text() else None,
-            "the local loop to start",
-        )
-        emulator_port, handler_port = map(int, re.findall(r"127\.0\.0\.1:(\d+)", text)[:2])
-        assert "max attempts per task: 3" in text
-        outputs = json.loads((state / "pipelines.json").read_text())
-        assert sorted(outputs) == ["orders", "reports"]
-        assert outputs["reports"]["serviceUrl"] == f"http://127.0.0.1:{handler_port}"
-        # The printed command, run as printed (with the venv's python), enqueues a task...
-        printed = shlex.split(next(line for line in text.splitlines() if "taskclient" in line))
-        assert printed[0] == ".venv/bin/python"
-        enqueue = subprocess.run(
-            [sys.executable, *printed[1:]], cwd=REPO, capture_output=True, text=True, timeout=60
-        )
-        assert enqueue.returncode == 0, enqueue.stderr
-        short = enqueue.stdout.strip().rsplit("/", 1)[-1]
+def test_local_loop_end_to_end(start_local: Callable[..., LocalRun]) -> None:
+    local = start_local()
+    text = local.text()
+    emulator_port, handler_port = (local.children[name]["port"] for name in ("emulator", "handler"))
+    assert f"emulator  127.0.0.1:{emulator_port}" in text
+    assert f"handler   127.0.0.1:{handler_port}" in text
+    assert "max attempts per task: 3" in text
+    outputs = json.loads((local.directory / "pipelines.json").read_text())
+    assert sorted(outputs) == ["orders", "reports"]
+    assert outputs["reports"]["serviceUrl"] == f"http://127.0.0.1:{handler_port}"
+    assert f"outputs   {local.directory / 'pipelines.json'}" in text
+    # The printed command, run as printed, enqueues a task...
+    printed = printed_enqueue(text)
+    assert printed[0] == ".venv/bin/python"
+    enqueue = subprocess.run(printed, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert enqueue.returncode == 0, enqueue.stderr
+    short = enqueue.stdout.strip().rsplit("/", 1)[-1]
 
-        # ...that the handler processes, and its log line shows up in `make local`'s output.
-        def done_line() -> str | None:
-            lines = output.read_text().splitlines()
-            return next((line for line in lines if short in line and '"done"' in line), None)
+    # ...that the handler processes, and its log line shows up in `make local`'s output.
+    def done_line() -> str | None:
+        lines = local.text().splitlines()
+        return next((line for line in lines if short in line and '"done"' in line), None)
 
-        assert '"taskName": "' + short in wait_for(done_line, "the task in the followed log")
-    finally:
-        if local.poll() is None:
-            os.killpg(local.pid, signal.SIGTERM)
-        local.wait(30)
-    assert local.returncode == 0
+    assert '"taskName": "' + short in wait_for(done_line, "the task in the followed log")
+    os.killpg(local.process.pid, signal.SIGTERM)
+    assert local.process.wait(30) == 0
     assert listening_addresses(emulator_port) == []
     assert listening_addresses(handler_port) == []

@@ -11,25 +11,12 @@ from pathlib import Path
 import pytest
 
 from local.processes import REPO, Child, running, start_emulator, start_handler
-from tests.app.helpers import wait_for
+from tests.app.helpers import listening_addresses, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
 # Loopback as /proc/net/tcp{,6} spells it: 127.0.0.1, plain or IPv4-mapped (::ffff:127.0.0.1).
 LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F"}
-
-
-def listening_addresses(port: int) -> list[str]:
-    found: list[str] = []
-    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
-        if not table.exists():
-            continue
-        for row in table.read_text().splitlines()[1:]:
-            fields = row.split()
-            address, _, row_port = fields[1].partition(":")
-            if int(row_port, 16) == port and fields[3] == "0A":  # 0A: LISTEN
-                found.append(address)
-    return found
 
 
 def gone(pid: int) -> bool:
