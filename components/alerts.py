@@ -44,120 +44,115 @@ class PipelineAlertsArgs:
     """The ProjectApis component: the Monitoring API must be on first."""
 
 
-class PipelineAlerts(pulumi.ComponentResource):
-    """Backlog, failing attempts and capacity alerts of one pipeline.
+def pipeline_alerts(
+    name: str, args: PipelineAlertsArgs, parent: pulumi.Resource
+) -> dict[str, gcp.monitoring.AlertPolicy]:
+    """Backlog, failing attempts and capacity alerts of one pipeline, children of PARENT
+    (its TaskPipeline).
 
+    Not a component of their own: a component costs about as much to register as a
+    resource, and bench.scale at 100 pipelines is judged against the plain program.
     Dead letters waiting (alert 3) joins them once the pipeline has a dead-letter
     subscription: observability.DEAD_LETTERS_HOOK.
     """
-
-    policies: dict[str, gcp.monitoring.AlertPolicy]
-
-    def __init__(
-        self, name: str, args: PipelineAlertsArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("cloudrun-tasks:index:PipelineAlerts", name, None, opts)
-        s = args.settings
-        a = s.alerts
-        location = s.resolved_location
-        names = pulumi.Output.all(args.queue_name, args.service_name).apply(
-            lambda v: PipelineNames(name, args.project, location, v[0], v[1])
+    s = args.settings
+    a = s.alerts
+    location = s.resolved_location
+    names = pulumi.Output.all(args.queue_name, args.service_name).apply(
+        lambda v: PipelineNames(name, args.project, location, v[0], v[1])
+    )
+    backlog, failing, capacity = a.backlog, a.failing_attempts, a.capacity
+    threshold = a.backlog_threshold
+    max_instances = s.service.max_instances
+    specs = {
+        BACKLOG: (
+            "queue backlog",
+            "WARNING",
+            [
+                (
+                    f"more than {threshold} tasks waiting for {backlog.duration}",
+                    names.apply(lambda n: q.backlog_query(n, threshold)),
+                    str(backlog.duration),
+                )
+            ],
+            names.apply(lambda n: q.backlog_runbook(n, threshold, str(backlog.duration))),
+        ),
+        FAILING_ATTEMPTS: (
+            "failing attempts",
+            "ERROR",
+            [
+                (
+                    f"over {failing.ratio:.0%} of attempts non-OK over {failing.window}",
+                    names.apply(
+                        lambda n: q.failing_attempts_query(n, failing.ratio, str(failing.window))
+                    ),
+                    str(failing.duration),
+                )
+            ],
+            names.apply(
+                lambda n: q.failing_attempts_runbook(n, failing.ratio, str(failing.window))
+            ),
+        ),
+        CAPACITY: (
+            "service capacity",
+            "WARNING",
+            [
+                (
+                    f"at maxInstances ({max_instances}) for {capacity.duration}",
+                    names.apply(lambda n: q.at_max_instances_query(n, max_instances)),
+                    str(capacity.duration),
+                ),
+                (
+                    f"over {capacity.error_ratio:.0%} 5xx over {capacity.error_window}",
+                    names.apply(
+                        lambda n: q.server_errors_query(
+                            n, capacity.error_ratio, str(capacity.error_window)
+                        )
+                    ),
+                    # The window already smooths it; one evaluation above is enough.
+                    "0s",
+                ),
+            ],
+            names.apply(
+                lambda n: q.capacity_runbook(
+                    n, max_instances, capacity.error_ratio, str(capacity.error_window)
+                )
+            ),
+        ),
+    }
+    channels = list(args.notification_channels)
+    child = pulumi.ResourceOptions(parent=parent, depends_on=list(args.depends_on))
+    return {
+        kind: gcp.monitoring.AlertPolicy(
+            f"{name}-{kind}",
+            project=args.project,
+            display_name=f"{name}: {title}",
+            combiner="OR",
+            enabled=a.enabled,
+            severity=severity,
+            notification_channels=channels,
+            user_labels={"pipeline": name, "alert": kind},
+            conditions=[
+                gcp.monitoring.AlertPolicyConditionArgs(
+                    display_name=condition,
+                    condition_prometheus_query_language=gcp.monitoring.AlertPolicyConditionConditionPrometheusQueryLanguageArgs(
+                        query=query,
+                        duration=duration,
+                        evaluation_interval=EVALUATION_INTERVAL,
+                    ),
+                )
+                for condition, query, duration in conditions
+            ],
+            documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
+                subject=f"cloudrun-tasks {name}: {title}",
+                content=runbook,
+                mime_type=MARKDOWN,
+            ),
+            alert_strategy=gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close=AUTO_CLOSE),
+            opts=child,
         )
-        backlog, failing, capacity = a.backlog, a.failing_attempts, a.capacity
-        threshold = a.backlog_threshold
-        max_instances = s.service.max_instances
-        specs = {
-            BACKLOG: (
-                "queue backlog",
-                "WARNING",
-                [
-                    (
-                        f"more than {threshold} tasks waiting for {backlog.duration}",
-                        names.apply(lambda n: q.backlog_query(n, threshold)),
-                        str(backlog.duration),
-                    )
-                ],
-                names.apply(lambda n: q.backlog_runbook(n, threshold, str(backlog.duration))),
-            ),
-            FAILING_ATTEMPTS: (
-                "failing attempts",
-                "ERROR",
-                [
-                    (
-                        f"over {failing.ratio:.0%} of attempts non-OK over {failing.window}",
-                        names.apply(
-                            lambda n: q.failing_attempts_query(
-                                n, failing.ratio, str(failing.window)
-                            )
-                        ),
-                        str(failing.duration),
-                    )
-                ],
-                names.apply(
-                    lambda n: q.failing_attempts_runbook(n, failing.ratio, str(failing.window))
-                ),
-            ),
-            CAPACITY: (
-                "service capacity",
-                "WARNING",
-                [
-                    (
-                        f"at maxInstances ({max_instances}) for {capacity.duration}",
-                        names.apply(lambda n: q.at_max_instances_query(n, max_instances)),
-                        str(capacity.duration),
-                    ),
-                    (
-                        f"over {capacity.error_ratio:.0%} 5xx over {capacity.error_window}",
-                        names.apply(
-                            lambda n: q.server_errors_query(
-                                n, capacity.error_ratio, str(capacity.error_window)
-                            )
-                        ),
-                        # The window already smooths it; one evaluation above is enough.
-                        "0s",
-                    ),
-                ],
-                names.apply(
-                    lambda n: q.capacity_runbook(
-                        n, max_instances, capacity.error_ratio, str(capacity.error_window)
-                    )
-                ),
-            ),
-        }
-        channels = list(args.notification_channels)
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
-        self.policies = {
-            kind: gcp.monitoring.AlertPolicy(
-                f"{name}-{kind}",
-                project=args.project,
-                display_name=f"{name}: {title}",
-                combiner="OR",
-                enabled=a.enabled,
-                severity=severity,
-                notification_channels=channels,
-                user_labels={"pipeline": name, "alert": kind},
-                conditions=[
-                    gcp.monitoring.AlertPolicyConditionArgs(
-                        display_name=condition,
-                        condition_prometheus_query_language=gcp.monitoring.AlertPolicyConditionConditionPrometheusQueryLanguageArgs(
-                            query=query,
-                            duration=duration,
-                            evaluation_interval=EVALUATION_INTERVAL,
-                        ),
-                    )
-                    for condition, query, duration in conditions
-                ],
-                documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
-                    subject=f"cloudrun-tasks {name}: {title}",
-                    content=runbook,
-                    mime_type=MARKDOWN,
-                ),
-                alert_strategy=gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close=AUTO_CLOSE),
-                opts=child,
-            )
-            for kind, (title, severity, conditions, runbook) in specs.items()
-        }
-        self.register_outputs({"policies": [p.name for p in self.policies.values()]})
+        for kind, (title, severity, conditions, runbook) in specs.items()
+    }
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from components.alerts import PipelineAlerts, PipelineAlertsArgs
+from components.alerts import PipelineAlertsArgs, pipeline_alerts
 from components.iam import IamMember, members
 from components.identities import ServiceAccount, ServiceAccountArgs
 from components.queue import TaskQueue, TaskQueueArgs
@@ -121,7 +121,7 @@ class TaskPipeline(pulumi.ComponentResource):
             ),
             child,
         )
-        PipelineAlerts(
+        pipeline_alerts(
             name,
             PipelineAlertsArgs(
                 project=args.project,
@@ -131,7 +131,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 notification_channels=args.notification_channels,
                 depends_on=args.depends_on,
             ),
-            child,
+            self,
         )
         self.queue_name, self.service_name = queue.queue_name, service.service_name
         self.outputs = {

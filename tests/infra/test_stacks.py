@@ -22,7 +22,6 @@ PER_PIPELINE_TYPES = {
     "gcp:cloudtasks/queue:Queue": 1,
     "gcp:cloudrunv2/service:Service": 1,
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": 1,
-    "cloudrun-tasks:index:PipelineAlerts": 1,
     "gcp:monitoring/alertPolicy:AlertPolicy": 3,
 }
 

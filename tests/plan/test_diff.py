@@ -30,7 +30,7 @@ def test_changed_setting_is_named_with_both_values_and_no_replacement() -> None:
     assert f"  ~ {QUEUE}\n      rateLimits.maxDispatchesPerSecond: 5 -> 50\n" in text
     # The backlog alert's default threshold follows the rate: ten minutes of work.
     backlog = changes.changed[
-        "cloudrun-tasks:index:PipelineAlerts$gcp:monitoring/alertPolicy:AlertPolicy::orders-backlog"
+        "cloudrun-tasks:index:TaskPipeline$gcp:monitoring/alertPolicy:AlertPolicy::orders-backlog"
     ]
     assert (
         "conditions[0].displayName",
@@ -72,8 +72,8 @@ def test_removed_pipeline_is_a_loud_deletion_and_added_one_is_listed() -> None:
     assert "!! DELETE cloudrunv2.Service orders" in text
     assert "  + cloudtasks.Queue payments\n" in text
     assert "  - cloudtasks.Queue orders\n" in text
-    # 13 resources and components of the pipeline, plus its alerts component and 3 policies.
-    assert len(changes.added) == len(changes.removed) == 17
+    # 13 resources and components of the pipeline, plus its 3 alert policies.
+    assert len(changes.added) == len(changes.removed) == 16
     assert "  + monitoring.AlertPolicy payments-backlog\n" in text
 
 
