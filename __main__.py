@@ -1,9 +1,11 @@
-"""cloudrun-tasks: one TaskPipeline per entry of `cloudrun-tasks:pipelines` in the stack file."""
+"""cloudrun-tasks: one TaskPipeline per entry of `cloudrun-tasks:pipelines` in the stack file,
+each with its alert policies, and one dashboard for the stack."""
 
 import pulumi
 
+from components.alerts import AlertChannels, AlertChannelsArgs, StackDashboard, StackDashboardArgs
 from components.apis import SECRET_MANAGER, ProjectApis, ProjectApisArgs
-from components.names import check_names
+from components.names import CHANNELS, STACK_DASHBOARD, check_names
 from components.pipeline import TaskPipeline, TaskPipelineArgs
 from components.settings import load_settings
 
@@ -20,6 +22,19 @@ apis = ProjectApis(
     ),
 )
 
+# Email channels are the only resources here: without them, the ids pass straight through.
+channels: list[pulumi.Input[str]] = list(settings.alerts.notification_channels)
+if settings.alerts.emails:
+    channels = AlertChannels(
+        CHANNELS,
+        AlertChannelsArgs(
+            project=settings.project,
+            channel_ids=settings.alerts.notification_channels,
+            emails=settings.alerts.emails,
+            depends_on=[apis],
+        ),
+    ).ids
+
 pipelines = {
     name: TaskPipeline(
         name,
@@ -33,9 +48,24 @@ pipelines = {
             secret_labels=settings.secret_labels,
             depends_on=[apis],
             unaliased_secret_grants=names.unaliased_secret_grants,
+            notification_channels=channels,
         ),
     )
     for name, pipeline in settings.pipelines.items()
 }
 
+dashboard = StackDashboard(
+    STACK_DASHBOARD,
+    StackDashboardArgs(
+        project=settings.project,
+        stack=pulumi.get_stack(),
+        rows=[
+            (settings.pipelines[name], name, p.queue_name, p.service_name)
+            for name, p in pipelines.items()
+        ],
+        depends_on=[apis],
+    ),
+)
+
 pulumi.export("pipelines", {name: pipeline.outputs for name, pipeline in pipelines.items()})
+pulumi.export("dashboardUrl", dashboard.url)

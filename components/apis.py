@@ -9,7 +9,13 @@ import pulumi
 import pulumi_gcp as gcp
 
 CLOUDTASKS = "cloudtasks.googleapis.com"
-REQUIRED_SERVICES = (CLOUDTASKS, "run.googleapis.com", "iam.googleapis.com")
+# Monitoring: every pipeline deploys with its alert policies (and the stack its dashboard).
+REQUIRED_SERVICES = (
+    CLOUDTASKS,
+    "run.googleapis.com",
+    "iam.googleapis.com",
+    "monitoring.googleapis.com",
+)
 SECRET_MANAGER = "secretmanager.googleapis.com"
 
 

@@ -60,7 +60,18 @@ SERVICE_MEMBER = "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"
 QUEUE = "gcp:cloudtasks/queue:Queue"
 QUEUE_MEMBER = "gcp:cloudtasks/queueIamMember:QueueIamMember"
 SECRET_MEMBER = "gcp:secretmanager/secretIamMember:SecretIamMember"
+ALERT_POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
+CHANNELS_COMPONENT = "cloudrun-tasks:index:AlertChannels"
+CHANNEL = "gcp:monitoring/notificationChannel:NotificationChannel"
+DASHBOARD_COMPONENT = "cloudrun-tasks:index:StackDashboard"
+DASHBOARD = "gcp:monitoring/dashboard:Dashboard"
 ACCOUNT_ID = "account id"
+# A pipeline's alert policies, by kind; also their `alert` user label, which the policy
+# pack looks for per queue.
+BACKLOG, FAILING_ATTEMPTS, CAPACITY = "backlog", "failing-attempts", "capacity"
+ALERT_KINDS = (BACKLOG, FAILING_ATTEMPTS, CAPACITY)
+# Stack-wide components (__main__.py): one each, fixed names.
+CHANNELS, STACK_DASHBOARD = "alerts", "dashboard"
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,16 @@ def runtime_account(pipeline: str) -> str:
     return f"{pipeline}-runtime"
 
 
+def alert_policy(pipeline: str, kind: str) -> str:
+    """One of the pipeline's alert policies (components/alerts.py): kinds are fixed words."""
+    return f"{pipeline}-{kind}"
+
+
+def email_channel(address: str) -> str:
+    """The notification channel the stack creates for one alert email address."""
+    return f"{CHANNELS}-email-{address}"
+
+
 def secret_ids(settings: PipelineSettings) -> dict[str, str]:
     """Each secret the service reads, with the first env name that reads it."""
     ids: dict[str, str] = {}
@@ -173,6 +194,28 @@ def pipeline_names(pipeline: str, settings: PipelineSettings) -> list[Derived]:
             Derived(SECRET_MEMBER, secret_grant(pipeline, secret_id), f"{at}.service.secrets.{env}")
             for secret_id, env in secret_ids(settings).items()
         ),
+        *(
+            Derived(
+                ALERT_POLICY, Name(alert_policy(pipeline, kind), alert_policy(pipeline, kind)), at
+            )
+            for kind in ALERT_KINDS
+        ),
+    ]
+
+
+def stack_names(settings: StackSettings) -> list[Derived]:
+    """What __main__.py registers once per stack, besides the APIs."""
+    fixed = [(DASHBOARD_COMPONENT, STACK_DASHBOARD), (DASHBOARD, STACK_DASHBOARD)]
+    if settings.alerts.emails:
+        fixed.append((CHANNELS_COMPONENT, CHANNELS))
+    return [
+        *(Derived(kind, Name(name, name), "alerts") for kind, name in fixed),
+        *(
+            Derived(
+                CHANNEL, Name(email_channel(address), email_channel(address)), f"alerts.emails.{i}"
+            )
+            for i, address in enumerate(settings.alerts.emails)
+        ),
     ]
 
 
@@ -186,8 +229,13 @@ class StackNames:
 
 def check_names(settings: StackSettings) -> StackNames:
     """Every name the stack derives, or a ConfigError naming each pair that meets."""
-    derived = tuple(
-        d for name, pipeline in settings.pipelines.items() for d in pipeline_names(name, pipeline)
+    derived = (
+        *(
+            d
+            for name, pipeline in settings.pipelines.items()
+            for d in pipeline_names(name, pipeline)
+        ),
+        *stack_names(settings),
     )
     first: dict[tuple[str, str], Derived] = {}
     problems = []

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from components.alerts import PipelineAlertsArgs, pipeline_alerts
 from components.iam import IamMember, members
 from components.identities import ServiceAccount, ServiceAccountArgs
 from components.names import invoker_account, runtime_account
@@ -33,6 +34,8 @@ class TaskPipelineArgs:
     unaliased_secret_grants: frozenset[str] = frozenset()
     """StackNames.unaliased_secret_grants from components.names.check_names: a pipeline
     on its own has none, only another pipeline's secret grants can share its names."""
+    notification_channels: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    """Channel ids the pipeline's alert policies notify (AlertChannels.ids)."""
 
 
 class TaskPipeline(pulumi.ComponentResource):
@@ -46,6 +49,8 @@ class TaskPipeline(pulumi.ComponentResource):
     - the runtime account: what the service runs as; reads its own secrets only.
     """
 
+    queue_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
     outputs: dict[str, pulumi.Input[str]]
     """The stack output entry: what enqueue code needs to create a task. One output per
     field, so a preview shows the fields already known (location, deadline)."""
@@ -117,6 +122,19 @@ class TaskPipeline(pulumi.ComponentResource):
             ),
             child,
         )
+        pipeline_alerts(
+            name,
+            PipelineAlertsArgs(
+                project=args.project,
+                settings=s,
+                queue_name=queue.queue_name,
+                service_name=service.service_name,
+                notification_channels=args.notification_channels,
+                depends_on=args.depends_on,
+            ),
+            self,
+        )
+        self.queue_name, self.service_name = queue.queue_name, service.service_name
         self.outputs = {
             "queue": queue.path,
             "queueName": queue.queue_name,

@@ -48,7 +48,7 @@ def _settings(root: Path, stack: str) -> StackSettings:
     except StackFileError as error:
         raise StackConfigError(str(error)) from None
     try:
-        return settings_from_config(stack_file.config, stack_file.secret_keys)
+        return settings_from_config(stack_file.config, stack_file.secret_keys, stack=stack)
     except ConfigError as error:
         raise StackConfigError(f"{path.name}: {error}") from None
 

@@ -129,7 +129,34 @@ def _grant(target: str, what: str) -> Details:
     return details
 
 
+def _alert(r: Resource, _: dict[str, Resource]) -> list[str]:
+    i = r.inputs
+    channels = i.get("notificationChannels") or []
+    lines = [
+        f"{'enabled' if i.get('enabled', True) else 'DISABLED'}, severity"
+        f" {_get(i, 'severity')}, notifies {len(channels) or 'nobody (no channel)'}"
+        f"{'' if not channels else ' channel' + 's' * (len(channels) != 1)}"
+    ]
+    for condition in i.get("conditions") or []:
+        promql = condition.get("conditionPrometheusQueryLanguage", {})
+        lines.append(
+            f"when {_get(condition, 'displayName')} (PromQL, for {_get(promql, 'duration')})"
+        )
+    return lines
+
+
+def _dashboard(r: Resource, _: dict[str, Resource]) -> list[str]:
+    text = r.inputs.get("dashboardJson")
+    if not isinstance(text, str) or text == UNKNOWN:
+        return [f"dashboard JSON {UNKNOWN}"]
+    tiles = json.loads(text).get("mosaicLayout", {}).get("tiles", [])
+    rows = [t["widget"]["title"] for t in tiles if "text" in t["widget"]]
+    return [f"{len(rows)} rows, {len(tiles)} tiles: {', '.join(rows)}"]
+
+
 DETAILS: dict[str, Details] = {
+    "gcp:monitoring/alertPolicy:AlertPolicy": _alert,
+    "gcp:monitoring/dashboard:Dashboard": _dashboard,
     QUEUE: _queue,
     CLOUD_RUN: _service,
     ACCOUNT: _account,

@@ -6,6 +6,7 @@ from typing import Final
 
 from pulumi_policy import Policy
 
+from rules.alerts import queue_alerts_present
 from rules.apis import apis_never_disabled_on_destroy
 from rules.cloudrun import cloudrun_dedicated_service_account, cloudrun_ingress_not_all
 from rules.iam import no_authoritative_iam, no_project_level_scoped_roles, no_public_iam_members
@@ -28,6 +29,7 @@ POLICIES: Final[list[Policy]] = [
     prod_resources_protected,
     # Mandatory in prod; policy/config/{dev,staging}.json make it advisory there.
     cloudrun_image_pinned_by_digest,
+    queue_alerts_present,
     # Advisory: reported, never blocking.
     cloudrun_ingress_not_all,
     queue_within_service_capacity,

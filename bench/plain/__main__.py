@@ -4,10 +4,21 @@ No components, no settings validation, no defaults resolved by models: config go
 straight into the provider arguments. It exports the same stack output, since that is
 the program's job too, not a cost of components. What the benchmark compares against,
 to price what the components and the validation cost.
+
+The alert queries, runbooks and dashboard JSON come from the same pure functions the
+components call (components/observability.py, components/dashboard.py): building that
+text is the resources' content, not a cost of components, and it can't be compared
+input for input otherwise.
 """
+
+import json
+import math
 
 import pulumi
 import pulumi_gcp as gcp
+
+from components import observability as q
+from components.dashboard import RowInput, dashboard_layout
 
 gcp_config = pulumi.Config("gcp")
 config = pulumi.Config("cloudrun-tasks")
@@ -15,6 +26,7 @@ project = gcp_config.require("project")
 region = gcp_config.require("region")
 labels = config.get_object("labels") or {}
 pipelines = config.require_object("pipelines")
+alerting = config.get_object("alerts") or {}
 
 apis = [
     gcp.projects.Service(
@@ -24,7 +36,7 @@ apis = [
         disable_on_destroy=False,
         disable_dependent_services=False,
     )
-    for api in ("cloudtasks", "run", "iam")
+    for api in ("cloudtasks", "run", "iam", "monitoring")
 ]
 agent = gcp.projects.ServiceIdentity(
     "apis-cloudtasks-agent",
@@ -33,6 +45,21 @@ agent = gcp.projects.ServiceIdentity(
     opts=pulumi.ResourceOptions(depends_on=[apis[0]]),
 )
 after_apis = pulumi.ResourceOptions(depends_on=[*apis, agent])
+channels = [
+    *alerting.get("notificationChannels", []),
+    *(
+        gcp.monitoring.NotificationChannel(
+            f"alerts-email-{address}",
+            project=project,
+            type="email",
+            display_name=f"cloudrun-tasks alerts: {address}",
+            labels={"email_address": address},
+            opts=after_apis,
+        ).id
+        for address in alerting.get("emails", [])
+    ),
+]
+rows = []
 
 exports = {}
 for name, p in pipelines.items():
@@ -153,6 +180,99 @@ for name, p in pipelines.items():
             member=member,
         )
 
+    a = p.get("alerts", {})
+    backlog, failing, capacity = (
+        a.get("backlog", {}),
+        a.get("failingAttempts", {}),
+        a.get("capacity", {}),
+    )
+    threshold = backlog.get(
+        "threshold", math.ceil(600 * queue_settings.get("maxDispatchesPerSecond", 10))
+    )
+    b_duration = backlog.get("duration", "300s")
+    f_ratio, f_window = failing.get("ratio", 0.1), failing.get("window", "600s")
+    f_duration = failing.get("duration", "300s")
+    c_duration = capacity.get("duration", "900s")
+    e_ratio, e_window = capacity.get("errorRatio", 0.05), capacity.get("errorWindow", "300s")
+    names = pulumi.Output.all(queue.name, service.name).apply(
+        lambda v, name=name: q.PipelineNames(name, project, region, v[0], v[1])
+    )
+    for kind, title, severity, conditions, runbook in (
+        (
+            "backlog",
+            "queue backlog",
+            "WARNING",
+            [
+                (
+                    f"more than {threshold} tasks waiting for {b_duration}",
+                    names.apply(lambda n, t=threshold: q.backlog_query(n, t)),
+                    b_duration,
+                )
+            ],
+            names.apply(lambda n, t=threshold, d=b_duration: q.backlog_runbook(n, t, d)),
+        ),
+        (
+            "failing-attempts",
+            "failing attempts",
+            "ERROR",
+            [
+                (
+                    f"over {f_ratio:.0%} of attempts non-OK over {f_window}",
+                    names.apply(lambda n, r=f_ratio, w=f_window: q.failing_attempts_query(n, r, w)),
+                    f_duration,
+                )
+            ],
+            names.apply(lambda n, r=f_ratio, w=f_window: q.failing_attempts_runbook(n, r, w)),
+        ),
+        (
+            "capacity",
+            "service capacity",
+            "WARNING",
+            [
+                (
+                    f"at maxInstances ({max_instances}) for {c_duration}",
+                    names.apply(lambda n, m=max_instances: q.at_max_instances_query(n, m)),
+                    c_duration,
+                ),
+                (
+                    f"over {e_ratio:.0%} 5xx over {e_window}",
+                    names.apply(lambda n, r=e_ratio, w=e_window: q.server_errors_query(n, r, w)),
+                    "0s",
+                ),
+            ],
+            names.apply(
+                lambda n, m=max_instances, r=e_ratio, w=e_window: q.capacity_runbook(n, m, r, w)
+            ),
+        ),
+    ):
+        gcp.monitoring.AlertPolicy(
+            f"{name}-{kind}",
+            project=project,
+            display_name=f"{name}: {title}",
+            combiner="OR",
+            enabled=a.get("enabled", True),
+            severity=severity,
+            notification_channels=channels,
+            user_labels={"pipeline": name, "alert": kind},
+            conditions=[
+                gcp.monitoring.AlertPolicyConditionArgs(
+                    display_name=condition,
+                    condition_prometheus_query_language=gcp.monitoring.AlertPolicyConditionConditionPrometheusQueryLanguageArgs(
+                        query=query, duration=duration, evaluation_interval="60s"
+                    ),
+                )
+                for condition, query, duration in conditions
+            ],
+            documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
+                subject=f"cloudrun-tasks {name}: {title}",
+                content=runbook,
+                mime_type="text/markdown",
+            ),
+            alert_strategy=gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close="1800s"),
+            opts=after_apis,
+        )
+    rows.append((names, max_instances))
+
     exports[name] = {
         "queue": pulumi.Output.concat(
             "projects/", project, "/locations/", queue.location, "/queues/", queue.name
@@ -166,4 +286,19 @@ for name, p in pipelines.items():
         "dispatchDeadline": deadline,
     }
 
+dashboard = gcp.monitoring.Dashboard(
+    "dashboard",
+    project=project,
+    dashboard_json=pulumi.Output.all(*(names for names, _ in rows)).apply(
+        lambda all_names: json.dumps(
+            dashboard_layout(
+                pulumi.get_stack(),
+                [RowInput(n, m) for n, (_, m) in zip(all_names, rows, strict=True)],
+            ).to_json(),
+            sort_keys=True,
+        )
+    ),
+    opts=after_apis,
+)
 pulumi.export("pipelines", exports)
+pulumi.export("dashboardUrl", dashboard.id.apply(lambda id_: q.dashboard_url(project, id_)))

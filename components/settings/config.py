@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping
 from functools import cache
 from typing import Any
 
+from components.settings.alerts import prod_problems
 from components.settings.pipeline import PipelineSettings
 from components.settings.stack import StackSettings
 from components.settings.validation import (
@@ -96,9 +97,12 @@ def _key_problems(keys: Collection[str]) -> list[tuple[Loc, str]]:
 
 
 def settings_from_config(
-    config: Mapping[str, Any], secret_keys: Collection[str] = ()
+    config: Mapping[str, Any], secret_keys: Collection[str] = (), stack: str = ""
 ) -> StackSettings:
     """Validate a whole stack config (keys as `NAMESPACE:KEY`) at once.
+
+    STACK is the stack's name: a production one (alerts.PROD_STACKS) must name where its
+    alerts go.
 
     Every problem becomes one line of a ConfigError, sorted by key path; a value under a
     secret key is shown as [secret].
@@ -112,7 +116,7 @@ def settings_from_config(
         StackSettings,
         raw,
         secret=lambda loc: _config_key(loc) in secret_keys,
-        problems=_key_problems(config),
+        problems=[*_key_problems(config), *prod_problems(stack, raw)],
     )
     settings.mark_secret(secret_keys)
     return settings
@@ -132,6 +136,7 @@ def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
 
 def load_settings() -> StackSettings:
     """This stack's settings, from the config and secret keys the Pulumi engine passed."""
+    import pulumi
     from pulumi import runtime
     from pulumi.runtime.config import CONFIG
 
@@ -139,4 +144,5 @@ def load_settings() -> StackSettings:
     return settings_from_config(
         {key: runtime.get_config(key) for key in keys},
         {key for key in keys if runtime.is_config_secret(key)},
+        stack=pulumi.get_stack(),
     )

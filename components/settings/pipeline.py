@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from components.durations import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, Duration
+from components.settings.alerts import PipelineAlerts
 from components.settings.queue import MAX_CONCURRENT_DISPATCHES, QueueSettings
 from components.settings.service import ServiceSettings
 from components.settings.validation import (
@@ -64,6 +65,7 @@ class PipelineSettings(Settings):
     service: ServiceSettings
     queue: QueueSettings = Field(default_factory=lambda: QueueSettings.model_validate({}))
     enqueuers: list[Enqueuer] = Field(default_factory=list)
+    alerts: PipelineAlerts = Field(default_factory=lambda: PipelineAlerts.model_validate({}))
 
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:
@@ -99,6 +101,7 @@ class PipelineSettings(Settings):
             self.queue.max_concurrent_dispatches = min(
                 self.service.capacity, MAX_CONCURRENT_DISPATCHES
             )
+        self.alerts.resolve_backlog(self.queue.max_dispatches_per_second)
 
     @property
     def resolved_location(self) -> str:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import regex
 from pydantic import AfterValidator, Field, PrivateAttr
 
+from components.settings.alerts import StackAlerts
 from components.settings.pipeline import PipelineName, PipelineSettings, Region
 from components.settings.validation import (
     INVALID,
@@ -72,6 +73,7 @@ class StackSettings(Settings):
     protect: bool = False
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     pipelines: dict[PipelineName, PipelineSettings] = Field(min_length=1)
+    alerts: StackAlerts = Field(default_factory=lambda: StackAlerts.model_validate({}))
     _secret_keys: frozenset[str] = PrivateAttr(default=frozenset())
 
     def mark_secret(self, keys: Collection[str]) -> None:

@@ -23,7 +23,7 @@ ADVISORY = {"cloudrun-ingress-not-all", "queue-within-service-capacity"}
 
 def test_policy_names_are_unique_and_levels_as_documented() -> None:
     names = [p.name for p in POLICIES]
-    assert len(names) == len(set(names)) == 12
+    assert len(names) == len(set(names)) == 13
     advisory = {p.name for p in POLICIES if p.enforcement_level == EnforcementLevel.ADVISORY}
     assert advisory == ADVISORY
     assert all(
@@ -41,6 +41,7 @@ def test_the_project_has_stacks_and_each_has_a_policy_config() -> None:
     # config lowers them.
     assert "prod-resources-protected" not in stack_config("prod")
     assert "cloudrun-image-pinned-by-digest" not in stack_config("prod")
+    assert "queue-alerts-present" not in stack_config("prod")
 
 
 # Advisories a stack file is known to draw: dev and staging deploy images by tag, which
@@ -99,6 +100,29 @@ def test_prod_stack_would_fail_with_an_image_by_tag() -> None:
     assert len(violations) == len(pipelines) == 2
 
 
+def test_prod_stack_would_fail_with_a_pipeline_alert_disabled() -> None:
+    """Turning a prod pipeline's alerts off is a mandatory violation, per required alert."""
+    config = _stack_file_config("prod")
+    pipelines = copy.deepcopy(config["cloudrun-tasks:pipelines"])
+    assert isinstance(pipelines, dict)
+    pipelines["reports"]["alerts"] = {"enabled": False}
+    config["cloudrun-tasks:pipelines"] = pipelines
+    violations = evaluate(POLICIES, run_program(REPO, "prod", config), stack_config("prod"))
+    assert {(v.policy, v.level) for v in violations} == {
+        ("queue-alerts-present", EnforcementLevel.MANDATORY)
+    }
+    messages = sorted(v.message for v in violations)
+    assert len(messages) == 2
+    assert "no enabled backlog alert" in messages[0] and "is disabled" in messages[0]
+    assert "no enabled failing-attempts alert" in messages[1]
+    assert all("Queue 'reports'" in m for m in messages)
+    # In dev the same is advisory.
+    dev = evaluate(POLICIES, run_program(REPO, "prod", config), stack_config("dev"))
+    assert {v.level for v in dev if v.policy == "queue-alerts-present"} == {
+        EnforcementLevel.ADVISORY
+    }
+
+
 def _stack_file_config(stack: str) -> dict[str, object]:
     from plan.recorder import stack_config as stack_file
 
@@ -130,6 +154,7 @@ def test_insecure_fixture_violation_counts(insecure: Recording) -> None:
         "queue-retries-bounded": 1,
         "prod-resources-protected": 3,
         "cloudrun-image-pinned-by-digest": 1,
+        "queue-alerts-present": 2,  # neither backlog nor failing-attempts
         "cloudrun-ingress-not-all": 1,
         "queue-within-service-capacity": 1,
     }

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pulumi_policy import PolicyResource, StackValidationArgs
 
+from rules.alerts import queue_alerts_present
 from rules.protection import prod_resources_protected
 from rules.routing import queue_and_service_same_location, queue_within_service_capacity
 from support import UNKNOWN, policy_resource, validate
@@ -119,3 +120,59 @@ def test_protected_prod_resources_pass() -> None:
 def test_unknown_deletion_protection_is_not_reported() -> None:
     svc = policy_resource(RUN, {"deletionProtection": UNKNOWN}, "orders", protect=True)
     assert validate(prod_resources_protected, stack(svc)) == []
+
+
+def alert(kind: str, query: str, *, enabled: Any = True, depends: Any = None) -> PolicyResource:
+    props = {
+        "enabled": enabled,
+        "userLabels": {"alert": kind, "pipeline": "orders"},
+        "conditions": [{"conditionPrometheusQueryLanguage": {"query": query}}],
+    }
+    deps = {"conditions": [depends]} if depends else {}
+    return policy_resource(
+        "gcp:monitoring/alertPolicy:AlertPolicy",
+        props,
+        f"orders-{kind}",
+        property_dependencies=deps,
+    )
+
+
+def named_queue(name: str) -> PolicyResource:
+    return policy_resource(QUEUE, {"name": name, "location": "us-central1"}, name)
+
+
+def test_queue_with_both_alerts_passes() -> None:
+    q = named_queue("orders-abc")
+    both = [alert(k, 'sum(x{queue_id="orders-abc"}) > 1') for k in ("backlog", "failing-attempts")]
+    assert validate(queue_alerts_present, stack(q, *both)) == []
+
+
+@pytest.mark.parametrize(
+    ("alerts", "missing"),
+    [
+        ([], ["backlog", "failing-attempts"]),
+        ([("backlog", True)], ["failing-attempts"]),
+        ([("backlog", False), ("failing-attempts", True)], ["backlog"]),
+    ],
+)
+def test_queue_without_an_enabled_alert_is_reported(
+    alerts: list[tuple[str, bool]], missing: list[str]
+) -> None:
+    q = named_queue("orders-abc")
+    made = [alert(k, 'sum(x{queue_id="orders-abc"}) > 1', enabled=e) for k, e in alerts]
+    messages = validate(queue_alerts_present, stack(q, *made))
+    assert [m.split("no enabled ")[1].split(" alert")[0] for m in messages] == missing
+
+
+def test_an_alert_for_another_queue_does_not_count() -> None:
+    q = named_queue("orders-abc")
+    other = [
+        alert(k, 'sum(x{queue_id="payments-def"}) > 1') for k in ("backlog", "failing-attempts")
+    ]
+    assert len(validate(queue_alerts_present, stack(q, *other))) == 2
+
+
+def test_unknown_query_matches_by_dependency_in_preview() -> None:
+    q = named_queue("orders-abc")
+    both = [alert(k, UNKNOWN, depends=q) for k in ("backlog", "failing-attempts")]
+    assert validate(queue_alerts_present, stack(q, *both)) == []

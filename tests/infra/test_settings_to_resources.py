@@ -51,6 +51,7 @@ def test_defaults() -> None:
         "cloudtasks.googleapis.com",
         "run.googleapis.com",
         "iam.googleapis.com",
+        "monitoring.googleapis.com",
     }
 
 
@@ -145,7 +146,7 @@ def test_several_pipelines_share_one_set_of_apis() -> None:
     rec = record(config)
     check_pipeline(rec, "orders", location="us-central1", protect=False, enqueuers=[ENQUEUER])
     check_pipeline(rec, "invoices", location="asia-northeast1", protect=False, enqueuers=[])
-    assert len(rec.of_type(API)) == 3
+    assert len(rec.of_type(API)) == 4
     assert sorted(rec.outputs["pipelines"]) == ["invoices", "orders"]
 
 

@@ -22,6 +22,7 @@ PER_PIPELINE_TYPES = {
     "gcp:cloudtasks/queue:Queue": 1,
     "gcp:cloudrunv2/service:Service": 1,
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": 1,
+    "gcp:monitoring/alertPolicy:AlertPolicy": 3,
 }
 
 
@@ -68,7 +69,7 @@ def test_resource_counts_scale_with_pipelines(
     assert counts["gcp:serviceaccount/iAMMember:IAMMember"] == enqueuers + len(pipelines)
     assert counts["cloudrun-tasks:index:ProjectApis"] == 1
     uses_secrets = any(p["service"].get("secrets") for p in pipelines.values())
-    assert counts["gcp:projects/service:Service"] == 3 + uses_secrets
+    assert counts["gcp:projects/service:Service"] == 4 + uses_secrets
 
 
 @pytest.mark.parametrize("stack", STACKS)

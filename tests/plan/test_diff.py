@@ -25,11 +25,22 @@ def test_changed_setting_is_named_with_both_values_and_no_replacement() -> None:
     head = pipeline()
     head["queue"]["maxDispatchesPerSecond"] = 50
     changes, text = _render(plan_of(config()), plan_of(config(orders=head)))
-    assert list(changes.changed.values()) == [[("rateLimits.maxDispatchesPerSecond", 5, 50)]]
+    queue_key = "cloudrun-tasks:index:TaskQueue$gcp:cloudtasks/queue:Queue::orders"
+    assert changes.changed[queue_key] == [("rateLimits.maxDispatchesPerSecond", 5, 50)]
     assert f"  ~ {QUEUE}\n      rateLimits.maxDispatchesPerSecond: 5 -> 50\n" in text
+    # The backlog alert's default threshold follows the rate: ten minutes of work.
+    backlog = changes.changed[
+        "cloudrun-tasks:index:TaskPipeline$gcp:monitoring/alertPolicy:AlertPolicy::orders-backlog"
+    ]
+    assert (
+        "conditions[0].displayName",
+        "more than 3000 tasks waiting for 300s",
+        "more than 30000 tasks waiting for 300s",
+    ) in backlog
+    assert len(changes.changed) == 2
     assert changes.replaced == {}
     assert "!!" not in text
-    assert text.endswith("0 added, 0 removed, 0 moved, 1 changed, 0 replaced.\n")
+    assert text.endswith("0 added, 0 removed, 0 moved, 2 changed, 0 replaced.\n")
 
 
 def test_location_change_flags_queue_and_service_replacement() -> None:
@@ -61,7 +72,9 @@ def test_removed_pipeline_is_a_loud_deletion_and_added_one_is_listed() -> None:
     assert "!! DELETE cloudrunv2.Service orders" in text
     assert "  + cloudtasks.Queue payments\n" in text
     assert "  - cloudtasks.Queue orders\n" in text
-    assert len(changes.added) == len(changes.removed) == 13
+    # 13 resources and components of the pipeline, plus its 3 alert policies.
+    assert len(changes.added) == len(changes.removed) == 16
+    assert "  + monitoring.AlertPolicy payments-backlog\n" in text
 
 
 def test_protect_and_outputs_changes_are_reported() -> None:
@@ -86,7 +99,13 @@ def test_added_setting_shows_absent_before() -> None:
 def test_output_change_is_listed() -> None:
     base = plan_of(config())
     orders = base["outputs"]["pipelines"]["orders"]
-    head = {**base, "outputs": {"pipelines": {"orders": {**orders, "location": "europe-west1"}}}}
+    head = {
+        **base,
+        "outputs": {
+            **base["outputs"],
+            "pipelines": {"orders": {**orders, "location": "europe-west1"}},
+        },
+    }
     changes, text = _render(base, head)
     assert changes.outputs == [("pipelines.orders.location", "us-central1", "europe-west1")]
     assert '  ~ pipelines.orders.location: "us-central1" -> "europe-west1"\n' in text

@@ -1,0 +1,232 @@
+"""A pipeline's alert policies, and the stack's notification channels and dashboard.
+
+Each policy is one Cloud Monitoring AlertPolicy with a PromQL condition (why PromQL:
+components/observability.py) that selects this pipeline's queue or service by every
+label of its monitored resource, and a markdown runbook as its documentation. Queue and
+service names are auto-generated, so the queries are built from their outputs, never
+from the pipeline's logical name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components import observability as q
+from components.dashboard import RowInput, dashboard_layout
+from components.names import BACKLOG, CAPACITY, FAILING_ATTEMPTS, alert_policy, email_channel
+from components.observability import PipelineNames
+from components.settings import PipelineSettings
+
+# PromQL conditions are evaluated on a multiple of 30 s (monitoring/promql/promql-in-alerting);
+# the metrics are sampled every 60 s, so evaluating more often would only repeat points.
+EVALUATION_INTERVAL = "60s"
+# An incident whose condition has had no data this long is closed (AlertStrategy.autoClose).
+AUTO_CLOSE = "1800s"
+MARKDOWN = "text/markdown"
+
+
+@dataclass
+class PipelineAlertsArgs:
+    project: str
+    settings: PipelineSettings
+    """Validated pipeline settings: thresholds resolved (backlog from the queue's rate)."""
+    queue_name: pulumi.Input[str]
+    service_name: pulumi.Input[str]
+    notification_channels: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    """Channel ids every policy notifies; none (dev, staging) opens incidents silently."""
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """The ProjectApis component: the Monitoring API must be on first."""
+
+
+def pipeline_alerts(
+    name: str, args: PipelineAlertsArgs, parent: pulumi.Resource
+) -> dict[str, gcp.monitoring.AlertPolicy]:
+    """Backlog, failing attempts and capacity alerts of one pipeline, children of PARENT
+    (its TaskPipeline).
+
+    Not a component of their own: a component costs about as much to register as a
+    resource, and bench.scale at 100 pipelines is judged against the plain program.
+    Dead letters waiting (alert 3) joins them once the pipeline has a dead-letter
+    subscription: observability.DEAD_LETTERS_HOOK.
+    """
+    s = args.settings
+    a = s.alerts
+    location = s.resolved_location
+    names = pulumi.Output.all(args.queue_name, args.service_name).apply(
+        lambda v: PipelineNames(name, args.project, location, v[0], v[1])
+    )
+    backlog, failing, capacity = a.backlog, a.failing_attempts, a.capacity
+    threshold = a.backlog_threshold
+    max_instances = s.service.max_instances
+    specs = {
+        BACKLOG: (
+            "queue backlog",
+            "WARNING",
+            [
+                (
+                    f"more than {threshold} tasks waiting for {backlog.duration}",
+                    names.apply(lambda n: q.backlog_query(n, threshold)),
+                    str(backlog.duration),
+                )
+            ],
+            names.apply(lambda n: q.backlog_runbook(n, threshold, str(backlog.duration))),
+        ),
+        FAILING_ATTEMPTS: (
+            "failing attempts",
+            "ERROR",
+            [
+                (
+                    f"over {failing.ratio:.0%} of attempts non-OK over {failing.window}",
+                    names.apply(
+                        lambda n: q.failing_attempts_query(n, failing.ratio, str(failing.window))
+                    ),
+                    str(failing.duration),
+                )
+            ],
+            names.apply(
+                lambda n: q.failing_attempts_runbook(n, failing.ratio, str(failing.window))
+            ),
+        ),
+        CAPACITY: (
+            "service capacity",
+            "WARNING",
+            [
+                (
+                    f"at maxInstances ({max_instances}) for {capacity.duration}",
+                    names.apply(lambda n: q.at_max_instances_query(n, max_instances)),
+                    str(capacity.duration),
+                ),
+                (
+                    f"over {capacity.error_ratio:.0%} 5xx over {capacity.error_window}",
+                    names.apply(
+                        lambda n: q.server_errors_query(
+                            n, capacity.error_ratio, str(capacity.error_window)
+                        )
+                    ),
+                    # The window already smooths it; one evaluation above is enough.
+                    "0s",
+                ),
+            ],
+            names.apply(
+                lambda n: q.capacity_runbook(
+                    n, max_instances, capacity.error_ratio, str(capacity.error_window)
+                )
+            ),
+        ),
+    }
+    channels = list(args.notification_channels)
+    child = pulumi.ResourceOptions(parent=parent, depends_on=list(args.depends_on))
+    return {
+        kind: gcp.monitoring.AlertPolicy(
+            alert_policy(name, kind),
+            project=args.project,
+            display_name=f"{name}: {title}",
+            combiner="OR",
+            enabled=a.enabled,
+            severity=severity,
+            notification_channels=channels,
+            user_labels={"pipeline": name, "alert": kind},
+            conditions=[
+                gcp.monitoring.AlertPolicyConditionArgs(
+                    display_name=condition,
+                    condition_prometheus_query_language=gcp.monitoring.AlertPolicyConditionConditionPrometheusQueryLanguageArgs(
+                        query=query,
+                        duration=duration,
+                        evaluation_interval=EVALUATION_INTERVAL,
+                    ),
+                )
+                for condition, query, duration in conditions
+            ],
+            documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
+                subject=f"cloudrun-tasks {name}: {title}",
+                content=runbook,
+                mime_type=MARKDOWN,
+            ),
+            alert_strategy=gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close=AUTO_CLOSE),
+            opts=child,
+        )
+        for kind, (title, severity, conditions, runbook) in specs.items()
+    }
+
+
+@dataclass
+class AlertChannelsArgs:
+    project: str
+    channel_ids: Sequence[str] = field(default_factory=tuple)
+    """Existing channels, `projects/P/notificationChannels/N`, passed through."""
+    emails: Sequence[str] = field(default_factory=tuple)
+    """Addresses the stack makes email channels for."""
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+
+
+class AlertChannels(pulumi.ComponentResource):
+    """Where every policy of the stack notifies: given channel ids, plus email channels."""
+
+    ids: list[pulumi.Input[str]]
+
+    def __init__(
+        self, name: str, args: AlertChannelsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cloudrun-tasks:index:AlertChannels", name, None, opts)
+        emails = [
+            gcp.monitoring.NotificationChannel(
+                email_channel(address),
+                project=args.project,
+                type="email",
+                display_name=f"cloudrun-tasks alerts: {address}",
+                labels={"email_address": address},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            )
+            for address in args.emails
+        ]
+        self.ids = [*args.channel_ids, *(channel.id for channel in emails)]
+        self.register_outputs({"ids": self.ids})
+
+
+@dataclass
+class StackDashboardArgs:
+    project: str
+    stack: str
+    rows: Sequence[tuple[PipelineSettings, str, pulumi.Input[str], pulumi.Input[str]]]
+    """(settings, pipeline name, queue name, service name), one row each, in order."""
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+
+
+class StackDashboard(pulumi.ComponentResource):
+    """One dashboard for the stack, a row per pipeline (components/dashboard.py)."""
+
+    url: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: StackDashboardArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cloudrun-tasks:index:StackDashboard", name, None, opts)
+        fixed = [(s.resolved_location, s.service.max_instances, p) for s, p, _, _ in args.rows]
+        names = [value for _, _, queue, service in args.rows for value in (queue, service)]
+
+        def render(values: list[str]) -> str:
+            rows = [
+                RowInput(
+                    PipelineNames(
+                        pipeline, args.project, location, values[2 * i], values[2 * i + 1]
+                    ),
+                    max_instances,
+                )
+                for i, (location, max_instances, pipeline) in enumerate(fixed)
+            ]
+            layout = dashboard_layout(args.stack, rows)
+            return json.dumps(layout.to_json(), sort_keys=True)
+
+        dashboard = gcp.monitoring.Dashboard(
+            name,
+            project=args.project,
+            dashboard_json=pulumi.Output.all(*names).apply(render),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        self.url = dashboard.id.apply(lambda id_: q.dashboard_url(args.project, id_))
+        self.register_outputs({"url": self.url})

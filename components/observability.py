@@ -1,0 +1,225 @@
+"""What the alerts and the dashboard ask Cloud Monitoring, as plain functions of names.
+
+Pure Python (no Pulumi): the components call these inside one `apply` per pipeline, once
+the auto-generated queue and service names are known; bench/plain and the tests call
+them with plain strings.
+
+Query language: PromQL. Google no longer recommends MQL (deprecation notice, 2024-10-22;
+since 2025-07-22 the console offers no MQL and support for it ended, though the API still
+takes it: docs.cloud.google.com/stackdriver/docs/deprecations/mql) and recommends PromQL
+for alerting policies, which take it as `conditionPrometheusQueryLanguage`
+(cloud.google.com/monitoring/promql/promql-in-alerting). Dashboards take the same queries
+as `timeSeriesQuery.prometheusQuery` (monitoring/dashboards/api-examples), so an alert and
+the chart beside it read the same series.
+
+Metric names in PromQL (monitoring/promql/promql-mapping): the first `/` becomes `:`,
+every other special character `_`, and a distribution's series get `_bucket`, `_count`
+and `_sum`. Every selector names the monitored resource type and all of its identifying
+labels (project, location, queue or service), so a query matches this pipeline's series
+and no other pipeline's, in this project or another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+# Monitored resources and metrics (monitoring/api/resources#tag_cloud_tasks_queue,
+# #tag_cloud_run_revision; monitoring/api/metrics_gcp_c#gcp-cloudtasks,
+# metrics_gcp_p_z#gcp-run, #gcp-pubsub).
+QUEUE_RESOURCE = "cloud_tasks_queue"
+RUN_RESOURCE = "cloud_run_revision"
+QUEUE_DEPTH = "cloudtasks_googleapis_com:queue_depth"
+ATTEMPTS = "cloudtasks_googleapis_com:queue_task_attempt_count"
+ATTEMPT_DELAYS = "cloudtasks_googleapis_com:queue_task_attempt_delays"
+REQUESTS = "run_googleapis_com:request_count"
+LATENCIES = "run_googleapis_com:request_latencies"
+INSTANCES = "run_googleapis_com:container_instance_count"
+# Alert 3's metric, for the dead-letter subscription (see DEAD_LETTERS_HOOK).
+UNDELIVERED = "pubsub_googleapis_com:subscription_num_undelivered_messages"
+# Cloud Tasks reports response_code as lowercase gRPC code names; "ok" is success
+# (Google's own Cloud Tasks dashboard sample, GoogleCloudPlatform/
+# monitoring-dashboard-samples, dashboards/google-cloud-tasks).
+OK = "ok"
+# Windows of the dashboard's rates: five samples of a 60 s metric.
+CHART_WINDOW = "5m"
+
+DEAD_LETTERS_HOOK = (
+    "Alert 3 (dead letters waiting) and its chart need the pipeline's dead-letter"
+    " subscription, which this program does not create yet: once it does, pass its name"
+    " as PipelineNames.dead_letter_subscription and dead_letters_query() becomes a"
+    " policy and a chart."
+)
+
+
+@dataclass(frozen=True)
+class PipelineNames:
+    """What identifies one pipeline's series: known only once the queue and service exist."""
+
+    pipeline: str
+    project: str
+    location: str
+    queue: str
+    service: str
+    dead_letter_subscription: str | None = None
+    """The dead-letter subscription (the durable-runtime issue); None until it exists."""
+
+    @property
+    def queue_selector(self) -> str:
+        return (
+            f'monitored_resource="{QUEUE_RESOURCE}",project_id="{self.project}",'
+            f'location="{self.location}",queue_id="{self.queue}"'
+        )
+
+    @property
+    def service_selector(self) -> str:
+        return (
+            f'monitored_resource="{RUN_RESOURCE}",project_id="{self.project}",'
+            f'location="{self.location}",service_name="{self.service}"'
+        )
+
+
+def _seconds(duration: str) -> str:
+    """'600s' -> '10m' when whole minutes: PromQL range selectors take 's' too, but
+    minutes read better in a console."""
+    seconds = int(duration.removesuffix("s"))
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+
+
+# --- alert conditions ------------------------------------------------------------------
+
+
+def backlog_query(n: PipelineNames, threshold: int) -> str:
+    """Alert 1: tasks waiting in the queue above THRESHOLD."""
+    return f"sum({QUEUE_DEPTH}{{{n.queue_selector}}}) > {threshold}"
+
+
+def failing_attempts_query(n: PipelineNames, ratio: float, window: str) -> str:
+    """Alert 2: share of attempts with a non-OK response over WINDOW above RATIO. With no
+    attempts at all the division is empty and the condition stays quiet."""
+    w = _seconds(window)
+    failed = f'{ATTEMPTS}{{{n.queue_selector},response_code!="{OK}"}}'
+    every = f"{ATTEMPTS}{{{n.queue_selector}}}"
+    return f"sum(rate({failed}[{w}])) / sum(rate({every}[{w}])) > {ratio:g}"
+
+
+def at_max_instances_query(n: PipelineNames, max_instances: int) -> str:
+    """Alert 4a: the service's instances at its ceiling: the queue is throttled by capacity."""
+    return f"sum({INSTANCES}{{{n.service_selector}}}) >= {max_instances}"
+
+
+def server_errors_query(n: PipelineNames, ratio: float, window: str) -> str:
+    """Alert 4b: share of the service's responses that are 5xx over WINDOW above RATIO."""
+    w = _seconds(window)
+    errors = f'{REQUESTS}{{{n.service_selector},response_code_class="5xx"}}'
+    every = f"{REQUESTS}{{{n.service_selector}}}"
+    return f"sum(rate({errors}[{w}])) / sum(rate({every}[{w}])) > {ratio:g}"
+
+
+def dead_letters_query(n: PipelineNames) -> str:
+    """Alert 3: messages waiting in the dead-letter subscription (not used until it exists)."""
+    if n.dead_letter_subscription is None:
+        raise ValueError(DEAD_LETTERS_HOOK)
+    return (
+        f'sum({UNDELIVERED}{{monitored_resource="pubsub_subscription",'
+        f'project_id="{n.project}",subscription_id="{n.dead_letter_subscription}"}}) > 0'
+    )
+
+
+# --- links and runbooks ------------------------------------------------------------------
+
+CONSOLE = "https://console.cloud.google.com"
+
+
+def queue_link(n: PipelineNames) -> str:
+    return f"{CONSOLE}/cloudtasks/queue/{n.location}/{n.queue}/tasks?project={n.project}"
+
+
+def service_link(n: PipelineNames, tab: str = "metrics") -> str:
+    return f"{CONSOLE}/run/detail/{n.location}/{n.service}/{tab}?project={n.project}"
+
+
+def logs_link(n: PipelineNames, query: str) -> str:
+    return f"{CONSOLE}/logs/query;query={quote(query, safe='')}?project={n.project}"
+
+
+def _queue_logs(n: PipelineNames) -> str:
+    return logs_link(n, f'resource.type="{QUEUE_RESOURCE}" resource.labels.queue_id="{n.queue}"')
+
+
+def _service_errors(n: PipelineNames) -> str:
+    return logs_link(
+        n,
+        f'resource.type="{RUN_RESOURCE}" resource.labels.service_name="{n.service}"'
+        " severity>=ERROR",
+    )
+
+
+def _runbook(title: str, meaning: str, checks: list[str], n: PipelineNames) -> str:
+    lines = [
+        f"## {title}: pipeline `{n.pipeline}`",
+        "",
+        meaning,
+        "",
+        f"Queue `{n.queue}` and service `{n.service}` in `{n.location}`, project `{n.project}`.",
+        "",
+        "First three things to check:",
+        "",
+        *[f"{index}. {check}" for index, check in enumerate(checks, 1)],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def backlog_runbook(n: PipelineNames, threshold: int, duration: str) -> str:
+    return _runbook(
+        "Queue backlog",
+        f"More than {threshold} tasks have waited in the queue for {duration}: the queue"
+        " dispatches slower than tasks arrive, or it is paused.",
+        [
+            f"Is the queue running, and how old is its oldest task? [Queue]({queue_link(n)})",
+            "Is the handler failing or slow, so tasks are retried? [Service metrics]"
+            f"({service_link(n)}), [errors]({_service_errors(n)})",
+            "Is the service at its instance ceiling or the queue at its rate limit"
+            f" (maxDispatchesPerSecond)? [Dispatch logs]({_queue_logs(n)})",
+        ],
+        n,
+    )
+
+
+def failing_attempts_runbook(n: PipelineNames, ratio: float, window: str) -> str:
+    return _runbook(
+        "Failing attempts",
+        f"More than {ratio:.0%} of task attempts over {window} got a non-OK answer (any"
+        " non-2xx, 4xx included): those tasks are retried, and dropped once retries run out.",
+        [
+            f"Which response codes, and since when? [Handler errors]({_service_errors(n)})",
+            f"Did a new revision roll out just before? [Service revisions]"
+            f"({service_link(n, 'revisions')})",
+            f"Are attempts rejected before the handler (401/403: OIDC audience or invoker"
+            f" grant)? [Dispatch logs]({_queue_logs(n)})",
+        ],
+        n,
+    )
+
+
+def capacity_runbook(n: PipelineNames, max_instances: int, ratio: float, window: str) -> str:
+    return _runbook(
+        "Service capacity",
+        f"The service has run at its ceiling of {max_instances} instances, or more than"
+        f" {ratio:.0%} of its responses over {window} were 5xx: the queue is being throttled"
+        " by the service, or the service is failing.",
+        [
+            f"Instances, latency and 5xx by revision: [Service metrics]({service_link(n)})",
+            f"Errors and timeouts in the handler: [Errors]({_service_errors(n)})",
+            "Raise service.maxInstances (and check the region's quota) or lower the queue's"
+            f" maxConcurrentDispatches. [Queue]({queue_link(n)})",
+        ],
+        n,
+    )
+
+
+def dashboard_url(project: str, dashboard_id: str) -> str:
+    """Console URL of a dashboard, from its id (`projects/NUMBER/dashboards/ID`)."""
+    return (
+        f"{CONSOLE}/monitoring/dashboards/builder/{dashboard_id.split('/')[-1]}?project={project}"
+    )
