@@ -93,7 +93,7 @@ LOCKS := requirements.txt requirements-dev.txt policy/requirements.txt \
 LOCK_ENV := env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT \
 	PIP_CONFIG_FILE=/dev/null
 PIP_COMPILE = $(LOCK_ENV) $(CURDIR)/$(BIN)/pip-compile --quiet --generate-hashes \
-	--allow-unsafe --strip-extras --no-emit-index-url
+	--allow-unsafe --strip-extras --no-emit-index-url --no-reuse-hashes
 LOCK_CHECK_DIR := build/lock-check
 
 # After editing a *.in: recompile every lock, keeping each package's current pin where the
@@ -106,15 +106,19 @@ lock lock-upgrade: venv
 
 # Each lock recompiled from its input in a scratch copy (the current pins as preferences,
 # exactly as `make lock` does) and compared: any difference means a *.txt is out of date
-# with its *.in (or was edited by hand). Needs PyPI, nothing else.
+# with its *.in or was edited by hand. --no-reuse-hashes: every hash is read from PyPI
+# again, never trusted from the file being checked, so a removed or altered hash fails
+# too. The six compile at once (each its own dependency cache in build/lock-cache), as
+# most of the time is spent waiting on PyPI. Needs PyPI, nothing else.
 lock-check: venv
 	$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11) and sys.platform == "linux", "locks target python 3.11 on linux"'
 	rm -rf $(LOCK_CHECK_DIR)
 	mkdir -p $(LOCK_CHECK_DIR)
 	cp --parents $(LOCKS) $(LOCKS:.txt=.in) $(LOCK_CHECK_DIR)/
-	set -e; cd $(LOCK_CHECK_DIR); for lock in $(LOCKS); do \
-		$(PIP_COMPILE) --output-file=$$lock $${lock%.txt}.in; \
-	done
+	set -e; cd $(LOCK_CHECK_DIR); pids=; for lock in $(LOCKS); do \
+		$(PIP_COMPILE) --cache-dir=$(CURDIR)/build/lock-cache/$$lock --output-file=$$lock $${lock%.txt}.in & \
+		pids="$$pids $$!"; \
+	done; for pid in $$pids; do wait $$pid; done
 	set -e; for lock in $(LOCKS); do \
 		diff -u $$lock $(LOCK_CHECK_DIR)/$$lock \
 			|| { echo "$$lock is out of date with $${lock%.txt}.in: run make lock"; exit 1; }; \
@@ -143,4 +147,4 @@ bench-scale: venv
 	$(BIN)/python -m bench.scale
 
 clean:
-	rm -rf $(VENV) $(POLICY_VENV) $(EMULATOR_VENV) build/local $(LOCK_CHECK_DIR) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(POLICY_VENV) $(EMULATOR_VENV) build/local $(LOCK_CHECK_DIR) build/lock-cache .pytest_cache .ruff_cache
