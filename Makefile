@@ -72,9 +72,11 @@ unit: venv emulator-venv
 policy-test: policy-venv
 	cd policy && ../$(POLICY_VENV)/bin/pytest
 
-# GitHub workflow files against the schema check-jsonschema ships (no network).
+# GitHub workflow files and dependabot.yml against the schemas check-jsonschema ships
+# (no network).
 workflows: venv
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 
 # Static audit of the workflows and dependabot.yml (unpinned actions, injection, credential
 # persistence, excessive permissions...). --offline: no GitHub API calls. Any finding of

@@ -308,7 +308,9 @@ def test_every_install_requires_hashes() -> None:
     assert makefile.count("$(PIP_INSTALL)") == 3  # .venv, .venv-policy, .venv-emulator
     dockerfile = (ROOT / "handler" / "Dockerfile").read_text()
     pip_runs = [line for line in dockerfile.splitlines() if "pip install" in line]
-    assert pip_runs == ["RUN pip install --no-deps --require-hashes -r requirements.txt"]
+    assert pip_runs == [
+        "RUN pip install --no-deps --require-hashes -r requirements.txt && pip check"
+    ]
     # The workflows install only through make (which uses PIP_INSTALL).
     for path in all_workflows():
         assert "pip install" not in path.read_text(), path.name
