@@ -1,11 +1,19 @@
 # `make test` is the one command CI runs: from a fresh clone it builds every virtualenv
-# from pinned requirements, then lints, type-checks and runs every test suite.
+# from hash-locked requirements, then lints, type-checks, audits the workflows, checks the
+# locks against their inputs and runs every test suite.
 PYTHON ?= python3.11
 STACK ?= dev
-PIP_INSTALL = bin/pip install --quiet --disable-pip-version-check -r
+# --require-hashes: every package must be in the lock with the hash of the very file pip
+# downloads, from whichever index serves it. --no-deps: a lock is the whole tree
+# (lock-check proves it is what pip-compile makes of its input), so pip installs exactly
+# its lines and resolves nothing (the venvs' bundled pip 23 also rejects extras such as
+# google-api-core[grpc] in hash mode); `pip check` then proves the tree complete.
+PIP_INSTALL = bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r
+PIP_CHECK = bin/pip check --disable-pip-version-check
 
 # Three virtualenvs, because their protobuf pins can't meet:
 #   .venv           the Pulumi program (requirements.txt), checkers, client, handler (protobuf 6)
+#                   from requirements-dev.txt
 #   .venv-policy    the policy pack: pulumi-policy pins protobuf 5; also the program's pins,
 #                   so policy tests run the program under mocks
 #   .venv-emulator  gcloud-tasks-emulator 0.6.2 pins protobuf < 5
@@ -14,29 +22,32 @@ POLICY_VENV := .venv-policy
 EMULATOR_VENV := .venv-emulator
 BIN := $(VENV)/bin
 
-.PHONY: test lint types unit policy-types policy-test workflows \
-	venv policy-venv emulator-venv local plan bench-enqueue bench-scale clean
+.PHONY: test lint types unit policy-types policy-test workflows zizmor lock lock-upgrade \
+	lock-check venv policy-venv emulator-venv local plan bench-enqueue bench-scale clean
 
-test: lint types unit policy-types policy-test workflows
+test: lint types unit policy-types policy-test workflows zizmor lock-check
 
 # --- virtualenvs ---------------------------------------------------------------
 venv: $(VENV)/.installed
 policy-venv: $(POLICY_VENV)/.installed
 emulator-venv: $(EMULATOR_VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/$(PIP_INSTALL) requirements-dev.txt
+	$(VENV)/$(PIP_CHECK)
 	touch $@
 
-$(POLICY_VENV)/.installed: requirements.txt policy/requirements.txt policy/requirements-dev.txt
+$(POLICY_VENV)/.installed: policy/requirements-dev.txt
 	$(PYTHON) -m venv $(POLICY_VENV)
 	$(POLICY_VENV)/$(PIP_INSTALL) policy/requirements-dev.txt
+	$(POLICY_VENV)/$(PIP_CHECK)
 	touch $@
 
 $(EMULATOR_VENV)/.installed: local/requirements-emulator.txt
 	$(PYTHON) -m venv $(EMULATOR_VENV)
 	$(EMULATOR_VENV)/$(PIP_INSTALL) local/requirements-emulator.txt
+	$(EMULATOR_VENV)/$(PIP_CHECK)
 	touch $@
 
 # --- checks ----------------------------------------------------------------------
@@ -61,9 +72,60 @@ unit: venv emulator-venv
 policy-test: policy-venv
 	cd policy && ../$(POLICY_VENV)/bin/pytest
 
-# GitHub workflow files against the schema check-jsonschema ships (no network).
+# GitHub workflow files and dependabot.yml against the schemas check-jsonschema ships
+# (no network).
 workflows: venv
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+
+# Static audit of the workflows and dependabot.yml (unpinned actions, injection, credential
+# persistence, excessive permissions...). --offline: no GitHub API calls. Any finding of
+# medium severity or above fails; suppressions are inline comments with their reason.
+zizmor: venv
+	$(BIN)/zizmor --offline --min-severity medium .
+
+# --- locks: hand-edited *.in compiled by pip-tools into hash-locked *.txt ---------------
+# In this order: requirements-dev.in is constrained by requirements.txt, and
+# policy/requirements-dev.in by policy/requirements.txt.
+LOCKS := requirements.txt requirements-dev.txt policy/requirements.txt \
+	policy/requirements-dev.txt handler/requirements.txt local/requirements-emulator.txt
+# PyPI alone, whatever pip configuration this machine has (extra indexes, find-links,
+# constraints), so every machine and Dependabot compile the same files. Compiled for
+# the interpreter that runs pip-compile: .venv's, which is $(PYTHON) (3.11) on Linux.
+LOCK_ENV := env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT \
+	PIP_CONFIG_FILE=/dev/null
+PIP_COMPILE = $(LOCK_ENV) $(CURDIR)/$(BIN)/pip-compile --quiet --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-reuse-hashes
+LOCK_CHECK_DIR := build/lock-check
+
+# After editing a *.in: recompile every lock, keeping each package's current pin where the
+# inputs allow it. lock-upgrade moves every package to its newest release allowed.
+lock lock-upgrade: venv
+	$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11) and sys.platform == "linux", "locks target python 3.11 on linux"'
+	set -e; for lock in $(LOCKS); do \
+		$(PIP_COMPILE) $(if $(filter lock-upgrade,$@),--upgrade) --output-file=$$lock $${lock%.txt}.in; \
+	done
+
+# Each lock recompiled from its input in a scratch copy (the current pins as preferences,
+# exactly as `make lock` does) and compared: any difference means a *.txt is out of date
+# with its *.in or was edited by hand. --no-reuse-hashes: every hash is read from PyPI
+# again, never trusted from the file being checked, so a removed or altered hash fails
+# too. The six compile at once (each its own dependency cache in build/lock-cache), as
+# most of the time is spent waiting on PyPI. Needs PyPI, nothing else.
+lock-check: venv
+	$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11) and sys.platform == "linux", "locks target python 3.11 on linux"'
+	rm -rf $(LOCK_CHECK_DIR)
+	mkdir -p $(LOCK_CHECK_DIR)
+	cp --parents $(LOCKS) $(LOCKS:.txt=.in) $(LOCK_CHECK_DIR)/
+	set -e; cd $(LOCK_CHECK_DIR); pids=; for lock in $(LOCKS); do \
+		$(PIP_COMPILE) --cache-dir=$(CURDIR)/build/lock-cache/$$lock --output-file=$$lock $${lock%.txt}.in & \
+		pids="$$pids $$!"; \
+	done; for pid in $$pids; do wait $$pid; done
+	set -e; for lock in $(LOCKS); do \
+		diff -u $$lock $(LOCK_CHECK_DIR)/$$lock \
+			|| { echo "$$lock is out of date with $${lock%.txt}.in: run make lock"; exit 1; }; \
+	done
+	@echo "locks up to date: $(LOCKS)"
 
 # --- working with a stack offline ---------------------------------------------------
 # What Pulumi.$(STACK).yaml would create, computed under mocks (no cloud, no CLI).
@@ -89,4 +151,4 @@ bench-scale: venv
 	$(BIN)/python -m bench.scale
 
 clean:
-	rm -rf $(VENV) $(POLICY_VENV) $(EMULATOR_VENV) build/local .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(POLICY_VENV) $(EMULATOR_VENV) build/local $(LOCK_CHECK_DIR) build/lock-cache .pytest_cache .ruff_cache
