@@ -11,6 +11,8 @@ STACK ?= dev
 PIP_INSTALL = bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r
 PIP_CHECK = bin/pip check --disable-pip-version-check
 
+# Virtualenv builds are silent on stdout (commands unechoed, output to stderr), so that
+# `make plan FORMAT=json > plan.json` on a fresh clone writes the plan alone.
 # Three virtualenvs, because their protobuf pins can't meet:
 #   .venv           the Pulumi program (requirements.txt), checkers, client, handler (protobuf 6)
 #                   from requirements-dev.txt
@@ -33,22 +35,25 @@ policy-venv: $(POLICY_VENV)/.installed
 emulator-venv: $(EMULATOR_VENV)/.installed
 
 $(VENV)/.installed: requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/$(PIP_INSTALL) requirements-dev.txt
-	$(VENV)/$(PIP_CHECK)
-	touch $@
+	@echo "building $(VENV) from requirements-dev.txt" >&2
+	@$(PYTHON) -m venv $(VENV) >&2
+	@$(VENV)/$(PIP_INSTALL) requirements-dev.txt >&2
+	@$(VENV)/$(PIP_CHECK) >&2
+	@touch $@ >&2
 
 $(POLICY_VENV)/.installed: policy/requirements-dev.txt
-	$(PYTHON) -m venv $(POLICY_VENV)
-	$(POLICY_VENV)/$(PIP_INSTALL) policy/requirements-dev.txt
-	$(POLICY_VENV)/$(PIP_CHECK)
-	touch $@
+	@echo "building $(POLICY_VENV) from policy/requirements-dev.txt" >&2
+	@$(PYTHON) -m venv $(POLICY_VENV) >&2
+	@$(POLICY_VENV)/$(PIP_INSTALL) policy/requirements-dev.txt >&2
+	@$(POLICY_VENV)/$(PIP_CHECK) >&2
+	@touch $@ >&2
 
 $(EMULATOR_VENV)/.installed: local/requirements-emulator.txt
-	$(PYTHON) -m venv $(EMULATOR_VENV)
-	$(EMULATOR_VENV)/$(PIP_INSTALL) local/requirements-emulator.txt
-	$(EMULATOR_VENV)/$(PIP_CHECK)
-	touch $@
+	@echo "building $(EMULATOR_VENV) from local/requirements-emulator.txt" >&2
+	@$(PYTHON) -m venv $(EMULATOR_VENV) >&2
+	@$(EMULATOR_VENV)/$(PIP_INSTALL) local/requirements-emulator.txt >&2
+	@$(EMULATOR_VENV)/$(PIP_CHECK) >&2
+	@touch $@ >&2
 
 # --- checks ----------------------------------------------------------------------
 lint: venv
