@@ -13,7 +13,9 @@ gunicorn worker sets its own (handler/server.py); the emulator has no child proc
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +31,8 @@ EMULATOR_PYTHON = REPO / ".venv-emulator" / "bin" / "python"
 EMULATOR_SCRIPT = REPO / "local" / "emulator" / "serve.py"
 
 READY_TIMEOUT_S = 30.0
+# The gcloud emulators start a JVM: about 25 s on this machine when it is busy.
+GCLOUD_READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
 
 
@@ -59,7 +63,8 @@ class Child:
         return lines
 
     def stop(self) -> int:
-        """Stops the whole process group; returns the exit code."""
+        """Stops the whole process group; returns the exit code once none of it is left
+        (an emulator's JVM can outlive the process that started it by a moment)."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -67,7 +72,23 @@ class Child:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while _group_alive(self.process.pid):
+            if time.monotonic() > deadline:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                deadline = time.monotonic() + STOP_TIMEOUT_S
+            time.sleep(0.05)
         return self.process.returncode
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _tail(log: Path) -> str:
@@ -88,7 +109,12 @@ def _die_with(parent: int) -> Callable[[], None]:
 
 
 def _start(
-    name: str, command: Sequence[str], log: Path, port_key: str, env: Mapping[str, str]
+    name: str,
+    command: Sequence[str],
+    log: Path,
+    port_key: str,
+    env: Mapping[str, str],
+    ready_timeout_s: float = READY_TIMEOUT_S,
 ) -> Child:
     """Starts `command` and waits for a JSON line whose `port_key` field names its port."""
     with log.open("wb") as sink:
@@ -103,7 +129,7 @@ def _start(
             preexec_fn=_die_with(os.getpid()),
         )
     child = Child(name=name, process=process, log=log, port=0)
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    deadline = time.monotonic() + ready_timeout_s
     try:
         while time.monotonic() < deadline:
             for line in child.log_lines():
@@ -113,7 +139,7 @@ def _start(
             if process.poll() is not None:
                 raise StartError(f"{name} exited with {process.returncode}:\n{_tail(log)}")
             time.sleep(0.05)
-        raise StartError(f"{name} did not report its port in {READY_TIMEOUT_S}s:\n{_tail(log)}")
+        raise StartError(f"{name} did not report its port in {ready_timeout_s}s:\n{_tail(log)}")
     except BaseException:
         child.stop()
         raise
@@ -142,6 +168,57 @@ def start_handler(log: Path, *, env: Mapping[str, str] | None = None) -> Child:
     # The user's PYTHONPATH stays after the repository: TASK_PROCESSOR may name a module there.
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     return _start("handler", command, log, "port", {"PYTHONPATH": path, **(env or {})})
+
+
+def free_port() -> int:
+    """A loopback port free now, for programs that can't bind port 0 and say which they got."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _gcloud_platform() -> Path | None:
+    gcloud = shutil.which("gcloud")
+    if gcloud is None or shutil.which("java") is None:
+        return None
+    return Path(gcloud).resolve().parent.parent / "platform"
+
+
+def gcloud_available() -> bool:
+    return _gcloud_platform() is not None
+
+
+def _start_gcloud(name: str, launcher: str, args: list[str], log: Path) -> Child:
+    """One of the emulators the Google Cloud CLI installs, on 127.0.0.1, offline.
+
+    Started through the CLI's own launcher script rather than `gcloud emulators ... start`:
+    gcloud runs the emulator in a new session, where no process group or parent-death
+    signal of ours reaches its JVM. Under local.supervise the JVM stays in our group.
+    """
+    platform = _gcloud_platform()
+    if platform is None:
+        raise StartError(f"{name}: needs the Google Cloud CLI (gcloud) and java on PATH")
+    port = free_port()
+    command = [sys.executable, "-m", "local.supervise", "--port", str(port), "--"]
+    command += [str(platform / launcher), *args, "--host=127.0.0.1", f"--port={port}"]
+    return _start(name, command, log, "port", {}, ready_timeout_s=GCLOUD_READY_TIMEOUT_S)
+
+
+def start_firestore_emulator(log: Path) -> Child:
+    """Firestore in Native mode (named databases, transactions). Clients find it through
+    FIRESTORE_EMULATOR_HOST=child.address."""
+    return _start_gcloud(
+        "firestore emulator",
+        "cloud-firestore-emulator/cloud_firestore_emulator",
+        ["start", "--database-mode=firestore-native"],
+        log,
+    )
+
+
+def start_pubsub_emulator(log: Path) -> Child:
+    """Pub/Sub, gRPC and REST, any project id. Clients find it through
+    PUBSUB_EMULATOR_HOST=child.address."""
+    return _start_gcloud("pubsub emulator", "pubsub-emulator/bin/cloud-pubsub-emulator", [], log)
 
 
 @contextmanager

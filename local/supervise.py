@@ -1,0 +1,59 @@
+"""`python -m local.supervise --port N -- COMMAND...`: run COMMAND, say when it serves, and
+take its whole process group down with this process, however this process ends.
+
+The gcloud emulators' launchers are scripts that start a JVM: killing the script can leave
+the JVM running, and PR_SET_PDEATHSIG only reaches a direct child. So the launcher starts this
+supervisor (in its own process group, with SIGTERM as its parent-death signal), which starts
+the emulator in the same group and, on SIGTERM or SIGINT (its parent's stop() or death),
+SIGKILLs the group: wrapper, JVM and itself. Prints one JSON line `{"port": N}` once
+http://127.0.0.1:N/ answers, as every child started by local.processes does.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pyprctl
+
+POLL_S = 0.2
+
+
+def _kill_group(*_: object) -> None:
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def _serving(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.supervise", description=__doc__)
+    parser.add_argument("--port", type=int, required=True, help="where COMMAND will serve")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    args = parser.parse_args()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    pyprctl.set_pdeathsig(signal.SIGTERM)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _kill_group)
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    announced = False
+    while child.poll() is None:
+        if not announced and _serving(args.port):
+            print(json.dumps({"port": args.port}), flush=True)
+            announced = True
+        time.sleep(POLL_S)
+    return child.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Google's Firestore and Pub/Sub emulators (from the installed Google Cloud CLI) as the
+tests and `make local` start them: loopback only, usable, and never left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from local.processes import REPO, gcloud_available, start_firestore_emulator, start_pubsub_emulator
+from tests.app.helpers import listening_addresses
+
+pytestmark = pytest.mark.timeout(240)
+
+if not gcloud_available():
+    if os.environ.get("CI") == "true":
+        raise RuntimeError("CI needs the Google Cloud CLI's emulators (gcloud and java on PATH)")
+    pytest.skip(
+        "SKIPPED LOUDLY: gcloud or java missing, the Firestore and Pub/Sub emulator tests"
+        " did not run",
+        allow_module_level=True,
+    )
+
+
+# /proc/net/tcp{,6} spellings of 127.0.0.1, ::ffff:127.0.0.1 (Java's IPv4 sockets) and ::1.
+LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
+
+
+def jvms() -> set[int]:
+    listing = subprocess.run(["pgrep", "-f", "java .*emulator"], capture_output=True, text=True)
+    return {int(pid) for pid in listing.stdout.split()}
+
+
+def test_both_serve_on_loopback_and_stop_with_their_jvm(tmp_path: Path) -> None:
+    before = jvms()
+    firestore = start_firestore_emulator(tmp_path / "firestore.log")
+    try:
+        pubsub = start_pubsub_emulator(tmp_path / "pubsub.log")
+        try:
+            for port in (firestore.port, pubsub.port):
+                assert set(listening_addresses(port)) <= LOOPBACK
+                assert listening_addresses(port)
+            code = (
+                "from google.cloud import firestore, pubsub_v1\n"
+                "db = firestore.Client(project='p', database='tasks-test')\n"
+                "db.collection('c').document('d').set({'n': 1})\n"
+                "assert db.collection('c').document('d').get().to_dict() == {'n': 1}\n"
+                "publisher = pubsub_v1.PublisherClient()\n"
+                "publisher.create_topic(name='projects/p/topics/dead-letters')\n"
+                "topic = 'projects/p/topics/dead-letters'\n"
+                "print(publisher.publish(topic, b'x' * 900_000).result())\n"
+            )
+            env = {
+                **os.environ,
+                "FIRESTORE_EMULATOR_HOST": firestore.address,
+                "PUBSUB_EMULATOR_HOST": pubsub.address,
+            }
+            result = subprocess.run(
+                [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
+                timeout=120,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.strip() == "1"
+            assert len(jvms() - before) == 2
+        finally:
+            pubsub.stop()
+    finally:
+        firestore.stop()
+    assert jvms() - before == set()
+
+
+def test_their_jvms_die_with_the_process_that_started_them(tmp_path: Path) -> None:
+    before = jvms()
+    code = (
+        "import sys, time\nfrom pathlib import Path\n"
+        "from local.processes import start_firestore_emulator, start_pubsub_emulator\n"
+        f"start_firestore_emulator(Path({str(tmp_path / 'f.log')!r}))\n"
+        f"start_pubsub_emulator(Path({str(tmp_path / 'p.log')!r}))\n"
+        "print('up', flush=True)\ntime.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "up"
+        started = jvms() - before
+        assert len(started) == 2
+        os.kill(parent.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while jvms() & started and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert jvms() & started == set()
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait()
+        for pid in jvms() - before:
+            os.kill(pid, signal.SIGKILL)
