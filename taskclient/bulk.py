@@ -274,6 +274,18 @@ class BulkRun:
         return flight.done(Outcome.CREATED, task_name=response.name)
 
 
+def _may_have_arrived(exc: Exception) -> bool:
+    """Whether a failed attempt may still have created its task: a call that timed out, or
+    a connection lost after the call went out. gRPC says UNAVAILABLE both for a channel
+    that never connected ("failed to connect to all addresses": nothing was sent) and for
+    a connection dropped mid-call."""
+    if isinstance(exc, exceptions.DeadlineExceeded):
+        return True
+    if isinstance(exc, exceptions.ServiceUnavailable):
+        return "failed to connect to all addresses" not in str(exc).lower()
+    return False
+
+
 @dataclass
 class _Flight:
     """One input on its way: its attempts so far, and whether one is on the wire now."""
@@ -298,10 +310,10 @@ class _Flight:
         )
 
     def ended(self, error: str) -> BulkOutcome:
-        """No success: UNKNOWN if an attempt may have reached Cloud Tasks (no answer in
-        time), FAILED if every attempt was refused."""
-        if any(isinstance(e, exceptions.DeadlineExceeded) for e in self.errors):
-            return self.done(Outcome.UNKNOWN, error=f"no answer in time ({error}): it may exist")
+        """No success: UNKNOWN if an attempt may have reached Cloud Tasks without its answer
+        reaching us, FAILED if every attempt was refused or never got through."""
+        if any(_may_have_arrived(e) for e in self.errors):
+            return self.done(Outcome.UNKNOWN, error=f"no answer ({error}): it may exist")
         return self.done(Outcome.FAILED, error=error)
 
     def cut_short(self) -> BulkOutcome:
