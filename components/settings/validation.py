@@ -167,19 +167,28 @@ def partial(model: type[Settings], raw: Any) -> Any:
     return SimpleNamespace(**values)
 
 
+@cache
+def _inner_models(model: type[Settings]) -> tuple[tuple[str, str, type[Settings], bool], ...]:
+    """(field name, config key, model, is a map of them) for each field holding settings."""
+    found = []
+    for name, field in model.model_fields.items():
+        sub, mapped = nested(field.annotation)
+        if sub is not None:
+            found.append((name, field.alias or name, sub, mapped))
+    return tuple(found)
+
+
 def check_rules(model: type[Settings], view: Any, loc: Loc = ()) -> list[Problem]:
     """Every rule of `model` and of the models inside it, at their key paths."""
     if view is INVALID or view is None:
         return []
     problems = [(loc + where, message, value) for where, message, value in model.rules(view)]
-    for name, field in model.model_fields.items():
-        sub, mapped = nested(field.annotation)
+    for name, key, sub, mapped in _inner_models(model):
         value = getattr(view, name)
-        key = field.alias or name
-        if sub is not None and mapped and isinstance(value, Mapping):
+        if mapped and isinstance(value, Mapping):
             for item, item_view in value.items():
                 problems += check_rules(sub, item_view, (*loc, key, item))
-        elif sub is not None:
+        elif not mapped:
             problems += check_rules(sub, value, (*loc, key))
     return problems
 
