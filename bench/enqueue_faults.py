@@ -90,13 +90,18 @@ class Proxy:
         self.thread.join(10)
 
 
-class DroppingServer:
-    """Accepts each connection and closes it at once."""
+class LoopbackServer:
+    """A loopback TCP server that is not Cloud Tasks: it drops each connection at once
+    (`drop`: every call fails with UNAVAILABLE, as from a dead backend behind a live
+    address) or holds it silently (`hang`: calls wait for an answer that never comes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
         self.server = socket.create_server(("127.0.0.1", 0))
         self.server.settimeout(0.2)
         self.port = self.server.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.held: list[socket.socket] = []
         self.running = True
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -104,13 +109,19 @@ class DroppingServer:
     def _serve(self) -> None:
         while self.running:
             try:
-                self.server.accept()[0].close()
+                connection, _ = self.server.accept()
             except TimeoutError:
                 continue
+            if self.mode == "drop":
+                connection.close()
+            else:
+                self.held.append(connection)
 
     def stop(self) -> None:
         self.running = False
         self.thread.join(5)
+        for connection in self.held:
+            connection.close()
         self.server.close()
 
 
@@ -152,11 +163,11 @@ def _counts(report: dict[str, Any]) -> str:
 
 
 def backend_down(lines: Path, work: Path) -> None:
-    server = DroppingServer()
+    server = LoopbackServer("drop")
     try:
         outputs = _outputs(work, "projects/bench-project/locations/us-central1/queues/down")
         started = time.monotonic()
-        report = _finish(_bulk(outputs, f"127.0.0.1:{server.port}", lines))
+        report = _finish(_bulk(outputs, server.address, lines))
         elapsed = time.monotonic() - started
     finally:
         server.stop()

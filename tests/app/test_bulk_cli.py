@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import pytest
 from google.cloud import tasks_v2
 
+from bench.enqueue_faults import LoopbackServer
 from local.processes import REPO, Child
 from taskclient.task_builder import MAX_TASK_BYTES
 from tests.app.helpers import pipeline_output
@@ -35,39 +34,6 @@ def bulk(outputs: Path, emulator: str, stdin: str, *args: str) -> subprocess.Com
     )  # fmt: skip
 
 
-class FakeBackend:
-    """A loopback TCP server that is not Cloud Tasks: it drops each connection at once
-    (`close`: every call fails with UNAVAILABLE) or holds it silently (`hang`)."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.2)
-        self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
-        self.held: list[socket.socket] = []
-        self.running = True
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while self.running:
-            try:
-                connection, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            if self.mode == "close":
-                connection.close()
-            else:
-                self.held.append(connection)
-
-    def close(self) -> None:
-        self.running = False
-        self.thread.join(5)
-        for connection in self.held:
-            connection.close()
-        self.server.close()
-
-
 @pytest.fixture
 def fake_outputs(tmp_path: Path) -> Path:
     path = tmp_path / "pipelines.json"
@@ -77,17 +43,17 @@ def fake_outputs(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def down() -> Iterator[FakeBackend]:
-    backend = FakeBackend("close")
+def down() -> Iterator[LoopbackServer]:
+    backend = LoopbackServer("drop")
     yield backend
-    backend.close()
+    backend.stop()
 
 
 @pytest.fixture
-def hanging() -> Iterator[FakeBackend]:
-    backend = FakeBackend("hang")
+def hanging() -> Iterator[LoopbackServer]:
+    backend = LoopbackServer("hang")
     yield backend
-    backend.close()
+    backend.stop()
 
 
 def lines(n: int) -> str:
@@ -140,7 +106,7 @@ def test_empty_input_is_a_report_of_zero(outputs_file: Path, emulator: Child) ->
 
 
 def test_a_dead_backend_aborts_within_the_retry_deadline(
-    tmp_path: Path, fake_outputs: Path, down: FakeBackend
+    tmp_path: Path, fake_outputs: Path, down: LoopbackServer
 ) -> None:
     """Before: each of 64 lines spent its own 60 s retry budget (119 s); 5,000 took hours."""
     failed_out = tmp_path / "again.jsonl"
@@ -165,7 +131,7 @@ def test_a_dead_backend_aborts_within_the_retry_deadline(
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_sending_and_reports_every_line(
-    tmp_path: Path, fake_outputs: Path, hanging: FakeBackend, signum: signal.Signals, code: int
+    tmp_path: Path, fake_outputs: Path, hanging: LoopbackServer, signum: signal.Signals, code: int
 ) -> None:
     source = tmp_path / "lines.jsonl"
     source.write_text(lines(100))
