@@ -3,6 +3,7 @@ tests and `make local` start them: loopback only, usable, and never left running
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -31,13 +32,22 @@ if not gcloud_available():
 LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
 
 
-def jvms() -> set[int]:
-    listing = subprocess.run(["pgrep", "-f", "java .*emulator"], capture_output=True, text=True)
-    return {int(pid) for pid in listing.stdout.split()}
+def group_jvms(pgid: int) -> set[int]:
+    """The Java processes in process group PGID (other runs on this machine have their own)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        # After the command: state, ppid, pgrp. A zombie has no command line.
+        if int(fields[2]) == pgid and fields[0] != "Z" and command.endswith(b"java"):
+            found.add(int(stat.parent.name))
+    return found
 
 
 def test_both_serve_on_loopback_and_stop_with_their_jvm(tmp_path: Path) -> None:
-    before = jvms()
     firestore = start_firestore_emulator(tmp_path / "firestore.log")
     try:
         pubsub = start_pubsub_emulator(tmp_path / "pubsub.log")
@@ -66,39 +76,41 @@ def test_both_serve_on_loopback_and_stop_with_their_jvm(tmp_path: Path) -> None:
             )  # fmt: skip
             assert result.returncode == 0, result.stderr
             assert result.stdout.strip() == "1"
-            assert len(jvms() - before) == 2
+            assert len(group_jvms(firestore.process.pid)) == 1
+            assert len(group_jvms(pubsub.process.pid)) == 1
         finally:
             pubsub.stop()
     finally:
         firestore.stop()
-    assert jvms() - before == set()
+    assert group_jvms(firestore.process.pid) | group_jvms(pubsub.process.pid) == set()
 
 
 def test_their_jvms_die_with_the_process_that_started_them(tmp_path: Path) -> None:
-    before = jvms()
     code = (
         "import sys, time\nfrom pathlib import Path\n"
         "from local.processes import start_firestore_emulator, start_pubsub_emulator\n"
-        f"start_firestore_emulator(Path({str(tmp_path / 'f.log')!r}))\n"
-        f"start_pubsub_emulator(Path({str(tmp_path / 'p.log')!r}))\n"
-        "print('up', flush=True)\ntime.sleep(600)\n"
+        f"f = start_firestore_emulator(Path({str(tmp_path / 'f.log')!r}))\n"
+        f"p = start_pubsub_emulator(Path({str(tmp_path / 'p.log')!r}))\n"
+        "print(f.process.pid, p.process.pid, flush=True)\ntime.sleep(600)\n"
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True,
     )  # fmt: skip
+    groups: list[int] = []
     try:
-        assert parent.stdout is not None and parent.stdout.readline().strip() == "up"
-        started = jvms() - before
-        assert len(started) == 2
+        assert parent.stdout is not None
+        groups = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(groups) == 2 and all(len(group_jvms(g)) == 1 for g in groups)
         os.kill(parent.pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while jvms() & started and time.monotonic() < deadline:
+        while any(group_jvms(g) for g in groups) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert jvms() & started == set()
+        assert [group_jvms(g) for g in groups] == [set(), set()]
     finally:
         if parent.poll() is None:
             os.killpg(parent.pid, signal.SIGKILL)
         parent.wait()
-        for pid in jvms() - before:
-            os.kill(pid, signal.SIGKILL)
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
