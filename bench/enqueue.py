@@ -114,7 +114,8 @@ def main() -> int:
         return 2
     print(
         f"{time.strftime('%Y-%m-%d')}: {args.tasks} tasks per path, bulk concurrency"
-        f" {args.concurrency}, {os.cpu_count()} CPUs; the emulator runs in its own process on this machine.\n"
+        f" {args.concurrency}, {os.cpu_count()} CPUs; the emulator runs in its own process"
+        " on this machine.\n"
         f"ASSUMPTION: the real API costs one network round trip per call; simulated here "
         f"as {args.rtt_ms:g} ms added inside the emulator to every call.",
         flush=True,

@@ -162,7 +162,9 @@ class TaskPipeline(pulumi.ComponentResource):
         # Firestore has no per-database IAM resource: the documented per-database scope is
         # a project-level grant with an IAM condition on the database's resource name
         # (firestore/docs/manage-databases, "Configure per-database access permissions").
-        database_path = pulumi.Output.concat("projects/", args.project, "/databases/", args.database)
+        database_path = pulumi.Output.concat(
+            "projects/", args.project, "/databases/", args.database
+        )
         store = gcp.projects.IAMMember(
             grant(name, DATASTORE_USER, RUNTIME_KEY).name,
             project=args.project,

@@ -43,16 +43,52 @@ MULTI_REGIONS = {
 # The multi-region a stack whose pipelines all run in one geography defaults to.
 GEOGRAPHY_DEFAULT = {"us-": "nam5", "europe-": "eur3"}
 REGIONS = frozenset(
-    """
-    africa-south1 asia-east1 asia-east2 asia-northeast1 asia-northeast2 asia-northeast3
-    asia-south1 asia-south2 asia-southeast1 asia-southeast2 asia-southeast3
-    australia-southeast1 australia-southeast2 europe-central2 europe-north1 europe-north2
-    europe-southwest1 europe-west1 europe-west10 europe-west12 europe-west15 europe-west2
-    europe-west3 europe-west4 europe-west6 europe-west8 europe-west9 me-central1 me-central2
-    me-west1 northamerica-northeast1 northamerica-northeast2 northamerica-south1
-    southamerica-east1 southamerica-west1 us-central1 us-east1 us-east4 us-east5 us-south1
-    us-west1 us-west2 us-west3 us-west4
-    """.split()
+    [
+        "africa-south1",
+        "asia-east1",
+        "asia-east2",
+        "asia-northeast1",
+        "asia-northeast2",
+        "asia-northeast3",
+        "asia-south1",
+        "asia-south2",
+        "asia-southeast1",
+        "asia-southeast2",
+        "asia-southeast3",
+        "australia-southeast1",
+        "australia-southeast2",
+        "europe-central2",
+        "europe-north1",
+        "europe-north2",
+        "europe-southwest1",
+        "europe-west1",
+        "europe-west10",
+        "europe-west12",
+        "europe-west15",
+        "europe-west2",
+        "europe-west3",
+        "europe-west4",
+        "europe-west6",
+        "europe-west8",
+        "europe-west9",
+        "me-central1",
+        "me-central2",
+        "me-west1",
+        "northamerica-northeast1",
+        "northamerica-northeast2",
+        "northamerica-south1",
+        "southamerica-east1",
+        "southamerica-west1",
+        "us-central1",
+        "us-east1",
+        "us-east4",
+        "us-east5",
+        "us-south1",
+        "us-west1",
+        "us-west2",
+        "us-west3",
+        "us-west4",
+    ]
 )
 LOCATIONS = frozenset(REGIONS | MULTI_REGIONS.keys())
 
@@ -152,7 +188,6 @@ def retry_window(
             max_attempts * dispatch_deadline.nanos + (max_attempts - 1) * max_backoff.nanos
         )
     return Duration(max(spans, default=0))
-
 
 
 NEAR_RULE = (

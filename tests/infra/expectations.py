@@ -170,7 +170,10 @@ def check_pipeline(
         assert grant.inputs["subscription"] == subscription.outputs["name"], grant.name
     database = rec.one(DATABASE, "idempotency").inputs["name"]
     [store] = [r for r in inside if r.type == PROJECT_MEMBER]
-    assert (store.inputs["role"], store.inputs["member"]) == ("roles/datastore.user", runtime_member)
+    assert (store.inputs["role"], store.inputs["member"]) == (
+        "roles/datastore.user",
+        runtime_member,
+    )
     assert store.inputs["condition"]["expression"] == (
         f'resource.name == "projects/{project}/databases/{database}"'
     ), "the runtime account's data access is this one database"
@@ -201,7 +204,9 @@ def check_pipeline(
         "invokerServiceAccount": invoker,
         "runtimeServiceAccount": runtime,
         "deadLetterTopic": topic_path,
-        "deadLetterSubscription": f"projects/{project}/subscriptions/{subscription.outputs['name']}",
+        "deadLetterSubscription": (
+            f"projects/{project}/subscriptions/{subscription.outputs['name']}"
+        ),
         "firestoreDatabase": database,
     }
     entry = rec.outputs["pipelines"][name] if exported is None else exported
@@ -232,7 +237,8 @@ def security_violations(rec: Recording) -> list[str]:
     """The project's security model as data: an empty list means it holds."""
     problems: list[str] = []
     databases = {
-        f"projects/{d.inputs['project']}/databases/{d.inputs['name']}" for d in rec.of_type(DATABASE)
+        f"projects/{d.inputs['project']}/databases/{d.inputs['name']}"
+        for d in rec.of_type(DATABASE)
     }
     for r in rec.resources:
         kind = r.type.rsplit(":", 1)[-1]
