@@ -1,11 +1,13 @@
 """cloudrun-tasks: one TaskPipeline per entry of `cloudrun-tasks:pipelines` in the stack file,
-each with its alert policies, and one dashboard for the stack."""
+each with its dead letters and alert policies; for the stack, one idempotency store and
+one dashboard."""
 
 import pulumi
 
 from components.alerts import AlertChannels, AlertChannelsArgs, StackDashboard, StackDashboardArgs
 from components.apis import SECRET_MANAGER, ProjectApis, ProjectApisArgs
-from components.names import CHANNELS, STACK_DASHBOARD, check_names
+from components.idempotency import IdempotencyStore, IdempotencyStoreArgs
+from components.names import CHANNELS, IDEMPOTENCY, STACK_DASHBOARD, check_names
 from components.pipeline import TaskPipeline, TaskPipelineArgs
 from components.settings import load_settings
 
@@ -19,6 +21,18 @@ apis = ProjectApis(
     ProjectApisArgs(
         project=settings.project,
         extra_services=[SECRET_MANAGER] if settings.uses_secrets else [],
+    ),
+)
+
+store = IdempotencyStore(
+    IDEMPOTENCY,
+    IdempotencyStoreArgs(
+        project=settings.project,
+        database=settings.database_id,
+        location=settings.database_location,
+        ttl=settings.idempotency.ttl,
+        protect=settings.protect,
+        depends_on=[apis],
     ),
 )
 
@@ -42,6 +56,7 @@ pipelines = {
             project=settings.project,
             settings=pipeline,
             cloudtasks_agent_member=apis.cloudtasks_agent_member,
+            database=store.database_id,
             protect=settings.protect,
             labels=settings.labels,
             secret_env=settings.secret_env,
@@ -60,7 +75,13 @@ dashboard = StackDashboard(
         project=settings.project,
         stack=pulumi.get_stack(),
         rows=[
-            (settings.pipelines[name], name, p.queue_name, p.service_name)
+            (
+                settings.pipelines[name],
+                name,
+                p.queue_name,
+                p.service_name,
+                p.dead_letter_subscription,
+            )
             for name, p in pipelines.items()
         ],
         depends_on=[apis],

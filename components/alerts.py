@@ -18,7 +18,14 @@ import pulumi_gcp as gcp
 
 from components import observability as q
 from components.dashboard import RowInput, dashboard_layout
-from components.names import BACKLOG, CAPACITY, FAILING_ATTEMPTS, alert_policy, email_channel
+from components.names import (
+    BACKLOG,
+    CAPACITY,
+    DEAD_LETTERS,
+    FAILING_ATTEMPTS,
+    alert_policy,
+    email_channel,
+)
 from components.observability import PipelineNames
 from components.settings import PipelineSettings
 
@@ -37,6 +44,8 @@ class PipelineAlertsArgs:
     """Validated pipeline settings: thresholds resolved (backlog from the queue's rate)."""
     queue_name: pulumi.Input[str]
     service_name: pulumi.Input[str]
+    dead_letter_subscription: pulumi.Input[str]
+    """Id of the pipeline's dead-letter subscription (alert 3)."""
     notification_channels: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     """Channel ids every policy notifies; none (dev, staging) opens incidents silently."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
@@ -46,20 +55,18 @@ class PipelineAlertsArgs:
 def pipeline_alerts(
     name: str, args: PipelineAlertsArgs, parent: pulumi.Resource
 ) -> dict[str, gcp.monitoring.AlertPolicy]:
-    """Backlog, failing attempts and capacity alerts of one pipeline, children of PARENT
-    (its TaskPipeline).
+    """Backlog, failing attempts, dead letters and capacity alerts of one pipeline,
+    children of PARENT (its TaskPipeline).
 
     Not a component of their own: a component costs about as much to register as a
     resource, and bench.scale at 100 pipelines is judged against the plain program.
-    Dead letters waiting (alert 3) joins them once the pipeline has a dead-letter
-    subscription: observability.DEAD_LETTERS_HOOK.
     """
     s = args.settings
     a = s.alerts
     location = s.resolved_location
-    names = pulumi.Output.all(args.queue_name, args.service_name).apply(
-        lambda v: PipelineNames(name, args.project, location, v[0], v[1])
-    )
+    names = pulumi.Output.all(
+        args.queue_name, args.service_name, args.dead_letter_subscription
+    ).apply(lambda v: PipelineNames(name, args.project, location, v[0], v[1], v[2]))
     backlog, failing, capacity = a.backlog, a.failing_attempts, a.capacity
     threshold = a.backlog_threshold
     max_instances = s.service.max_instances
@@ -91,6 +98,19 @@ def pipeline_alerts(
             names.apply(
                 lambda n: q.failing_attempts_runbook(n, failing.ratio, str(failing.window))
             ),
+        ),
+        DEAD_LETTERS: (
+            "dead letters waiting",
+            "ERROR",
+            [
+                (
+                    "a dead letter waits for a replay",
+                    names.apply(q.dead_letters_query),
+                    # Every dead letter is a task that failed for good: one point is enough.
+                    "0s",
+                )
+            ],
+            names.apply(q.dead_letters_runbook),
         ),
         CAPACITY: (
             "service capacity",
@@ -192,8 +212,11 @@ class AlertChannels(pulumi.ComponentResource):
 class StackDashboardArgs:
     project: str
     stack: str
-    rows: Sequence[tuple[PipelineSettings, str, pulumi.Input[str], pulumi.Input[str]]]
-    """(settings, pipeline name, queue name, service name), one row each, in order."""
+    rows: Sequence[
+        tuple[PipelineSettings, str, pulumi.Input[str], pulumi.Input[str], pulumi.Input[str]]
+    ]
+    """(settings, pipeline name, queue name, service name, dead-letter subscription id),
+    one row each, in order."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
@@ -206,15 +229,13 @@ class StackDashboard(pulumi.ComponentResource):
         self, name: str, args: StackDashboardArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("cloudrun-tasks:index:StackDashboard", name, None, opts)
-        fixed = [(s.resolved_location, s.service.max_instances, p) for s, p, _, _ in args.rows]
-        names = [value for _, _, queue, service in args.rows for value in (queue, service)]
+        fixed = [(s.resolved_location, s.service.max_instances, p) for s, p, *_ in args.rows]
+        names = [value for _, _, *row_names in args.rows for value in row_names]
 
         def render(values: list[str]) -> str:
             rows = [
                 RowInput(
-                    PipelineNames(
-                        pipeline, args.project, location, values[2 * i], values[2 * i + 1]
-                    ),
+                    PipelineNames(pipeline, args.project, location, *values[3 * i : 3 * i + 3]),
                     max_instances,
                 )
                 for i, (location, max_instances, pipeline) in enumerate(fixed)

@@ -9,12 +9,17 @@ import pulumi
 import pulumi_gcp as gcp
 
 CLOUDTASKS = "cloudtasks.googleapis.com"
+FIRESTORE = "firestore.googleapis.com"
+PUBSUB = "pubsub.googleapis.com"
 # Monitoring: every pipeline deploys with its alert policies (and the stack its dashboard).
+# Firestore: the stack's idempotency store. Pub/Sub: every pipeline's dead letters.
 REQUIRED_SERVICES = (
     CLOUDTASKS,
     "run.googleapis.com",
     "iam.googleapis.com",
     "monitoring.googleapis.com",
+    FIRESTORE,
+    PUBSUB,
 )
 SECRET_MANAGER = "secretmanager.googleapis.com"
 

@@ -20,7 +20,6 @@ from components.observability import PipelineNames
 
 COLUMNS = 48
 HEADER_HEIGHT = 4
-CHART_WIDTH = 8
 CHART_HEIGHT = 12
 
 
@@ -145,8 +144,7 @@ def _quantile(quantile: float, metric: str, selector: str) -> str:
 
 
 def pipeline_charts(row: RowInput) -> list[Chart]:
-    """The charts of one row, left to right. Dead letters waiting joins them with its
-    subscription (observability.DEAD_LETTERS_HOOK)."""
+    """The charts of one row, left to right."""
     n = row.names
     qs, ss = n.queue_selector, n.service_selector
     return [
@@ -187,7 +185,14 @@ def pipeline_charts(row: RowInput) -> list[Chart]:
             "instances",
             thresholds=((float(row.max_instances), "maxInstances"),),
         ),
+        Chart("Dead letters waiting", (Series(q.dead_letters(n), "messages"),), "messages"),
     ]
+
+
+def chart_widths(count: int) -> list[int]:
+    """COUNT widths filling the row: the columns spread as evenly as the grid allows."""
+    base, extra = divmod(COLUMNS, count)
+    return [base + (index < extra) for index in range(count)]
 
 
 def dashboard_layout(stack: str, rows: Sequence[RowInput]) -> Layout:
@@ -204,14 +209,17 @@ def dashboard_layout(stack: str, rows: Sequence[RowInput]) -> Layout:
             Text(
                 f"Pipeline {n.pipeline}",
                 f"Queue [{n.queue}]({q.queue_link(n)}) -> service"
-                f" [{n.service}]({q.service_link(n)}) in {n.location}",
+                f" [{n.service}]({q.service_link(n)}) in {n.location}; dead letters"
+                f" [{n.dead_letter_subscription}]({q.subscription_link(n)})",
             ),
         )
         y += HEADER_HEIGHT
-        charts = tuple(
-            Tile(index * CHART_WIDTH, y, CHART_WIDTH, CHART_HEIGHT, chart)
-            for index, chart in enumerate(pipeline_charts(row))
+        charts = pipeline_charts(row)
+        widths = chart_widths(len(charts))
+        tiles = tuple(
+            Tile(sum(widths[:index]), y, width, CHART_HEIGHT, chart)
+            for index, (chart, width) in enumerate(zip(charts, widths, strict=True))
         )
         y += CHART_HEIGHT
-        built.append(Row(n.pipeline, header, charts))
+        built.append(Row(n.pipeline, header, tiles))
     return Layout(f"cloudrun-tasks {stack}", tuple(built))

@@ -17,7 +17,11 @@ apart, and adds `-` and 8 hex digits of a sha256 of the original where it did no
   pipeline's name itself makes "-secret-" appear early (`orders-secret-b` + `c` and
   `orders` + `b-secret-c`); those pipelines' grants get the hash of "PIPELINE/SECRET".
 - Pipelines, their components and accounts are the pipeline's name, or it plus
-  `-invoker`/`-runtime`: pipeline names are unique and these suffixes differ.
+  `-invoker`/`-runtime`: pipeline names are unique and these suffixes differ. So are a
+  pipeline's dead-letter topic and subscription (`PIPELINE-dead-letters`, one of each
+  type) and its runtime account's grant on the stack's database (a grant named as above,
+  key "runtime").
+- The stack's idempotency store and its TTL policy have fixed names (`idempotency`).
 
 A name that changed keeps its resource through an alias to its former spelling, unless
 several entries shared that spelling: such a stack failed on the duplicate and never
@@ -36,7 +40,15 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.roles import ENQUEUER, OPENID_TOKEN_CREATOR, RUN_INVOKER, SERVICE_ACCOUNT_USER
+from components.roles import (
+    DATASTORE_USER,
+    ENQUEUER,
+    OPENID_TOKEN_CREATOR,
+    PUBLISHER,
+    RUN_INVOKER,
+    SERVICE_ACCOUNT_USER,
+    SUBSCRIBER,
+)
 from components.settings import ConfigError, PipelineSettings, StackSettings
 from components.settings.pipeline import MEMBER_PREFIXES
 
@@ -65,13 +77,24 @@ CHANNELS_COMPONENT = "cloudrun-tasks:index:AlertChannels"
 CHANNEL = "gcp:monitoring/notificationChannel:NotificationChannel"
 DASHBOARD_COMPONENT = "cloudrun-tasks:index:StackDashboard"
 DASHBOARD = "gcp:monitoring/dashboard:Dashboard"
+TOPIC = "gcp:pubsub/topic:Topic"
+SUBSCRIPTION = "gcp:pubsub/subscription:Subscription"
+TOPIC_MEMBER = "gcp:pubsub/topicIAMMember:TopicIAMMember"
+SUBSCRIPTION_MEMBER = "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember"
+PROJECT_MEMBER = "gcp:projects/iAMMember:IAMMember"
+STORE_COMPONENT = "cloudrun-tasks:index:IdempotencyStore"
+DATABASE = "gcp:firestore/database:Database"
+TTL_FIELD = "gcp:firestore/field:Field"
 ACCOUNT_ID = "account id"
 # A pipeline's alert policies, by kind; also their `alert` user label, which the policy
 # pack looks for per queue.
 BACKLOG, FAILING_ATTEMPTS, CAPACITY = "backlog", "failing-attempts", "capacity"
-ALERT_KINDS = (BACKLOG, FAILING_ATTEMPTS, CAPACITY)
+DEAD_LETTERS = "dead-letters"
+ALERT_KINDS = (BACKLOG, FAILING_ATTEMPTS, DEAD_LETTERS, CAPACITY)
 # Stack-wide components (__main__.py): one each, fixed names.
-CHANNELS, STACK_DASHBOARD = "alerts", "dashboard"
+CHANNELS, STACK_DASHBOARD, IDEMPOTENCY = "alerts", "dashboard", "idempotency"
+# The runtime account's grant on the stack's database is keyed by the account's role.
+RUNTIME_KEY = "runtime"
 
 
 @dataclass(frozen=True)
@@ -135,6 +158,11 @@ def runtime_account(pipeline: str) -> str:
     return f"{pipeline}-runtime"
 
 
+def dead_letters(pipeline: str) -> str:
+    """The pipeline's dead-letter topic and its one subscription (different types)."""
+    return f"{pipeline}-{DEAD_LETTERS}"
+
+
 def alert_policy(pipeline: str, kind: str) -> str:
     """One of the pipeline's alert policies (components/alerts.py): kinds are fixed words."""
     return f"{pipeline}-{kind}"
@@ -172,6 +200,8 @@ def pipeline_names(pipeline: str, settings: PipelineSettings) -> list[Derived]:
         (SERVICE, pipeline),
         (QUEUE_COMPONENT, pipeline),
         (QUEUE, pipeline),
+        (TOPIC, dead_letters(pipeline)),
+        (SUBSCRIPTION, dead_letters(pipeline)),
         *(
             (kind, account)
             for account in (invoker, runtime)
@@ -182,13 +212,23 @@ def pipeline_names(pipeline: str, settings: PipelineSettings) -> list[Derived]:
         *(Derived(kind, Name(name, name), at) for kind, name in fixed),
         Derived(SERVICE_MEMBER, grant(pipeline, RUN_INVOKER, "invoker"), at),
         Derived(ACCOUNT_MEMBER, grant(invoker, OPENID_TOKEN_CREATOR, "cloudtasks-agent"), at),
+        Derived(TOPIC_MEMBER, grant(dead_letters(pipeline), PUBLISHER, RUNTIME_KEY), at),
+        Derived(PROJECT_MEMBER, grant(pipeline, DATASTORE_USER, RUNTIME_KEY), at),
         *(
-            Derived(kind, grant(owner, role, member), f"{at}.enqueuers.{index}")
-            for index, member in enumerate(settings.enqueuers)
+            Derived(kind, grant(owner, role, member), path)
+            for member, path in task_creators(settings, at).items()
             for kind, owner, role in (
                 (ACCOUNT_MEMBER, invoker, SERVICE_ACCOUNT_USER),
                 (QUEUE_MEMBER, pipeline, ENQUEUER),
             )
+        ),
+        *(
+            Derived(
+                SUBSCRIPTION_MEMBER,
+                grant(dead_letters(pipeline), SUBSCRIBER, member),
+                f"{at}.replayers.{index}",
+            )
+            for index, member in enumerate(settings.replayers)
         ),
         *(
             Derived(SECRET_MEMBER, secret_grant(pipeline, secret_id), f"{at}.service.secrets.{env}")
@@ -203,13 +243,29 @@ def pipeline_names(pipeline: str, settings: PipelineSettings) -> list[Derived]:
     ]
 
 
+def task_creators(settings: PipelineSettings, at: str) -> dict[str, str]:
+    """Each member that creates tasks (enqueuers, then replayers), with the config key it
+    comes from: a member in both lists gets one grant of each role, not two."""
+    paths: dict[str, str] = {}
+    for key in ("enqueuers", "replayers"):
+        for index, member in enumerate(getattr(settings, key)):
+            paths.setdefault(member, f"{at}.{key}.{index}")
+    return paths
+
+
 def stack_names(settings: StackSettings) -> list[Derived]:
     """What __main__.py registers once per stack, besides the APIs."""
-    fixed = [(DASHBOARD_COMPONENT, STACK_DASHBOARD), (DASHBOARD, STACK_DASHBOARD)]
+    fixed = [
+        (DASHBOARD_COMPONENT, STACK_DASHBOARD, "alerts"),
+        (DASHBOARD, STACK_DASHBOARD, "alerts"),
+        (STORE_COMPONENT, IDEMPOTENCY, "idempotency"),
+        (DATABASE, IDEMPOTENCY, "idempotency"),
+        (TTL_FIELD, IDEMPOTENCY, "idempotency"),
+    ]
     if settings.alerts.emails:
-        fixed.append((CHANNELS_COMPONENT, CHANNELS))
+        fixed.append((CHANNELS_COMPONENT, CHANNELS, "alerts"))
     return [
-        *(Derived(kind, Name(name, name), "alerts") for kind, name in fixed),
+        *(Derived(kind, Name(name, name), path) for kind, name, path in fixed),
         *(
             Derived(
                 CHANNEL, Name(email_channel(address), email_channel(address)), f"alerts.emails.{i}"

@@ -29,13 +29,14 @@ from urllib.parse import quote
 # metrics_gcp_p_z#gcp-run, #gcp-pubsub).
 QUEUE_RESOURCE = "cloud_tasks_queue"
 RUN_RESOURCE = "cloud_run_revision"
+SUBSCRIPTION_RESOURCE = "pubsub_subscription"
 QUEUE_DEPTH = "cloudtasks_googleapis_com:queue_depth"
 ATTEMPTS = "cloudtasks_googleapis_com:queue_task_attempt_count"
 ATTEMPT_DELAYS = "cloudtasks_googleapis_com:queue_task_attempt_delays"
 REQUESTS = "run_googleapis_com:request_count"
 LATENCIES = "run_googleapis_com:request_latencies"
 INSTANCES = "run_googleapis_com:container_instance_count"
-# Alert 3's metric, for the dead-letter subscription (see DEAD_LETTERS_HOOK).
+# Alert 3's metric: messages waiting in the dead-letter subscription.
 UNDELIVERED = "pubsub_googleapis_com:subscription_num_undelivered_messages"
 # Cloud Tasks reports response_code as lowercase gRPC code names; "ok" is success
 # (Google's own Cloud Tasks dashboard sample, GoogleCloudPlatform/
@@ -43,13 +44,6 @@ UNDELIVERED = "pubsub_googleapis_com:subscription_num_undelivered_messages"
 OK = "ok"
 # Windows of the dashboard's rates: five samples of a 60 s metric.
 CHART_WINDOW = "5m"
-
-DEAD_LETTERS_HOOK = (
-    "Alert 3 (dead letters waiting) and its chart need the pipeline's dead-letter"
-    " subscription, which this program does not create yet: once it does, pass its name"
-    " as PipelineNames.dead_letter_subscription and dead_letters_query() becomes a"
-    " policy and a chart."
-)
 
 
 @dataclass(frozen=True)
@@ -61,8 +55,8 @@ class PipelineNames:
     location: str
     queue: str
     service: str
-    dead_letter_subscription: str | None = None
-    """The dead-letter subscription (the durable-runtime issue); None until it exists."""
+    dead_letter_subscription: str
+    """The subscription (id, not path) that keeps the pipeline's dead letters for replay."""
 
     @property
     def queue_selector(self) -> str:
@@ -76,6 +70,13 @@ class PipelineNames:
         return (
             f'monitored_resource="{RUN_RESOURCE}",project_id="{self.project}",'
             f'location="{self.location}",service_name="{self.service}"'
+        )
+
+    @property
+    def subscription_selector(self) -> str:
+        return (
+            f'monitored_resource="{SUBSCRIPTION_RESOURCE}",project_id="{self.project}",'
+            f'subscription_id="{self.dead_letter_subscription}"'
         )
 
 
@@ -116,14 +117,14 @@ def server_errors_query(n: PipelineNames, ratio: float, window: str) -> str:
     return f"sum(rate({errors}[{w}])) / sum(rate({every}[{w}])) > {ratio:g}"
 
 
+def dead_letters(n: PipelineNames) -> str:
+    """Messages waiting in the pipeline's dead-letter subscription (chart and alert 3)."""
+    return f"sum({UNDELIVERED}{{{n.subscription_selector}}})"
+
+
 def dead_letters_query(n: PipelineNames) -> str:
-    """Alert 3: messages waiting in the dead-letter subscription (not used until it exists)."""
-    if n.dead_letter_subscription is None:
-        raise ValueError(DEAD_LETTERS_HOOK)
-    return (
-        f'sum({UNDELIVERED}{{monitored_resource="pubsub_subscription",'
-        f'project_id="{n.project}",subscription_id="{n.dead_letter_subscription}"}}) > 0'
-    )
+    """Alert 3: any dead letter waiting for a replay."""
+    return f"{dead_letters(n)} > 0"
 
 
 # --- links and runbooks ------------------------------------------------------------------
@@ -213,6 +214,30 @@ def capacity_runbook(n: PipelineNames, max_instances: int, ratio: float, window:
             f"Errors and timeouts in the handler: [Errors]({_service_errors(n)})",
             "Raise service.maxInstances (and check the region's quota) or lower the queue's"
             f" maxConcurrentDispatches. [Queue]({queue_link(n)})",
+        ],
+        n,
+    )
+
+
+def subscription_link(n: PipelineNames) -> str:
+    return (
+        f"{CONSOLE}/cloudpubsub/subscription/detail/{n.dead_letter_subscription}"
+        f"?project={n.project}"
+    )
+
+
+def dead_letters_runbook(n: PipelineNames) -> str:
+    return _runbook(
+        "Dead letters waiting",
+        f"Tasks failed for good and wait in subscription `{n.dead_letter_subscription}`"
+        " for a replay; each is kept 31 days after it was dead-lettered, then lost.",
+        [
+            f"Why did they fail (reason attribute, handler errors)? [Subscription]"
+            f"({subscription_link(n)}), [errors]({_service_errors(n)})",
+            "Fix the cause (a handler bug, a rejected payload, a dependency down) before"
+            " replaying, or the replayed tasks fail again.",
+            f"Replay: `python -m taskclient replay --stack STACK --pipeline {n.pipeline}`"
+            " (`--dry-run` first); it acknowledges each message once its task exists.",
         ],
         n,
     )

@@ -6,15 +6,31 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
+import pulumi_gcp as gcp
 
 from components.alerts import PipelineAlertsArgs, pipeline_alerts
-from components.iam import IamMember, members
+from components.iam import IamMember, grant_all, members
 from components.identities import ServiceAccount, ServiceAccountArgs
-from components.names import invoker_account, runtime_account
+from components.names import RUNTIME_KEY, dead_letters, grant, invoker_account, runtime_account
 from components.queue import TaskQueue, TaskQueueArgs
-from components.roles import ENQUEUER, OPENID_TOKEN_CREATOR, RUN_INVOKER, SERVICE_ACCOUNT_USER
+from components.roles import (
+    DATASTORE_USER,
+    ENQUEUER,
+    OPENID_TOKEN_CREATOR,
+    PUBLISHER,
+    RUN_INVOKER,
+    SERVICE_ACCOUNT_USER,
+    SUBSCRIBER,
+)
 from components.service import TaskService, TaskServiceArgs
 from components.settings import PipelineSettings
+
+# Pub/Sub's longest subscription retention, 31 days (pubsub/docs/subscription-properties:
+# message retention duration 10 minutes..31 days): dead letters wait that long for a replay.
+DEAD_LETTER_RETENTION = "2678400s"
+# Time a replayer has to create a message's task before Pub/Sub redelivers it (10..600 s;
+# a redelivery is harmless, the replayed task's name is derived from the dead letter's).
+REPLAY_ACK_DEADLINE_SECONDS = 60
 
 
 @dataclass
@@ -24,6 +40,9 @@ class TaskPipelineArgs:
     """Validated pipeline settings with every default resolved (see components.settings)."""
     cloudtasks_agent_member: pulumi.Input[str]
     """The project's Cloud Tasks service agent (ProjectApis.cloudtasks_agent_member)."""
+    database: pulumi.Input[str]
+    """The stack's idempotency database id (IdempotencyStore.database_id): the runtime
+    account may read and write it, and no other database."""
     protect: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     secret_env: bool = False
@@ -46,11 +65,19 @@ class TaskPipeline(pulumi.ComponentResource):
       the invoker's OIDC token to them (serviceAccountUser on the invoker account only);
     - the Cloud Tasks service agent: mint OIDC tokens for the invoker account only;
     - the invoker account: invoke this service only (run.invoker on the service);
-    - the runtime account: what the service runs as; reads its own secrets only.
+    - the runtime account: what the service runs as; reads its own secrets only, reads and
+      writes the stack's idempotency database only, publishes to its dead-letter topic only;
+    - replayers: consume from its dead-letter subscription only, and create tasks as
+      enqueuers do (a replay re-creates each dead letter as a task).
+
+    The dead-letter topic and subscription are registered here directly, not in a
+    component of their own: a component costs about as much to register as a resource
+    (bench/scale.py).
     """
 
     queue_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
+    dead_letter_subscription: pulumi.Output[str]
     outputs: dict[str, pulumi.Input[str]]
     """The stack output entry: what enqueue code needs to create a task. One output per
     field, so a preview shows the fields already known (location, deadline)."""
@@ -69,7 +96,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 account_id=invoker_account(name),
                 display_name=f"Cloud Tasks invoker of pipeline {name}",
                 iam_members=[
-                    *members(SERVICE_ACCOUNT_USER, s.enqueuers),
+                    *members(SERVICE_ACCOUNT_USER, s.task_creators),
                     IamMember(
                         role=OPENID_TOKEN_CREATOR,
                         member=args.cloudtasks_agent_member,
@@ -90,6 +117,67 @@ class TaskPipeline(pulumi.ComponentResource):
             ),
             child,
         )
+        child_after_apis = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        labels = {**args.labels, "pipeline": name}
+        topic = gcp.pubsub.Topic(
+            dead_letters(name),
+            project=args.project,
+            labels=pulumi.Output.secret(labels) if args.secret_labels else labels,
+            opts=child_after_apis,
+        )
+        subscription = gcp.pubsub.Subscription(
+            dead_letters(name),
+            project=args.project,
+            topic=topic.name,
+            labels=pulumi.Output.secret(labels) if args.secret_labels else labels,
+            message_retention_duration=DEAD_LETTER_RETENTION,
+            # A replayed message is gone once acknowledged: its task exists by then, and
+            # keeping it would keep task bodies longer than anything needs them.
+            retain_acked_messages=False,
+            # Never deleted for inactivity (an empty ttl; the default is 31 idle days).
+            expiration_policy=gcp.pubsub.SubscriptionExpirationPolicyArgs(ttl=""),
+            ack_deadline_seconds=REPLAY_ACK_DEADLINE_SECONDS,
+            opts=child_after_apis,
+        )
+        publish = gcp.pubsub.TopicIAMMember(
+            grant(dead_letters(name), PUBLISHER, RUNTIME_KEY).name,
+            project=args.project,
+            topic=topic.name,
+            role=PUBLISHER,
+            member=runtime.member,
+            opts=child,
+        )
+        grant_all(
+            dead_letters(name),
+            members(SUBSCRIBER, s.replayers),
+            lambda grant_name, member, aliases: gcp.pubsub.SubscriptionIAMMember(
+                grant_name,
+                project=args.project,
+                subscription=subscription.name,
+                role=member.role,
+                member=member.member,
+                opts=pulumi.ResourceOptions(parent=self, aliases=aliases),
+            ),
+        )
+        # Firestore has no per-database IAM resource: the documented per-database scope is
+        # a project-level grant with an IAM condition on the database's resource name
+        # (firestore/docs/manage-databases, "Configure per-database access permissions").
+        database_path = pulumi.Output.concat(
+            "projects/", args.project, "/databases/", args.database
+        )
+        store = gcp.projects.IAMMember(
+            grant(name, DATASTORE_USER, RUNTIME_KEY).name,
+            project=args.project,
+            role=DATASTORE_USER,
+            member=runtime.member,
+            condition=gcp.projects.IAMMemberConditionArgs(
+                title=pulumi.Output.concat("idempotency database ", args.database, " only"),
+                description=f"Runtime account of pipeline {name}: its idempotency records.",
+                expression=pulumi.Output.concat('resource.name == "', database_path, '"'),
+            ),
+            opts=child_after_apis,
+        )
+        topic_path = pulumi.Output.concat("projects/", args.project, "/topics/", topic.name)
         service = TaskService(
             name,
             TaskServiceArgs(
@@ -98,13 +186,20 @@ class TaskPipeline(pulumi.ComponentResource):
                 settings=s.service,
                 service_account=runtime.email,
                 max_attempts=s.queue.max_attempts,
+                pipeline_env={
+                    "TASK_FIRESTORE_DATABASE": args.database,
+                    "TASK_DEAD_LETTER_TOPIC": topic_path,
+                    "TASK_DISPATCH_DEADLINE": str(s.dispatch_deadline),
+                },
                 iam_members=[IamMember(role=RUN_INVOKER, member=invoker.member, key="invoker")],
-                labels={**args.labels, "pipeline": name},
+                labels=labels,
                 secret_env=args.secret_env,
                 secret_labels=args.secret_labels,
                 protect=args.protect,
                 depends_on=args.depends_on,
                 unaliased_secret_grants=args.unaliased_secret_grants,
+                # Its first requests claim records and may dead-letter: grants first.
+                grants=[publish, store],
             ),
             child,
         )
@@ -116,7 +211,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 settings=s.queue,
                 target_url=service.url,
                 invoker_email=invoker.email,
-                iam_members=members(ENQUEUER, s.enqueuers),
+                iam_members=members(ENQUEUER, s.task_creators),
                 protect=args.protect,
                 depends_on=args.depends_on,
             ),
@@ -129,12 +224,14 @@ class TaskPipeline(pulumi.ComponentResource):
                 settings=s,
                 queue_name=queue.queue_name,
                 service_name=service.service_name,
+                dead_letter_subscription=subscription.name,
                 notification_channels=args.notification_channels,
                 depends_on=args.depends_on,
             ),
             self,
         )
         self.queue_name, self.service_name = queue.queue_name, service.service_name
+        self.dead_letter_subscription = subscription.name
         self.outputs = {
             "queue": queue.path,
             "queueName": queue.queue_name,
@@ -144,5 +241,10 @@ class TaskPipeline(pulumi.ComponentResource):
             "invokerServiceAccount": invoker.email,
             "runtimeServiceAccount": runtime.email,
             "dispatchDeadline": str(s.dispatch_deadline),
+            "deadLetterTopic": topic_path,
+            "deadLetterSubscription": pulumi.Output.concat(
+                "projects/", args.project, "/subscriptions/", subscription.name
+            ),
+            "firestoreDatabase": args.database,
         }
         self.register_outputs({"outputs": self.outputs})

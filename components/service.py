@@ -31,6 +31,10 @@ class TaskServiceArgs:
     max_attempts: int = -1
     """The queue's maxAttempts, given to the handler as TASK_MAX_ATTEMPTS so it can write
     a task to its dead-letter sink on the last attempt; -1 is unlimited."""
+    pipeline_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Settings the pipeline gives the handler (TASK_FIRESTORE_DATABASE,
+    TASK_DEAD_LETTER_TOPIC, TASK_DISPATCH_DEADLINE); names in settings.service.PIPELINE_ENV,
+    which users can't set."""
     iam_members: Sequence[IamMember] = field(default_factory=tuple)
     """Grants on the service, e.g. roles/run.invoker for the queue's invoker account."""
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -43,6 +47,8 @@ class TaskServiceArgs:
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     unaliased_secret_grants: frozenset[str] = frozenset()
     """Former secret-grant names no grant may alias (components.names.check_names)."""
+    grants: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """Grants to the runtime account its revisions need from their first request."""
 
 
 class TaskService(pulumi.ComponentResource):
@@ -77,7 +83,14 @@ class TaskService(pulumi.ComponentResource):
             for secret_id in sorted({ref.split(":")[0] for ref in s.secrets.values()})
             for grant in [secret_grant(name, secret_id)]
         ]
-        plain_env = {**s.env, "TASK_MAX_ATTEMPTS": str(args.max_attempts)}
+        # TASK_CONCURRENCY: the handler runs as many threads as Cloud Run sends requests.
+        plain_env: dict[str, pulumi.Input[str]] = {
+            **s.env,
+            "TASK_MAX_ATTEMPTS": str(args.max_attempts),
+            "TASK_CONCURRENCY": str(s.concurrency),
+            "GOOGLE_CLOUD_PROJECT": args.project,
+            **args.pipeline_env,
+        }
         envs = [
             gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(
                 name=key,
@@ -130,7 +143,7 @@ class TaskService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=args.protect,
-                depends_on=[*args.depends_on, *secret_grants],
+                depends_on=[*args.depends_on, *secret_grants, *args.grants],
             ),
         )
         grant_all(

@@ -30,7 +30,14 @@ def picture_layout(stack: str = STACK) -> Layout:
     settings = settings_from_config(stack_file.config, stack_file.secret_keys, stack=stack)
     rows = [
         RowInput(
-            PipelineNames(name, settings.project, p.resolved_location, f"{name}-XXXX", name),
+            PipelineNames(
+                name,
+                settings.project,
+                p.resolved_location,
+                f"{name}-XXXX",
+                name,
+                f"{name}-dead-letters-XXXX",
+            ),
             p.service.max_instances,
         )
         for name, p in settings.pipelines.items()

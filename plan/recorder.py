@@ -38,7 +38,14 @@ UNKNOWN = "<unknown until deployed>"
 """Stands in for values only a real deployment knows (preview mode)."""
 
 # Types whose `name` Pulumi auto-generates (logical name + random suffix) when unset.
-AUTONAMED = frozenset({"gcp:cloudtasks/queue:Queue", "gcp:cloudrunv2/service:Service"})
+AUTONAMED = frozenset(
+    {
+        "gcp:cloudtasks/queue:Queue",
+        "gcp:cloudrunv2/service:Service",
+        "gcp:pubsub/topic:Topic",
+        "gcp:pubsub/subscription:Subscription",
+    }
+)
 
 
 @dataclass(frozen=True)

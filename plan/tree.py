@@ -129,6 +129,51 @@ def _grant(target: str, what: str) -> Details:
     return details
 
 
+def _project_grant(r: Resource, by_key: dict[str, Resource]) -> list[str]:
+    """A project-level grant: what its IAM condition narrows it to is the point."""
+    condition = _get(r.inputs, "condition.expression", "none: the whole project")
+    return [
+        f"grant: {_wired(r, 'member', by_key)} -> {_get(r.inputs, 'role')} -> project"
+        f" {_get(r.inputs, 'project')}",
+        f"only if: {condition}",
+    ]
+
+
+def _database(r: Resource, _: dict[str, Resource]) -> list[str]:
+    i = r.inputs
+    return [
+        f"database {_get(i, 'name')} ({_get(i, 'type')}) in {_get(i, 'locationId')},"
+        f" project {_get(i, 'project')}",
+        f"delete protection {_get(i, 'deleteProtectionState')},"
+        f" on destroy {_get(i, 'deletionPolicy')}",
+    ]
+
+
+def _ttl(r: Resource, by_key: dict[str, Resource]) -> list[str]:
+    i = r.inputs
+    return [
+        f"TTL: documents of collection group {_get(i, 'collection')} deleted"
+        f" {_get(i, 'ttlConfig.expirationOffset', '0s')} after their {_get(i, 'field')}"
+        f" (database {_wired(r, 'database', by_key)})",
+    ]
+
+
+def _topic(r: Resource, _: dict[str, Resource]) -> list[str]:
+    return [f"dead-letter topic, project {_get(r.inputs, 'project')}"]
+
+
+def _subscription(r: Resource, by_key: dict[str, Resource]) -> list[str]:
+    i = r.inputs
+    ttl = _get(i, "expirationPolicy.ttl", None)
+    return [
+        f"pull subscription of {_wired(r, 'topic', by_key)}",
+        f"keeps messages {_get(i, 'messageRetentionDuration')}, acked ones"
+        f" {'too' if i.get('retainAckedMessages') else 'not'};"
+        f" expires {'never' if ttl == '' else ttl or 'after 31 idle days (default)'};"
+        f" ack deadline {_get(i, 'ackDeadlineSeconds')}s",
+    ]
+
+
 def _alert(r: Resource, _: dict[str, Resource]) -> list[str]:
     i = r.inputs
     channels = i.get("notificationChannels") or []
@@ -166,6 +211,15 @@ DETAILS: dict[str, Details] = {
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": _grant("name", "service"),
     "gcp:serviceaccount/iAMMember:IAMMember": _grant("serviceAccountId", "account"),
     "gcp:secretmanager/secretIamMember:SecretIamMember": _grant("secretId", "secret"),
+    "gcp:pubsub/topicIAMMember:TopicIAMMember": _grant("topic", "topic"),
+    "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember": _grant(
+        "subscription", "subscription"
+    ),
+    "gcp:projects/iAMMember:IAMMember": _project_grant,
+    "gcp:firestore/database:Database": _database,
+    "gcp:firestore/field:Field": _ttl,
+    "gcp:pubsub/topic:Topic": _topic,
+    "gcp:pubsub/subscription:Subscription": _subscription,
 }
 
 

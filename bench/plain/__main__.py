@@ -36,7 +36,7 @@ apis = [
         disable_on_destroy=False,
         disable_dependent_services=False,
     )
-    for api in ("cloudtasks", "run", "iam", "monitoring")
+    for api in ("cloudtasks", "run", "iam", "monitoring", "firestore", "pubsub")
 ]
 agent = gcp.projects.ServiceIdentity(
     "apis-cloudtasks-agent",
@@ -45,6 +45,26 @@ agent = gcp.projects.ServiceIdentity(
     opts=pulumi.ResourceOptions(depends_on=[apis[0]]),
 )
 after_apis = pulumi.ResourceOptions(depends_on=[*apis, agent])
+idempotency = config.get_object("idempotency") or {}
+database = gcp.firestore.Database(
+    "idempotency",
+    project=project,
+    name=idempotency.get("database", f"tasks-{pulumi.get_stack()}"),
+    location_id=idempotency.get("location", region),
+    type="FIRESTORE_NATIVE",
+    delete_protection_state="DELETE_PROTECTION_DISABLED",
+    deletion_policy="DELETE",
+    opts=after_apis,
+)
+gcp.firestore.Field(
+    "idempotency",
+    project=project,
+    database=database.name,
+    collection="idempotency",
+    field="updatedAt",
+    ttl_config=gcp.firestore.FieldTtlConfigArgs(expiration_offset="604800s"),
+    index_config=gcp.firestore.FieldIndexConfigArgs(indexes=[]),
+)
 channels = [
     *alerting.get("notificationChannels", []),
     *(
@@ -95,6 +115,45 @@ for name, p in pipelines.items():
     )
     max_instances = service_settings.get("maxInstances", 10)
     concurrency = service_settings.get("concurrency", 80)
+    topic = gcp.pubsub.Topic(
+        f"{name}-dead-letters",
+        project=project,
+        labels={**labels, "pipeline": name},
+        opts=after_apis,
+    )
+    subscription = gcp.pubsub.Subscription(
+        f"{name}-dead-letters",
+        project=project,
+        topic=topic.name,
+        labels={**labels, "pipeline": name},
+        message_retention_duration="2678400s",
+        retain_acked_messages=False,
+        expiration_policy=gcp.pubsub.SubscriptionExpirationPolicyArgs(ttl=""),
+        ack_deadline_seconds=60,
+        opts=after_apis,
+    )
+    publish = gcp.pubsub.TopicIAMMember(
+        f"{name}-dead-letters-pubsub-publisher-runtime",
+        project=project,
+        topic=topic.name,
+        role="roles/pubsub.publisher",
+        member=runtime.member,
+    )
+    store = gcp.projects.IAMMember(
+        f"{name}-datastore-user-runtime",
+        project=project,
+        role="roles/datastore.user",
+        member=runtime.member,
+        condition=gcp.projects.IAMMemberConditionArgs(
+            title=pulumi.Output.concat("idempotency database ", database.name, " only"),
+            description=f"Runtime account of pipeline {name}: its idempotency records.",
+            expression=pulumi.Output.concat(
+                'resource.name == "projects/', project, "/databases/", database.name, '"'
+            ),
+        ),
+        opts=after_apis,
+    )
+    topic_path = pulumi.Output.concat("projects/", project, "/topics/", topic.name)
     service = gcp.cloudrunv2.Service(
         name,
         project=project,
@@ -123,13 +182,18 @@ for name, p in pipelines.items():
                             {
                                 **service_settings.get("env", {}),
                                 "TASK_MAX_ATTEMPTS": str(queue_settings.get("maxAttempts", 20)),
+                                "TASK_CONCURRENCY": str(concurrency),
+                                "GOOGLE_CLOUD_PROJECT": project,
+                                "TASK_FIRESTORE_DATABASE": database.name,
+                                "TASK_DEAD_LETTER_TOPIC": topic_path,
+                                "TASK_DISPATCH_DEADLINE": deadline,
                             }.items()
                         )
                     ],
                 )
             ],
         ),
-        opts=after_apis,
+        opts=pulumi.ResourceOptions(depends_on=[*apis, agent, publish, store]),
     )
     gcp.cloudrunv2.ServiceIamMember(
         f"{name}-run-invoker-invoker",
@@ -194,8 +258,8 @@ for name, p in pipelines.items():
     f_duration = failing.get("duration", "300s")
     c_duration = capacity.get("duration", "900s")
     e_ratio, e_window = capacity.get("errorRatio", 0.05), capacity.get("errorWindow", "300s")
-    names = pulumi.Output.all(queue.name, service.name).apply(
-        lambda v, name=name: q.PipelineNames(name, project, region, v[0], v[1])
+    names = pulumi.Output.all(queue.name, service.name, subscription.name).apply(
+        lambda v, name=name: q.PipelineNames(name, project, region, v[0], v[1], v[2])
     )
     for kind, title, severity, conditions, runbook in (
         (
@@ -223,6 +287,13 @@ for name, p in pipelines.items():
                 )
             ],
             names.apply(lambda n, r=f_ratio, w=f_window: q.failing_attempts_runbook(n, r, w)),
+        ),
+        (
+            "dead-letters",
+            "dead letters waiting",
+            "ERROR",
+            [("a dead letter waits for a replay", names.apply(q.dead_letters_query), "0s")],
+            names.apply(q.dead_letters_runbook),
         ),
         (
             "capacity",
@@ -284,6 +355,11 @@ for name, p in pipelines.items():
         "invokerServiceAccount": invoker.email,
         "runtimeServiceAccount": runtime.email,
         "dispatchDeadline": deadline,
+        "deadLetterTopic": topic_path,
+        "deadLetterSubscription": pulumi.Output.concat(
+            "projects/", project, "/subscriptions/", subscription.name
+        ),
+        "firestoreDatabase": database.name,
     }
 
 dashboard = gcp.monitoring.Dashboard(

@@ -119,6 +119,7 @@ def settings_from_config(
         problems=[*_key_problems(config), *prod_problems(stack, raw)],
     )
     settings.mark_secret(secret_keys)
+    settings.name_stack(stack)
     return settings
 
 

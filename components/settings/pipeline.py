@@ -28,15 +28,21 @@ PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
 MEMBER_PREFIXES = ("serviceAccount", "user", "group", "principal", "principalSet")
 
 
-def _enqueuer(member: str) -> str:
-    if member in PUBLIC_MEMBERS:
-        raise fail("public members (allUsers, allAuthenticatedUsers) may not enqueue tasks")
-    if not re.fullmatch(rf"(?:{'|'.join(MEMBER_PREFIXES)}):\S+", member):
-        raise fail(
-            "must be an IAM member such as 'serviceAccount:NAME@PROJECT.iam.gserviceaccount.com'"
-            f" (prefixes: {', '.join(MEMBER_PREFIXES)})"
-        )
-    return member
+def _member(may: str) -> AfterValidator:
+    """An IAM member from config, never a public one; MAY says what it would be allowed."""
+
+    def check(member: str) -> str:
+        if member in PUBLIC_MEMBERS:
+            raise fail(f"public members (allUsers, allAuthenticatedUsers) may not {may}")
+        if not re.fullmatch(rf"(?:{'|'.join(MEMBER_PREFIXES)}):\S+", member):
+            raise fail(
+                "must be an IAM member such as"
+                " 'serviceAccount:NAME@PROJECT.iam.gserviceaccount.com'"
+                f" (prefixes: {', '.join(MEMBER_PREFIXES)})"
+            )
+        return member
+
+    return AfterValidator(check)
 
 
 PipelineName = Annotated[
@@ -51,7 +57,8 @@ Region = Annotated[
     str,
     matching(r"[a-z]+-[a-z]+[0-9]+", "a region such as 'us-central1' (not a zone or multi-region)"),
 ]
-Enqueuer = Annotated[str, AfterValidator(_enqueuer)]
+Enqueuer = Annotated[str, _member("enqueue tasks")]
+Replayer = Annotated[str, _member("replay dead letters")]
 
 
 class PipelineSettings(Settings):
@@ -65,14 +72,18 @@ class PipelineSettings(Settings):
     service: ServiceSettings
     queue: QueueSettings = Field(default_factory=lambda: QueueSettings.model_validate({}))
     enqueuers: list[Enqueuer] = Field(default_factory=list)
+    # Who may pull this pipeline's dead letters and re-create them as tasks: they consume
+    # from its dead-letter subscription and, like enqueuers, create tasks in its queue.
+    replayers: list[Replayer] = Field(default_factory=list)
     alerts: PipelineAlerts = Field(default_factory=lambda: PipelineAlerts.model_validate({}))
 
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:
-        if known(view.enqueuers):
-            for index, member in enumerate(view.enqueuers):
-                if member in view.enqueuers[:index]:
-                    yield (("enqueuers", index), "is listed twice", member)
+        for key, members in (("enqueuers", view.enqueuers), ("replayers", view.replayers)):
+            if known(members):
+                for index, member in enumerate(members):
+                    if member in members[:index]:
+                        yield ((key, index), "is listed twice", member)
         service, queue, deadline = view.service, view.queue, view.dispatch_deadline
         if not known(service, queue):
             return
@@ -102,6 +113,11 @@ class PipelineSettings(Settings):
                 self.service.capacity, MAX_CONCURRENT_DISPATCHES
             )
         self.alerts.resolve_backlog(self.queue.max_dispatches_per_second)
+
+    @property
+    def task_creators(self) -> list[str]:
+        """Everyone who creates tasks in the queue: enqueuers, then replayers not among them."""
+        return list(dict.fromkeys([*self.enqueuers, *self.replayers]))
 
     @property
     def resolved_location(self) -> str:

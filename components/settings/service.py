@@ -30,10 +30,17 @@ MAX_CONCURRENCY = 1000
 # service (run/docs/configuring/max-instances-limits); beyond that needs a quota increase,
 # so we refuse it rather than deploy a ceiling the region will not honour.
 MAX_INSTANCES = 1000
-# Set by Cloud Run, or by TaskService from the queue's settings (the handler's last-attempt check).
-RESERVED_ENV = frozenset(
-    {"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION", "TASK_MAX_ATTEMPTS"}
+# Set by Cloud Run, or by TaskService from the pipeline's settings: the handler's
+# last-attempt check, its idempotency store, dead-letter topic, claim lease and threads.
+PIPELINE_ENV = (
+    "TASK_MAX_ATTEMPTS",
+    "TASK_FIRESTORE_DATABASE",
+    "TASK_DEAD_LETTER_TOPIC",
+    "TASK_DISPATCH_DEADLINE",
+    "TASK_CONCURRENCY",
+    "GOOGLE_CLOUD_PROJECT",
 )
+RESERVED_ENV = frozenset({"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION", *PIPELINE_ENV})
 
 # --- CPU and memory (run/docs/configuring/services/cpu, .../services/memory-limits) ----------
 # vCPU: any value from 0.08 to 1 in steps of 0.001, or a whole 1, 2, 4, 6 or 8. Held in

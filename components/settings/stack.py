@@ -9,6 +9,13 @@ import regex
 from pydantic import AfterValidator, Field, PrivateAttr
 
 from components.settings.alerts import StackAlerts
+from components.settings.idempotency import (
+    IdempotencySettings,
+    database_for_stack,
+    default_location,
+    location_problem,
+    retry_window,
+)
 from components.settings.pipeline import PipelineName, PipelineSettings, Region
 from components.settings.validation import (
     INVALID,
@@ -16,6 +23,7 @@ from components.settings.validation import (
     Problem,
     Settings,
     fail,
+    known,
     matching,
 )
 
@@ -74,7 +82,11 @@ class StackSettings(Settings):
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     pipelines: dict[PipelineName, PipelineSettings] = Field(min_length=1)
     alerts: StackAlerts = Field(default_factory=lambda: StackAlerts.model_validate({}))
+    idempotency: IdempotencySettings = Field(
+        default_factory=lambda: IdempotencySettings.model_validate({})
+    )
     _secret_keys: frozenset[str] = PrivateAttr(default=frozenset())
+    _stack: str = PrivateAttr(default="")
 
     def mark_secret(self, keys: Collection[str]) -> None:
         """Record which config keys Pulumi holds as secrets (`pulumi config set --secret`)."""
@@ -100,22 +112,82 @@ class StackSettings(Settings):
                 f" Cloud Run takes {MAX_LABELS} and the project adds {', '.join(PROJECT_LABELS)}",
                 None,
             )
-        if view.pipelines is INVALID or view.region is not None:
+        if view.pipelines is INVALID:
             return
-        for name, pipeline in view.pipelines.items():
-            if pipeline is not INVALID and pipeline.location is None:
-                yield (
-                    ("pipelines", name, "location"),
-                    "is required when gcp:region is not set",
-                    None,
-                )
+        if view.region is None:
+            for name, pipeline in view.pipelines.items():
+                if pipeline is not INVALID and pipeline.location is None:
+                    yield (
+                        ("pipelines", name, "location"),
+                        "is required when gcp:region is not set",
+                        None,
+                    )
+        if view.idempotency is not INVALID:
+            yield from _idempotency_rules(view)
 
     def resolve(self) -> None:
         for pipeline in self.pipelines.values():
             if pipeline.location is None:
                 pipeline.location = self.region
             pipeline.resolve()
+        if self.idempotency.location is None:
+            self.idempotency.location = default_location(
+                [p.resolved_location for p in self.pipelines.values()], self.region
+            )
+
+    def name_stack(self, stack: str) -> None:
+        """Record the stack's name: the database id defaults to `tasks-<stack>`."""
+        self._stack = stack
+
+    @property
+    def database_id(self) -> str:
+        """The idempotency database's id: idempotency.database, or `tasks-<stack>`."""
+        return self.idempotency.database or database_for_stack(self._stack)
+
+    @property
+    def database_location(self) -> str:
+        if self.idempotency.location is None:
+            raise RuntimeError("idempotency.location is resolved by StackSettings validation")
+        return self.idempotency.location
 
     @property
     def uses_secrets(self) -> bool:
         return any(p.service.secrets for p in self.pipelines.values())
+
+
+def _idempotency_rules(view: Any) -> Iterator[Problem]:
+    """The database's location suits the pipelines, and its records outlive every retry."""
+    idempotency = view.idempotency
+    pipelines = {n: p for n, p in view.pipelines.items() if p is not INVALID}
+    regions = {
+        name: p.location if p.location is not None else view.region
+        for name, p in pipelines.items()
+        if known(p.location) and (p.location is not None or known(view.region))
+    }
+    if (
+        known(idempotency.location)
+        and len(regions) == len(view.pipelines)
+        and None not in regions.values()
+    ):
+        problem = location_problem(idempotency.location, regions, view.region)
+        if problem is not None:
+            yield (("idempotency", "location"), problem, idempotency.location)
+    if not known(idempotency.ttl):
+        return
+    for name, p in sorted(pipelines.items()):
+        queue = p.queue
+        if not known(queue, p.dispatch_deadline):
+            continue
+        limits = (queue.max_attempts, queue.max_retry_duration, queue.max_backoff)
+        if not known(*limits):
+            continue
+        window = retry_window(*limits, p.dispatch_deadline)
+        if idempotency.ttl < window:
+            yield (
+                ("idempotency", "ttl"),
+                f"must be >= {window}: pipeline {name!r} can redeliver a task that long after"
+                " its first attempt (the longer of maxRetryDuration + dispatchDeadline and"
+                " maxAttempts x dispatchDeadline + (maxAttempts - 1) x maxBackoff), and a"
+                " record deleted before that lets a redelivery run twice",
+                str(idempotency.ttl),
+            )

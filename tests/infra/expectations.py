@@ -18,11 +18,25 @@ SERVICE_MEMBER = "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"
 ACCOUNT = "gcp:serviceaccount/account:Account"
 ACCOUNT_MEMBER = "gcp:serviceaccount/iAMMember:IAMMember"
 SECRET_MEMBER = "gcp:secretmanager/secretIamMember:SecretIamMember"
+TOPIC = "gcp:pubsub/topic:Topic"
+SUBSCRIPTION = "gcp:pubsub/subscription:Subscription"
+TOPIC_MEMBER = "gcp:pubsub/topicIAMMember:TopicIAMMember"
+SUBSCRIPTION_MEMBER = "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember"
+PROJECT_MEMBER = "gcp:projects/iAMMember:IAMMember"
+DATABASE = "gcp:firestore/database:Database"
+TTL_FIELD = "gcp:firestore/field:Field"
 API = "gcp:projects/service:Service"
 AGENT = "gcp:projects/serviceIdentity:ServiceIdentity"
 PIPELINE = "cloudrun-tasks:index:TaskPipeline"
 APIS = "cloudrun-tasks:index:ProjectApis"
-REQUIRED_APIS = {"cloudtasks.googleapis.com", "run.googleapis.com", "iam.googleapis.com"}
+REQUIRED_APIS = {
+    "cloudtasks.googleapis.com",
+    "run.googleapis.com",
+    "iam.googleapis.com",
+    "firestore.googleapis.com",
+    "pubsub.googleapis.com",
+}
+DEAD_LETTER_RETENTION = "2678400s"  # 31 days, Pub/Sub's maximum for a subscription
 
 
 def descendants(rec: Recording, root: RecordedResource) -> list[RecordedResource]:
@@ -63,6 +77,7 @@ def check_pipeline(
     location: str,
     protect: bool,
     enqueuers: list[str],
+    replayers: list[str] | None = None,
     secrets: dict[str, str] | None = None,
     exported: dict[str, Any] | None = None,
 ) -> None:
@@ -108,9 +123,11 @@ def check_pipeline(
 
     invoker_member = f"serviceAccount:{invoker}"
     assert _grants(inside, SERVICE_MEMBER) == {("roles/run.invoker", invoker_member)}
-    assert _grants(inside, QUEUE_MEMBER) == {("roles/cloudtasks.enqueuer", m) for m in enqueuers}
+    replayers = replayers or []
+    creators = {*enqueuers, *replayers}
+    assert _grants(inside, QUEUE_MEMBER) == {("roles/cloudtasks.enqueuer", m) for m in creators}
     assert _grants(inside, ACCOUNT_MEMBER) == {
-        ("roles/iam.serviceAccountUser", m) for m in enqueuers
+        ("roles/iam.serviceAccountUser", m) for m in creators
     } | {("roles/iam.serviceAccountOpenIdTokenCreator", f"serviceAccount:{agent}")}
     for grant in (r for r in inside if r.type == ACCOUNT_MEMBER):
         assert grant.inputs["serviceAccountId"] == accounts[f"{name}-invoker"].outputs["name"], (
@@ -129,6 +146,55 @@ def check_pipeline(
         assert grant.inputs["member"] == f"serviceAccount:{runtime}"
         assert grant.urn in service.dependencies, f"service must wait for {grant.name}"
 
+    runtime_member = f"serviceAccount:{runtime}"
+    topic = _only(inside, TOPIC, name)
+    subscription = _only(inside, SUBSCRIPTION, name)
+    for resource in (topic, subscription):
+        assert resource.inputs["project"] == project, f"{resource.name}: project"
+        assert not api_urns - set(resource.dependencies), f"{resource.name} must wait for APIs"
+    assert subscription.inputs["topic"] == topic.outputs["name"], "subscription of its topic"
+    assert subscription.inputs["messageRetentionDuration"] == DEAD_LETTER_RETENTION
+    assert subscription.inputs["retainAckedMessages"] is False
+    assert subscription.inputs["expirationPolicy"] == {"ttl": ""}, "never expires"
+    assert "pushConfig" not in subscription.inputs, "a pull subscription"
+    [publish] = [r for r in inside if r.type == TOPIC_MEMBER]
+    assert (publish.inputs["role"], publish.inputs["member"]) == (
+        "roles/pubsub.publisher",
+        runtime_member,
+    )
+    assert publish.inputs["topic"] == topic.outputs["name"], "publish to its own topic only"
+    assert _grants(inside, SUBSCRIPTION_MEMBER) == {
+        ("roles/pubsub.subscriber", m) for m in replayers
+    }
+    for grant in (r for r in inside if r.type == SUBSCRIPTION_MEMBER):
+        assert grant.inputs["subscription"] == subscription.outputs["name"], grant.name
+    database = rec.one(DATABASE, "idempotency").inputs["name"]
+    [store] = [r for r in inside if r.type == PROJECT_MEMBER]
+    assert (store.inputs["role"], store.inputs["member"]) == (
+        "roles/datastore.user",
+        runtime_member,
+    )
+    assert store.inputs["condition"]["expression"] == (
+        f'resource.name == "projects/{project}/databases/{database}"'
+    ), "the runtime account's data access is this one database"
+    assert rec.one(DATABASE, "idempotency").urn in store.dependencies
+    for grant in (publish, store):
+        assert grant.urn in service.dependencies, f"service must wait for {grant.name}"
+
+    topic_path = f"projects/{project}/topics/{topic.outputs['name']}"
+    [container] = service.inputs["template"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["envs"]}
+    assert {k: env[k] for k in PIPELINE_ENV} == {
+        "TASK_FIRESTORE_DATABASE": database,
+        "TASK_DEAD_LETTER_TOPIC": topic_path,
+        "TASK_DISPATCH_DEADLINE": rec.outputs["pipelines"][name]["dispatchDeadline"]
+        if exported is None
+        else exported["dispatchDeadline"],
+        "TASK_CONCURRENCY": str(int(service.inputs["template"]["maxInstanceRequestConcurrency"])),
+        "GOOGLE_CLOUD_PROJECT": project,
+        "TASK_MAX_ATTEMPTS": str(int(queue.inputs["retryConfig"]["maxAttempts"])),
+    }
+
     expected = {
         "queue": f"projects/{project}/locations/{location}/queues/{queue.outputs['name']}",
         "queueName": queue.outputs["name"],
@@ -137,23 +203,50 @@ def check_pipeline(
         "serviceUrl": url,
         "invokerServiceAccount": invoker,
         "runtimeServiceAccount": runtime,
+        "deadLetterTopic": topic_path,
+        "deadLetterSubscription": (
+            f"projects/{project}/subscriptions/{subscription.outputs['name']}"
+        ),
+        "firestoreDatabase": database,
     }
     entry = rec.outputs["pipelines"][name] if exported is None else exported
     assert {k: entry[k] for k in expected} == expected, f"stack output of {name}"
 
 
+PIPELINE_ENV = (
+    "TASK_FIRESTORE_DATABASE",
+    "TASK_DEAD_LETTER_TOPIC",
+    "TASK_DISPATCH_DEADLINE",
+    "TASK_CONCURRENCY",
+    "GOOGLE_CLOUD_PROJECT",
+    "TASK_MAX_ATTEMPTS",
+)
 PUBLIC = {"allUsers", "allAuthenticatedUsers"}
-MEMBER_TYPES = {QUEUE_MEMBER, SERVICE_MEMBER, ACCOUNT_MEMBER, SECRET_MEMBER}
+MEMBER_TYPES = {
+    QUEUE_MEMBER,
+    SERVICE_MEMBER,
+    ACCOUNT_MEMBER,
+    SECRET_MEMBER,
+    TOPIC_MEMBER,
+    SUBSCRIPTION_MEMBER,
+    PROJECT_MEMBER,
+}
 
 
 def security_violations(rec: Recording) -> list[str]:
     """The project's security model as data: an empty list means it holds."""
     problems: list[str] = []
+    databases = {
+        f"projects/{d.inputs['project']}/databases/{d.inputs['name']}"
+        for d in rec.of_type(DATABASE)
+    }
     for r in rec.resources:
         kind = r.type.rsplit(":", 1)[-1]
         if kind.endswith(("IamBinding", "IamPolicy", "IAMBinding", "IAMPolicy")):
             problems.append(f"{r.name}: authoritative IAM resource {r.type}")
-        if r.type.startswith(("gcp:projects/iAM", "gcp:organizations/iAM")):
+        if r.type.startswith(("gcp:projects/iAM", "gcp:organizations/iAM")) and not (
+            r.type == PROJECT_MEMBER and _one_database(r, databases)
+        ):
             problems.append(f"{r.name}: project- or org-level IAM {r.type}")
         if r.type == "gcp:serviceaccount/key:Key":
             problems.append(f"{r.name}: service-account key")
@@ -169,3 +262,12 @@ def security_violations(rec: Recording) -> list[str]:
         if account in invokers:
             problems.append(f"{service.name}: runs as an invoker account")
     return problems
+
+
+def _one_database(grant: RecordedResource, databases: set[str]) -> bool:
+    """A project-level grant is allowed only as roles/datastore.user narrowed by its IAM
+    condition to one of the stack's databases (Firestore has no database-level IAM)."""
+    expression = (grant.inputs.get("condition") or {}).get("expression", "")
+    return grant.inputs.get("role") == "roles/datastore.user" and expression in {
+        f'resource.name == "{path}"' for path in databases
+    }

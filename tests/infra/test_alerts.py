@@ -28,7 +28,7 @@ POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
 DASHBOARD = "gcp:monitoring/dashboard:Dashboard"
 CHANNEL = "gcp:monitoring/notificationChannel:NotificationChannel"
 P = "cloudrun-tasks:pipelines"
-KINDS = ("backlog", "capacity", "failing-attempts")
+KINDS = ("backlog", "capacity", "dead-letters", "failing-attempts")
 CHANNEL_ID = "projects/acme-tasks-test/notificationChannels/1234567890123456789"
 
 
@@ -49,7 +49,7 @@ def check_alerts(rec: Recording, config: dict[str, Any]) -> None:
     pipelines = config[P]
     outputs = rec.outputs["pipelines"]
     policies = rec.of_type(POLICY)
-    assert len(policies) == 3 * len(pipelines)
+    assert len(policies) == len(KINDS) * len(pipelines)
     channels = rec.of_type(CHANNEL)
     expected_channels = [
         *config.get("cloudrun-tasks:alerts", {}).get("notificationChannels", []),
@@ -61,12 +61,26 @@ def check_alerts(rec: Recording, config: dict[str, Any]) -> None:
         mine = {k: p for k, p in mine.items() if p.inputs["userLabels"]["pipeline"] == name}
         assert sorted(mine) == list(KINDS), name
         queue, service = outputs[name]["queueName"], outputs[name]["serviceName"]
+        subscription = outputs[name]["deadLetterSubscription"].rsplit("/", 1)[1]
         others_q = {o["queueName"] for n, o in outputs.items() if n != name}
         others_s = {o["serviceName"] for n, o in outputs.items() if n != name}
+        others_d = {
+            o["deadLetterSubscription"].rsplit("/", 1)[1] for n, o in outputs.items() if n != name
+        }
         location = pipeline.get("location", config.get("gcp:region"))
         for kind, policy in mine.items():
             for query in queries(policy):
                 assert selected(query, "project_id") == {config["gcp:project"]}, query
+                if kind == "dead-letters":
+                    # Subscriptions are global: no location label, just this one's id.
+                    assert query == (
+                        "sum(pubsub_googleapis_com:subscription_num_undelivered_messages{"
+                        'monitored_resource="pubsub_subscription",'
+                        f'project_id="{config["gcp:project"]}",subscription_id="{subscription}"'
+                        "}) > 0"
+                    )
+                    assert not selected(query, "subscription_id") & others_d
+                    continue
                 assert selected(query, "location") == {location}, query
                 if kind == "capacity":
                     assert selected(query, "service_name") == {service}, query
@@ -81,7 +95,8 @@ def check_alerts(rec: Recording, config: dict[str, Any]) -> None:
             assert "First three things to check" in docs["content"]
             assert re.search(r"^3\. ", docs["content"], re.M)
             assert f"project={config['gcp:project']}" in docs["content"]
-            assert (queue if kind != "capacity" else service) in docs["content"]
+            named = {"capacity": service, "dead-letters": subscription}.get(kind, queue)
+            assert named in docs["content"]
             assert policy.inputs["notificationChannels"] == expected_channels
             assert policy.inputs["enabled"] == pipeline.get("alerts", {}).get("enabled", True)
         rate = pipeline.get("queue", {}).get("maxDispatchesPerSecond", 10)
@@ -112,16 +127,23 @@ def check_dashboard(rec: Recording, config: dict[str, Any]) -> None:
             "Cloud Run requests/s",
             "Cloud Run latency",
             "Cloud Run instances",
+            "Dead letters waiting",
         ]
         assert sum(t.width for t in row) == 48
         for tile in row:
             for data in tile.widget.xy_chart.data_sets:
                 query = data.time_series_query.prometheus_query
-                assert (selected(query, "queue_id") | selected(query, "service_name")) <= {
+                chosen = (
+                    selected(query, "queue_id")
+                    | selected(query, "service_name")
+                    | selected(query, "subscription_id")
+                )
+                assert chosen <= {
                     outputs[name]["queueName"],
                     outputs[name]["serviceName"],
+                    outputs[name]["deadLetterSubscription"].rsplit("/", 1)[1],
                 }, query
-                assert selected(query, "queue_id") or selected(query, "service_name")
+                assert chosen, query
     # Tiles never overlap and stay on the grid.
     cells: set[tuple[int, int]] = set()
     for tile in layout.tiles:
@@ -198,7 +220,7 @@ def test_disabled_alerts_are_kept_but_off() -> None:
     config = base_config()
     config[P]["orders"]["alerts"] = {"enabled": False}
     policies = record(config).of_type(POLICY)
-    assert len(policies) == 3 and {p.inputs["enabled"] for p in policies} == {False}
+    assert len(policies) == len(KINDS) and {p.inputs["enabled"] for p in policies} == {False}
 
 
 def test_dev_without_channels_opens_incidents_silently() -> None:

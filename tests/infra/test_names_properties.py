@@ -142,9 +142,11 @@ def test_derived_names_are_injective_and_keep_unambiguous_spellings(
     derived = check_names(settings_of(raw_config(generated))).derived
     per_kind = Counter((d.kind, d.name.name) for d in derived)
     assert [key for key, n in per_kind.items() if n > 1] == []
-    # Per pipeline: 13 fixed names, 3 alert policies, 2 grants per enqueuer, 1 per secret;
-    # per stack: the dashboard and its component.
-    entries = sum(len(e) * 2 + len(s) + 13 + 3 for e, s in generated.values()) + 2
+    # Per pipeline: 17 fixed names (with the dead-letter topic and subscription and the
+    # runtime account's grants on them and the database), 4 alert policies, 2 grants per
+    # enqueuer, 1 per secret; per stack: the dashboard, the idempotency store (component,
+    # database, TTL policy) and their components.
+    entries = sum(len(e) * 2 + len(s) + 17 + 4 for e, s in generated.values()) + 5
     assert len(derived) == entries, "one name per resource and account id"
     for d in derived:
         if not d.path.startswith("pipelines."):

@@ -8,7 +8,16 @@ from typing import Any
 import pytest
 
 from tests.infra.conftest import ENQUEUER, INVOKER_EMAIL, RUNTIME_EMAIL, base_config, record
-from tests.infra.expectations import ACCOUNT_MEMBER, API, QUEUE, SERVICE, check_pipeline
+from tests.infra.expectations import (
+    ACCOUNT_MEMBER,
+    API,
+    DATABASE,
+    QUEUE,
+    SERVICE,
+    SUBSCRIPTION,
+    TTL_FIELD,
+    check_pipeline,
+)
 
 P = "cloudrun-tasks:pipelines"
 
@@ -43,7 +52,36 @@ def test_defaults() -> None:
     [container] = template["containers"]
     assert container["image"] == "us-docker.pkg.dev/cloudrun/container/hello"
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
-    assert container["envs"] == [{"name": "TASK_MAX_ATTEMPTS", "value": "20"}]
+    topic = rec.one("gcp:pubsub/topic:Topic", "orders-dead-letters").outputs["name"]
+    assert container["envs"] == [
+        {"name": "GOOGLE_CLOUD_PROJECT", "value": "acme-tasks-test"},
+        {"name": "TASK_CONCURRENCY", "value": "80"},
+        {"name": "TASK_DEAD_LETTER_TOPIC", "value": f"projects/acme-tasks-test/topics/{topic}"},
+        {"name": "TASK_DISPATCH_DEADLINE", "value": "600s"},
+        {"name": "TASK_FIRESTORE_DATABASE", "value": "tasks-test"},
+        {"name": "TASK_MAX_ATTEMPTS", "value": "20"},
+    ]
+    database = rec.one(DATABASE, "idempotency").inputs
+    assert database == {
+        "project": "acme-tasks-test",
+        "name": "tasks-test",
+        "locationId": "us-central1",
+        "type": "FIRESTORE_NATIVE",
+        "deleteProtectionState": "DELETE_PROTECTION_DISABLED",
+        "deletionPolicy": "DELETE",
+    }
+    ttl = rec.one(TTL_FIELD, "idempotency").inputs
+    assert ttl == {
+        "project": "acme-tasks-test",
+        "database": "tasks-test",
+        "collection": "idempotency",
+        "field": "updatedAt",
+        "ttlConfig": {"expirationOffset": "604800s"},
+        "indexConfig": {"indexes": []},
+    }
+    subscription = rec.one(SUBSCRIPTION, "orders-dead-letters").inputs
+    assert subscription["ackDeadlineSeconds"] == 60
+    assert subscription["labels"] == {"pipeline": "orders"}
     assert rec.outputs["pipelines"]["orders"]["dispatchDeadline"] == "600s"
     assert rec.outputs["pipelines"]["orders"]["invokerServiceAccount"] == INVOKER_EMAIL
     assert rec.outputs["pipelines"]["orders"]["runtimeServiceAccount"] == RUNTIME_EMAIL
@@ -52,6 +90,8 @@ def test_defaults() -> None:
         "run.googleapis.com",
         "iam.googleapis.com",
         "monitoring.googleapis.com",
+        "firestore.googleapis.com",
+        "pubsub.googleapis.com",
     }
 
 
@@ -114,11 +154,18 @@ def test_every_setting_reaches_its_resource() -> None:
     assert service["scaling"] == {"minInstanceCount": 1}
     [container] = service["template"]["containers"]
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
-    assert container["envs"] == [
-        {"name": "LOG_LEVEL", "value": "info"},
-        {"name": "TASK_MAX_ATTEMPTS", "value": "-1"},
-        {"name": "API_KEY", "valueSource": {"secretKeyRef": {"secret": "api-key", "version": "3"}}},
-    ]
+    envs = {e["name"]: e for e in container["envs"]}
+    assert [e["name"] for e in container["envs"]][-1] == "API_KEY"
+    assert envs["LOG_LEVEL"] == {"name": "LOG_LEVEL", "value": "info"}
+    assert envs["TASK_MAX_ATTEMPTS"]["value"] == "-1"
+    assert envs["TASK_CONCURRENCY"]["value"] == "4"
+    assert envs["TASK_DISPATCH_DEADLINE"]["value"] == "1200s"
+    assert envs["API_KEY"] == {
+        "name": "API_KEY",
+        "valueSource": {"secretKeyRef": {"secret": "api-key", "version": "3"}},
+    }
+    # The database goes where the only pipeline runs.
+    assert rec.one(DATABASE, "idempotency").inputs["locationId"] == "europe-west1"
     assert "secretmanager.googleapis.com" in {r.inputs["service"] for r in rec.of_type(API)}
     assert rec.outputs["pipelines"]["orders"]["dispatchDeadline"] == "1200s"
 
@@ -146,8 +193,11 @@ def test_several_pipelines_share_one_set_of_apis() -> None:
     rec = record(config)
     check_pipeline(rec, "orders", location="us-central1", protect=False, enqueuers=[ENQUEUER])
     check_pipeline(rec, "invoices", location="asia-northeast1", protect=False, enqueuers=[])
-    assert len(rec.of_type(API)) == 4
+    assert len(rec.of_type(API)) == 6
     assert sorted(rec.outputs["pipelines"]) == ["invoices", "orders"]
+    # One database for both, in the multi-region of gcp:region's geography: invoices
+    # reaches it across regions (components/settings/idempotency.py).
+    assert rec.one(DATABASE, "idempotency").inputs["locationId"] == "nam5"
 
 
 def test_protect_turns_on_both_kinds_of_protection() -> None:
@@ -161,6 +211,8 @@ def test_preview_leaves_cloud_computed_values_unknown() -> None:
     rec = record(base_config(), preview=True)
     unknown = "<unknown until deployed>"
     queue_name = rec.one(QUEUE, "orders").outputs["name"]
+    topic = rec.one("gcp:pubsub/topic:Topic", "orders-dead-letters").outputs["name"]
+    subscription = rec.one(SUBSCRIPTION, "orders-dead-letters").outputs["name"]
     assert rec.outputs["pipelines"] == {
         "orders": {
             # Auto-names are known at preview (the provider's check assigns them).
@@ -172,6 +224,10 @@ def test_preview_leaves_cloud_computed_values_unknown() -> None:
             "invokerServiceAccount": unknown,
             "runtimeServiceAccount": unknown,
             "dispatchDeadline": "600s",
+            # Auto-named too, and the database id comes from config.
+            "deadLetterTopic": f"projects/acme-tasks-test/topics/{topic}",
+            "deadLetterSubscription": f"projects/acme-tasks-test/subscriptions/{subscription}",
+            "firestoreDatabase": "tasks-test",
         }
     }
     queue = rec.one(QUEUE, "orders").inputs
@@ -196,6 +252,8 @@ def test_durations_reach_google_as_exact_decimal_seconds(text: str, sent: str) -
     """No float formatting: `720h` once became `2.592e+06s`, which Google rejects."""
     config = base_config()
     orders(config)["queue"] = {"minBackoff": "0s", "maxBackoff": text, "maxRetryDuration": text}
+    # Records must outlive the longest retry window these limits allow.
+    config["cloudrun-tasks:idempotency"] = {"ttl": "2147483647s"}
     rec = record(config)
     retry = rec.one(QUEUE, "orders").inputs["retryConfig"]
     assert (retry["maxBackoff"], retry["maxRetryDuration"]) == (sent, sent)

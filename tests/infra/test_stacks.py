@@ -12,7 +12,9 @@ from tests.infra.conftest import ROOT, STACKS
 from tests.infra.expectations import check_pipeline, security_violations
 
 # Per pipeline: 2 accounts (+ their components), queue, service, 3 components,
-# run.invoker on the service, the agent's token-creator grant on the invoker.
+# run.invoker on the service, the agent's token-creator grant on the invoker, 4 alert
+# policies, the dead-letter topic and subscription, the runtime account's publish grant
+# on the topic and its data access to the stack's database.
 PER_PIPELINE_TYPES = {
     "cloudrun-tasks:index:TaskPipeline": 1,
     "cloudrun-tasks:index:ServiceAccount": 2,
@@ -22,7 +24,17 @@ PER_PIPELINE_TYPES = {
     "gcp:cloudtasks/queue:Queue": 1,
     "gcp:cloudrunv2/service:Service": 1,
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": 1,
-    "gcp:monitoring/alertPolicy:AlertPolicy": 3,
+    "gcp:monitoring/alertPolicy:AlertPolicy": 4,
+    "gcp:pubsub/topic:Topic": 1,
+    "gcp:pubsub/subscription:Subscription": 1,
+    "gcp:pubsub/topicIAMMember:TopicIAMMember": 1,
+    "gcp:projects/iAMMember:IAMMember": 1,
+}
+# Per stack: one idempotency store (component, database, TTL policy).
+PER_STACK_TYPES = {
+    "cloudrun-tasks:index:IdempotencyStore": 1,
+    "gcp:firestore/database:Database": 1,
+    "gcp:firestore/field:Field": 1,
 }
 
 
@@ -50,6 +62,7 @@ def test_stack_builds_every_pipeline_completely(
             location=pipeline.get("location", config["gcp:region"]),
             protect=protect,
             enqueuers=pipeline.get("enqueuers", []),
+            replayers=pipeline.get("replayers", []),
             secrets=pipeline["service"].get("secrets"),
         )
 
@@ -63,13 +76,20 @@ def test_resource_counts_scale_with_pipelines(
     counts = Counter(r.type for r in rec.resources)
     for type_, per_pipeline in PER_PIPELINE_TYPES.items():
         assert counts[type_] == per_pipeline * len(pipelines), type_
-    enqueuers = sum(len(p.get("enqueuers", [])) for p in pipelines.values())
-    assert counts["gcp:cloudtasks/queueIamMember:QueueIamMember"] == enqueuers
-    # Each enqueuer acts as the invoker; plus the agent's OIDC grant per pipeline.
-    assert counts["gcp:serviceaccount/iAMMember:IAMMember"] == enqueuers + len(pipelines)
+    for type_, per_stack in PER_STACK_TYPES.items():
+        assert counts[type_] == per_stack, type_
+    # Enqueuers and replayers create tasks; one grant each even when a member is both.
+    creators = sum(
+        len({*p.get("enqueuers", []), *p.get("replayers", [])}) for p in pipelines.values()
+    )
+    replayers = sum(len(p.get("replayers", [])) for p in pipelines.values())
+    assert counts["gcp:cloudtasks/queueIamMember:QueueIamMember"] == creators
+    assert counts["gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember"] == replayers
+    # Each task creator acts as the invoker; plus the agent's OIDC grant per pipeline.
+    assert counts["gcp:serviceaccount/iAMMember:IAMMember"] == creators + len(pipelines)
     assert counts["cloudrun-tasks:index:ProjectApis"] == 1
     uses_secrets = any(p["service"].get("secrets") for p in pipelines.values())
-    assert counts["gcp:projects/service:Service"] == 4 + uses_secrets
+    assert counts["gcp:projects/service:Service"] == 6 + uses_secrets
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -84,13 +104,24 @@ def test_only_prod_is_protected(stack: str, stack_recordings: dict[str, Recordin
     stateful = {
         (r.type, r.name)
         for r in rec.resources
-        if r.type in ("gcp:cloudtasks/queue:Queue", "gcp:cloudrunv2/service:Service")
+        if r.type
+        in (
+            "gcp:cloudtasks/queue:Queue",
+            "gcp:cloudrunv2/service:Service",
+            "gcp:firestore/database:Database",
+        )
     }
     assert protected == (stateful if stack == "prod" else set())
     deletion = {
         r.inputs["deletionProtection"] for r in rec.of_type("gcp:cloudrunv2/service:Service")
     }
     assert deletion == {stack == "prod"}
+    [database] = rec.of_type("gcp:firestore/database:Database")
+    assert (database.inputs["deleteProtectionState"], database.inputs["deletionPolicy"]) == (
+        ("DELETE_PROTECTION_ENABLED", "ABANDON")
+        if stack == "prod"
+        else ("DELETE_PROTECTION_DISABLED", "DELETE")
+    )
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -14,8 +14,10 @@ def _custom(recording: Recording) -> list[tuple[str, str]]:
 def test_plain_program_registers_the_same_resources_and_exports() -> None:
     real = run_program(ROOT, "bench", stack_config(3, enqueuers=2))
     plain = run_program(PLAIN, "bench", stack_config(3, enqueuers=2))
-    # 4 APIs, the agent and the dashboard; per pipeline: 6, 3 alert policies, 2 per enqueuer
-    assert len(_custom(real)) == 6 + 3 * 13
+    # 6 APIs, the agent, the dashboard, the database and its TTL policy; per pipeline: 6,
+    # 4 alert policies, the dead-letter topic, subscription and publish grant, the
+    # database grant, 2 per enqueuer.
+    assert len(_custom(real)) == 10 + 3 * 18
     assert _custom(plain) == _custom(real)
     inputs = {(r.type, r.name): r.inputs for r in plain.resources if r.custom}
     assert {(r.type, r.name): r.inputs for r in real.resources if r.custom} == inputs

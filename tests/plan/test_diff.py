@@ -72,8 +72,9 @@ def test_removed_pipeline_is_a_loud_deletion_and_added_one_is_listed() -> None:
     assert "!! DELETE cloudrunv2.Service orders" in text
     assert "  + cloudtasks.Queue payments\n" in text
     assert "  - cloudtasks.Queue orders\n" in text
-    # 13 resources and components of the pipeline, plus its 3 alert policies.
-    assert len(changes.added) == len(changes.removed) == 16
+    # 13 resources and components of the pipeline, its 4 alert policies, its dead-letter
+    # topic and subscription and the runtime account's grants on them and the database.
+    assert len(changes.added) == len(changes.removed) == 21
     assert "  + monitoring.AlertPolicy payments-backlog\n" in text
 
 
@@ -92,8 +93,9 @@ def test_added_setting_shows_absent_before() -> None:
     head = pipeline()
     head["service"]["env"] = {"LOG_LEVEL": "debug"}
     _, text = _render(plan_of(config()), plan_of(config(orders=head)))
-    # Env vars are sorted: LOG_LEVEL now comes before the pipeline's TASK_MAX_ATTEMPTS.
-    assert 'template.containers[0].envs[1].name: (absent) -> "TASK_MAX_ATTEMPTS"' in text
+    # Env vars are sorted: LOG_LEVEL now comes before the pipeline's TASK_* variables,
+    # so the last of them, TASK_MAX_ATTEMPTS, moves to a new index.
+    assert 'template.containers[0].envs[6].name: (absent) -> "TASK_MAX_ATTEMPTS"' in text
 
 
 def test_output_change_is_listed() -> None:

@@ -17,7 +17,7 @@ DEV_ENQUEUERS = (
 def test_every_resource_of_the_recording_is_in_the_tree(dev_plan: dict[str, Any]) -> None:
     text = tree.render(dev_plan)
     labels = [r.label for r in resources(dev_plan).values()]
-    assert len(labels) == 26
+    assert len(labels) == 37
     missing = [label for label in labels if f"─ {label}" not in text]
     assert missing == []
 
@@ -46,7 +46,11 @@ def test_queue_and_service_settings(dev_plan: dict[str, Any]) -> None:
     assert "ingress INGRESS_TRAFFIC_INTERNAL_ONLY, timeout 600s, 80 requests per instance" in text
     assert "scaling: 0..2 instances, cpu 1, memory 512Mi" in text
     assert f"runs as {UNKNOWN} (from serviceaccount.Account orders-runtime)" in text
-    assert "env: LOG_LEVEL, TASK_MAX_ATTEMPTS; secrets: -" in text
+    assert (
+        "env: GOOGLE_CLOUD_PROJECT, LOG_LEVEL, TASK_CONCURRENCY, TASK_DEAD_LETTER_TOPIC,"
+        " TASK_DISPATCH_DEADLINE, TASK_FIRESTORE_DATABASE, TASK_MAX_ATTEMPTS;"
+        " secrets: -"
+    ) in text
     assert "deletion protection off" in text
 
 
@@ -66,6 +70,13 @@ def test_every_grant_reads_who_role_what(dev_plan: dict[str, Any]) -> None:
         " -> roles/iam.serviceAccountOpenIdTokenCreator -> serviceaccount.Account orders-invoker",
         f"grant: {UNKNOWN} (from serviceaccount.Account orders-invoker)"
         " -> roles/run.invoker -> cloudrunv2.Service orders",
+        # The dev stack's replayer consumes dead letters; it is an enqueuer already.
+        "grant: group:payments-devs@acme.example -> roles/pubsub.subscriber"
+        " -> pubsub.Subscription orders-dead-letters",
+        f"grant: {UNKNOWN} (from serviceaccount.Account orders-runtime)"
+        " -> roles/pubsub.publisher -> pubsub.Topic orders-dead-letters",
+        f"grant: {UNKNOWN} (from serviceaccount.Account orders-runtime)"
+        " -> roles/datastore.user -> project acme-tasks-dev",
     ]
     assert sorted(grants) == sorted(expected)
 
@@ -82,7 +93,11 @@ def test_protected_resources_are_marked(
 
 def test_secrets_show_their_source_and_grant(prod_plan: dict[str, Any]) -> None:
     text = tree.render(prod_plan)
-    assert "env: LOG_LEVEL, TASK_MAX_ATTEMPTS; secrets: API_KEY<-orders-api-key:latest" in text
+    assert (
+        "env: GOOGLE_CLOUD_PROJECT, LOG_LEVEL, TASK_CONCURRENCY, TASK_DEAD_LETTER_TOPIC,"
+        " TASK_DISPATCH_DEADLINE, TASK_FIRESTORE_DATABASE, TASK_MAX_ATTEMPTS;"
+        " secrets: API_KEY<-orders-api-key:latest"
+    ) in text
     assert (
         f"grant: {UNKNOWN} (from serviceaccount.Account orders-runtime)"
         " -> roles/secretmanager.secretAccessor -> secret orders-api-key"

@@ -1,0 +1,159 @@
+"""Idempotency store and replayers in config: every bad value is one clear line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.names import check_names
+from components.settings import ConfigError, settings_from_config
+from tests.infra.conftest import ENQUEUER, base_config
+
+P = "cloudrun-tasks:pipelines"
+IDEMPOTENCY = "cloudrun-tasks:idempotency"
+
+
+def problems(config: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as error:
+        settings_from_config(config, stack="test")
+    return error.value.problems
+
+
+def pipelines(**locations: str) -> dict[str, Any]:
+    config = base_config()
+    config[P] = {n: {"location": r, "service": {"image": "img"}} for n, r in locations.items()}
+    return config
+
+
+@pytest.mark.parametrize(
+    ("database", "why"),
+    [("abc", "4..63"), ("Tasks", "lowercase"), ("1tasks", "starting"), ("tasks-", "ending")],
+)
+def test_bad_database_id(database: str, why: str) -> None:
+    config = base_config()
+    config[IDEMPOTENCY] = {"database": database}
+    [line] = problems(config)
+    assert line.startswith("idempotency.database: must be a database id: 4..63")
+    assert why in line and f'got "{database}"' in line
+
+
+def test_database_defaults_to_the_stack_name_and_location_to_the_pipelines() -> None:
+    settings = settings_from_config(pipelines(a="us-central1", b="us-east1"), stack="Prod_EU")
+    assert (settings.database_id, settings.database_location) == ("tasks-prod-eu", "nam5")
+    settings = settings_from_config(pipelines(a="europe-west1"), stack="dev")
+    assert settings.database_location == "europe-west1"
+    settings = settings_from_config(pipelines(a="europe-west1", b="europe-west4"), stack="x")
+    assert settings.database_location == "eur3"
+
+
+@pytest.mark.parametrize(
+    ("location", "regions", "message"),
+    [
+        ("eur3", {"a": "us-central1"}, "must be near every pipeline"),
+        ("us-east1", {"a": "us-central1"}, "not near: a (us-central1)"),
+        ("nam5", {"a": "us-central1", "b": "europe-west1", "c": "asia-east1"}, None),
+        ("asia-east2", {"a": "us-central1", "b": "europe-west1"}, "near at least one pipeline"),
+        ("mars-north1", {"a": "us-central1"}, "must be a Firestore location"),
+    ],
+)
+def test_location_pairing(location: str, regions: dict[str, str], message: str | None) -> None:
+    config = pipelines(**regions)
+    config[IDEMPOTENCY] = {"location": location}
+    if message is None:
+        assert settings_from_config(config).database_location == location
+        return
+    [line] = problems(config)
+    assert line.startswith("idempotency.location: ") and message in line
+
+
+def test_location_required_when_nothing_suggests_one() -> None:
+    config = pipelines(a="asia-east1", b="europe-west1")
+    del config["gcp:region"]
+    [line] = problems(config)
+    assert line.startswith("idempotency.location: is required")
+
+
+@pytest.mark.parametrize(
+    ("queue", "deadline", "window"),
+    [
+        # By time: maxRetryDuration plus the last attempt's deadline.
+        ({"maxAttempts": -1, "maxRetryDuration": "200h"}, "600s", 720600),
+        # maxRetryDuration 0s: no time limit, the attempts bound it.
+        ({"maxAttempts": 1000, "maxRetryDuration": "0s"}, "600s", 1000 * 600 + 999 * 300),
+        # Both set: retries stop once both are spent, so the longer one.
+        ({"maxAttempts": 500, "maxRetryDuration": "1h"}, "1800s", 500 * 1800 + 499 * 300),
+    ],
+)
+def test_ttl_covers_every_retry_window(queue: dict[str, Any], deadline: str, window: int) -> None:
+    config = base_config()
+    config[P]["orders"].update(queue=queue, dispatchDeadline=deadline)
+    [line] = problems(config)
+    assert line.startswith(f"idempotency.ttl: must be >= {window}s: pipeline 'orders'")
+    config[IDEMPOTENCY] = {"ttl": f"{window}s"}
+    assert settings_from_config(config).idempotency.ttl.seconds == window
+
+
+@pytest.mark.parametrize(
+    ("ttl", "message"),
+    [("0.5s", "whole number of seconds"), ("0s", ">= 1s"), ("2147483648s", "<= 2147483647s")],
+)
+def test_bad_ttl(ttl: str, message: str) -> None:
+    config = base_config()
+    config[IDEMPOTENCY] = {"ttl": ttl}
+    assert any(
+        line.startswith("idempotency.ttl: ") and message in line for line in problems(config)
+    )
+
+
+@pytest.mark.parametrize(
+    ("members", "expected"),
+    [
+        (["allUsers"], "replayers.0: public members (allUsers, allAuthenticatedUsers) may not"),
+        (["allAuthenticatedUsers"], "replayers.0: public members"),
+        (["bob@example.com"], "replayers.0: must be an IAM member"),
+        ([ENQUEUER, ENQUEUER], "replayers.1: is listed twice"),
+    ],
+)
+def test_bad_replayers(members: list[str], expected: str) -> None:
+    config = base_config()
+    config[P]["orders"]["replayers"] = members
+    assert f"pipelines.orders.{expected}" in "\n".join(problems(config))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "TASK_FIRESTORE_DATABASE",
+        "TASK_DEAD_LETTER_TOPIC",
+        "TASK_DISPATCH_DEADLINE",
+        "TASK_CONCURRENCY",
+        "GOOGLE_CLOUD_PROJECT",
+    ],
+)
+@pytest.mark.parametrize("section", ["env", "secrets"])
+def test_pipeline_env_is_reserved(name: str, section: str) -> None:
+    config = base_config()
+    config[P]["orders"]["service"][section] = {name: "x:1" if section == "secrets" else "x"}
+    [line] = problems(config)
+    assert line.startswith(f"pipelines.orders.service.{section}.{name}: is set by Cloud Run")
+
+
+def test_a_member_both_enqueuer_and_replayer_gets_one_grant_per_role() -> None:
+    config = base_config()
+    config[P]["orders"]["replayers"] = [ENQUEUER, "group:replay@acme.example"]
+    derived = check_names(settings_from_config(config)).derived
+    queue_grants = [d for d in derived if d.kind == "gcp:cloudtasks/queueIamMember:QueueIamMember"]
+    assert [d.path for d in queue_grants] == [
+        "pipelines.orders.enqueuers.0",
+        "pipelines.orders.replayers.1",
+    ]
+
+
+def test_dead_letter_names_collide_with_a_pipeline_named_like_them() -> None:
+    """`a` and `a-dead-letters` are both valid pipelines; their names never meet, since a
+    topic is always PIPELINE-dead-letters and no other kind uses that spelling."""
+    config = pipelines(**{"a": "us-central1", "a-dead-letters": "us-central1"})
+    derived = check_names(settings_from_config(config)).derived
+    topics = sorted(d.name.name for d in derived if d.kind == "gcp:pubsub/topic:Topic")
+    assert topics == ["a-dead-letters", "a-dead-letters-dead-letters"]
