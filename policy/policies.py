@@ -9,6 +9,10 @@ from pulumi_policy import Policy
 from rules.alerts import queue_alerts_present
 from rules.apis import apis_never_disabled_on_destroy
 from rules.cloudrun import cloudrun_dedicated_service_account, cloudrun_ingress_not_all
+from rules.dead_letters import (
+    datastore_grants_scoped_to_one_database,
+    dead_letter_subscriptions_keep_messages,
+)
 from rules.iam import no_authoritative_iam, no_project_level_scoped_roles, no_public_iam_members
 from rules.images import cloudrun_image_pinned_by_digest
 from rules.protection import prod_resources_protected
@@ -27,6 +31,8 @@ POLICIES: Final[list[Policy]] = [
     apis_never_disabled_on_destroy,
     queue_retries_bounded,
     prod_resources_protected,
+    dead_letter_subscriptions_keep_messages,
+    datastore_grants_scoped_to_one_database,
     # Mandatory in prod; policy/config/{dev,staging}.json make it advisory there.
     cloudrun_image_pinned_by_digest,
     queue_alerts_present,

@@ -23,7 +23,7 @@ ADVISORY = {"cloudrun-ingress-not-all", "queue-within-service-capacity"}
 
 def test_policy_names_are_unique_and_levels_as_documented() -> None:
     names = [p.name for p in POLICIES]
-    assert len(names) == len(set(names)) == 13
+    assert len(names) == len(set(names)) == 15
     advisory = {p.name for p in POLICIES if p.enforcement_level == EnforcementLevel.ADVISORY}
     assert advisory == ADVISORY
     assert all(
@@ -157,6 +157,8 @@ def test_insecure_fixture_violation_counts(insecure: Recording) -> None:
         "queue-alerts-present": 2,  # neither backlog nor failing-attempts
         "cloudrun-ingress-not-all": 1,
         "queue-within-service-capacity": 1,
+        "dead-letter-subscriptions-keep-messages": 2,  # expires, keeps 10 minutes
+        "datastore-grants-scoped-to-one-database": 1,
     }
 
 
