@@ -40,8 +40,7 @@ def test_the_stacks_variables_choose_firestore_and_pub_sub() -> None:
     assert isinstance(runtime.dead_letter, PubSubDeadLetterSink)
     described = runtime.describe()
     assert described["idempotencyStore"] == (
-        "firestore database 'tasks-dev', collection 'idempotency', lease 630s,"
-        " records kept 86400s"
+        "firestore database 'tasks-dev', collection 'idempotency', lease 630s, records kept 86400s"
     )
     assert described["deadLetters"] == (
         "pubsub topic projects/p/topics/orders-dead-letters, publish timeout 30s"
