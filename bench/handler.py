@@ -169,15 +169,9 @@ def main() -> int:
                     "GOOGLE_CLOUD_PROJECT": "bench-project",
                     "TASK_FIRESTORE_DATABASE": "bench-tasks",
                 }
+                log = logs_dir / "f80.log"
                 results.append(
-                    run_scenario(
-                        "firestore emulator",
-                        80,
-                        args.tasks,
-                        args.in_flight,
-                        logs_dir / "f80.log",
-                        env,
-                    )  # fmt: skip
+                    run_scenario("firestore emulator", 80, args.tasks, args.in_flight, log, env)
                 )
         else:
             print("SKIPPED: gcloud or java missing, no Firestore emulator run")
