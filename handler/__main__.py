@@ -1,6 +1,7 @@
 """`python -m handler --host 127.0.0.1 --port N`: serve the task handler.
 
-On Cloud Run the container runs it with --host 0.0.0.0 and the port from $PORT.
+On Cloud Run the container runs it with --host 0.0.0.0 and the port from $PORT. Everything
+else comes from the environment (handler/settings.py): threads from TASK_CONCURRENCY.
 """
 
 import argparse
@@ -24,15 +25,23 @@ def main() -> int:
     parser.add_argument(
         "--port", type=_port, default=None, help="port; default $PORT, else 8080; 0 picks one"
     )
-    parser.add_argument("--threads", type=int, default=8, help="concurrent requests (8)")
     args = parser.parse_args()
     try:
         port = args.port if args.port is not None else _port(os.environ.get("PORT", "8080"))
-        app = create_app(settings.processor(), max_attempts=settings.max_attempts(os.environ))
+        runtime = settings.runtime(os.environ)
+        app = create_app(
+            settings.processor(),
+            store=runtime.store,
+            dead_letter=runtime.dead_letter,
+            max_attempts=settings.max_attempts(os.environ),
+        )
     except (settings.SettingsError, argparse.ArgumentTypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    HandlerServer(app, host=args.host, port=port, threads=args.threads).run()
+    server = HandlerServer(
+        app, host=args.host, port=port, threads=runtime.threads, settings=runtime.describe()
+    )
+    server.run()
     return 0
 
 

@@ -1,13 +1,21 @@
 """The Flask app: turns one Cloud Tasks delivery into one call of the processing function.
 
 Answers (Cloud Tasks retries anything that isn't 2xx, 4xx included):
-  200 done          processed now
-  200 duplicate     processed before (at-least-once delivery): not processed again
-  200 rejected      malformed payload or PermanentTaskError: dead-lettered, never retried
-  409 in_progress   the same task is being processed by another delivery: retry later
-  500 failed        the processor raised: Cloud Tasks retries with backoff
-  500 dead_lettered failed on the last allowed attempt: recorded, then left to Cloud Tasks
-  400 not_a_task    no X-CloudTasks headers (not sent by Cloud Tasks)
+  200 done               processed now
+  200 duplicate          processed before (at-least-once delivery): not processed again
+  200 rejected           malformed payload or PermanentTaskError: dead-lettered, never retried
+  200 dead_lettered      failed on the last allowed attempt: dead-lettered
+  409 in_progress        another delivery of the same task holds its claim: retry later
+  500 failed             the processor raised: Cloud Tasks retries with backoff
+  500 dead_letter_failed a dead letter could not be recorded: retried, and on the last
+                         attempt the full record goes to the log
+  500 store_unavailable  the idempotency store could not be asked: retried
+  400 not_a_task         no X-CloudTasks headers (not sent by Cloud Tasks)
+
+Nothing is lost: every answer either finishes the task (2xx: processed, or its dead letter
+confirmed kept), or hands it back to Cloud Tasks with its claim released (5xx, 409). Every
+claim this handler acquires is settled before it answers, whatever the processor or a sink
+raises, so no claim outlives its request.
 """
 
 import logging
@@ -18,6 +26,7 @@ from dataclasses import replace
 from flask import Flask, Response, jsonify, request
 
 from handler.dead_letter import DeadLetterSink, LogDeadLetterSink
+from handler.logs import request_secrets
 from handler.store import Claim, IdempotencyStore, InMemoryStore
 from handler.task import MalformedTask, PermanentTaskError, TaskRequest, decode_payload, parse_task
 
@@ -34,7 +43,12 @@ _SEVERITY = {
     "failed": logging.WARNING,
     "rejected": logging.ERROR,
     "dead_lettered": logging.ERROR,
+    "dead_letter_failed": logging.ERROR,
+    "store_unavailable": logging.ERROR,
 }
+
+Outcome = tuple[str, int, dict[str, object]]
+"""status, HTTP code, extra fields for the task's log line."""
 
 
 def _log(task: TaskRequest, status: str, started: float, **extra: object) -> None:
@@ -59,6 +73,10 @@ def _answer(status: str, code: int) -> tuple[Response, int]:
     return jsonify(status=status), code
 
 
+def _ms(since: float) -> float:
+    return round((time.monotonic() - since) * 1000, 1)
+
+
 def create_app(
     processor: Processor,
     *,
@@ -70,10 +88,51 @@ def create_app(
     means a retryable failure is never treated as the last attempt."""
     tasks = store or InMemoryStore()
     sink = dead_letter or LogDeadLetterSink()
+    last_resort = LogDeadLetterSink()
     app = Flask("handler")
 
     def last_attempt(task: TaskRequest) -> bool:
         return max_attempts is not None and task.retry_count + 1 >= max_attempts
+
+    def record(task: TaskRequest, reason: str, status: str, **extra: object) -> Outcome:
+        """Dead-letters the task: `status` with 200 once the sink confirms, else 500."""
+        try:
+            sink.write(task, reason)
+        except Exception as exc:
+            if last_attempt(task):
+                # Cloud Tasks won't deliver it again: the log keeps it, whole.
+                last_resort.write(task, reason)
+            return "dead_letter_failed", 500, {**extra, "reason": reason, "error": repr(exc)}
+        return status, 200, {**extra, "reason": reason}
+
+    def attempt(task: TaskRequest) -> Outcome:
+        try:
+            task = replace(task, payload=decode_payload(task))
+            result = processor(task)
+        except (MalformedTask, PermanentTaskError) as exc:
+            # Policy: what can never succeed is recorded and acknowledged, not retried.
+            return record(task, str(exc), "rejected")
+        except BaseException as exc:
+            # BaseException too: in a request thread nothing stops the process (signals go
+            # to the main thread), so whatever the processor raised fails this attempt only.
+            if last_attempt(task):
+                reason = f"failed on the last allowed attempt: {exc!r}"
+                return record(task, reason, "dead_lettered", error=repr(exc))
+            return "failed", 500, {"error": repr(exc)}
+        return "done", 200, {"result": dict(result) if result else None}
+
+    def settle(task: TaskRequest, finished: bool) -> dict[str, object]:
+        """complete() a finished task, release() one handed back for retry. A store error
+        doesn't change the answer: the work is done (or handed back) either way, and an
+        unreleased claim lapses with its lease."""
+        try:
+            if finished:
+                tasks.complete(task.key)
+            else:
+                tasks.release(task.key)
+        except Exception as exc:
+            return {"storeError": repr(exc)}
+        return {}
 
     @app.get("/health")
     def health() -> tuple[Response, int]:
@@ -85,39 +144,32 @@ def create_app(
     def handle(path: str) -> tuple[Response, int]:
         started = time.monotonic()
         headers = {name.lower(): value for name, value in request.headers.items()}
-        try:
-            task = parse_task(headers, "/" + path, request.get_data())
-        except MalformedTask as exc:
-            logger.warning({"message": str(exc), "status": "not_a_task", "path": "/" + path})
-            return _answer("not_a_task", 400)
+        with request_secrets(headers):
+            try:
+                task = parse_task(headers, "/" + path, request.get_data())
+            except MalformedTask as exc:
+                logger.warning({"message": str(exc), "status": "not_a_task", "path": "/" + path})
+                return _answer("not_a_task", 400)
 
-        claim = tasks.claim(task.key)
-        if claim is Claim.DONE:
-            _log(task, "duplicate", started)
-            return _answer("duplicate", 200)
-        if claim is Claim.IN_PROGRESS:
-            _log(task, "in_progress", started)
-            return _answer("in_progress", 409)
+            try:
+                claim = tasks.claim(task.key)
+            except Exception as exc:
+                _log(task, "store_unavailable", started, error=repr(exc))
+                return _answer("store_unavailable", 500)
+            claimed = {"claimMs": _ms(started)}
+            if claim is Claim.DONE:
+                _log(task, "duplicate", started, **claimed)
+                return _answer("duplicate", 200)
+            if claim is Claim.IN_PROGRESS:
+                _log(task, "in_progress", started, **claimed)
+                return _answer("in_progress", 409)
 
-        try:
-            task = replace(task, payload=decode_payload(task))
-            result = processor(task)
-        except (MalformedTask, PermanentTaskError) as exc:
-            # Policy: what can never succeed is recorded and acknowledged, not retried.
-            sink.write(task, str(exc))
-            tasks.complete(task.key)
-            _log(task, "rejected", started, error=str(exc))
-            return _answer("rejected", 200)
-        except Exception as exc:
-            tasks.release(task.key)
-            status = "failed"
-            if last_attempt(task):
-                sink.write(task, f"failed on the last allowed attempt: {exc!r}")
-                status = "dead_lettered"
-            _log(task, status, started, error=repr(exc))
-            return _answer(status, 500)
-        tasks.complete(task.key)
-        _log(task, "done", started, result=dict(result) if result else None)
-        return _answer("done", 200)
+            status, code, extra = "failed", 500, {}
+            try:
+                status, code, extra = attempt(task)
+            finally:
+                extra.update(settle(task, finished=code == 200))
+            _log(task, status, started, **claimed, **extra)
+            return _answer(status, code)
 
     return app

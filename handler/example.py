@@ -10,12 +10,13 @@ Controls, read from a JSON object payload:
 import logging
 import time
 
+from handler.logs import is_credential
 from handler.task import PermanentTaskError, TaskRequest
 
 logger = logging.getLogger("handler.example")
 
 # Headers the echo leaves out: the task's identity is logged in its own fields, and
-# credentials are never logged.
+# credentials (is_credential: X-Api-Key, X-Auth-Token...) are never echoed nor logged.
 _NOT_ECHOED = ("x-cloudtasks-", "x-forwarded-", "x-cloud-trace-context")
 
 
@@ -36,6 +37,8 @@ def process(task: TaskRequest) -> dict[str, object]:
     headers = {
         name: value
         for name, value in task.headers.items()
-        if name.lower().startswith("x-") and not name.lower().startswith(_NOT_ECHOED)
+        if name.lower().startswith("x-")
+        and not name.lower().startswith(_NOT_ECHOED)
+        and not is_credential(name)
     }
     return {"echo": task.payload, "path": task.path, "headers": headers}

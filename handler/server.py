@@ -32,17 +32,23 @@ def _post_fork(server: Any, worker: Any) -> None:
         os._exit(1)
 
 
-def _when_ready(server: Any) -> None:
-    # The bound address as a log line: with --port 0 this is how a caller learns the port.
-    for listener in server.LISTENERS:
-        host, port = listener.sock.getsockname()[:2]
-        logging.getLogger("handler.server").info(
-            {"message": "listening", "host": host, "port": port}
-        )
+def _when_ready(settings: dict[str, object]) -> Any:
+    def when_ready(server: Any) -> None:
+        log = logging.getLogger("handler.server")
+        # Which store and dead-letter sink serve, so that a fallback is never silent.
+        log.info({"message": "settings", **settings})
+        # The bound address as a log line: with --port 0 this is how a caller learns the port.
+        for listener in server.LISTENERS:
+            host, port = listener.sock.getsockname()[:2]
+            log.info({"message": "listening", "host": host, "port": port})
+
+    return when_ready
 
 
 class HandlerServer(BaseApplication):
-    def __init__(self, app: Flask, *, host: str, port: int, threads: int) -> None:
+    def __init__(
+        self, app: Flask, *, host: str, port: int, threads: int, settings: dict[str, object]
+    ) -> None:
         self._app = app
         bind_host = f"[{host}]" if ":" in host else host
         self._options: dict[str, Any] = {
@@ -53,7 +59,7 @@ class HandlerServer(BaseApplication):
             "timeout": 0,
             "graceful_timeout": GRACEFUL_TIMEOUT_S,
             "logconfig_dict": logging_config(),
-            "when_ready": _when_ready,
+            "when_ready": _when_ready(settings),
             "post_fork": _post_fork,
             # gunicorn 27's control socket lives at one path per user: instances side by side
             # (tests, local runs) would fight over it, and nothing here uses it.

@@ -1,6 +1,7 @@
 """One delivery from Cloud Tasks, as the processing function sees it, and how it may fail."""
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,7 +20,8 @@ class TaskRequest:
     """The X-CloudTasks-* headers, decoded, plus the request itself.
 
     `queue` is the short queue id (the emulator sends the full path; it is cut to the id).
-    `headers` has lower-case names. `payload` is the decoded JSON body when the request says
+    `headers` has lower-case names. `retry_count` and `execution_count` are 0 when the
+    header is missing or not a count. `payload` is the decoded JSON body when the request says
     application/json, else None (the raw bytes are always in `body`).
     """
 
@@ -34,18 +36,31 @@ class TaskRequest:
     payload: object = None
 
     @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+    @property
     def key(self) -> str:
         """Unique per task: task names are unique within a queue."""
         return f"{self.queue}/{self.name}"
 
 
-def _number(headers: Mapping[str, str], name: str) -> float | None:
-    # Cloud Tasks always sends numbers here; anything else is logged as unknown rather than
-    # failing a delivery over its metadata.
-    try:
-        return float(headers[name])
-    except (KeyError, ValueError):
-        return None
+# Cloud Tasks always sends counts and a time here; anything else (nan, inf, 1e400, -1, 1.5)
+# is taken as unknown rather than failing a delivery over its metadata. Parsed strictly:
+# float("nan") and float("1e400") parse, and int() of them raises.
+_COUNT = re.compile(r"[0-9]{1,9}")
+# ASCII only: float() also takes other scripts' digits ("٣" is 3.0).
+_TIME = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
+
+
+def _count(headers: Mapping[str, str], name: str) -> int | None:
+    raw = headers.get(name, "").strip()
+    return int(raw) if _COUNT.fullmatch(raw) else None
+
+
+def _time(headers: Mapping[str, str], name: str) -> float | None:
+    raw = headers.get(name, "").strip()
+    return float(raw) if _TIME.fullmatch(raw) else None
 
 
 def parse_task(headers: Mapping[str, str], path: str, body: bytes) -> TaskRequest:
@@ -57,9 +72,9 @@ def parse_task(headers: Mapping[str, str], path: str, body: bytes) -> TaskReques
     return TaskRequest(
         name=name,
         queue=queue.rsplit("/", 1)[-1],
-        retry_count=int(_number(headers, "x-cloudtasks-taskretrycount") or 0),
-        execution_count=int(_number(headers, "x-cloudtasks-taskexecutioncount") or 0),
-        eta=_number(headers, "x-cloudtasks-tasketa"),
+        retry_count=_count(headers, "x-cloudtasks-taskretrycount") or 0,
+        execution_count=_count(headers, "x-cloudtasks-taskexecutioncount") or 0,
+        eta=_time(headers, "x-cloudtasks-tasketa"),
         path=path,
         headers=headers,
         body=body,
@@ -68,10 +83,13 @@ def parse_task(headers: Mapping[str, str], path: str, body: bytes) -> TaskReques
 
 def decode_payload(task: TaskRequest) -> object:
     """The JSON body if the request declares one; raises MalformedTask if it isn't JSON."""
-    content_type = task.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = task.content_type.split(";")[0].strip().lower()
     if content_type != "application/json":
         return None
     try:
         return json.loads(task.body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedTask(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # The same body fails the same way on every attempt: permanent, not retryable.
+        raise MalformedTask("body is JSON nested too deeply to decode") from None

@@ -115,6 +115,7 @@ def _start(
     port_key: str,
     env: Mapping[str, str],
     ready_timeout_s: float = READY_TIMEOUT_S,
+    die_with_parent: bool = True,
 ) -> Child:
     """Starts `command` and waits for a JSON line whose `port_key` field names its port."""
     with log.open("wb") as sink:
@@ -126,7 +127,7 @@ def _start(
             cwd=REPO,
             env={**os.environ, **env},
             start_new_session=True,
-            preexec_fn=_die_with(os.getpid()),
+            preexec_fn=_die_with(os.getpid()) if die_with_parent else None,
         )
     child = Child(name=name, process=process, log=log, port=0)
     deadline = time.monotonic() + ready_timeout_s
@@ -199,9 +200,17 @@ def _start_gcloud(name: str, launcher: str, args: list[str], log: Path) -> Child
     if platform is None:
         raise StartError(f"{name}: needs the Google Cloud CLI (gcloud) and java on PATH")
     port = free_port()
-    command = [sys.executable, "-m", "local.supervise", "--port", str(port), "--"]
+    command = [sys.executable, "-m", "local.supervise", "--port", str(port)]
+    command += ["--parent", str(os.getpid()), "--"]
     command += [str(platform / launcher), *args, "--host=127.0.0.1", f"--port={port}"]
-    return _start(name, command, log, "port", {}, ready_timeout_s=GCLOUD_READY_TIMEOUT_S)
+    # No preexec_fn: it makes Python fork() instead of vfork(), and gRPC's fork handlers,
+    # registered once a gRPC client exists in this process (the tests' clients), then abort
+    # the child ("epoll_wait error: Bad file descriptor"). local.supervise asks for its
+    # parent-death signal itself, and exits if --parent is already gone.
+    return _start(
+        name, command, log, "port", {}, ready_timeout_s=GCLOUD_READY_TIMEOUT_S,
+        die_with_parent=False,
+    )  # fmt: skip
 
 
 def start_firestore_emulator(log: Path) -> Child:

@@ -39,10 +39,13 @@ def _serving(port: int) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m local.supervise", description=__doc__)
     parser.add_argument("--port", type=int, required=True, help="where COMMAND will serve")
+    parser.add_argument("--parent", type=int, help="exit at once if this pid is not our parent")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     pyprctl.set_pdeathsig(signal.SIGTERM)
+    if args.parent is not None and os.getppid() != args.parent:
+        return 1  # the parent died before the line above could take effect
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, _kill_group)
     child = subprocess.Popen(command, stdin=subprocess.DEVNULL)

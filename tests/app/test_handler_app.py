@@ -1,17 +1,22 @@
 """The handler's contract with Cloud Tasks, through Flask's test client (no server)."""
 
+import base64
 import json
 import logging
+import logging.config
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pytest
 from flask.testing import FlaskClient
 
 from handler import example
 from handler.app import Processor, create_app
+from handler.dead_letter import ATTRIBUTE_VALUE_MAX_BYTES, DeadLetter, LogDeadLetterSink
+from handler.logs import logging_config
 from handler.store import Claim, InMemoryStore
-from handler.task import PermanentTaskError, TaskRequest
+from handler.task import PermanentTaskError, TaskRequest, parse_task
 
 
 class RecordingSink:
@@ -132,9 +137,12 @@ def test_last_attempt_failure_is_dead_lettered() -> None:
     assert post(test, {"failAlways": True}, delivery("t", retry=1)).json == {"status": "failed"}
     assert sink.written == []
     last = post(test, {"failAlways": True}, delivery("t", retry=2))
-    assert (last.status_code, last.json) == (500, {"status": "dead_lettered"})
+    # Acknowledged once the sink kept it: a later attempt (maxRetryDuration not yet spent)
+    # would otherwise run a task that a replay runs again.
+    assert (last.status_code, last.json) == (200, {"status": "dead_lettered"})
     assert [name for name, _ in sink.written] == ["t"]
     assert "last allowed attempt" in sink.written[0][1]
+    assert post(test, {"failAlways": True}, delivery("t", retry=3)).json == {"status": "duplicate"}
 
 
 def test_unknown_max_attempts_never_dead_letters_a_retryable_failure() -> None:
@@ -214,3 +222,182 @@ def test_in_memory_store_claims() -> None:
     # Capacity 2: the oldest completed task is forgotten first.
     assert store.claim("a") is Claim.ACQUIRED
     assert store.claim("c") is Claim.DONE
+
+
+# --- defects found by red-teaming: each answered wrongly before its fix ----------------------
+
+
+class FailingSink:
+    """A dead-letter sink whose write is never confirmed (Pub/Sub down, say)."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def write(self, task: TaskRequest, reason: str) -> None:
+        self.attempts += 1
+        raise ConnectionError("dead-letter topic unreachable")
+
+
+def test_a_failing_dead_letter_sink_hands_the_task_back_instead_of_leaking_its_claim() -> None:
+    sink = FailingSink()
+    app = create_app(example.process, dead_letter=sink, max_attempts=3)
+    test = app.test_client()
+    first = post(test, {"reject": True}, delivery("t", retry=0))
+    assert (first.status_code, first.json) == (500, {"status": "dead_letter_failed"})
+    # Before the fix the claim stayed taken: every redelivery answered 409 for good.
+    second = post(test, {"reject": True}, delivery("t", retry=1))
+    assert (second.status_code, second.json) == (500, {"status": "dead_letter_failed"})
+    assert sink.attempts == 2
+
+
+class Interrupted(BaseException):
+    """Not an Exception: what `except Exception` lets through."""
+
+
+def test_a_base_exception_in_the_processor_releases_the_claim() -> None:
+    calls: list[int] = []
+
+    def interrupted(task: TaskRequest) -> None:
+        calls.append(task.retry_count)
+        if task.retry_count == 0:
+            raise Interrupted
+
+    test = client(interrupted)
+    first = post(test, {}, delivery("t", retry=0))
+    assert (first.status_code, first.json) == (500, {"status": "failed"})
+    second = post(test, {}, delivery("t", retry=1))
+    assert (second.status_code, second.json) == (200, {"status": "done"})
+    assert calls == [0, 1]
+
+
+@pytest.mark.parametrize("junk", ["nan", "inf", "-inf", "1e400", "-1", "1.5e3", "٣", "0x10"])
+def test_counts_and_eta_that_are_not_numbers_are_taken_as_unknown(junk: str) -> None:
+    seen: list[TaskRequest] = []
+    test = client(lambda task: seen.append(task) or None)
+    headers = {**delivery("t"), "X-CloudTasks-TaskRetryCount": junk}
+    headers["X-CloudTasks-TaskExecutionCount"] = junk
+    headers["X-CloudTasks-TaskETA"] = junk
+    response = post(test, {}, headers)
+    assert (response.status_code, response.json) == (200, {"status": "done"})
+    assert (seen[0].retry_count, seen[0].execution_count, seen[0].eta) == (0, 0, None)
+
+
+def test_deeply_nested_json_is_rejected_not_retried() -> None:
+    sink = RecordingSink()
+    test = client(sink=sink)
+    body = b"[" * 100_000 + b"]" * 100_000
+    response = test.post("/", data=body, headers=delivery("t"), content_type="application/json")
+    assert (response.status_code, response.json) == (200, {"status": "rejected"})
+    assert len(sink.written) == 1 and "nested too deeply" in sink.written[0][1]
+
+
+CREDENTIALS = {
+    "Authorization": "Bearer secret-authorization",
+    "Proxy-Authorization": "Basic secret-proxy",
+    "Cookie": "session=secret-cookie",
+    "X-Api-Key": "secret-api-key",
+    "X-Auth-Token": "secret-auth-token",
+    "X-Client-Secret": "secret-client-secret",
+    "X-Db-Password": "secret-password",
+    "X-Goog-Iap-Jwt-Assertion": "secret-jwt",
+}
+
+
+def test_the_example_never_echoes_credential_headers() -> None:
+    seen: list[dict[str, object]] = []
+
+    def echo(task: TaskRequest) -> dict[str, object]:
+        seen.append(example.process(task))
+        return seen[-1]
+
+    response = post(client(echo), {"id": 1}, {**delivery(), **CREDENTIALS, "X-Tenant": "acme"})
+    assert response.json == {"status": "done"}
+    assert seen[0]["headers"] == {"x-tenant": "acme"}
+
+
+def test_no_log_line_carries_a_credential_whatever_the_processor_returns(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Through the real logging configuration (JSON on stdout), with a processor that returns
+    every header it got: the credentials' values never reach the log."""
+    logging.config.dictConfig(logging_config())
+    try:
+
+        def leaky(task: TaskRequest) -> dict[str, object]:
+            if isinstance(task.payload, dict) and task.payload.get("reject"):
+                raise PermanentTaskError(f"rejected with {dict(task.headers)}")
+            return {"headers": dict(task.headers), "nested": [{"x-api-key": "secret-nested"}]}
+
+        test = create_app(leaky, dead_letter=LogDeadLetterSink(), max_attempts=3).test_client()
+        assert post(test, {}, {**delivery("t1"), **CREDENTIALS}).json == {"status": "done"}
+        rejected = post(test, {"reject": True}, {**delivery("t2"), **CREDENTIALS})
+        assert rejected.json == {"status": "rejected"}
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    out = capsys.readouterr().out
+    assert '"taskName": "t1"' in out and '"deadLetter": true' in out
+    leaked = [value for value in [*CREDENTIALS.values(), "secret-nested"] if value in out]
+    assert leaked == []
+
+
+class BrokenStore:
+    def claim(self, key: str) -> Claim:
+        raise ConnectionError("firestore unreachable")
+
+    def complete(self, key: str) -> None:
+        raise AssertionError("never claimed")
+
+    def release(self, key: str) -> None:
+        raise AssertionError("never claimed")
+
+
+def test_an_unreachable_store_hands_the_task_back_unprocessed() -> None:
+    calls: list[str] = []
+    app = create_app(lambda task: calls.append(task.name) or None, store=BrokenStore())
+    response = post(app.test_client(), {}, delivery("t"))
+    assert (response.status_code, response.json) == (500, {"status": "store_unavailable"})
+    assert calls == []
+
+
+def test_publish_failing_on_the_last_attempt_leaves_the_whole_record_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    app = create_app(example.process, dead_letter=FailingSink(), max_attempts=3)
+    body = json.dumps({"reject": True, "blob": "x" * 150_000}).encode()
+    headers = delivery("t", retry=1, **{"X-Tenant": "acme"})
+    test = app.test_client()
+    response = test.post("/p", data=body, headers=headers, content_type="application/json")
+    assert response.json == {"status": "dead_letter_failed"}
+    assert not [r for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("deadLetter")]
+    headers["X-CloudTasks-TaskRetryCount"] = "2"
+    response = test.post("/p", data=body, headers=headers, content_type="application/json")
+    assert (response.status_code, response.json) == (500, {"status": "dead_letter_failed"})
+    parts = [r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("deadLetter")]
+    assert [p["part"] for p in parts] == [1, 2, 3] and {p["parts"] for p in parts} == {3}
+    assert b"".join(base64.b64decode(str(p["bodyBase64"])) for p in parts) == body
+    first = parts[0]
+    assert (first["taskName"], first["retryCount"], first["path"]) == ("t", 2, "/p")
+    assert (first["contentType"], first["headers"]) == ("application/json", {"x-tenant": "acme"})
+
+
+def test_dead_letter_attributes_fit_pub_sub_limits() -> None:
+    headers = {f"x-h{n:02}": "v" * 40 for n in range(40)}
+    task = parse_task(
+        {"x-cloudtasks-taskname": "t", "x-cloudtasks-queuename": "q", "content-type": "text/plain",
+         "authorization": "Bearer s", "x-api-key": "k", "host": "h", **headers},
+        "/" + "p" * 2000, b"body",
+    )  # fmt: skip
+    letter = DeadLetter.of(task, "reason é" * 300)
+    assert all(len(v.encode()) <= ATTRIBUTE_VALUE_MAX_BYTES for v in letter.attributes.values())
+    kept = json.loads(letter.attributes["headers"])
+    assert 0 < len(kept) < 40 and kept == {name: headers[name] for name in sorted(kept)}
+    assert letter.truncated == ("reason", "path", "headers")
+    assert letter.attributes["truncated"] == "reason,path,headers"
+    assert (letter.attributes["taskName"], letter.attributes["contentType"]) == ("t", "text/plain")
+    whole = DeadLetter.of(replace(task, path="/p", headers={"x-tenant": "acme"}), "why")
+    assert whole.truncated == () and "truncated" not in whole.attributes
+    assert whole.attributes == {
+        "taskName": "t", "queue": "q", "retryCount": "0", "reason": "why", "path": "/p",
+        "contentType": "", "headers": '{"x-tenant": "acme"}',
+    }  # fmt: skip

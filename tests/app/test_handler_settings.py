@@ -1,0 +1,63 @@
+"""The handler's environment: which store, which dead-letter sink, how many threads."""
+
+from datetime import timedelta
+
+import pytest
+
+from components.durations import Duration
+from handler import settings
+from handler.dead_letter import LogDeadLetterSink
+from handler.firestore_store import FirestoreStore
+from handler.pubsub_sink import PubSubDeadLetterSink
+from handler.store import InMemoryStore
+
+
+def test_defaults_serve_80_at_once_from_memory_and_the_log() -> None:
+    runtime = settings.runtime({})
+    assert runtime.threads == 80
+    assert isinstance(runtime.store, InMemoryStore)
+    assert isinstance(runtime.dead_letter, LogDeadLetterSink)
+    assert runtime.describe() == {
+        "idempotencyStore": "in memory (this instance only: TASK_FIRESTORE_DATABASE is not set)",
+        "deadLetters": "log (TASK_DEAD_LETTER_TOPIC is not set)",
+        "threads": 80,
+    }
+
+
+def test_the_stacks_variables_choose_firestore_and_pub_sub() -> None:
+    runtime = settings.runtime(
+        {
+            "TASK_CONCURRENCY": "250",
+            "TASK_DISPATCH_DEADLINE": "600s",
+            "TASK_FIRESTORE_DATABASE": "tasks-dev",
+            "TASK_IDEMPOTENCY_TTL": "86400s",
+            "TASK_DEAD_LETTER_TOPIC": "projects/p/topics/orders-dead-letters",
+            "GOOGLE_CLOUD_PROJECT": "p",
+        }
+    )
+    assert runtime.threads == 250
+    assert isinstance(runtime.store, FirestoreStore)
+    assert isinstance(runtime.dead_letter, PubSubDeadLetterSink)
+    described = runtime.describe()
+    assert described["idempotencyStore"] == (
+        "firestore database 'tasks-dev', collection 'idempotency', lease 630s, records kept 86400s"
+    )
+    assert described["deadLetters"] == (
+        "pubsub topic projects/p/topics/orders-dead-letters, publish timeout 30s"
+    )
+
+
+@pytest.mark.parametrize(
+    ("deadline", "lease"), [("600s", 630.0), ("1800s", 1830.0), ("15s", 16.5), ("2s", 3.0)]
+)
+def test_a_claims_lease_is_the_deadline_plus_a_bounded_margin(deadline: str, lease: float) -> None:
+    parsed = settings.duration({"D": deadline}, "D", timedelta(0))
+    assert settings.lease(parsed) == timedelta(seconds=lease)
+
+
+@pytest.mark.parametrize("text", ["600s", "15s", "0.5s", "1800.000000001s", "604800s"])
+def test_durations_read_as_the_components_write_them(text: str) -> None:
+    # The handler can't import components.durations in its image; it must agree with it.
+    parsed = settings.duration({"D": text}, "D", timedelta(0))
+    assert round(parsed.total_seconds() * 1e9) == pytest.approx(Duration.parse(text).nanos)
+    assert str(Duration.parse(text)) in (text, text.rstrip("0"))
