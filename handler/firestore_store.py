@@ -7,8 +7,9 @@ the task name holds), fields:
   owner      a random token per claim: only the claim's own request releases it
   leaseUntil Timestamp: a "claimed" record past this is taken over (its holder crashed or
              was killed; by then Cloud Tasks has given up on that attempt anyway)
-  expireAt   Timestamp: now + the idempotency TTL; the database's TTL policy on this field
-             deletes the record (typically within 24 h after it, per Firestore's TTL docs)
+  updatedAt  Timestamp of the last write: the stack's TTL policy on this field (with the
+             stack's `idempotency.ttl` as its expiration offset, components/idempotency.py)
+             deletes the record that long after (typically within 24 h more, per Firestore)
   key        queue/task name, for people reading the database
 
 claim() reads and writes in one transaction, so two deliveries of one task can't both
@@ -26,8 +27,10 @@ from google.cloud import firestore
 
 from handler.store import Claim
 
+# Agreed with components/idempotency.py (RECORDS, UPDATED_AT), which sets the TTL policy;
+# the image has no `components`, so tests/app/test_handler_settings.py checks they match.
 COLLECTION = "idempotency"
-TTL_FIELD = "expireAt"
+TTL_FIELD = "updatedAt"
 # The client's default is 5; two handlers racing on every task (the integration test) need
 # a few more before one sees the other's claim.
 TRANSACTION_ATTEMPTS = 10
@@ -39,13 +42,11 @@ def document_id(key: str) -> str:
 
 class FirestoreStore:
     """`lease`: how long a claim holds without being completed or released (the dispatch
-    deadline plus a margin); `ttl`: how long a record is kept (TASK_IDEMPOTENCY_TTL)."""
+    deadline plus a margin). How long records are kept is the database's TTL policy."""
 
-    def __init__(
-        self, *, project: str | None, database: str, lease: timedelta, ttl: timedelta
-    ) -> None:
+    def __init__(self, *, project: str | None, database: str, lease: timedelta) -> None:
         self._project, self._database = project, database
-        self._lease, self._ttl = lease, ttl
+        self._lease = lease
         self._client: firestore.Client | None = None
         self._lock = threading.Lock()
         # (key, thread) -> this claim's owner token. One request is one thread, so the
@@ -83,7 +84,7 @@ class FirestoreStore:
                     "state": "claimed",
                     "owner": token,
                     "leaseUntil": now + self._lease,
-                    TTL_FIELD: now + self._ttl,
+                    TTL_FIELD: now,
                     "key": key,
                 },
             )
@@ -103,7 +104,7 @@ class FirestoreStore:
         self._token(key)
         now = datetime.now(UTC)
         # Unconditional: the task is done whoever holds the record now.
-        self._document(key).set({"state": "done", TTL_FIELD: now + self._ttl, "key": key})
+        self._document(key).set({"state": "done", TTL_FIELD: now, "key": key})
 
     def release(self, key: str) -> None:
         token = self._token(key)

@@ -12,7 +12,6 @@ TASK_DISPATCH_DEADLINE   the queue's dispatch deadline, e.g. 600s (default 600s,
 TASK_FIRESTORE_DATABASE  Firestore database id: idempotency records there, shared by every
                          instance (project GOOGLE_CLOUD_PROJECT; FIRESTORE_EMULATOR_HOST is
                          honoured); unset: in memory, per instance
-TASK_IDEMPOTENCY_TTL     how long a Firestore record is kept (expireAt), default 604800s (7 d)
 TASK_DEAD_LETTER_TOPIC   projects/P/topics/T: dead letters published there (PUBSUB_EMULATOR_HOST
                          is honoured); unset: written to the log
 """
@@ -33,7 +32,6 @@ DEFAULT_PROCESSOR = "handler.example:process"
 DEFAULT_CONCURRENCY = 80
 MAX_CONCURRENCY = 1000  # Cloud Run's limit on a service's concurrency
 DEFAULT_DISPATCH_DEADLINE = timedelta(seconds=600)
-DEFAULT_IDEMPOTENCY_TTL = timedelta(days=7)
 # The protobuf Duration form the components write ("600s", "0.5s"). Parsed here rather than
 # with components.durations.Duration: the image holds handler/ alone, and that module needs
 # pydantic, which the image doesn't install.
@@ -122,7 +120,6 @@ def runtime(environ: Mapping[str, str] = os.environ) -> Runtime:
     created on first use, in the serving process."""
     threads = concurrency(environ)
     deadline = duration(environ, "TASK_DISPATCH_DEADLINE", DEFAULT_DISPATCH_DEADLINE)
-    ttl = duration(environ, "TASK_IDEMPOTENCY_TTL", DEFAULT_IDEMPOTENCY_TTL)
     database = environ.get("TASK_FIRESTORE_DATABASE", "").strip()
     topic = environ.get("TASK_DEAD_LETTER_TOPIC", "").strip()
     if topic and not _TOPIC.fullmatch(topic):
@@ -135,7 +132,7 @@ def runtime(environ: Mapping[str, str] = os.environ) -> Runtime:
         from handler.firestore_store import COLLECTION, FirestoreStore
 
         project = environ.get("GOOGLE_CLOUD_PROJECT") or None
-        store = FirestoreStore(project=project, database=database, lease=lease(deadline), ttl=ttl)
+        store = FirestoreStore(project=project, database=database, lease=lease(deadline))
         where = (
             f" at {environ['FIRESTORE_EMULATOR_HOST']}"
             if "FIRESTORE_EMULATOR_HOST" in environ
@@ -143,7 +140,8 @@ def runtime(environ: Mapping[str, str] = os.environ) -> Runtime:
         )
         store_description = (
             f"firestore database {database!r}{where}, collection {COLLECTION!r},"
-            f" lease {lease(deadline).total_seconds():g}s, records kept {ttl.total_seconds():g}s"
+            f" lease {lease(deadline).total_seconds():g}s, records kept per the database's"
+            " TTL policy"
         )
 
     sink: DeadLetterSink = LogDeadLetterSink()

@@ -30,7 +30,6 @@ def test_the_stacks_variables_choose_firestore_and_pub_sub() -> None:
             "TASK_CONCURRENCY": "250",
             "TASK_DISPATCH_DEADLINE": "600s",
             "TASK_FIRESTORE_DATABASE": "tasks-dev",
-            "TASK_IDEMPOTENCY_TTL": "86400s",
             "TASK_DEAD_LETTER_TOPIC": "projects/p/topics/orders-dead-letters",
             "GOOGLE_CLOUD_PROJECT": "p",
         }
@@ -40,7 +39,8 @@ def test_the_stacks_variables_choose_firestore_and_pub_sub() -> None:
     assert isinstance(runtime.dead_letter, PubSubDeadLetterSink)
     described = runtime.describe()
     assert described["idempotencyStore"] == (
-        "firestore database 'tasks-dev', collection 'idempotency', lease 630s, records kept 86400s"
+        "firestore database 'tasks-dev', collection 'idempotency', lease 630s, records kept"
+        " per the database's TTL policy"
     )
     assert described["deadLetters"] == (
         "pubsub topic projects/p/topics/orders-dead-letters, publish timeout 30s"
@@ -61,3 +61,12 @@ def test_durations_read_as_the_components_write_them(text: str) -> None:
     parsed = settings.duration({"D": text}, "D", timedelta(0))
     assert round(parsed.total_seconds() * 1e9) == pytest.approx(Duration.parse(text).nanos)
     assert str(Duration.parse(text)) in (text, text.rstrip("0"))
+
+
+def test_records_are_where_the_stacks_ttl_policy_looks() -> None:
+    """The handler image has no `components`: its collection and TTL field are spelled
+    twice, and must match the TTL policy the program sets."""
+    from components.idempotency import RECORDS, UPDATED_AT
+    from handler.firestore_store import COLLECTION, TTL_FIELD
+
+    assert (COLLECTION, TTL_FIELD) == (RECORDS, UPDATED_AT)
