@@ -144,7 +144,10 @@ class LocalRun:
                 pytest.fail(f"exited with {self.process.returncode} instead:\n{text}")
             return None
 
-        text = wait_for(started, f"`python -m local` to start (output: {self.output})")
+        # The gcloud emulators' JVMs may take most of local.processes' 90 s to start.
+        text = wait_for(
+            started, f"`python -m local` to start (output: {self.output})", timeout_s=120
+        )
         run = json.loads((self.directory / "run.json").read_text())
         self.children = {
             name: {"pid": child["pid"], "port": child["port"]}
