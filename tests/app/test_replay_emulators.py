@@ -225,3 +225,21 @@ def test_a_big_dead_letter_is_replayed_delivered_byte_for_byte_and_acknowledged_
     empty = cli(outputs, emulator, pubsub, "--json")
     assert empty.returncode == 0, empty.stderr
     assert json.loads(empty.stdout)["messages"] == 0
+
+
+def test_a_missing_subscription_aborts_with_the_error(
+    tmp_path: Path, pubsub: Child, emulator: Child, recorder: Child, queue: str
+) -> None:
+    entry = {
+        **pipeline_output(queue, f"http://{recorder.address}"),
+        "deadLetterSubscription": "projects/test-project/subscriptions/no-such-subscription",
+    }
+    outputs = tmp_path / "pipelines.json"
+    outputs.write_text(json.dumps({"orders": entry}))
+    result = cli(outputs, emulator, pubsub)
+    assert result.returncode == 3, result.stderr
+    assert (
+        "stopped: pulling projects/test-project/subscriptions/no-such-subscription: NOT_FOUND"
+        in (result.stderr)
+    )
+    assert "(retrying cannot fix it)" in result.stderr
