@@ -365,7 +365,8 @@ def _dry_run_report(
                     f"{outcome.task_name}  replays {letter.task_name} (message"
                     f" {result.message_id}): POST {letter.path},"
                     f" {letter.content_type or 'no content type'}, {len(letter.body)} bytes;"
-                    f" dead-lettered after retry {letter.retry_count or '?'}:"
+                    f" dead-lettered from {letter.queue or '?'} after retry"
+                    f" {letter.retry_count or '?'}:"
                     f" {letter.reason or '(no reason given)'}"
                 )
             continue

@@ -4,7 +4,6 @@ acknowledges nothing, and a message replay can't read is reported and handed bac
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from taskclient.bulk import BulkRun, Outcome
 from taskclient.pipelines import Pipeline
 from taskclient.replay import Replayed, ReplayRun, replay_task_id
 from taskclient.task_builder import task_id
-from tests.app.helpers import pipeline_output
+from tests.app.helpers import pipeline_output, run_async
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -133,7 +132,7 @@ def replay(
         finally:
             await client.transport.close()
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def task_names(admin: tasks_v2.CloudTasksClient, queue: str) -> set[str]:

@@ -4,7 +4,6 @@ delivered byte for byte, and acknowledged; replayed twice, it is one task."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -37,7 +36,7 @@ from taskclient import transport
 from taskclient.bulk import BulkRun, Outcome
 from taskclient.pipelines import Pipeline
 from taskclient.replay import ReplayRun, replay_task_id
-from tests.app.helpers import pipeline_output, task_lines, wait_for
+from tests.app.helpers import pipeline_output, run_async, task_lines, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -155,7 +154,7 @@ def replay_with_lost_ack(pubsub: Child, emulator: Child, pipeline: Pipeline) -> 
             await client.transport.close()
             await subscriber.transport.close()
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def cli(
