@@ -7,8 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
@@ -37,6 +39,7 @@ from taskclient.bulk import BulkRun, Outcome
 from taskclient.pipelines import Pipeline
 from taskclient.replay import ReplayRun, replay_task_id
 from tests.app.helpers import pipeline_output, run_async, task_lines, wait_for
+from tests.app.test_bulk_cli import FakeBackend
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -242,3 +245,50 @@ def test_a_missing_subscription_aborts_with_the_error(
         in (result.stderr)
     )
     assert "(retrying cannot fix it)" in result.stderr
+
+
+def test_sigterm_stops_the_replay_and_hands_every_message_back(
+    tmp_path: Path, pubsub: Child, subscription: str
+) -> None:
+    """Cloud Tasks never answers: in-flight creates are unknown, the rest not sent, and every
+    message is back in the subscription for the next replay."""
+    hanging = FakeBackend("hang")
+    try:
+        queue = "projects/test-project/locations/us-central1/queues/orders"
+        entry = {
+            **pipeline_output(queue, "http://127.0.0.1:9"),
+            "deadLetterSubscription": subscription,
+        }
+        outputs = tmp_path / "pipelines.json"
+        outputs.write_text(json.dumps({"orders": entry}))
+        for n in range(6):
+            publish(pubsub, b'{"id": %d}' % n, f"task-{n}")
+        command = [
+            sys.executable, "-m", "taskclient", "replay", "--outputs", str(outputs),
+            "--pipeline", "orders", "--emulator", hanging.address, "--concurrency", "2", "--json",
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={"PATH": "/usr/bin:/bin", "PUBSUB_EMULATOR_HOST": pubsub.address},
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            # The first connection is the CLI's reachability check; the second is the gRPC
+            # channel, opened by the first create, once the messages are pulled.
+            wait_for(lambda: len(hanging.held) >= 2 or None, "creates to hang in flight")
+            time.sleep(1)
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    finally:
+        hanging.close()
+    assert process.returncode == 143, err
+    report = json.loads(out)
+    assert report["messages"] == 6
+    assert report["outcomes"]["unknown"] == 2
+    assert report["outcomes"]["not sent"] == 4
+    assert report["stopped"] == "SIGTERM: stopped sending"
+    assert waiting(pubsub) == 6
