@@ -1,9 +1,13 @@
 """`python -m local --stack dev` (`make local STACK=dev`): the whole loop on this machine.
 
-Starts the Cloud Tasks emulator and the task handler on 127.0.0.1, creates one queue per
-pipeline of Pulumi.<stack>.yaml, writes a stack-output file for the client, prints what it
-started and how to enqueue, then follows the handler's log until Ctrl-C, SIGTERM or SIGHUP
-and stops both. Killed outright, it takes them with it (see local/processes.py).
+Starts the Cloud Tasks emulator and the task handler on 127.0.0.1, with Google's Firestore
+and Pub/Sub emulators when the Google Cloud CLI is installed (idempotency records in
+Firestore, dead letters on Pub/Sub, as deployed; without it, or with --in-memory, the
+handler keeps them in memory and in its log, and says so). Creates one queue per pipeline of
+Pulumi.<stack>.yaml (and its dead-letter topic and subscription), writes a stack-output file
+for the client, prints what it started and how to enqueue and replay, then follows the
+handler's log until Ctrl-C, SIGTERM or SIGHUP and stops everything. Killed outright, it
+takes its children with it (see local/processes.py).
 """
 
 import argparse
@@ -13,11 +17,28 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pyprctl
+from google.pubsub_v1 import PublisherClient, SubscriberClient
+from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
-from local.processes import REPO, Child, StartError, running, start_emulator, start_handler
+from components.durations import Duration
+from components.settings.idempotency import database_for_stack
+from local.processes import (
+    REPO,
+    Child,
+    StartError,
+    gcloud_available,
+    running,
+    start_emulator,
+    start_gcloud_emulators,
+    start_handler,
+)
 from local.stack_config import LocalPipeline, StackConfigError, read_stack, stack_output
 from local.state import AlreadyRunning, StackState, claim, describe
 
@@ -67,43 +88,151 @@ def _follow(log: Path, stop: threading.Event) -> None:
                 stop.wait(0.2)
 
 
-def _started(
-    state: StackState, pipelines: list[LocalPipeline], emulator: Child, handler: Child
-) -> str:
-    outputs = state.directory / "pipelines.json"
-    outputs.write_text(
-        json.dumps(stack_output(pipelines, f"http://{handler.address}"), indent=2),
-        encoding="utf-8",
+@dataclass(frozen=True)
+class Shared:
+    """Where the handler keeps what must outlive one instance: the gcloud emulators if they
+    run (None: in memory and in the log), and why not otherwise."""
+
+    firestore: Child | None
+    pubsub: Child | None
+    database: str | None
+    dead_letter_topic: str | None
+    note: str
+
+    def describe(self) -> str:
+        idempotency = (
+            f"Firestore emulator, database {self.database}" if self.firestore else "in memory"
+        )
+        dead_letters = (
+            f"Pub/Sub emulator, topic {self.dead_letter_topic}"
+            if self.dead_letter_topic
+            else "the handler's log"
+        )
+        return f"idempotency: {idempotency}; dead letters: {dead_letters}{self.note}"
+
+
+def _create_dead_letter_subscriptions(pubsub: Child, pipelines: list[LocalPipeline]) -> None:
+    """Each pipeline's topic and its one subscription, named as the stack names them."""
+    channel = grpc.insecure_channel(pubsub.address)
+    try:
+        publisher = PublisherClient(transport=PublisherGrpcTransport(channel=channel))
+        subscriber = SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
+        for p in pipelines:
+            publisher.create_topic(name=p.dead_letter_topic)
+            subscriber.create_subscription(
+                name=p.dead_letter_subscription, topic=p.dead_letter_topic
+            )
+    finally:
+        channel.close()
+
+
+def _handler_env(pipelines: list[LocalPipeline], shared: Shared) -> dict[str, str]:
+    # One handler serves every pipeline: the smallest retry limit, the longest dispatch
+    # deadline (a claim's lease must outlast any attempt) and the largest concurrency.
+    env = {
+        "TASK_MAX_ATTEMPTS": str(min(p.max_attempts for p in pipelines)),
+        "TASK_DISPATCH_DEADLINE": str(max(Duration.parse(p.dispatch_deadline) for p in pipelines)),
+        "TASK_CONCURRENCY": str(max(p.concurrency for p in pipelines)),
+    }
+    if shared.firestore and shared.pubsub and shared.database:
+        env |= {
+            "FIRESTORE_EMULATOR_HOST": shared.firestore.address,
+            "PUBSUB_EMULATOR_HOST": shared.pubsub.address,
+            "GOOGLE_CLOUD_PROJECT": pipelines[0].project,
+            "TASK_FIRESTORE_DATABASE": shared.database,
+        }
+    if shared.dead_letter_topic:
+        env["TASK_DEAD_LETTER_TOPIC"] = shared.dead_letter_topic
+    return env
+
+
+def _shared(
+    state: StackState,
+    pipelines: list[LocalPipeline],
+    in_memory: bool,
+    keep: Callable[[Child], object],
+) -> Shared:
+    """Starts the gcloud emulators unless told not to or the CLI is missing; each child
+    started is handed to `keep` at once, so it is stopped whatever happens next."""
+    if in_memory:
+        return Shared(None, None, None, None, " (--in-memory)")
+    if not gcloud_available():
+        return Shared(
+            None, None, None, None,
+            " (gcloud or java not on PATH: the Firestore and Pub/Sub emulators did not start)",
+        )  # fmt: skip
+    firestore, pubsub = start_gcloud_emulators(
+        state.directory / "firestore.log", state.directory / "pubsub.log"
     )
+    keep(firestore)
+    keep(pubsub)
+    _create_dead_letter_subscriptions(pubsub, pipelines)
+    database = database_for_stack(state.stack)
+    if len(pipelines) > 1:
+        # A handler publishes to one topic, and here one handler serves every pipeline:
+        # a dead letter on another pipeline's topic would be replayed onto the wrong queue.
+        return Shared(
+            firestore, pubsub, database, None,
+            f" ({len(pipelines)} pipelines share this handler, a handler has one topic)",
+        )  # fmt: skip
+    return Shared(firestore, pubsub, database, pipelines[0].dead_letter_topic, "")
+
+
+def _started(
+    state: StackState, pipelines: list[LocalPipeline], children: list[Child], shared: Shared
+) -> str:
+    emulator, handler = children[0], children[-1]
+    outputs = state.directory / "pipelines.json"
+    output = stack_output(
+        pipelines,
+        f"http://{handler.address}",
+        database=shared.database,
+        dead_letters=shared.dead_letter_topic is not None,
+    )
+    outputs.write_text(json.dumps(output, indent=2), encoding="utf-8")
     state.record(
         {
             "pid": os.getpid(),
             "stack": state.stack,
             "children": {
                 child.name: {"pid": child.process.pid, "port": child.port, "log": str(child.log)}
-                for child in (emulator, handler)
+                for child in children
             },
             "outputs": str(outputs),
         }
     )
     max_attempts = min(p.max_attempts for p in pipelines)
     python = _shown(REPO / ".venv" / "bin" / "python")
+    rows = "".join(
+        f"  {child.name.removesuffix(' emulator'):<9} {child.address}  pid {child.process.pid}"
+        f"  log {_shown(child.log)}\n"
+        for child in children
+    )
+    replay = (
+        f"replay dead letters (once what rejected them is fixed):\n"
+        f"  {python} -m taskclient replay --outputs {_shown(outputs)} "
+        f"--emulator {emulator.address} --pubsub-emulator {shared.pubsub.address} "
+        f"--pipeline {pipelines[0].name}\n"
+        if shared.dead_letter_topic and shared.pubsub
+        else ""
+    )
     return (
         f"stack {state.stack} running (pid {os.getpid()}), state in {_shown(state.directory)}\n"
-        f"  emulator  {emulator.address}  pid {emulator.process.pid}  log {_shown(emulator.log)}\n"
-        f"  handler   {handler.address}  pid {handler.process.pid}  log {_shown(handler.log)}\n"
+        f"{rows}"
         f"  outputs   {_shown(outputs)}\n"
         f"queues: {', '.join(p.queue for p in pipelines)}\n"
         f"max attempts per task: {max_attempts} (smallest maxAttempts of the stack)\n"
+        f"{shared.describe()}\n"
         f"enqueue from another terminal:\n"
         f"  {python} -m taskclient enqueue --outputs {_shown(outputs)} "
         f"--emulator {emulator.address} --pipeline {pipelines[0].name} --data '{{\"id\": 1}}'\n"
+        f"{replay}"
         f"stop: Ctrl-C here, or `kill {os.getpid()}` (SIGTERM or SIGHUP work too)\n"
         f"handler log follows:"
     )
 
 
-def _run(state: StackState, pipelines: list[LocalPipeline], stop: Stop) -> None:
+def _run(state: StackState, pipelines: list[LocalPipeline], stop: Stop, in_memory: bool) -> None:
     if state.stale:
         _say(
             f"taking over {_shown(state.directory)} from a run that did not clean up"
@@ -112,25 +241,30 @@ def _run(state: StackState, pipelines: list[LocalPipeline], stop: Stop) -> None:
     # One emulator and one handler serve every pipeline, so one retry limit: the smallest.
     max_attempts = min(p.max_attempts for p in pipelines)
     max_retries = -1 if max_attempts == -1 else max_attempts - 1
+    started: list[Child] = []
     stopped: list[Child] = []
     try:
-        with (
-            running(
+        with contextlib.ExitStack() as children:
+            # Stopped in reverse order of starting (handler first), each whatever happens.
+            children.callback(lambda: stopped.extend(reversed(started)))
+
+            def keep(child: Child) -> Child:
+                children.enter_context(running(child))
+                started.append(child)
+                return child
+
+            keep(
                 start_emulator(
                     state.directory / "emulator.log",
                     queues=[p.queue for p in pipelines],
                     max_retries=max_retries,
                 )
-            ) as emulator,
-            running(
-                start_handler(
-                    state.directory / "handler.log",
-                    env={"TASK_MAX_ATTEMPTS": str(max_attempts)},
-                )
-            ) as handler,
-        ):
-            stopped = [handler, emulator]  # the order `running` stops them in
-            _say(_started(state, pipelines, emulator, handler))
+            )
+            shared = _shared(state, pipelines, in_memory, keep)
+            handler = keep(
+                start_handler(state.directory / "handler.log", env=_handler_env(pipelines, shared))
+            )
+            _say(_started(state, pipelines, started, shared))
             _follow(handler.log, stop)
             _say(f"stopping ({stop.reason})...")
     finally:
@@ -155,6 +289,12 @@ def main() -> int:
         default=REPO / "build" / "local",
         help="where each stack gets its directory (logs, outputs, run.json)",
     )
+    parser.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="without the Firestore and Pub/Sub emulators even if gcloud is installed:"
+        " idempotency in memory, dead letters in the handler's log (starts in seconds)",
+    )
     args = parser.parse_args()
     stop = Stop()
     for signum in STOP_SIGNALS:
@@ -167,7 +307,7 @@ def main() -> int:
         return 2
     try:
         with claim(args.state.resolve(), args.stack) as state:
-            _run(state, pipelines, stop)
+            _run(state, pipelines, stop, args.in_memory)
     except (AlreadyRunning, StartError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

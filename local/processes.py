@@ -108,16 +108,14 @@ def _die_with(parent: int) -> Callable[[], None]:
     return preexec
 
 
-def _start(
+def _spawn(
     name: str,
     command: Sequence[str],
     log: Path,
-    port_key: str,
     env: Mapping[str, str],
-    ready_timeout_s: float = READY_TIMEOUT_S,
+    *,
     die_with_parent: bool = True,
 ) -> Child:
-    """Starts `command` and waits for a JSON line whose `port_key` field names its port."""
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command,
@@ -129,7 +127,12 @@ def _start(
             start_new_session=True,
             preexec_fn=_die_with(os.getpid()) if die_with_parent else None,
         )
-    child = Child(name=name, process=process, log=log, port=0)
+    return Child(name=name, process=process, log=log, port=0)
+
+
+def _ready(child: Child, port_key: str, ready_timeout_s: float) -> Child:
+    """Waits for a JSON line whose `port_key` field names the child's port; stops it if none
+    comes."""
     deadline = time.monotonic() + ready_timeout_s
     try:
         while time.monotonic() < deadline:
@@ -137,13 +140,29 @@ def _start(
                 if isinstance(line.get(port_key), int):
                     child.port = int(line[port_key])  # pyright: ignore[reportArgumentType]
                     return child
-            if process.poll() is not None:
-                raise StartError(f"{name} exited with {process.returncode}:\n{_tail(log)}")
+            if child.process.poll() is not None:
+                raise StartError(
+                    f"{child.name} exited with {child.process.returncode}:\n{_tail(child.log)}"
+                )
             time.sleep(0.05)
-        raise StartError(f"{name} did not report its port in {ready_timeout_s}s:\n{_tail(log)}")
+        raise StartError(
+            f"{child.name} did not report its port in {ready_timeout_s}s:\n{_tail(child.log)}"
+        )
     except BaseException:
         child.stop()
         raise
+
+
+def _start(
+    name: str,
+    command: Sequence[str],
+    log: Path,
+    port_key: str,
+    env: Mapping[str, str],
+    ready_timeout_s: float = READY_TIMEOUT_S,
+) -> Child:
+    """Starts `command` and waits for it to announce its port."""
+    return _ready(_spawn(name, command, log, env), port_key, ready_timeout_s)
 
 
 def start_emulator(
@@ -189,7 +208,7 @@ def gcloud_available() -> bool:
     return _gcloud_platform() is not None
 
 
-def _start_gcloud(name: str, launcher: str, args: list[str], log: Path) -> Child:
+def _spawn_gcloud(name: str, launcher: str, args: list[str], log: Path) -> Child:
     """One of the emulators the Google Cloud CLI installs, on 127.0.0.1, offline.
 
     Started through the CLI's own launcher script rather than `gcloud emulators ... start`:
@@ -207,16 +226,11 @@ def _start_gcloud(name: str, launcher: str, args: list[str], log: Path) -> Child
     # registered once a gRPC client exists in this process (the tests' clients), then abort
     # the child ("epoll_wait error: Bad file descriptor"). local.supervise asks for its
     # parent-death signal itself, and exits if --parent is already gone.
-    return _start(
-        name, command, log, "port", {}, ready_timeout_s=GCLOUD_READY_TIMEOUT_S,
-        die_with_parent=False,
-    )  # fmt: skip
+    return _spawn(name, command, log, {}, die_with_parent=False)
 
 
-def start_firestore_emulator(log: Path) -> Child:
-    """Firestore in Native mode (named databases, transactions). Clients find it through
-    FIRESTORE_EMULATOR_HOST=child.address."""
-    return _start_gcloud(
+def _spawn_firestore(log: Path) -> Child:
+    return _spawn_gcloud(
         "firestore emulator",
         "cloud-firestore-emulator/cloud_firestore_emulator",
         ["start", "--database-mode=firestore-native"],
@@ -224,10 +238,42 @@ def start_firestore_emulator(log: Path) -> Child:
     )
 
 
+def _spawn_pubsub(log: Path) -> Child:
+    return _spawn_gcloud("pubsub emulator", "pubsub-emulator/bin/cloud-pubsub-emulator", [], log)
+
+
+def start_firestore_emulator(log: Path) -> Child:
+    """Firestore in Native mode (named databases, transactions). Clients find it through
+    FIRESTORE_EMULATOR_HOST=child.address."""
+    return _ready(_spawn_firestore(log), "port", GCLOUD_READY_TIMEOUT_S)
+
+
 def start_pubsub_emulator(log: Path) -> Child:
     """Pub/Sub, gRPC and REST, any project id. Clients find it through
     PUBSUB_EMULATOR_HOST=child.address."""
-    return _start_gcloud("pubsub emulator", "pubsub-emulator/bin/cloud-pubsub-emulator", [], log)
+    return _ready(_spawn_pubsub(log), "port", GCLOUD_READY_TIMEOUT_S)
+
+
+def start_gcloud_emulators(firestore_log: Path, pubsub_log: Path) -> tuple[Child, Child]:
+    """Both, started together (each JVM takes up to half a minute): (firestore, pubsub).
+    If either fails to start, neither is left running."""
+    firestore = _spawn_firestore(firestore_log)
+    try:
+        pubsub = _spawn_pubsub(pubsub_log)
+    except BaseException:
+        firestore.stop()
+        raise
+    try:
+        _ready(firestore, "port", GCLOUD_READY_TIMEOUT_S)
+    except BaseException:
+        pubsub.stop()
+        raise
+    try:
+        _ready(pubsub, "port", GCLOUD_READY_TIMEOUT_S)
+    except BaseException:
+        firestore.stop()
+        raise
+    return firestore, pubsub
 
 
 @contextmanager

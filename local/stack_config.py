@@ -8,6 +8,7 @@ emulator: the same problems, one per line, before anything runs.
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.names import dead_letters
 from components.settings import ConfigError, StackSettings, settings_from_config
 from plan.stackfile import StackFileError, read_stack_file
 
@@ -23,11 +24,21 @@ class LocalPipeline:
     location: str
     dispatch_deadline: str
     max_attempts: int
+    concurrency: int
 
     @property
     def queue(self) -> str:
         # Locally the queue is named after the pipeline; in the cloud Pulumi names it.
         return f"projects/{self.project}/locations/{self.location}/queues/{self.name}"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        # Named as the program names the topic and its subscription (components.names).
+        return f"projects/{self.project}/topics/{dead_letters(self.name)}"
+
+    @property
+    def dead_letter_subscription(self) -> str:
+        return f"projects/{self.project}/subscriptions/{dead_letters(self.name)}"
 
 
 def stacks(root: Path) -> list[str]:
@@ -62,14 +73,23 @@ def read_stack(root: Path, stack: str) -> list[LocalPipeline]:
             location=pipeline.resolved_location,
             dispatch_deadline=str(pipeline.dispatch_deadline),
             max_attempts=pipeline.queue.max_attempts,
+            concurrency=pipeline.service.concurrency,
         )
         for name, pipeline in settings.pipelines.items()
     ]
 
 
-def stack_output(pipelines: list[LocalPipeline], handler_url: str) -> dict[str, object]:
+def stack_output(
+    pipelines: list[LocalPipeline],
+    handler_url: str,
+    *,
+    database: str | None = None,
+    dead_letters: bool = False,
+) -> dict[str, object]:
     """The shape of `pulumi stack output pipelines`, pointing at the local handler, so the
-    client runs the same code path locally as against the cloud."""
+    client runs the same code path locally as against the cloud. `database`: the Firestore
+    emulator's idempotency database; `dead_letters`: each pipeline names its dead-letter
+    topic and subscription on the Pub/Sub emulator."""
     return {
         p.name: {
             "queue": p.queue,
@@ -80,6 +100,15 @@ def stack_output(pipelines: list[LocalPipeline], handler_url: str) -> dict[str, 
             # The emulator ignores OIDC tokens; the address only has to be well-formed.
             "invokerServiceAccount": f"{p.name}-invoker@{p.project}.iam.gserviceaccount.com",
             "dispatchDeadline": p.dispatch_deadline,
+            **({"firestoreDatabase": database} if database else {}),
+            **(
+                {
+                    "deadLetterTopic": p.dead_letter_topic,
+                    "deadLetterSubscription": p.dead_letter_subscription,
+                }
+                if dead_letters
+                else {}
+            ),
         }
         for p in pipelines
     }

@@ -4,14 +4,17 @@ from taskclient.bulk import BulkOutcome, Outcome
 from taskclient.client import EnqueueResult, TaskClient
 from taskclient.errors import EnqueueError, UsageError
 from taskclient.pipelines import Pipeline, load_env, load_file, load_stack
+from taskclient.replay import DeadLetter, Replayed, replay_task_id
 from taskclient.task_builder import TaskSpec, build_task, task_id
 
 __all__ = [
     "BulkOutcome",
+    "DeadLetter",
     "EnqueueError",
     "EnqueueResult",
     "Outcome",
     "Pipeline",
+    "Replayed",
     "TaskClient",
     "TaskSpec",
     "UsageError",
@@ -19,5 +22,6 @@ __all__ = [
     "load_env",
     "load_file",
     "load_stack",
+    "replay_task_id",
     "task_id",
 ]

@@ -1,4 +1,5 @@
-"""`python -m taskclient`: enqueue one task, or many from JSON lines, onto a pipeline."""
+"""`python -m taskclient`: enqueue one task, or many from JSON lines, onto a pipeline; replay
+its dead letters."""
 
 import argparse
 import asyncio
@@ -6,19 +7,20 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import IO, NoReturn
 
 from components.durations import NANOS_PER_SECOND, Duration
-from taskclient import pipelines, transport
+from taskclient import pipelines, replay, transport
 from taskclient.bulk import BulkOutcome, BulkRun, Outcome
 from taskclient.client import TaskClient
 from taskclient.durations import parse_duration
 from taskclient.errors import EnqueueError, UsageError
 from taskclient.pipelines import Pipeline
+from taskclient.replay import Replayed, ReplayRun, subscription_of
 from taskclient.report import Progress, summarize, write_not_created
 from taskclient.task_builder import TaskSpec, build_task
 
@@ -37,6 +39,17 @@ EXIT_CODES = """exit status:
   130  interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM): in-flight requests were
        given 5 s, the rest not sent, the report printed
 """
+REPLAY_EXIT_CODES = """exit status:
+  0    every message pulled was replayed: its task created (or already there from an
+       earlier replay) and the message acknowledged; --dry-run: every one is replayable
+  1    some messages not replayed: not a dead letter replay can read, failed, unknown,
+       not sent, or not acknowledged; they go back to the subscription for the next replay
+  2    bad command line, or the pipeline has no dead-letter subscription: nothing pulled
+  3    aborted: an error retrying cannot fix (credentials, permission, missing queue or
+       subscription), or the circuit opened; what was pulled and not replayed goes back
+  130  interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM): in-flight requests were
+       given 5 s, the rest handed back to the subscription, the report printed
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,11 +59,33 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_source(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--stack", help="read `pulumi stack output pipelines` of this stack")
     source.add_argument("--outputs", type=Path, help="JSON file of that stack output")
     parser.add_argument("--pipeline", required=True, help="pipeline name in the stack output")
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--emulator", metavar="HOST:PORT", help="local Cloud Tasks emulator")
+    parser.add_argument(
+        "--retry-deadline",
+        default="60s",
+        help="how long to retry transient errors, for the whole run (60s)",
+    )
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help=f"requests in flight, 1..{MAX_CONCURRENCY} (32)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the final report as one JSON object"
+    )
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    _add_source(parser)
     parser.add_argument("--path", default="/", help="path under the service URL (default /)")
     parser.add_argument(
         "--header", action="append", default=[], metavar="'NAME: VALUE'", help="repeatable"
@@ -59,12 +94,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     when.add_argument("--delay", help="deliver after this long, e.g. 30s, 5m")
     when.add_argument("--at", help="deliver at this ISO 8601 time with timezone")
     parser.add_argument("--deadline", help="dispatch deadline (default: the pipeline's)")
-    parser.add_argument("--emulator", metavar="HOST:PORT", help="local Cloud Tasks emulator")
-    parser.add_argument(
-        "--retry-deadline",
-        default="60s",
-        help="how long to retry transient errors, for the whole run (60s)",
-    )
+    _add_connection(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,17 +126,35 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--input", default="-", help="JSON lines file, or - for stdin (default)")
     many.add_argument("--dedup-field", help="use this field of each JSON object as its de-dup key")
     many.add_argument(
-        "--concurrency", type=int, default=32, help=f"requests in flight, 1..{MAX_CONCURRENCY} (32)"
-    )
-    many.add_argument(
         "--failed-out",
         type=Path,
         metavar="FILE",
         help="write the lines not created here, as they were: re-run them with --input FILE",
     )
-    many.add_argument(
-        "--json", action="store_true", help="print the final report as one JSON object"
+    _add_output(many)
+    again = commands.add_parser(
+        "replay",
+        help="re-create the dead letters waiting in the pipeline's dead-letter subscription",
+        description=replay.__doc__,
+        epilog=REPLAY_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_source(again)
+    _add_connection(again)
+    again.add_argument(
+        "--pubsub-emulator",
+        metavar="HOST:PORT",
+        help=f"local Pub/Sub emulator (default: {transport.PUBSUB_EMULATOR_ENV})",
+    )
+    again.add_argument(
+        "--limit", type=int, help="handle at most N messages (default: until none are left)"
+    )
+    again.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="pull and show what would be replayed; create and acknowledge nothing",
+    )
+    _add_output(again)
     return parser
 
 
@@ -225,13 +273,7 @@ def _bulk(args: argparse.Namespace, client: TaskClient, entries: list[_Line]) ->
 
     def on_start(run: BulkRun) -> None:
         runs.append(run)
-        loop = asyncio.get_running_loop()
-        for signum in EXIT_SIGNAL:
-            loop.add_signal_handler(signum, _stop, run, signum)
-
-    def _stop(run: BulkRun, signum: signal.Signals) -> None:
-        caught.append(signum)
-        run.stop(f"{signum.name}: stopped sending")
+        _stop_on_signals(caught, run.stop)
 
     def on_outcome(outcome: BulkOutcome) -> None:
         progress.update(outcome, runs[0].circuit.retries if runs else 0)
@@ -298,27 +340,195 @@ def _bulk(args: argparse.Namespace, client: TaskClient, entries: list[_Line]) ->
     return code
 
 
+def _stop_on_signals(caught: list[signal.Signals], stop: Callable[[str], None]) -> None:
+    """Stop signals stop the run (on the loop's thread); the first one sets the exit status."""
+
+    def handle(signum: signal.Signals) -> None:
+        caught.append(signum)
+        stop(f"{signum.name}: stopped sending")
+
+    loop = asyncio.get_running_loop()
+    for signum in EXIT_SIGNAL:
+        loop.add_signal_handler(signum, handle, signum)
+
+
+def _dry_run_report(
+    args: argparse.Namespace, results: list[Replayed], stopped: str | None, code: int | None
+) -> int:
+    """What each message would become; `code` set if the run was stopped or aborted."""
+    failures: list[dict[str, object]] = []
+    for result in results:
+        letter, outcome = result.letter, result.outcome
+        if outcome.outcome is Outcome.NOT_SENT and letter is not None:
+            if not args.json:
+                print(
+                    f"{outcome.task_name}  replays {letter.task_name} (message"
+                    f" {result.message_id}): POST {letter.path},"
+                    f" {letter.content_type or 'no content type'}, {len(letter.body)} bytes;"
+                    f" dead-lettered from {letter.queue or '?'} after retry"
+                    f" {letter.retry_count or '?'}:"
+                    f" {letter.reason or '(no reason given)'}"
+                )
+            continue
+        failures.append(_failure(result))
+    replayable = len(results) - len(failures)
+    if code is None:
+        code = EXIT_FAILED if failures else EXIT_OK
+    print(
+        f"dry run: {len(results)} messages pulled, {replayable} replayable, {len(failures)} not;"
+        " nothing created, nothing acknowledged: every message went back to the subscription"
+        + (f"\nstopped: {stopped}" if stopped else ""),
+        file=sys.stderr,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "dryRun": True,
+                    "messages": len(results),
+                    "replayable": replayable,
+                    "stopped": stopped,
+                    "exitCode": code,
+                    "notReplayable": failures,
+                }
+            )
+        )
+    return code
+
+
+def _failure(result: Replayed) -> dict[str, object]:
+    """Reported on stderr as one line; returned for --json."""
+    original = result.letter.task_name if result.letter else None
+    outcome = result.outcome
+    print(
+        f"message {result.message_id} (task {original or '?'}): {outcome.outcome.value}:"
+        f" {outcome.error}",
+        file=sys.stderr,
+    )
+    return {
+        "messageId": result.message_id,
+        "taskName": original,
+        "outcome": outcome.outcome.value,
+        "error": outcome.error,
+    }
+
+
+def _replay(args: argparse.Namespace, client: TaskClient) -> int:
+    """Run, report every message; the exit status says how it ended."""
+    progress = None if args.dry_run else Progress(args.limit)
+    caught: list[signal.Signals] = []
+    runs: list[ReplayRun] = []
+
+    def on_start(run: ReplayRun) -> None:
+        runs.append(run)
+        _stop_on_signals(caught, run.stop)
+
+    def on_replayed(result: Replayed) -> None:
+        if progress is not None:
+            progress.update(result.outcome, runs[0].circuit.retries)
+
+    started = time.monotonic()
+    try:
+        results = client.replay(
+            args.pipeline,
+            pubsub_emulator=args.pubsub_emulator,
+            limit=args.limit,
+            dry_run=args.dry_run,
+            concurrency=args.concurrency,
+            on_replayed=on_replayed,
+            on_start=on_start,
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    circuit = runs[0].circuit
+    code = EXIT_SIGNAL[caught[0]] if caught else EXIT_ABORTED if circuit.aborted else None
+    if args.dry_run:
+        return _dry_run_report(args, results, circuit.stopped, code)
+    if code is None:
+        code = EXIT_OK if all(r.outcome.ok for r in results) else EXIT_FAILED
+    failures: list[dict[str, object]] = []
+    for result in results:
+        if result.outcome.ok and result.letter is not None:
+            if not args.json:
+                print(
+                    f"{result.outcome.task_name}  replays {result.letter.task_name}"
+                    f" ({result.outcome.outcome.value})"
+                )
+            continue
+        failures.append(_failure(result))
+    outcomes = [result.outcome for result in results]
+    if failures:
+        print(
+            f"{len(failures)} messages not replayed went back to the subscription: run replay"
+            " again once their cause is fixed",
+            file=sys.stderr,
+        )
+    summary = summarize(
+        outcomes,
+        elapsed_s=time.monotonic() - started,
+        retries=circuit.retries,
+        stopped=circuit.stopped,
+        exit_code=code,
+        noun="messages",
+    )
+    print(summary.text(), file=sys.stderr)
+    if args.json:
+        print(summary.as_json(failures))
+    return code
+
+
 def _checked(args: argparse.Namespace) -> None:
     """Every argument that can be checked without sending anything, before anything is."""
     retry_deadline = parse_duration(args.retry_deadline, argument="--retry-deadline")
     if retry_deadline.nanos == 0:
         raise UsageError("--retry-deadline: must be more than 0s")
     args.retry_deadline_s = retry_deadline.nanos / NANOS_PER_SECOND
-    if args.command == "bulk" and not 1 <= args.concurrency <= MAX_CONCURRENCY:
+    if args.command in ("bulk", "replay") and not 1 <= args.concurrency <= MAX_CONCURRENCY:
         raise UsageError(f"--concurrency: {args.concurrency} must be 1..{MAX_CONCURRENCY}")
+    if args.command == "replay" and args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit: {args.limit} must be at least 1")
+
+
+def _emulator(given: str | None, env_value: str | None, *, argument: str, env: str) -> str | None:
+    """The emulator address from its flag or else its variable, checked (naming which)."""
+    address = given or env_value
+    if address:
+        transport.check_emulator(address, argument=argument if given else env)
+    return address
 
 
 def _run(args: argparse.Namespace, stdin: IO[str]) -> int:
     _checked(args)
     pipeline_map = _load_pipelines(args)
+    if args.command == "replay":
+        subscription_of(pipelines.select(pipeline_map, args.pipeline), args.pipeline)
+        emulator = _emulator(
+            args.emulator,
+            transport.emulator_from_env(),
+            argument="--emulator",
+            env=transport.EMULATOR_ENV,
+        )
+        args.pubsub_emulator = _emulator(
+            args.pubsub_emulator,
+            transport.pubsub_emulator_from_env(),
+            argument="--pubsub-emulator",
+            env=transport.PUBSUB_EMULATOR_ENV,
+        )
+        with TaskClient(
+            pipeline_map, emulator=emulator, retry_deadline_s=args.retry_deadline_s
+        ) as client:
+            return _replay(args, client)
     # A wrong name, and every option a task takes, fail before any input is read.
     build_task(pipelines.select(pipeline_map, args.pipeline), _spec(args, None, None))
     entries = _bulk_lines(args, _read_lines(args.input, stdin)) if args.command == "bulk" else []
     payload = _one_payload(args) if args.command == "enqueue" else None
-    emulator = args.emulator or transport.emulator_from_env()
-    if emulator:
-        argument = "--emulator" if args.emulator else transport.EMULATOR_ENV
-        transport.check_emulator(emulator, argument=argument)
+    emulator = _emulator(
+        args.emulator,
+        transport.emulator_from_env(),
+        argument="--emulator",
+        env=transport.EMULATOR_ENV,
+    )
     with TaskClient(
         pipeline_map, emulator=emulator, retry_deadline_s=args.retry_deadline_s
     ) as client:

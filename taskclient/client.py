@@ -1,8 +1,9 @@
 """Enqueue one task or many onto a pipeline's queue."""
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from google.api_core import exceptions
 from google.cloud import tasks_v2
@@ -11,7 +12,10 @@ from taskclient import pipelines, retries, transport
 from taskclient.bulk import BulkOutcome, BulkRun, describe
 from taskclient.errors import EnqueueError, UsageError
 from taskclient.pipelines import Pipeline
+from taskclient.replay import Replayed, ReplayRun, subscription_of
 from taskclient.task_builder import TaskSpec, build_task
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,17 @@ class TaskClient:
             raise EnqueueError(describe(exc)) from exc
         return _result(task, response, len(errors) + 1)
 
+    def _in_private_loop(self, work: Coroutine[object, object, T]) -> T:
+        # A private loop, never installed as the thread's current one: asyncio.run() would
+        # leave "no current event loop" behind for code that calls get_event_loop() later
+        # (Pulumi's runtime does).
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(work)
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
     def enqueue_many(
         self,
         pipeline_name: str,
@@ -95,23 +110,15 @@ class TaskClient:
         Never raises for one task's failure; see taskclient.bulk for when a run stops early.
         `on_start` gets the run (to stop it, e.g. from a signal handler on this thread).
         """
-        # A private loop, never installed as the thread's current one: asyncio.run() would
-        # leave "no current event loop" behind for code that calls get_event_loop() later
-        # (Pulumi's runtime does).
-        loop = asyncio.new_event_loop()
-        try:
-            return loop.run_until_complete(
-                self.enqueue_many_async(
-                    pipeline_name,
-                    specs,
-                    concurrency=concurrency,
-                    on_outcome=on_outcome,
-                    on_start=on_start,
-                )
+        return self._in_private_loop(
+            self.enqueue_many_async(
+                pipeline_name,
+                specs,
+                concurrency=concurrency,
+                on_outcome=on_outcome,
+                on_start=on_start,
             )
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+        )
 
     async def enqueue_many_async(
         self,
@@ -140,6 +147,75 @@ class TaskClient:
             return await run.run(specs)
         finally:
             await client.transport.close()
+
+    def replay(
+        self,
+        pipeline_name: str,
+        *,
+        pubsub_emulator: str | None = None,
+        limit: int | None = None,
+        dry_run: bool = False,
+        concurrency: int = 32,
+        on_replayed: Callable[[Replayed], object] | None = None,
+        on_start: Callable[[ReplayRun], object] | None = None,
+    ) -> list[Replayed]:
+        """Re-creates the dead letters waiting in the pipeline's dead-letter subscription as
+        tasks, acknowledging each message once its task exists (see taskclient.replay).
+
+        `pubsub_emulator`: HOST:PORT of a Pub/Sub emulator (default: PUBSUB_EMULATOR_HOST).
+        An outcome per message pulled, in pull order; never raises for one message's failure.
+        """
+        return self._in_private_loop(
+            self.replay_async(
+                pipeline_name,
+                pubsub_emulator=pubsub_emulator,
+                limit=limit,
+                dry_run=dry_run,
+                concurrency=concurrency,
+                on_replayed=on_replayed,
+                on_start=on_start,
+            )
+        )
+
+    async def replay_async(
+        self,
+        pipeline_name: str,
+        *,
+        pubsub_emulator: str | None = None,
+        limit: int | None = None,
+        dry_run: bool = False,
+        concurrency: int = 32,
+        on_replayed: Callable[[Replayed], object] | None = None,
+        on_start: Callable[[ReplayRun], object] | None = None,
+    ) -> list[Replayed]:
+        pipeline = self.pipeline(pipeline_name)
+        subscription = subscription_of(pipeline, pipeline_name)
+        subscriber = transport.async_subscriber(
+            pubsub_emulator or transport.pubsub_emulator_from_env()
+        )
+        client = transport.async_client(self._emulator)
+        try:
+            run = ReplayRun(
+                subscriber,
+                subscription,
+                pipeline,
+                BulkRun(
+                    client,
+                    pipeline,
+                    concurrency=concurrency,
+                    retry_deadline_s=self._retry_deadline_s,
+                    call_timeout_s=self._call_timeout_s,
+                ),
+                limit=limit,
+                dry_run=dry_run,
+                on_replayed=on_replayed,
+            )
+            if on_start is not None:
+                on_start(run)
+            return await run.run()
+        finally:
+            await client.transport.close()
+            await subscriber.transport.close()
 
     def close(self) -> None:
         if self._sync is not None:

@@ -43,6 +43,13 @@ class Pipeline(BaseModel):
     invoker_service_account: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
     runtime_service_account: str | None = None
     dispatch_deadline: Annotated[Duration, AfterValidator(_deadline)] = Duration.of_seconds(600)
+    # Where the handler publishes dead letters and where `replay` pulls them from. Optional:
+    # stacks deployed before dead letters went to Pub/Sub have neither.
+    dead_letter_topic: str | None = Field(None, pattern=r"^projects/[^/]+/topics/[^/]+$")
+    dead_letter_subscription: str | None = Field(
+        None, pattern=r"^projects/[^/]+/subscriptions/[^/]+$"
+    )
+    firestore_database: str | None = None
 
 
 def parse_pipelines(raw: object, *, source: str) -> dict[str, Pipeline]:

@@ -20,9 +20,10 @@ PROGRESS_EVERY_S = 5.0
 
 
 class Progress:
-    """A tqdm bar with failures and retries on a terminal; a periodic line elsewhere."""
+    """A tqdm bar with failures and retries on a terminal; a periodic line elsewhere.
+    `total` None: not known up front (a replay pulls until the subscription is empty)."""
 
-    def __init__(self, total: int, stream: IO[str] = sys.stderr) -> None:
+    def __init__(self, total: int | None, stream: IO[str] = sys.stderr) -> None:
         self._total, self._stream = total, stream
         self._counts: Counter[Outcome] = Counter()
         self._started = self._last_line = time.monotonic()
@@ -46,8 +47,9 @@ class Progress:
             done = sum(self._counts.values())
             rate = done / max(now - self._started, 1e-9)
             counts = ", ".join(f"{kind.value} {n}" for kind, n in self._counts.items())
+            of = f"/{self._total}" if self._total is not None else ""
             print(
-                f"progress: {done}/{self._total} ({counts}), {rate:.0f}/s, retries {retries}",
+                f"progress: {done}{of} ({counts}), {rate:.0f}/s, retries {retries}",
                 file=self._stream,
                 flush=True,
             )
@@ -67,6 +69,8 @@ class Summary:
     p99_ms: float | None
     stopped: str | None
     exit_code: int
+    noun: str = "lines"
+    """What was counted: input lines (bulk), messages (replay)."""
 
     @property
     def rate(self) -> float:
@@ -81,15 +85,15 @@ class Summary:
             else ""
         )
         line = (
-            f"{self.lines} lines: {counts}; {self.rate:.0f} tasks/s over {self.elapsed_s:.1f}s,"
-            f" {self.retries} retries{latency}"
+            f"{self.lines} {self.noun}: {counts}; {self.rate:.0f} tasks/s over"
+            f" {self.elapsed_s:.1f}s, {self.retries} retries{latency}"
         )
         return line + (f"\nstopped: {self.stopped}" if self.stopped else "")
 
     def as_json(self, failures: list[dict[str, object]]) -> str:
         return json.dumps(
             {
-                "lines": self.lines,
+                self.noun: self.lines,
                 "outcomes": {kind.value: self.counts.get(kind.value, 0) for kind in Outcome},
                 "elapsedSeconds": round(self.elapsed_s, 3),
                 "tasksPerSecond": round(self.rate, 1),
@@ -109,6 +113,7 @@ def summarize(
     retries: int,
     stopped: str | None,
     exit_code: int,
+    noun: str = "lines",
 ) -> Summary:
     latencies = sorted(o.latency_s * 1000 for o in outcomes if o.latency_s is not None)
     percentile = (
@@ -125,6 +130,7 @@ def summarize(
         p99_ms=percentile(99),
         stopped=stopped,
         exit_code=exit_code,
+        noun=noun,
     )
 
 

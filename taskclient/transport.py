@@ -1,7 +1,7 @@
-"""Cloud Tasks clients for the real API or the local emulator.
+"""Cloud Tasks and Pub/Sub clients for the real APIs or the local emulators.
 
-The emulator speaks plain gRPC without TLS or auth: the client must be handed an insecure
-channel through the transport (api_endpoint + anonymous credentials does not work).
+The emulators speak plain gRPC without TLS or auth: a client must be handed an insecure
+channel through its transport (api_endpoint + anonymous credentials does not work).
 """
 
 import ipaddress
@@ -16,10 +16,14 @@ from google.cloud.tasks_v2.services.cloud_tasks.transports import (
     CloudTasksGrpcAsyncIOTransport,
     CloudTasksGrpcTransport,
 )
+from google.pubsub_v1 import SubscriberAsyncClient
+from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcAsyncIOTransport
 
 from taskclient.errors import UsageError
 
 EMULATOR_ENV = "TASKS_EMULATOR_HOST"
+# The variable Google's Pub/Sub clients read for their emulator.
+PUBSUB_EMULATOR_ENV = "PUBSUB_EMULATOR_HOST"
 
 
 # How long an emulator address may take to accept a connection before the run is refused.
@@ -62,6 +66,10 @@ def emulator_from_env() -> str | None:
     return os.environ.get(EMULATOR_ENV) or None
 
 
+def pubsub_emulator_from_env() -> str | None:
+    return os.environ.get(PUBSUB_EMULATOR_ENV) or None
+
+
 def _no_credentials() -> UsageError:
     return UsageError(
         "no Google credentials found: run `gcloud auth application-default login`, "
@@ -87,5 +95,17 @@ def async_client(emulator: str | None) -> tasks_v2.CloudTasksAsyncClient:
         return tasks_v2.CloudTasksAsyncClient(transport=transport)
     try:
         return tasks_v2.CloudTasksAsyncClient()
+    except DefaultCredentialsError:
+        raise _no_credentials() from None
+
+
+def async_subscriber(emulator: str | None) -> SubscriberAsyncClient:
+    """Pub/Sub's subscriber for the real API, or an emulator over plain gRPC. Must be called
+    inside the event loop that will use it."""
+    if emulator:
+        channel = grpc.aio.insecure_channel(emulator)
+        return SubscriberAsyncClient(transport=SubscriberGrpcAsyncIOTransport(channel=channel))
+    try:
+        return SubscriberAsyncClient()
     except DefaultCredentialsError:
         raise _no_credentials() from None

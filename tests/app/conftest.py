@@ -84,13 +84,18 @@ def root(tmp_path: Path) -> Path:
 @pytest.fixture
 def start_local(root: Path, tmp_path: Path) -> Iterator[Callable[..., LocalRun]]:
     """Starts `python -m local` (state under tmp_path/state) and waits until it is serving;
-    at the end kills whatever is left of every run, children included, pass or fail."""
+    at the end kills whatever is left of every run, children included, pass or fail.
+    `gcloud`: with the Firestore and Pub/Sub emulators where gcloud is installed (half a
+    minute more to start); otherwise --in-memory."""
     runs: list[LocalRun] = []
 
-    def start(stack: str = "dev", *, env: Mapping[str, str] | None = None) -> LocalRun:
+    def start(
+        stack: str = "dev", *, env: Mapping[str, str] | None = None, gcloud: bool = False
+    ) -> LocalRun:
         state = tmp_path / "state"
         output = tmp_path / f"local-{stack}-{len(runs)}.out"
         command = [sys.executable, "-m", "local", "--stack", stack, "--root", str(root)]
+        command += [] if gcloud else ["--in-memory"]
         with output.open("wb") as sink:
             process = subprocess.Popen(
                 [*command, "--state", str(state)],

@@ -1,6 +1,7 @@
 """Shared by the application tests: stack output entries, waiting, reading the handler's log,
 and `python -m local` runs with the processes they start."""
 
+import asyncio
 import contextlib
 import json
 import os
@@ -9,7 +10,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -46,6 +47,16 @@ def pipeline_output(queue: str, service_url: str) -> dict[str, object]:
         "runtimeServiceAccount": "orders-runtime@test-project.iam.gserviceaccount.com",
         "dispatchDeadline": "600s",
     }
+
+
+def run_async(work: Coroutine[object, object, T]) -> T:
+    """Runs `work` on a private event loop: asyncio.run() would leave the thread without a
+    current loop, and the Pulumi tests later in the same session ask for one."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(work)
+    finally:
+        loop.close()
 
 
 def wait_for(probe: Callable[[], T | None], what: str, timeout_s: float = 30.0) -> T:
@@ -144,7 +155,10 @@ class LocalRun:
                 pytest.fail(f"exited with {self.process.returncode} instead:\n{text}")
             return None
 
-        text = wait_for(started, f"`python -m local` to start (output: {self.output})")
+        # The gcloud emulators' JVMs may take most of local.processes' 90 s to start.
+        text = wait_for(
+            started, f"`python -m local` to start (output: {self.output})", timeout_s=120
+        )
         run = json.loads((self.directory / "run.json").read_text())
         self.children = {
             name: {"pid": child["pid"], "port": child["port"]}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from local.processes import REPO
+from local.processes import REPO, gcloud_available
 from tests.app.helpers import (
     LocalRun,
     alive,
@@ -27,15 +27,18 @@ from tests.app.helpers import (
     wait_for,
 )
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)
 
 
 def test_sigkill_of_local_takes_every_child_within_5s_and_the_next_run_takes_over(
     start_local: Callable[..., LocalRun],
 ) -> None:
     """Before: the children (own sessions) kept running and listening after the parent died;
-    and a busy gunicorn worker, orphaned, finished its task first (up to its graceful timeout)."""
-    local = start_local()
+    and a busy gunicorn worker, orphaned, finished its task first (up to its graceful timeout).
+    With gcloud installed, the Firestore and Pub/Sub emulators' JVMs are among them."""
+    local = start_local(gcloud=True)
+    if gcloud_available():
+        assert {"firestore emulator", "pubsub emulator"} <= set(local.children)
     handler = local.children["handler"]["pid"]
     assert len(group_members(handler)) >= 2, "the handler's gunicorn worker is not running"
     started = processes_of(local)
@@ -93,6 +96,9 @@ def test_what_it_prints_on_start(start_local: Callable[..., LocalRun]) -> None:
         f"  outputs   {local.directory / 'pipelines.json'}",
     ]
     assert f"stop: Ctrl-C here, or `kill {pid}` (SIGTERM or SIGHUP work too)" in lines
+    # Asked to run without the gcloud emulators, it says where state and dead letters go.
+    assert "idempotency: in memory; dead letters: the handler's log (--in-memory)" in lines
+    assert not any("-m taskclient replay" in line for line in lines)
 
 
 def test_same_stack_twice_is_refused_and_the_first_run_is_untouched(

@@ -8,11 +8,15 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from local.processes import REPO
-from local.stack_config import StackConfigError, read_stack
+from components.settings.idempotency import database_for_stack
+from local.__main__ import Shared, _handler_env
+from local.processes import REPO, Child
+from local.stack_config import StackConfigError, read_stack, stack_output
+from taskclient.pipelines import parse_pipelines
 from tests.app.helpers import LOCAL_STACK, LocalRun, listening_addresses, printed_enqueue, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -105,3 +109,47 @@ def test_local_loop_end_to_end(start_local: Callable[..., LocalRun]) -> None:
     assert local.process.wait(30) == 0
     assert listening_addresses(emulator_port) == []
     assert listening_addresses(handler_port) == []
+
+
+def test_stack_output_names_the_store_and_dead_letters_as_the_program_does(root: Path) -> None:
+    orders, reports = read_stack(root, "dev")
+    output = stack_output(
+        [orders, reports], "http://127.0.0.1:1", database="tasks-dev", dead_letters=True
+    )
+    parsed = parse_pipelines(output, source="make local")
+    assert parsed["orders"].dead_letter_topic == "projects/acme-local/topics/orders-dead-letters"
+    assert (
+        parsed["reports"].dead_letter_subscription
+        == "projects/acme-local/subscriptions/reports-dead-letters"
+    )
+    assert parsed["orders"].firestore_database == "tasks-dev"
+    # Without the emulators the client's replay says the pipeline has no subscription.
+    plain = parse_pipelines(stack_output([orders], "http://127.0.0.1:1"), source="make local")
+    assert plain["orders"].dead_letter_subscription is None
+    assert plain["orders"].firestore_database is None
+    assert database_for_stack("dev") == "tasks-dev"
+    assert database_for_stack("Pre_Prod") == "tasks-pre-prod"
+
+
+def test_the_handler_gets_the_stores_and_the_stack_wide_limits(root: Path, tmp_path: Path) -> None:
+    orders, reports = read_stack(root, "dev")
+    in_memory = Shared(None, None, None, None, " (--in-memory)")
+    assert _handler_env([orders, reports], in_memory) == {
+        "TASK_MAX_ATTEMPTS": "3",
+        "TASK_DISPATCH_DEADLINE": "600s",
+        "TASK_CONCURRENCY": "80",
+    }
+    firestore = Child("firestore emulator", cast(subprocess.Popen[bytes], None), tmp_path, 1111)
+    pubsub = Child("pubsub emulator", cast(subprocess.Popen[bytes], None), tmp_path, 2222)
+    topic = orders.dead_letter_topic
+    env = _handler_env([orders], Shared(firestore, pubsub, "tasks-dev", topic, ""))
+    assert env == {
+        "TASK_MAX_ATTEMPTS": "5",
+        "TASK_DISPATCH_DEADLINE": "300s",
+        "TASK_CONCURRENCY": "80",
+        "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1111",
+        "PUBSUB_EMULATOR_HOST": "127.0.0.1:2222",
+        "GOOGLE_CLOUD_PROJECT": "acme-local",
+        "TASK_FIRESTORE_DATABASE": "tasks-dev",
+        "TASK_DEAD_LETTER_TOPIC": "projects/acme-local/topics/orders-dead-letters",
+    }
