@@ -73,7 +73,7 @@ class Child:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while _group_alive(self.process.pid):
+        while group_members(self.process.pid):
             if time.monotonic() > deadline:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -81,14 +81,19 @@ class Child:
         return self.process.returncode
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def group_members(pgid: int) -> list[int]:
+    """The live processes of process group `pgid` (a child and, e.g., its JVM or gunicorn
+    worker). Zombies don't count: they hold no port or memory, and an orphan may stay one
+    for good in a container whose init doesn't reap."""
+    members: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # exited while we looked
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
 
 
 def _tail(log: Path) -> str:

@@ -7,7 +7,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Coroutine
@@ -17,7 +16,7 @@ from typing import TypeVar
 
 import pytest
 
-from local.processes import Child
+from local.processes import Child, gcloud_available, group_members
 
 T = TypeVar("T")
 
@@ -27,11 +26,16 @@ MAX_RETRIES = 2
 MAX_ATTEMPTS = MAX_RETRIES + 1
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def require_gcloud(what: str) -> None:
+    """At a test module's top: skip it loudly where the Google Cloud CLI's emulators are
+    missing, but never under CI=true, where a missing emulator fails the run."""
+    if gcloud_available():
+        return
+    if os.environ.get("CI") == "true":
+        raise RuntimeError("CI needs the Google Cloud CLI's emulators (gcloud and java on PATH)")
+    pytest.skip(
+        f"SKIPPED LOUDLY: gcloud or java missing, {what} did not run", allow_module_level=True
+    )
 
 
 def pipeline_output(queue: str, service_url: str) -> dict[str, object]:
@@ -118,19 +122,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def group_members(pgid: int) -> list[int]:
-    """The live processes of process group `pgid` (a child and, e.g., its gunicorn worker)."""
-    members: list[int] = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # exited while we looked
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
 
 
 @dataclass

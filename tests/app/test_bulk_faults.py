@@ -13,9 +13,9 @@ import pytest
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
-from local.processes import Child, start_emulator
+from local.processes import Child, free_port, start_emulator
 from taskclient import Outcome, Pipeline, TaskClient, TaskSpec, bulk
-from tests.app.helpers import free_port, pipeline_output
+from tests.app.helpers import pipeline_output
 
 pytestmark = pytest.mark.timeout(120)
 

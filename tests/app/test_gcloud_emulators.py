@@ -13,19 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from local.processes import REPO, gcloud_available, start_firestore_emulator, start_pubsub_emulator
-from tests.app.helpers import listening_addresses
+from local.processes import REPO, group_members, start_firestore_emulator, start_pubsub_emulator
+from tests.app.helpers import listening_addresses, require_gcloud
 
 pytestmark = pytest.mark.timeout(240)
 
-if not gcloud_available():
-    if os.environ.get("CI") == "true":
-        raise RuntimeError("CI needs the Google Cloud CLI's emulators (gcloud and java on PATH)")
-    pytest.skip(
-        "SKIPPED LOUDLY: gcloud or java missing, the Firestore and Pub/Sub emulator tests"
-        " did not run",
-        allow_module_level=True,
-    )
+require_gcloud("the Firestore and Pub/Sub emulator tests")
 
 
 # /proc/net/tcp{,6} spellings of 127.0.0.1, ::ffff:127.0.0.1 (Java's IPv4 sockets) and ::1.
@@ -35,15 +28,13 @@ LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F", "0000000000000000000
 def group_jvms(pgid: int) -> set[int]:
     """The Java processes in process group PGID (other runs on this machine have their own)."""
     found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid in group_members(pgid):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            command = (stat.parent / "cmdline").read_bytes().split(b"\0")[0]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
         except OSError:
-            continue
-        # After the command: state, ppid, pgrp. A zombie has no command line.
-        if int(fields[2]) == pgid and fields[0] != "Z" and command.endswith(b"java"):
-            found.add(int(stat.parent.name))
+            continue  # exited while we looked
+        if command.endswith(b"java"):
+            found.add(pid)
     return found
 
 

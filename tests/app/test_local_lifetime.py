@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from local.processes import REPO, gcloud_available
+from local.processes import REPO, gcloud_available, group_members
 from tests.app.helpers import (
     LocalRun,
     alive,
-    group_members,
     listening_addresses,
     printed_enqueue,
     processes_of,

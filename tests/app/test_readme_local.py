@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from local.processes import REPO, gcloud_available
+from local.processes import REPO, gcloud_available, group_members
 from tests.app.helpers import (
     LocalRun,
-    group_members,
     wait_all_gone,
     wait_for,
 )

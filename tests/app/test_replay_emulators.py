@@ -31,7 +31,6 @@ from bench.enqueue_faults import LoopbackServer
 from local.processes import (
     REPO,
     Child,
-    gcloud_available,
     start_handler,
     start_pubsub_emulator,
 )
@@ -39,18 +38,11 @@ from taskclient import transport
 from taskclient.bulk import BulkRun, Outcome
 from taskclient.pipelines import Pipeline
 from taskclient.replay import ReplayRun, replay_task_id
-from tests.app.helpers import pipeline_output, run_async, task_lines, wait_for
+from tests.app.helpers import pipeline_output, require_gcloud, run_async, task_lines, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
-if not gcloud_available():
-    if os.environ.get("CI") == "true":
-        raise RuntimeError("CI needs the Google Cloud CLI's emulators (gcloud and java on PATH)")
-    pytest.skip(
-        "SKIPPED LOUDLY: gcloud or java missing, the replay tests on the Pub/Sub emulator did"
-        " not run",
-        allow_module_level=True,
-    )
+require_gcloud("the replay tests on the Pub/Sub emulator")
 
 TOPIC = "projects/test-project/topics/orders-dead-letters"
 SUBSCRIPTION = "projects/test-project/subscriptions/orders-dead-letters"

@@ -30,24 +30,16 @@ from handler.store import Claim
 from local.processes import (
     Child,
     free_port,
-    gcloud_available,
     running,
     start_firestore_emulator,
     start_handler,
     start_pubsub_emulator,
 )
-from tests.app.helpers import wait_for
+from tests.app.helpers import require_gcloud, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
-if not gcloud_available():
-    if os.environ.get("CI") == "true":
-        raise RuntimeError("CI needs the Google Cloud CLI's emulators (gcloud and java on PATH)")
-    pytest.skip(
-        "SKIPPED LOUDLY: gcloud or java missing, the handler's Firestore and Pub/Sub tests"
-        " did not run",
-        allow_module_level=True,
-    )
+require_gcloud("the handler's Firestore and Pub/Sub tests")
 
 PROJECT = "test-project"
 DATABASE = "tasks-test"
