@@ -17,13 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 from google.cloud import tasks_v2
-from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
 from bench import enqueue_faults
-from local.processes import Child, running, start_emulator
-from taskclient import Pipeline, TaskClient, TaskSpec
+from local.processes import running, start_emulator
+from taskclient import Pipeline, TaskClient, TaskSpec, transport
 
 SERVICE_URL = "https://orders-xyz-uc.a.run.app"
 INVOKER = "orders-invoker@bench-project.iam.gserviceaccount.com"
@@ -42,11 +40,6 @@ class Result:
     @property
     def ratio(self) -> float:
         return self.bulk_rate / self.loop_rate
-
-
-def _admin(emulator: Child) -> tasks_v2.CloudTasksClient:
-    channel = grpc.insecure_channel(emulator.address)
-    return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
 
 
 def _rate(count: int, run: Callable[[], None]) -> float:
@@ -79,7 +72,7 @@ def bulk(client: TaskClient, count: int, concurrency: int) -> None:
 
 def run_scenario(name: str, rtt_ms: float, count: int, concurrency: int, logs: Path) -> Result:
     with running(start_emulator(logs / f"emulator-{rtt_ms:g}ms.log", rtt_ms=rtt_ms)) as emulator:
-        admin = _admin(emulator)
+        admin = transport.sync_client(emulator.address)
         queue = f"projects/bench-project/locations/us-central1/queues/bench-{uuid.uuid4().hex[:8]}"
         admin.create_queue(parent=queue.rsplit("/", 2)[0], queue=tasks_v2.Queue(name=queue))
         admin.pause_queue(name=queue)  # store only: no dispatching competes for the CPU

@@ -26,11 +26,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import grpc
 from google.cloud import tasks_v2
-from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
-from local.processes import REPO, Child, running, start_emulator
+from local.processes import REPO, running, start_emulator
+from taskclient import transport
 
 SERVICE_URL = "https://orders-xyz-uc.a.run.app"
 RETRY_DEADLINE_S = 60
@@ -181,7 +180,7 @@ def backend_down(lines: Path, work: Path) -> None:
 
 def cut_halfway(lines: Path, work: Path, total: int, rtt_ms: float) -> None:
     with running(start_emulator(work / "emulator.log", rtt_ms=rtt_ms)) as emulator:
-        admin = _admin(emulator)
+        admin = transport.sync_client(emulator.address)
         queue = f"projects/bench-project/locations/us-central1/queues/cut-{uuid.uuid4().hex[:8]}"
         admin.create_queue(parent=queue.rsplit("/", 2)[0], queue=tasks_v2.Queue(name=queue))
         admin.pause_queue(name=queue)
@@ -209,11 +208,6 @@ def cut_halfway(lines: Path, work: Path, total: int, rtt_ms: float) -> None:
         f"               tasks stored: {stored} for {total} ids"
         f" ({'each exactly once' if stored == total else 'MISMATCH'})"
     )
-
-
-def _admin(emulator: Child) -> tasks_v2.CloudTasksClient:
-    channel = grpc.insecure_channel(emulator.address)
-    return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
 
 
 def _stored(admin: tasks_v2.CloudTasksClient, queue: str) -> int:

@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
-SECRET = "[secret]"
-"""What a `secure:` value becomes: the plan has no key to decrypt it, and must not print it."""
+# SECRET is what a `secure:` value becomes (the plan has no key to decrypt it, and must not
+# print it): the same mark config errors show for values under secret keys.
+from components.settings.validation import SECRET
 
 
 class StackFileError(ValueError):

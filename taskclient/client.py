@@ -10,7 +10,7 @@ from google.cloud import tasks_v2
 
 from taskclient import pipelines, retries, transport
 from taskclient.bulk import BulkOutcome, BulkRun, describe
-from taskclient.errors import EnqueueError, UsageError
+from taskclient.errors import EnqueueError
 from taskclient.pipelines import Pipeline
 from taskclient.replay import Replayed, ReplayRun, subscription_of
 from taskclient.task_builder import TaskSpec, build_task
@@ -130,8 +130,6 @@ class TaskClient:
         on_start: Callable[[BulkRun], object] | None = None,
     ) -> list[BulkOutcome]:
         pipeline = self.pipeline(pipeline_name)
-        if concurrency < 1:
-            raise UsageError(f"--concurrency: {concurrency} must be at least 1")
         client = transport.async_client(self._emulator)
         try:
             run = BulkRun(

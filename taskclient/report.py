@@ -28,15 +28,17 @@ class Progress:
         self._counts: Counter[Outcome] = Counter()
         self._started = self._last_line = time.monotonic()
         self._bar = tqdm(total=total, unit="task", file=stream) if stream.isatty() else None
-        self.retries = 0
 
     def update(self, outcome: BulkOutcome, retries: int) -> None:
         self._counts[outcome.outcome] += 1
-        self.retries = retries
-        failed = sum(n for kind, n in self._counts.items() if kind is not Outcome.CREATED)
         if self._bar is not None:
+            not_created = sum(
+                n
+                for kind, n in self._counts.items()
+                if kind not in (Outcome.CREATED, Outcome.EXISTED)
+            )
             self._bar.set_postfix(
-                {"not created": failed - self._counts[Outcome.EXISTED], "retries": retries},
+                {"not created": not_created, "retries": retries},
                 refresh=False,
             )
             self._bar.update()
