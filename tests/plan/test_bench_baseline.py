@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.scale import PLAIN, stack_config
+from bench.scale import PLAIN, report, stack_config
 from plan.recorder import Recording, run_program
 from tests.plan.conftest import ROOT
 
@@ -24,3 +24,31 @@ def test_plain_program_registers_the_same_resources_and_exports() -> None:
     # Same stack output, value for value (the mocks fabricate the computed ones).
     assert sorted(real.outputs["pipelines"]) == ["p000", "p001", "p002"]
     assert plain.outputs == real.outputs
+
+
+def _row(pipelines: int, components: float, plain: float, ratio: float) -> dict[str, float]:
+    return {
+        "pipelines": pipelines,
+        "resources": 16 * pipelines + 10,
+        "components": components,
+        "plain": plain,
+        "components_cpu": components,
+        "plain_cpu": plain,
+        "ratio": ratio,
+    }
+
+
+def test_the_report_judges_each_target_and_says_when_the_sdk_alone_misses_the_time_bar() -> None:
+    met = report([_row(10, 0.5, 0.45, 1.1), _row(100, 2.9, 2.5, 1.16)])
+    assert "100 vs 10 pipelines: 5.8x (target <= 11x): met" in met
+    assert "(median of rounds): 1.16x (target <= 1.3x): met" in met
+    assert "100 pipelines end to end: 2.90 s (target < 3 s): met" in met
+    assert "plain program alone" not in met
+
+    missed = report([_row(10, 0.5, 0.45, 1.1), _row(100, 4.3, 3.9, 1.4)])
+    assert "1.40x (target <= 1.3x): MISSED" in missed
+    assert "100 pipelines end to end: 4.30 s (target < 3 s): MISSED" in missed
+    assert (
+        "the plain program alone takes 3.90 s for the same 1,610 resources: the 3 s bar is"
+        " below the Pulumi SDK's own cost on this machine"
+    ) in missed
