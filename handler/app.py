@@ -4,8 +4,10 @@ Answers (Cloud Tasks retries anything that isn't 2xx, 4xx included):
   200 done               processed now
   200 duplicate          processed before (at-least-once delivery): not processed again
   200 rejected           malformed payload or PermanentTaskError: dead-lettered, never retried
-  200 dead_lettered      failed on the last allowed attempt: dead-lettered
-  409 in_progress        another delivery of the same task holds its claim: retry later
+  200 dead_lettered      failed on the last allowed attempt, or after the dispatch deadline
+                         (Cloud Tasks no longer hears the answer): dead-lettered
+  409 in_progress        another delivery of the same task holds its claim: retry later (the
+                         last attempt first waits, while it is heard, for the holder to settle)
   500 failed             the processor raised: Cloud Tasks retries with backoff
   500 dead_letter_failed a dead letter could not be recorded: retried, and on the last
                          attempt the full record goes to the log
@@ -13,19 +15,22 @@ Answers (Cloud Tasks retries anything that isn't 2xx, 4xx included):
   400 not_a_task         no X-CloudTasks headers (not sent by Cloud Tasks)
 
 Nothing is lost: every answer either finishes the task (2xx: processed, or its dead letter
-confirmed kept), or hands it back to Cloud Tasks with its claim released (5xx, 409). Every
-claim this handler acquires is settled before it answers, whatever the processor or a sink
-raises, so no claim outlives its request.
+confirmed kept), or hands it back to Cloud Tasks with its claim released (5xx, 409) while
+Cloud Tasks still listens and will deliver it again. Every claim this handler acquires is
+settled before it answers, whatever the processor or a sink raises, so no claim outlives its
+request.
 """
 
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import timedelta
 
 from flask import Flask, Response, jsonify, request
 
 from handler.dead_letter import DeadLetterSink, LogDeadLetterSink
+from handler.deadlines import answer_budget
 from handler.logs import request_secrets
 from handler.store import Claim, IdempotencyStore, InMemoryStore
 from handler.task import MalformedTask, PermanentTaskError, TaskRequest, decode_payload, parse_task
@@ -49,6 +54,9 @@ _SEVERITY = {
 
 Outcome = tuple[str, int, dict[str, object]]
 """status, HTTP code, extra fields for the task's log line."""
+
+HOLDER_POLL_S = 2.0
+"""How often the last attempt asks again whether the delivery holding its task has settled."""
 
 
 def _log(task: TaskRequest, status: str, started: float, **extra: object) -> None:
@@ -83,24 +91,33 @@ def create_app(
     store: IdempotencyStore | None = None,
     dead_letter: DeadLetterSink | None = None,
     max_attempts: int | None = None,
+    dispatch_deadline: timedelta | None = None,
 ) -> Flask:
     """`max_attempts`: the queue's retry_config.max_attempts; None (unknown or unlimited)
-    means a retryable failure is never treated as the last attempt."""
+    means a retryable failure is never treated as the last attempt. `dispatch_deadline`: the
+    queue's; None (unknown) means every answer is taken as heard."""
     tasks = store or InMemoryStore()
     sink = dead_letter or LogDeadLetterSink()
     last_resort = LogDeadLetterSink()
+    budget = None if dispatch_deadline is None else answer_budget(dispatch_deadline)
     app = Flask("handler")
 
     def last_attempt(task: TaskRequest) -> bool:
         return max_attempts is not None and task.retry_count + 1 >= max_attempts
+
+    def unheard(task: TaskRequest) -> bool:
+        """Past the deadline Cloud Tasks has counted this attempt failed: whether another
+        comes depends on attempts this delivery can't see, so a 5xx could drop the task."""
+        left = task.time_left()
+        return left is not None and left <= 0
 
     def record(task: TaskRequest, reason: str, status: str, **extra: object) -> Outcome:
         """Dead-letters the task: `status` with 200 once the sink confirms, else 500."""
         try:
             sink.write(task, reason)
         except Exception as exc:
-            if last_attempt(task):
-                # Cloud Tasks won't deliver it again: the log keeps it, whole.
+            if last_attempt(task) or unheard(task):
+                # Cloud Tasks may not deliver it again: the log keeps it, whole.
                 last_resort.write(task, reason)
             return "dead_letter_failed", 500, {**extra, "reason": reason, "error": repr(exc)}
         return status, 200, {**extra, "reason": reason}
@@ -118,8 +135,24 @@ def create_app(
             if last_attempt(task):
                 reason = f"failed on the last allowed attempt: {exc!r}"
                 return record(task, reason, "dead_lettered", error=repr(exc))
+            if unheard(task):
+                reason = (
+                    f"failed after the dispatch deadline ({dispatch_deadline}), when Cloud"
+                    f" Tasks no longer hears the answer: {exc!r}"
+                )
+                return record(task, reason, "dead_lettered", error=repr(exc))
             return "failed", 500, {"error": repr(exc)}
         return "done", 200, {"result": dict(result) if result else None}
+
+    def wait_for_holder(task: TaskRequest) -> Claim:
+        """On the last attempt, a 409 would end the task with Cloud Tasks: if its holder
+        then crashed, nobody would finish it. So ask again while the answer is heard: the
+        holder finishes (DONE), or its lease lapses and this attempt takes the task over."""
+        claim = Claim.IN_PROGRESS
+        while claim is Claim.IN_PROGRESS and (left := task.time_left() or 0) > 0:
+            time.sleep(min(HOLDER_POLL_S, left))
+            claim = tasks.claim(task.key)
+        return claim
 
     def settle(task: TaskRequest, finished: bool) -> dict[str, object]:
         """complete() a finished task, release() one handed back for retry. A store error
@@ -150,9 +183,13 @@ def create_app(
             except MalformedTask as exc:
                 logger.warning({"message": str(exc), "status": "not_a_task", "path": "/" + path})
                 return _answer("not_a_task", 400)
+            if budget is not None:
+                task = replace(task, answer_by=started + budget.total_seconds())
 
             try:
                 claim = tasks.claim(task.key)
+                if claim is Claim.IN_PROGRESS and last_attempt(task):
+                    claim = wait_for_holder(task)
             except Exception as exc:
                 _log(task, "store_unavailable", started, error=repr(exc))
                 return _answer("store_unavailable", 500)

@@ -4,9 +4,12 @@ Document `idempotency/{sha256(queue + "/" + task name)}` (hex: a valid document 
 the task name holds), fields:
   state      "claimed" while a delivery processes the task, "done" once it is finished
              (processed, or dead-lettered and acknowledged)
-  owner      a random token per claim: only the claim's own request releases it
-  leaseUntil Timestamp: a "claimed" record past this is taken over (its holder crashed or
-             was killed; by then Cloud Tasks has given up on that attempt anyway)
+  owner      a random token per claim: only the claim's own request releases or renews it
+  leaseUntil Timestamp: a "claimed" record past this is taken over. While the request that
+             claimed runs, a renewer thread moves it forward every third of the lease, so
+             it lapses only once its holder has stopped (crashed, killed, frozen): work that
+             outlives the dispatch deadline (Cloud Tasks then delivers the task again) keeps
+             its claim, and the new delivery is told to come back (handler/deadlines.py)
   updatedAt  Timestamp of the last write: the stack's TTL policy on this field (with the
              stack's `idempotency.ttl` as its expiration offset, components/idempotency.py)
              deletes the record that long after (typically within 24 h more, per Firestore)
@@ -19,8 +22,12 @@ retries it, and the retry then sees the other's claim). Times are the instance's
 """
 
 import hashlib
+import logging
 import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from google.cloud import firestore
@@ -34,15 +41,27 @@ TTL_FIELD = "updatedAt"
 # The client's default is 5; two handlers racing on every task (the integration test) need
 # a few more before one sees the other's claim.
 TRANSACTION_ATTEMPTS = 10
+# Renewals at once: an instance may hold as many claims as requests, up to 1000 (Cloud Run's
+# maximum concurrency), and one renewal is a transaction's round trips.
+RENEW_THREADS = 8
+
+logger = logging.getLogger("handler.store")
 
 
 def document_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+@dataclass
+class _Held:
+    token: str
+    written: float
+    """time.monotonic() of the claim's last write (acquired or renewed)."""
+
+
 class FirestoreStore:
-    """`lease`: how long a claim holds without being completed or released (the dispatch
-    deadline plus a margin). How long records are kept is the database's TTL policy."""
+    """`lease`: how long a claim holds unless renewed (handler/deadlines.py). How long
+    records are kept is the database's TTL policy."""
 
     def __init__(self, *, project: str | None, database: str, lease: timedelta) -> None:
         self._project, self._database = project, database
@@ -51,7 +70,10 @@ class FirestoreStore:
         self._lock = threading.Lock()
         # (key, thread) -> this claim's owner token. One request is one thread, so the
         # token goes back to the request that claimed, without changing the store protocol.
-        self._owners: dict[tuple[str, int], str] = {}
+        # Every claim in here is renewed until its request completes or releases it.
+        self._owners: dict[tuple[str, int], _Held] = {}
+        self._renewer: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     def _db(self) -> firestore.Client:
         with self._lock:
@@ -90,15 +112,90 @@ class FirestoreStore:
             )
             return Claim.ACQUIRED
 
+        written = time.monotonic()
         claim = run(self._db().transaction(max_attempts=TRANSACTION_ATTEMPTS))
         if claim is Claim.ACQUIRED:
             with self._lock:
-                self._owners[key, threading.get_ident()] = token
+                self._owners[key, threading.get_ident()] = _Held(token, written)
+                # Started on the first claim, in the gunicorn worker: threads don't survive fork.
+                if self._renewer is None or not self._renewer.is_alive():
+                    self._renewer = threading.Thread(
+                        target=self._renew_while_held, name="claim-renewer", daemon=True
+                    )
+                    self._renewer.start()
         return claim
+
+    def close(self) -> None:
+        """Stops renewing (the claims still held then lapse with their lease)."""
+        self._stopping.set()
+        if self._renewer is not None:
+            self._renewer.join()
+
+    def _renew_while_held(self) -> None:
+        """Renews each claim a third of a lease after its last write: short tasks, most of
+        them, are settled before that and never cost a renewal."""
+        every = self._lease.total_seconds() / 3
+        with ThreadPoolExecutor(RENEW_THREADS, thread_name_prefix="claim-renewal") as pool:
+            while not self._stopping.wait(every / 2):
+                now = time.monotonic()
+                with self._lock:
+                    due = [
+                        (slot, held.token)
+                        for slot, held in self._owners.items()
+                        if now - held.written >= every
+                    ]
+                for _ in pool.map(self._renew_one, due):
+                    pass
+
+    def _renew_one(self, due: tuple[tuple[str, int], str]) -> None:
+        slot, token = due
+        key = slot[0]
+        written = time.monotonic()
+        try:
+            renewed = self._renew(key, token)
+        except Exception as exc:  # the next round tries again, well within the lease
+            logger.warning({"message": "claim not renewed", "key": key, "error": repr(exc)})
+            return
+        with self._lock:
+            held = self._owners.get(slot)
+            # Not ours any more: settled meanwhile (its record then no longer says "claimed"
+            # with our token either), which is no loss.
+            mine = held is not None and held.token == token
+            if held is not None and mine and renewed:
+                held.written = written
+            lost = mine and not renewed
+            if lost:
+                del self._owners[slot]
+        if lost:
+            # Its lease lapsed before a renewal landed (the instance was frozen or cut off
+            # from Firestore for a whole lease) and another delivery took the task over.
+            logger.error(
+                {
+                    "message": "claim lost: another delivery took this task over while its"
+                    " work was running here; it may run twice",
+                    "key": key,
+                }
+            )
+
+    def _renew(self, key: str, token: str) -> bool:
+        ref = self._document(key)
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> bool:
+            snapshot = ref.get(transaction=transaction)
+            record = snapshot.to_dict() if snapshot.exists else None
+            if record is None or (record.get("state"), record.get("owner")) != ("claimed", token):
+                return False
+            now = datetime.now(UTC)
+            transaction.update(ref, {"leaseUntil": now + self._lease, TTL_FIELD: now})
+            return True
+
+        return run(self._db().transaction(max_attempts=TRANSACTION_ATTEMPTS))
 
     def _token(self, key: str) -> str | None:
         with self._lock:
-            return self._owners.pop((key, threading.get_ident()), None)
+            held = self._owners.pop((key, threading.get_ident()), None)
+        return None if held is None else held.token
 
     def complete(self, key: str) -> None:
         self._token(key)

@@ -8,7 +8,8 @@ TASK_MAX_ATTEMPTS        the queue's retry_config.max_attempts; unset or -1 = un
 TASK_CONCURRENCY         requests served at once (gunicorn threads); default 80, Cloud Run's
                          default concurrency, so an instance takes all Cloud Run sends it
 TASK_DISPATCH_DEADLINE   the queue's dispatch deadline, e.g. 600s (default 600s, Cloud
-                         Tasks' default); a Firestore claim's lease is this plus a margin
+                         Tasks' default): how long an answer is heard, and a Firestore
+                         claim's lease (handler/deadlines.py)
 TASK_FIRESTORE_DATABASE  Firestore database id: idempotency records there, shared by every
                          instance (project GOOGLE_CLOUD_PROJECT; FIRESTORE_EMULATOR_HOST is
                          honoured); unset: in memory, per instance
@@ -26,6 +27,7 @@ from typing import cast
 
 from handler.app import Processor
 from handler.dead_letter import DeadLetterSink, LogDeadLetterSink
+from handler.deadlines import lease
 from handler.store import IdempotencyStore, InMemoryStore
 
 DEFAULT_PROCESSOR = "handler.example:process"
@@ -89,18 +91,11 @@ def duration(environ: Mapping[str, str], name: str, default: timedelta) -> timed
     return timedelta(seconds=float(raw[:-1]))
 
 
-def lease(dispatch_deadline: timedelta) -> timedelta:
-    """How long a claim holds: past the dispatch deadline Cloud Tasks has given up on the
-    attempt, and the margin (a tenth of it, 1-30 s) covers clock skew and the time the
-    attempt's answer takes to reach Cloud Tasks."""
-    margin = min(max(dispatch_deadline / 10, timedelta(seconds=1)), timedelta(seconds=30))
-    return dispatch_deadline + margin
-
-
 @dataclass(frozen=True)
 class Runtime:
     """What the environment asks for; `describe()` is logged once at start."""
 
+    dispatch_deadline: timedelta
     store: IdempotencyStore
     dead_letter: DeadLetterSink
     threads: int
@@ -109,6 +104,7 @@ class Runtime:
 
     def describe(self) -> dict[str, object]:
         return {
+            "dispatchDeadline": f"{self.dispatch_deadline.total_seconds():g}s",
             "idempotencyStore": self.store_description,
             "deadLetters": self.dead_letter_description,
             "threads": self.threads,
@@ -140,8 +136,8 @@ def runtime(environ: Mapping[str, str] = os.environ) -> Runtime:
         )
         store_description = (
             f"firestore database {database!r}{where}, collection {COLLECTION!r},"
-            f" lease {lease(deadline).total_seconds():g}s, records kept per the database's"
-            " TTL policy"
+            f" lease {lease(deadline).total_seconds():g}s renewed while the work runs, records"
+            " kept per the database's TTL policy"
         )
 
     sink: DeadLetterSink = LogDeadLetterSink()
@@ -156,4 +152,4 @@ def runtime(environ: Mapping[str, str] = os.environ) -> Runtime:
             f" at {environ['PUBSUB_EMULATOR_HOST']}" if "PUBSUB_EMULATOR_HOST" in environ else ""
         )
         sink_description = f"pubsub topic {topic}{where}, publish timeout {timeout_s:g}s"
-    return Runtime(store, sink, threads, store_description, sink_description)
+    return Runtime(deadline, store, sink, threads, store_description, sink_description)

@@ -3,8 +3,10 @@
 The interface is three calls. An implementation backed by a shared database (Firestore,
 Redis, Cloud SQL) makes it hold across instances; the in-memory default only de-duplicates
 within one instance, which covers the common case of a retry after a lost 200 response.
-A shared store should let an ACQUIRED claim expire after the dispatch deadline, so that a
-crashed instance's claim doesn't block the task for good.
+A shared store must hold an ACQUIRED claim for as long as its request runs, which can be
+past the dispatch deadline (Cloud Tasks then delivers the task again), and let it lapse soon
+after its holder stops, so that a crashed instance's claim doesn't block the task for good:
+FirestoreStore renews a short lease while the request runs.
 """
 
 import threading

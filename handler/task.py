@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,7 +23,9 @@ class TaskRequest:
     `queue` is the short queue id (the emulator sends the full path; it is cut to the id).
     `headers` has lower-case names. `retry_count` and `execution_count` are 0 when the
     header is missing or not a count. `payload` is the decoded JSON body when the request says
-    application/json, else None (the raw bytes are always in `body`).
+    application/json, else None (the raw bytes are always in `body`). `answer_by` is the
+    `time.monotonic()` after which Cloud Tasks no longer hears this attempt's answer (None if
+    the dispatch deadline is unknown): see `time_left()`.
     """
 
     name: str
@@ -34,6 +37,13 @@ class TaskRequest:
     headers: Mapping[str, str]
     body: bytes
     payload: object = None
+    answer_by: float | None = None
+
+    def time_left(self) -> float | None:
+        """Seconds until Cloud Tasks stops listening for this attempt (negative once past).
+        Work that can't finish in time should raise (to be retried) while this is positive,
+        as Cloud Run advises: past it, a failure is dead-lettered instead of retried."""
+        return None if self.answer_by is None else self.answer_by - time.monotonic()
 
     @property
     def content_type(self) -> str:

@@ -5,8 +5,10 @@ import json
 import logging
 import logging.config
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from flask.testing import FlaskClient
@@ -401,3 +403,156 @@ def test_dead_letter_attributes_fit_pub_sub_limits() -> None:
         "taskName": "t", "queue": "q", "retryCount": "0", "reason": "why", "path": "/p",
         "contentType": "", "headers": '{"x-tenant": "acme"}',
     }  # fmt: skip
+
+
+# --- deadlines: an answer Cloud Tasks no longer hears, and the last attempt -------------------
+# A 2 s dispatch deadline leaves a 1 s answer budget (less the 1 s minimum margin).
+DEADLINE = timedelta(seconds=2)
+
+
+def test_the_processor_is_told_how_long_its_answer_is_heard() -> None:
+    seen: list[float | None] = []
+    app = create_app(
+        lambda task: seen.append(task.time_left()) or None,
+        dead_letter=RecordingSink(),
+        dispatch_deadline=timedelta(seconds=600),
+    )
+    assert post(app.test_client(), {}, delivery("t")).json == {"status": "done"}
+    [left] = seen
+    assert left is not None and 569 < left <= 570  # 600 s less its 30 s margin
+    # Without a known deadline there is no budget to report.
+    assert post(client(lambda task: seen.append(task.time_left()) or None), {}, delivery()).json
+    assert seen[-1] is None
+
+
+def overrunning(seconds: float) -> Processor:
+    def process(task: TaskRequest) -> None:
+        time.sleep(seconds)
+        raise RuntimeError("upstream timed out")
+
+    return process
+
+
+def test_a_failure_after_the_deadline_is_dead_lettered_not_handed_back() -> None:
+    # Cloud Tasks has counted the attempt failed; with no attempt left (409s to other
+    # deliveries use them up) a 500 would drop the task, so the dead letter keeps it.
+    sink = RecordingSink()
+    store = InMemoryStore()
+    app = create_app(
+        overrunning(1.2), store=store, dead_letter=sink, max_attempts=5, dispatch_deadline=DEADLINE
+    )
+    response = post(app.test_client(), {}, delivery("t", retry=0))
+    assert (response.status_code, response.json) == (200, {"status": "dead_lettered"})
+    [(name, reason)] = sink.written
+    assert name == "t" and reason.startswith("failed after the dispatch deadline (0:00:02)")
+    assert "upstream timed out" in reason
+    assert store.claim("orders/t") is Claim.DONE  # a later delivery is a duplicate
+
+
+def test_a_failure_within_the_deadline_is_still_handed_back() -> None:
+    sink = RecordingSink()
+    app = create_app(overrunning(0.1), dead_letter=sink, max_attempts=5, dispatch_deadline=DEADLINE)
+    response = post(app.test_client(), {}, delivery("t", retry=0))
+    assert (response.status_code, response.json) == (500, {"status": "failed"})
+    assert sink.written == []
+
+
+def test_a_dead_letter_failing_after_the_deadline_goes_to_the_log_whole(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    app = create_app(
+        overrunning(1.2), dead_letter=FailingSink(), max_attempts=5, dispatch_deadline=DEADLINE
+    )
+    response = post(app.test_client(), {"id": 1}, delivery("t", retry=0))
+    assert (response.status_code, response.json) == (500, {"status": "dead_letter_failed"})
+    parts = [r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("deadLetter")]
+    assert [(p["taskName"], p["part"]) for p in parts] == [("t", 1)]
+    assert base64.b64decode(str(parts[0]["bodyBase64"])) == b'{"id": 1}'
+
+
+class Holder:
+    """Holds task `t` in a thread, as another delivery would, until told how to end."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self.claimed, self.end = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._hold)
+
+    def _hold(self) -> None:
+        assert self.store.claim("orders/t") is Claim.ACQUIRED
+        self.claimed.set()
+        self.end.wait(10)
+
+    def __enter__(self) -> "Holder":
+        self.thread.start()
+        assert self.claimed.wait(10)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.end.set()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("handler.app.HOLDER_POLL_S", 0.05)
+
+
+def last_attempt_app(store: InMemoryStore, calls: list[str]) -> FlaskClient:
+    app = create_app(
+        lambda task: calls.append(task.name) or None,
+        store=store,
+        dead_letter=RecordingSink(),
+        max_attempts=3,
+        dispatch_deadline=DEADLINE,
+    )
+    return app.test_client()
+
+
+def later(seconds: float, action: Callable[[], None]) -> threading.Timer:
+    timer = threading.Timer(seconds, action)
+    timer.start()
+    return timer
+
+
+@pytest.mark.usefixtures("quick_polls")
+def test_the_last_attempt_waits_for_the_holder_and_takes_over_when_it_lets_go() -> None:
+    store, calls = InMemoryStore(), []
+    test = last_attempt_app(store, calls)
+    with Holder(store):
+        # The holder's attempt fails and releases its claim (or its lease lapses).
+        timer = later(0.3, lambda: store.release("orders/t"))
+        response = post(test, {}, delivery("t", retry=2))
+        timer.join()
+    assert (response.status_code, response.json) == (200, {"status": "done"})
+    assert calls == ["t"]
+
+
+@pytest.mark.usefixtures("quick_polls")
+def test_the_last_attempt_waits_for_the_holder_and_sees_it_finish() -> None:
+    store, calls = InMemoryStore(), []
+    test = last_attempt_app(store, calls)
+    with Holder(store):
+        timer = later(0.3, lambda: store.complete("orders/t"))
+        response = post(test, {}, delivery("t", retry=2))
+        timer.join()
+    assert (response.status_code, response.json) == (200, {"status": "duplicate"})
+    assert calls == []
+
+
+@pytest.mark.usefixtures("quick_polls")
+def test_the_last_attempt_answers_in_progress_once_its_answer_would_no_longer_be_heard() -> None:
+    store, calls = InMemoryStore(), []
+    test = last_attempt_app(store, calls)
+    with Holder(store):
+        started = time.monotonic()
+        response = post(test, {}, delivery("t", retry=2))
+        waited = time.monotonic() - started
+        # Not the last attempt: told to come back at once.
+        earlier = time.monotonic()
+        assert post(test, {}, delivery("t", retry=1)).status_code == 409
+        assert time.monotonic() - earlier < 0.5
+    assert (response.status_code, response.json) == (409, {"status": "in_progress"})
+    assert 0.9 <= waited < 1.5  # its 1 s answer budget, and no longer
+    assert calls == []

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from components.durations import Duration
-from handler import settings
+from handler import deadlines, settings
 from handler.dead_letter import LogDeadLetterSink
 from handler.firestore_store import FirestoreStore
 from handler.pubsub_sink import PubSubDeadLetterSink
@@ -18,6 +18,7 @@ def test_defaults_serve_80_at_once_from_memory_and_the_log() -> None:
     assert isinstance(runtime.store, InMemoryStore)
     assert isinstance(runtime.dead_letter, LogDeadLetterSink)
     assert runtime.describe() == {
+        "dispatchDeadline": "600s",
         "idempotencyStore": "in memory (this instance only: TASK_FIRESTORE_DATABASE is not set)",
         "deadLetters": "log (TASK_DEAD_LETTER_TOPIC is not set)",
         "threads": 80,
@@ -39,20 +40,37 @@ def test_the_stacks_variables_choose_firestore_and_pub_sub() -> None:
     assert isinstance(runtime.dead_letter, PubSubDeadLetterSink)
     described = runtime.describe()
     assert described["idempotencyStore"] == (
-        "firestore database 'tasks-dev', collection 'idempotency', lease 630s, records kept"
-        " per the database's TTL policy"
+        "firestore database 'tasks-dev', collection 'idempotency', lease 60s renewed while the"
+        " work runs, records kept per the database's TTL policy"
     )
+    assert described["dispatchDeadline"] == "600s"
+    assert runtime.dispatch_deadline == timedelta(seconds=600)
     assert described["deadLetters"] == (
         "pubsub topic projects/p/topics/orders-dead-letters, publish timeout 30s"
     )
 
 
 @pytest.mark.parametrize(
-    ("deadline", "lease"), [("600s", 630.0), ("1800s", 1830.0), ("15s", 16.5), ("2s", 3.0)]
+    ("deadline", "lease", "budget"),
+    [
+        ("1800s", 60.0, 1770.0),
+        ("600s", 60.0, 570.0),
+        ("50s", 25.0, 45.0),
+        ("15s", 7.5, 13.5),
+        ("4s", 2.0, 3.0),
+        ("2s", 1.0, 1.0),
+        ("1s", 1.0, 0.0),
+    ],
 )
-def test_a_claims_lease_is_the_deadline_plus_a_bounded_margin(deadline: str, lease: float) -> None:
+def test_a_claims_lease_and_the_answer_budget_follow_the_deadline(
+    deadline: str, lease: float, budget: float
+) -> None:
+    # The lease: half the deadline, 1-60 s (a live claim is renewed), shorter than the budget.
+    # The budget: the deadline less a tenth of it (1-30 s), the time a delivery may take to
+    # arrive.
     parsed = settings.duration({"D": deadline}, "D", timedelta(0))
-    assert settings.lease(parsed) == timedelta(seconds=lease)
+    assert deadlines.lease(parsed) == timedelta(seconds=lease)
+    assert deadlines.answer_budget(parsed) == timedelta(seconds=budget)
 
 
 @pytest.mark.parametrize("text", ["600s", "15s", "0.5s", "1800.000000001s", "604800s"])

@@ -151,27 +151,38 @@ def test_two_handlers_given_every_task_at_once_process_each_exactly_once(
     assert timedelta(0) <= written_ago < timedelta(minutes=5)
 
 
+# A 4 s dispatch deadline: claims leased for 2 s and renewed every 0.67 s, answers heard for
+# 3 s (handler/deadlines.py).
+SHORT_DEADLINE = {"TASK_DISPATCH_DEADLINE": "4s"}
+
+
+def start_and_kill(handler: Child, queue: str) -> float:
+    """Has HANDLER start task `t` (a minute's work), SIGKILLs it mid-task; when it was sent."""
+    sent = time.time()
+
+    def killed_mid_task() -> None:
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            post(handler, delivery(queue, "t"), json.dumps({"sleepSeconds": 60}).encode())
+
+    first = threading.Thread(target=killed_mid_task, daemon=True)
+    first.start()
+    wait_for(lambda: runs(handler, "t") or None, f"{handler.name} to start the task")
+    os.killpg(handler.process.pid, signal.SIGKILL)
+    first.join(10)
+    return sent
+
+
 def test_a_killed_handlers_claim_blocks_the_task_until_its_lease_ends_and_no_longer(
     emulators: dict[str, str], tmp_path: Path
 ) -> None:
-    # Lease = 2 s deadline + 1 s margin.
-    env = handler_env(emulators, TASK_DISPATCH_DEADLINE="2s")
+    # Unlimited attempts: every redelivery is told to come back at once, none waits.
+    env = handler_env(emulators, **SHORT_DEADLINE, TASK_MAX_ATTEMPTS="-1")
     queue = f"q-{uuid.uuid4().hex[:8]}"
     with (
         running(start_handler(tmp_path / "a.log", env=env)) as a,
         running(start_handler(tmp_path / "b.log", env=env)) as b,
     ):
-        sent = time.time()
-
-        def killed_mid_task() -> None:
-            with pytest.raises((urllib.error.URLError, ConnectionError)):
-                post(a, delivery(queue, "t"), json.dumps({"sleepSeconds": 60}).encode())
-
-        first = threading.Thread(target=killed_mid_task, daemon=True)
-        first.start()
-        wait_for(lambda: runs(a, "t") or None, "handler a to start the task")
-        os.killpg(a.process.pid, signal.SIGKILL)
-        first.join(10)
+        sent = start_and_kill(a, queue)
         # The redelivery carries no sleep, so that the test doesn't wait for it: only the
         # queue and task name identify a task.
         answers: list[tuple[float, int, str]] = []
@@ -184,10 +195,63 @@ def test_a_killed_handlers_claim_blocks_the_task_until_its_lease_ends_and_no_lon
     statuses = [status for _, _, status in answers]
     assert statuses[-1] == "done" and set(statuses[:-1]) == {"in_progress"}
     assert len(statuses) > 5  # answered in_progress for a while after the kill
+    # Free once the lease (2 s) has run from its last renewal, before the kill.
     acknowledged = answers[-1][0]
-    assert sent + 3.0 <= acknowledged < sent + 3.0 + 3.0
+    assert sent + 2.0 <= acknowledged < sent + 2.0 + 3.0
     done = [line for line in b.log_lines() if line.get("status") == "done"]
     assert len(done) == 1
+
+
+def test_work_that_outlives_its_lease_and_deadline_keeps_its_claim(
+    emulators: dict[str, str], tmp_path: Path
+) -> None:
+    # 6 s of work: three leases, and past the 3 s in which its answer is heard. Cloud Tasks
+    # delivers the task again meanwhile; before claims were renewed, a redelivery took the
+    # lapsed claim over and ran the task a second time.
+    env = handler_env(emulators, **SHORT_DEADLINE, TASK_MAX_ATTEMPTS="-1")
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    with (
+        running(start_handler(tmp_path / "a.log", env=env)) as a,
+        running(start_handler(tmp_path / "b.log", env=env)) as b,
+    ):
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(
+                post, a, delivery(queue, "t"), json.dumps({"sleepSeconds": 6}).encode()
+            )
+            wait_for(lambda: runs(a, "t") or None, "handler a to start the task")
+            redeliveries = []
+            while not first.done():
+                redeliveries.append(post(b, delivery(queue, "t", 1), b"{}"))
+                time.sleep(0.2)
+            assert first.result() == (200, "done")
+        after = post(b, delivery(queue, "t", 2), b"{}")
+        done = [line for h in (a, b) for line in h.log_lines() if line.get("status") == "done"]
+        lost = [line for line in a.log_lines() if "claim lost" in str(line.get("message"))]
+    assert [line["retryCount"] for line in done] == [0]  # a's, once
+    assert len(redeliveries) > 20 and set(redeliveries) == {(409, "in_progress")}
+    assert after == (200, "duplicate")
+    assert lost == []
+
+
+def test_the_last_attempt_outlasts_a_killed_holders_claim_and_does_the_task(
+    emulators: dict[str, str], tmp_path: Path
+) -> None:
+    # Cloud Tasks drops a task after its last attempt: answered 409 there, a task whose holder
+    # died would be lost. The last attempt waits while it is heard (3 s), the lease is 2 s.
+    env = handler_env(emulators, **SHORT_DEADLINE)  # 3 attempts: retry count 2 is the last
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    with (
+        running(start_handler(tmp_path / "a.log", env=env)) as a,
+        running(start_handler(tmp_path / "b.log", env=env)) as b,
+    ):
+        start_and_kill(a, queue)
+        asked = time.time()
+        answer = post(b, delivery(queue, "t", 2), b"{}")
+        waited = time.time() - asked
+    assert answer == (200, "done")
+    assert 0.5 < waited < 3.0  # it did wait for the lease, and answered while heard
+    assert runs(b, "t") == 0  # the redelivery carries no sleep: its "done" line is the proof
+    assert [line["retryCount"] for line in b.log_lines() if line.get("status") == "done"] == [2]
 
 
 def test_store_calls_against_the_emulator(emulators: dict[str, str]) -> None:
@@ -195,16 +259,69 @@ def test_store_calls_against_the_emulator(emulators: dict[str, str]) -> None:
     store = FirestoreStore(project=PROJECT, database=DATABASE, lease=lease)
     other = FirestoreStore(project=PROJECT, database=DATABASE, lease=lease)
     key = f"q-{uuid.uuid4().hex[:8]}/t"
-    assert store.claim(key) is Claim.ACQUIRED
-    assert other.claim(key) is Claim.IN_PROGRESS
-    time.sleep(1.2)
-    assert other.claim(key) is Claim.ACQUIRED  # the first claim's lease has run out
-    store.release(key)  # not its claim any more: changes nothing
-    assert store.claim(key) is Claim.IN_PROGRESS
-    other.release(key)
-    assert store.claim(key) is Claim.ACQUIRED
-    store.complete(key)
-    assert other.claim(key) is Claim.DONE
+    try:
+        assert store.claim(key) is Claim.ACQUIRED
+        assert other.claim(key) is Claim.IN_PROGRESS
+        time.sleep(2.5)  # two and a half leases: renewed meanwhile
+        assert other.claim(key) is Claim.IN_PROGRESS
+        store.close()  # its holder stops, as when its instance dies
+        time.sleep(1.2)
+        assert other.claim(key) is Claim.ACQUIRED  # the first claim's lease has run out
+        store.release(key)  # not its claim any more: changes nothing
+        assert store.claim(key) is Claim.IN_PROGRESS
+        other.release(key)
+        assert store.claim(key) is Claim.ACQUIRED
+        store.complete(key)
+        assert other.claim(key) is Claim.DONE
+    finally:
+        store.close()
+        other.close()
+
+
+def test_a_claim_is_renewed_only_once_a_third_of_its_lease_has_passed(
+    emulators: dict[str, str], db: firestore.Client
+) -> None:
+    # Most tasks are settled sooner and never cost a renewal.
+    store = FirestoreStore(project=PROJECT, database=DATABASE, lease=timedelta(seconds=3))
+    key = f"q-{uuid.uuid4().hex[:8]}/t"
+    ref = db.collection(COLLECTION).document(document_id(key))
+    try:
+        # The clock starts before the claim's transaction (conservative): connect first, so
+        # that the claim below is a quick one.
+        assert store.claim(key + "-warm-up") is Claim.ACQUIRED
+        store.complete(key + "-warm-up")
+        assert store.claim(key) is Claim.ACQUIRED
+        claimed = (ref.get().to_dict() or {})["leaseUntil"]
+        time.sleep(0.6)  # a renewal round has run (every 0.5 s), the claim isn't due yet (1 s)
+        assert (ref.get().to_dict() or {})["leaseUntil"] == claimed
+        time.sleep(1.2)
+        renewed = (ref.get().to_dict() or {})["leaseUntil"]
+        assert claimed + timedelta(seconds=0.9) < renewed < claimed + timedelta(seconds=1.8)
+    finally:
+        store.close()
+
+
+def test_a_claim_taken_over_while_held_is_reported_lost_and_no_longer_renewed(
+    emulators: dict[str, str], db: firestore.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = FirestoreStore(project=PROJECT, database=DATABASE, lease=timedelta(seconds=1))
+    key = f"q-{uuid.uuid4().hex[:8]}/t"
+    ref = db.collection(COLLECTION).document(document_id(key))
+    try:
+        assert store.claim(key) is Claim.ACQUIRED
+        # What a takeover leaves: the record claimed by another delivery's token.
+        ref.update({"owner": "another-delivery"})
+        wait_for(
+            lambda: [r for r in caplog.records if "claim lost" in str(r.msg)] or None,
+            "the renewer to notice",
+        )
+        [lost] = [r.msg for r in caplog.records if "claim lost" in str(r.msg)]
+        assert isinstance(lost, dict) and lost["key"] == key
+        until = (ref.get().to_dict() or {})["leaseUntil"]
+        time.sleep(1.0)  # three renewal rounds: none touches the other delivery's claim
+        assert (ref.get().to_dict() or {})["leaseUntil"] == until
+    finally:
+        store.close()
 
 
 # --- Pub/Sub: dead letters whole, and nothing lost when it is down ---------------------------
