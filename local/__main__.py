@@ -127,11 +127,13 @@ def _create_dead_letter_subscriptions(pubsub: Child, pipelines: list[LocalPipeli
 
 
 def _handler_env(pipelines: list[LocalPipeline], shared: Shared) -> dict[str, str]:
-    # One handler serves every pipeline: the smallest retry limit, the longest dispatch
-    # deadline (a claim's lease must outlast any attempt) and the largest concurrency.
+    # One handler serves every pipeline: the smallest retry limit and the shortest dispatch
+    # deadline (what is past any pipeline's answer budget is dead-lettered, never answered
+    # unheard; claims are renewed, so no lease has to outlast an attempt), and the largest
+    # concurrency.
     env = {
         "TASK_MAX_ATTEMPTS": str(min(p.max_attempts for p in pipelines)),
-        "TASK_DISPATCH_DEADLINE": str(max(Duration.parse(p.dispatch_deadline) for p in pipelines)),
+        "TASK_DISPATCH_DEADLINE": str(min(Duration.parse(p.dispatch_deadline) for p in pipelines)),
         "TASK_CONCURRENCY": str(max(p.concurrency for p in pipelines)),
     }
     if shared.firestore and shared.pubsub and shared.database:
