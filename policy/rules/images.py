@@ -26,6 +26,12 @@ CONTAINERS_PATH: Final[dict[str, tuple[str, ...]]] = {
 # sha256, the one algorithm Artifact Registry and Docker Hub use, at its full length.
 # A tag beside the digest is allowed and ignored by the registry.
 PINNED: Final = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+# One hex digit 64 times (sha256:000...): what a template writes until the release's digest
+# is known. No image has it, so it would pass as pinned and fail only in Cloud Run.
+PLACEHOLDER: Final = re.compile(r"@sha256:([0-9a-f])\1{63}$")
+HOW_TO_PIN: Final = (
+    " (gcloud artifacts docker images describe IMAGE --format='value(image_summary.digest)')."
+)
 
 
 def _pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -39,16 +45,22 @@ def _pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> 
         # Unknown in preview when built from another resource's output: judged at `up`.
         if image is UNKNOWN or container is UNKNOWN:
             continue
-        if isinstance(image, str) and PINNED.match(image):
-            continue
         where = f"{'.'.join(path)}[{index}].image"
+        if isinstance(image, str) and PINNED.match(image):
+            if PLACEHOLDER.search(image):
+                report_violation(
+                    f"'{args.name}' runs {image!r} ({where}), whose digest is a placeholder,"
+                    " not an image's: Cloud Run would find no such image and fail the"
+                    " deployment. Pin the image's real digest" + HOW_TO_PIN,
+                    None,
+                )
+            continue
         shown = repr(image) if isinstance(image, str) else "no image"
         repository = image.split("@", 1)[0] if isinstance(image, str) else "IMAGE"
         report_violation(
             f"'{args.name}' runs {shown} ({where}), which is not pinned by digest: the"
             " tag can move between review and deployment, or between two instances."
-            f" Pin it as {repository}@sha256:<digest> (gcloud artifacts docker images"
-            " describe IMAGE --format='value(image_summary.digest)').",
+            f" Pin it as {repository}@sha256:<digest>" + HOW_TO_PIN,
             None,
         )
 
@@ -56,7 +68,8 @@ def _pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> 
 cloudrun_image_pinned_by_digest = ResourceValidationPolicy(
     name="cloudrun-image-pinned-by-digest",
     description=(
-        "Cloud Run container images are pinned by digest (IMAGE@sha256:<64 hex>)."
+        "Cloud Run container images are pinned by digest (IMAGE@sha256:<64 hex>), and not"
+        " by a placeholder such as sha256:000...0."
         " Mandatory unless a stack's policy/config/<stack>.json lowers it (dev, staging:"
         " advisory)."
     ),

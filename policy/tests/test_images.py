@@ -101,3 +101,19 @@ def test_mandatory_in_prod_and_new_stacks_advisory_in_dev_and_staging() -> None:
     assert cloudrun_image_pinned_by_digest.enforcement_level == EnforcementLevel.MANDATORY
     assert name not in stack_config("prod")
     assert stack_config("dev")[name] == stack_config("staging")[name] == "advisory"
+
+
+@pytest.mark.parametrize("digit", ["0", "f", "a"])
+def test_a_placeholder_digest_is_reported_not_taken_for_a_pin(digit: str) -> None:
+    image = f"{REPO_IMAGE}@sha256:{digit * 64}"
+    [message] = validate(
+        cloudrun_image_pinned_by_digest, resource_args(RUN, service(image), "orders")
+    )
+    assert f"'orders' runs {image!r} (template.containers[0].image)" in message
+    assert "whose digest is a placeholder, not an image's" in message
+    assert "gcloud artifacts docker images describe IMAGE" in message
+
+
+def test_a_digest_that_merely_repeats_digits_is_a_pin() -> None:
+    image = f"{REPO_IMAGE}@sha256:{'0' * 63}1"
+    assert validate(cloudrun_image_pinned_by_digest, resource_args(RUN, service(image))) == []
