@@ -144,15 +144,32 @@ def create_app(
             return "failed", 500, {"error": repr(exc)}
         return "done", 200, {"result": dict(result) if result else None}
 
-    def wait_for_holder(task: TaskRequest) -> Claim:
-        """On the last attempt, a 409 would end the task with Cloud Tasks: if its holder
-        then crashed, nobody would finish it. So ask again while the answer is heard: the
-        holder finishes (DONE), or its lease lapses and this attempt takes the task over."""
-        claim = Claim.IN_PROGRESS
-        while claim is Claim.IN_PROGRESS and (left := task.time_left() or 0) > 0:
+    def ask(task: TaskRequest) -> tuple[Claim | None, str]:
+        """The store's answer, or None and the error."""
+        try:
+            return tasks.claim(task.key), ""
+        except Exception as exc:
+            return None, repr(exc)
+
+    def last_chance(task: TaskRequest, claim: Claim | None, error: str) -> tuple[Claim | None, str]:
+        """On the last attempt, a 409 or 500 ends the task with Cloud Tasks: if its holder
+        then crashed, nobody would finish it. So ask again every HOLDER_POLL_S while the
+        answer is heard: the holder finishes (DONE), or its lease lapses and this attempt
+        takes the task over (ACQUIRED); a store error is asked again too. Still unsettled
+        when the budget ends, the log keeps the task whole. Not the dead-letter topic: a
+        holder that is alive may yet finish it, and a replay would then run it twice."""
+        while claim in (Claim.IN_PROGRESS, None) and (left := task.time_left() or 0) > 0:
             time.sleep(min(HOLDER_POLL_S, left))
-            claim = tasks.claim(task.key)
-        return claim
+            claim, error = ask(task)
+        if claim is None:
+            last_resort.write(task, f"last attempt: the idempotency store failed ({error})")
+        elif claim is Claim.IN_PROGRESS:
+            last_resort.write(
+                task,
+                "last attempt: another delivery still held the task when this attempt's"
+                " answer budget ran out; replay this record only if that one never finished",
+            )
+        return claim, error
 
     def settle(task: TaskRequest, finished: bool) -> dict[str, object]:
         """complete() a finished task, release() one handed back for retry. A store error
@@ -186,12 +203,11 @@ def create_app(
             if budget is not None:
                 task = replace(task, answer_by=started + budget.total_seconds())
 
-            try:
-                claim = tasks.claim(task.key)
-                if claim is Claim.IN_PROGRESS and last_attempt(task):
-                    claim = wait_for_holder(task)
-            except Exception as exc:
-                _log(task, "store_unavailable", started, error=repr(exc))
+            claim, error = ask(task)
+            if last_attempt(task):
+                claim, error = last_chance(task, claim, error)
+            if claim is None:
+                _log(task, "store_unavailable", started, error=error)
                 return _answer("store_unavailable", 500)
             claimed = {"claimMs": _ms(started)}
             if claim is Claim.DONE:

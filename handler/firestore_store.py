@@ -52,6 +52,13 @@ def document_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def _task(key: str) -> dict[str, str]:
+    """The task's log fields, as the handler's own lines name them (a field called `key`
+    would be redacted as a credential by handler/logs.py)."""
+    queue, _, name = key.partition("/")
+    return {"queue": queue, "taskName": name}
+
+
 @dataclass
 class _Held:
     token: str
@@ -73,6 +80,7 @@ class FirestoreStore:
         # Every claim in here is renewed until its request completes or releases it.
         self._owners: dict[tuple[str, int], _Held] = {}
         self._renewer: threading.Thread | None = None
+        self._renewing: set[tuple[str, int]] = set()  # slots with a renewal under way
         self._stopping = threading.Event()
 
     def _db(self) -> firestore.Client:
@@ -115,14 +123,12 @@ class FirestoreStore:
         written = time.monotonic()
         claim = run(self._db().transaction(max_attempts=TRANSACTION_ATTEMPTS))
         if claim is Claim.ACQUIRED:
+            # Before the claim is recorded here: if no thread can start, claim() raises, the
+            # request answers store_unavailable, and the claim lapses with its first lease
+            # instead of staying recorded, and renewed, for a request that is gone.
+            self._start_renewer()
             with self._lock:
                 self._owners[key, threading.get_ident()] = _Held(token, written)
-                # Started on the first claim, in the gunicorn worker: threads don't survive fork.
-                if self._renewer is None or not self._renewer.is_alive():
-                    self._renewer = threading.Thread(
-                        target=self._renew_while_held, name="claim-renewer", daemon=True
-                    )
-                    self._renewer.start()
         return claim
 
     def close(self) -> None:
@@ -131,9 +137,20 @@ class FirestoreStore:
         if self._renewer is not None:
             self._renewer.join()
 
+    def _start_renewer(self) -> None:
+        with self._lock:
+            # Started on the first claim, in the gunicorn worker: threads don't survive fork.
+            if self._renewer is None or not self._renewer.is_alive():
+                renewer = threading.Thread(
+                    target=self._renew_while_held, name="claim-renewer", daemon=True
+                )
+                renewer.start()
+                self._renewer = renewer
+
     def _renew_while_held(self) -> None:
         """Renews each claim a third of a lease after its last write: short tasks, most of
-        them, are settled before that and never cost a renewal."""
+        them, are settled before that and never cost a renewal. Each renewal is on its own,
+        with no round to wait for: one slow call holds back its own claim only."""
         every = self._lease.total_seconds() / 3
         with ThreadPoolExecutor(RENEW_THREADS, thread_name_prefix="claim-renewal") as pool:
             while not self._stopping.wait(every / 2):
@@ -142,10 +159,17 @@ class FirestoreStore:
                     due = [
                         (slot, held.token)
                         for slot, held in self._owners.items()
-                        if now - held.written >= every
+                        if now - held.written >= every and slot not in self._renewing
                     ]
-                for _ in pool.map(self._renew_one, due):
-                    pass
+                    self._renewing.update(slot for slot, _ in due)
+                for item in due:
+                    try:
+                        pool.submit(self._renew_one, item)
+                    except RuntimeError as exc:  # no thread to run it: the next round tries
+                        with self._lock:
+                            self._renewing.discard(item[0])
+                        fields = {**_task(item[0][0]), "error": repr(exc)}
+                        logger.error({"message": "claim not renewed", **fields})
 
     def _renew_one(self, due: tuple[tuple[str, int], str]) -> None:
         slot, token = due
@@ -154,8 +178,11 @@ class FirestoreStore:
         try:
             renewed = self._renew(key, token)
         except Exception as exc:  # the next round tries again, well within the lease
-            logger.warning({"message": "claim not renewed", "key": key, "error": repr(exc)})
+            logger.warning({"message": "claim not renewed", **_task(key), "error": repr(exc)})
             return
+        finally:
+            with self._lock:
+                self._renewing.discard(slot)
         with self._lock:
             held = self._owners.get(slot)
             # Not ours any more: settled meanwhile (its record then no longer says "claimed"
@@ -173,7 +200,7 @@ class FirestoreStore:
                 {
                     "message": "claim lost: another delivery took this task over while its"
                     " work was running here; it may run twice",
-                    "key": key,
+                    **_task(key),
                 }
             )
 
@@ -182,7 +209,7 @@ class FirestoreStore:
 
         @firestore.transactional
         def run(transaction: firestore.Transaction) -> bool:
-            snapshot = ref.get(transaction=transaction)
+            snapshot = ref.get(transaction=transaction, timeout=self._lease.total_seconds() / 3)
             record = snapshot.to_dict() if snapshot.exists else None
             if record is None or (record.get("state"), record.get("owner")) != ("claimed", token):
                 return False

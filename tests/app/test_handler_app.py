@@ -556,3 +556,71 @@ def test_the_last_attempt_answers_in_progress_once_its_answer_would_no_longer_be
     assert (response.status_code, response.json) == (409, {"status": "in_progress"})
     assert 0.9 <= waited < 1.5  # its 1 s answer budget, and no longer
     assert calls == []
+
+
+def dead_letters_in_log(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
+    return [r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("deadLetter")]
+
+
+@pytest.mark.usefixtures("quick_polls")
+def test_a_last_attempt_still_held_at_its_budget_leaves_the_task_whole_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Cloud Tasks drops the task after this 409: if the holder never finishes, the log has it.
+    caplog.set_level(logging.INFO)
+    store = InMemoryStore()
+    test = last_attempt_app(store, [])
+    with Holder(store):
+        assert post(test, {"id": 3}, delivery("t", retry=1)).status_code == 409
+        assert dead_letters_in_log(caplog) == []  # not the last attempt: retried later
+        assert post(test, {"id": 3}, delivery("t", retry=2)).status_code == 409
+    [record] = dead_letters_in_log(caplog)
+    assert (record["taskName"], record["retryCount"]) == ("t", 2)
+    assert "still held the task" in str(record["reason"])
+    assert base64.b64decode(str(record["bodyBase64"])) == b'{"id": 3}'
+
+
+class FlakyStore(InMemoryStore):
+    """Fails the claims whose turn (1-based) is listed, answers the others."""
+
+    def __init__(self, failing: set[int]) -> None:
+        super().__init__()
+        self.failing, self.claims = failing, 0
+
+    def claim(self, key: str) -> Claim:
+        self.claims += 1
+        if self.claims in self.failing:
+            raise ConnectionError("firestore unavailable")
+        return super().claim(key)
+
+
+@pytest.mark.usefixtures("quick_polls")
+def test_a_failed_poll_does_not_end_the_last_attempts_wait() -> None:
+    store, calls = FlakyStore(failing=set()), []
+    test = last_attempt_app(store, calls)
+    with Holder(store):  # the holder's claim is turn 1; the delivery's ask and first poll fail
+        store.failing = {2, 3}
+        timer = later(0.3, lambda: store.release("orders/t"))
+        response = post(test, {}, delivery("t", retry=2))
+        timer.join()
+    assert (response.status_code, response.json) == (200, {"status": "done"})
+    assert calls == ["t"] and store.claims >= 4
+
+
+@pytest.mark.usefixtures("quick_polls")
+def test_a_store_down_for_the_last_attempts_whole_budget_leaves_the_task_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    store, calls = FlakyStore(failing=set(range(1, 1000))), []
+    test = last_attempt_app(store, calls)
+    started = time.monotonic()
+    response = post(test, {"id": 4}, delivery("t", retry=2))
+    assert (response.status_code, response.json) == (500, {"status": "store_unavailable"})
+    assert 0.9 <= time.monotonic() - started < 1.5 and store.claims > 5 and calls == []
+    [record] = dead_letters_in_log(caplog)
+    assert "the idempotency store failed (ConnectionError" in str(record["reason"])
+    # Not the last attempt: answered at once, and Cloud Tasks retries it.
+    store.claims = 0
+    assert post(test, {"id": 4}, delivery("t", retry=1)).status_code == 500
+    assert store.claims == 1 and len(dead_letters_in_log(caplog)) == 1
