@@ -55,6 +55,9 @@ _SEVERITY = {
 Outcome = tuple[str, int, dict[str, object]]
 """status, HTTP code, extra fields for the task's log line."""
 
+DEAD_LETTERED = frozenset({"rejected", "dead_lettered"})
+"""Answers after which the task's dead letter is kept: a replay of it may run it once."""
+
 HOLDER_POLL_S = 2.0
 """How often the last attempt asks again whether the delivery holding its task has settled."""
 
@@ -147,7 +150,7 @@ def create_app(
     def ask(task: TaskRequest) -> tuple[Claim | None, str]:
         """The store's answer, or None and the error."""
         try:
-            return tasks.claim(task.key), ""
+            return tasks.claim(task.key, replay=task.replay_of is not None), ""
         except Exception as exc:
             return None, repr(exc)
 
@@ -155,29 +158,19 @@ def create_app(
         """On the last attempt, a 409 or 500 ends the task with Cloud Tasks: if its holder
         then crashed, nobody would finish it. So ask again every HOLDER_POLL_S while the
         answer is heard: the holder finishes (DONE), or its lease lapses and this attempt
-        takes the task over (ACQUIRED); a store error is asked again too. Still unsettled
-        when the budget ends, the log keeps the task whole. Not the dead-letter topic: a
-        holder that is alive may yet finish it, and a replay would then run it twice."""
+        takes the task over (ACQUIRED); a store error is asked again too."""
         while claim in (Claim.IN_PROGRESS, None) and (left := task.time_left() or 0) > 0:
             time.sleep(min(HOLDER_POLL_S, left))
             claim, error = ask(task)
-        if claim is None:
-            last_resort.write(task, f"last attempt: the idempotency store failed ({error})")
-        elif claim is Claim.IN_PROGRESS:
-            last_resort.write(
-                task,
-                "last attempt: another delivery still held the task when this attempt's"
-                " answer budget ran out; replay this record only if that one never finished",
-            )
         return claim, error
 
-    def settle(task: TaskRequest, finished: bool) -> dict[str, object]:
-        """complete() a finished task, release() one handed back for retry. A store error
-        doesn't change the answer: the work is done (or handed back) either way, and an
-        unreleased claim lapses with its lease."""
+    def settle(task: TaskRequest, status: str, code: int) -> dict[str, object]:
+        """complete() a finished task (dead-lettered or not), release() one handed back for
+        retry. A store error doesn't change the answer: the work is done (or handed back)
+        either way, and an unreleased claim lapses with its lease."""
         try:
-            if finished:
-                tasks.complete(task.key)
+            if code == 200:
+                tasks.complete(task.key, dead_lettered=status in DEAD_LETTERED)
             else:
                 tasks.release(task.key)
         except Exception as exc:
@@ -206,6 +199,18 @@ def create_app(
             claim, error = ask(task)
             if last_attempt(task):
                 claim, error = last_chance(task, claim, error)
+                if claim in (Claim.IN_PROGRESS, None):
+                    # Still unsettled: the dead letter keeps the task. A replay shares its
+                    # key, so it is a duplicate if the holder does finish it after all.
+                    reason = (
+                        "last attempt: another delivery still held the task when this"
+                        " attempt's answer budget ran out"
+                        if claim is Claim.IN_PROGRESS
+                        else f"last attempt: the idempotency store failed ({error})"
+                    )
+                    status, code, extra = record(task, reason, "dead_lettered")
+                    _log(task, status, started, claimMs=_ms(started), **extra)
+                    return _answer(status, code)
             if claim is None:
                 _log(task, "store_unavailable", started, error=error)
                 return _answer("store_unavailable", 500)
@@ -221,7 +226,7 @@ def create_app(
             try:
                 status, code, extra = attempt(task)
             finally:
-                extra.update(settle(task, finished=code == 200))
+                extra.update(settle(task, status, code))
             _log(task, status, started, **claimed, **extra)
             return _answer(status, code)
 

@@ -2,8 +2,9 @@
 
 Document `idempotency/{sha256(queue + "/" + task name)}` (hex: a valid document id whatever
 the task name holds), fields:
-  state      "claimed" while a delivery processes the task, "done" once it is finished
-             (processed, or dead-lettered and acknowledged)
+  state      "claimed" while a delivery processes the task, "done" once it is processed,
+             "dead_lettered" once its dead letter is kept and it is acknowledged (a replay
+             of it, X-Replay-Of, may then claim it once; any other delivery is a duplicate)
   owner      a random token per claim: only the claim's own request releases or renews it
   leaseUntil Timestamp: a "claimed" record past this is taken over. While the request that
              claimed runs, a renewer thread moves it forward every third of the lease, so
@@ -93,16 +94,17 @@ class FirestoreStore:
     def _document(self, key: str) -> firestore.DocumentReference:
         return self._db().collection(COLLECTION).document(document_id(key))
 
-    def claim(self, key: str) -> Claim:
+    def claim(self, key: str, *, replay: bool = False) -> Claim:
         ref = self._document(key)
         token = uuid.uuid4().hex
+        settled = ("done",) if replay else ("done", "dead_lettered")
 
         @firestore.transactional
         def run(transaction: firestore.Transaction) -> Claim:
             snapshot = ref.get(transaction=transaction)
             record = snapshot.to_dict() if snapshot.exists else None
             now = datetime.now(UTC)
-            if record is not None and record.get("state") == "done":
+            if record is not None and record.get("state") in settled:
                 return Claim.DONE
             if record is not None and record.get("state") == "claimed":
                 lease_until = record.get("leaseUntil")
@@ -224,11 +226,12 @@ class FirestoreStore:
             held = self._owners.pop((key, threading.get_ident()), None)
         return None if held is None else held.token
 
-    def complete(self, key: str) -> None:
+    def complete(self, key: str, *, dead_lettered: bool = False) -> None:
         self._token(key)
         now = datetime.now(UTC)
-        # Unconditional: the task is done whoever holds the record now.
-        self._document(key).set({"state": "done", TTL_FIELD: now, "key": key})
+        state = "dead_lettered" if dead_lettered else "done"
+        # Unconditional: the task is settled whoever holds the record now.
+        self._document(key).set({"state": state, TTL_FIELD: now, "key": key})
 
     def release(self, key: str) -> None:
         token = self._token(key)

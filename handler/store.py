@@ -19,16 +19,21 @@ class Claim(Enum):
     ACQUIRED = "acquired"
     """Nobody has processed this task: go ahead, then call complete() or release()."""
     DONE = "done"
-    """Already processed: acknowledge without doing the work again."""
+    """Already processed (or, for a delivery that isn't a replay, dead-lettered): acknowledge
+    without doing the work again."""
     IN_PROGRESS = "in_progress"
     """Another delivery of this task is being processed right now: ask to be retried later."""
 
 
 class IdempotencyStore(Protocol):
-    def claim(self, key: str) -> Claim: ...
+    def claim(self, key: str, *, replay: bool = False) -> Claim:
+        """`replay`: a replay of the dead-lettered task `key` (X-Replay-Of) may take over a
+        dead-lettered record; once processed, it answers DONE like any other."""
+        ...
 
-    def complete(self, key: str) -> None:
-        """Marks the task processed (or permanently rejected): later claims return DONE."""
+    def complete(self, key: str, *, dead_lettered: bool = False) -> None:
+        """Marks the task settled: processed, or `dead_lettered` (its dead letter is kept,
+        and a replay of it may claim it once). Later deliveries' claims return DONE."""
         ...
 
     def release(self, key: str) -> None:
@@ -37,31 +42,32 @@ class IdempotencyStore(Protocol):
 
 
 class InMemoryStore:
-    """Thread-safe, per process; remembers the most recent `capacity` completed tasks."""
+    """Thread-safe, per process; remembers the most recent `capacity` settled tasks."""
 
     def __init__(self, capacity: int = 100_000) -> None:
         self._capacity = capacity
-        self._done: OrderedDict[str, None] = OrderedDict()
+        self._settled: OrderedDict[str, bool] = OrderedDict()  # key -> dead-lettered
         self._running: set[str] = set()
         self._lock = threading.Lock()
 
-    def claim(self, key: str) -> Claim:
+    def claim(self, key: str, *, replay: bool = False) -> Claim:
         with self._lock:
-            if key in self._done:
-                return Claim.DONE
             if key in self._running:
                 return Claim.IN_PROGRESS
+            if key in self._settled and not (replay and self._settled[key]):
+                return Claim.DONE
+            self._settled.pop(key, None)
             self._running.add(key)
             return Claim.ACQUIRED
 
-    def complete(self, key: str) -> None:
+    def complete(self, key: str, *, dead_lettered: bool = False) -> None:
         with self._lock:
             self._running.discard(key)
-            self._done[key] = None
+            self._settled[key] = dead_lettered
             # Cloud Tasks de-duplicates task names for about an hour; older entries matter
             # only for very late redeliveries, so the oldest go first when full.
-            while len(self._done) > self._capacity:
-                self._done.popitem(last=False)
+            while len(self._settled) > self._capacity:
+                self._settled.popitem(last=False)
 
     def release(self, key: str) -> None:
         with self._lock:

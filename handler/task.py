@@ -50,9 +50,17 @@ class TaskRequest:
         return self.headers.get("content-type", "")
 
     @property
+    def replay_of(self) -> str | None:
+        """For a replayed dead letter (taskclient replay sets X-Replay-Of), the name of the
+        task it replays; None for any other task."""
+        return self.headers.get("x-replay-of", "").strip() or None
+
+    @property
     def key(self) -> str:
-        """Unique per task: task names are unique within a queue."""
-        return f"{self.queue}/{self.name}"
+        """Its idempotency key: unique per task, since task names are unique within a queue.
+        A replay shares its original task's key, so that however many dead letters and
+        replays one task has, it is processed once, and not at all if it finished after all."""
+        return f"{self.queue}/{self.replay_of or self.name}"
 
 
 # Cloud Tasks always sends counts and a time here; anything else (nan, inf, 1e400, -1, 1.5)

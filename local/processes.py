@@ -5,10 +5,11 @@ announces the port as a JSON line, so there is no race for ports. `stop()` sends
 the group, then SIGKILL if it hasn't exited in time.
 
 A parent that dies without calling `stop()` (SIGKILL can't be caught) takes its children with
-it: each child asks the kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG, set between
-fork and exec). The kernel ties that to the *thread* that forked, so start children from the
-main thread (or one that outlives them). It only covers the direct child: the handler's
-gunicorn worker sets its own (handler/server.py); the emulator has no child processes.
+it: each child asks the kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG, set by
+local.die_with_parent, which then execs the child). The kernel ties that to the *thread* that
+forked, so start children from the main thread (or one that outlives them). It only covers
+the direct child: the handler's gunicorn worker sets its own (handler/server.py); the
+emulator has no child processes.
 """
 
 import json
@@ -19,12 +20,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import pyprctl
 
 REPO = Path(__file__).resolve().parent.parent
 EMULATOR_PYTHON = REPO / ".venv-emulator" / "bin" / "python"
@@ -101,18 +100,6 @@ def _tail(log: Path) -> str:
     return "\n".join(lines[-15:])
 
 
-def _die_with(parent: int) -> Callable[[], None]:
-    """The child's first step after fork: die with `parent`, or now if it's already gone."""
-
-    def preexec() -> None:
-        # SIGKILL, not SIGTERM: with the parent gone nobody would escalate a hung shutdown.
-        pyprctl.set_pdeathsig(signal.SIGKILL)
-        if os.getppid() != parent:  # it died before the line above could take effect
-            os._exit(1)
-
-    return preexec
-
-
 def _spawn(
     name: str,
     command: Sequence[str],
@@ -121,6 +108,8 @@ def _spawn(
     *,
     die_with_parent: bool = True,
 ) -> Child:
+    if die_with_parent:
+        command = [sys.executable, "-m", "local.die_with_parent", str(os.getpid()), "--", *command]
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command,
@@ -130,7 +119,6 @@ def _spawn(
             cwd=REPO,
             env={**os.environ, **env},
             start_new_session=True,
-            preexec_fn=_die_with(os.getpid()) if die_with_parent else None,
         )
     return Child(name=name, process=process, log=log, port=0)
 
@@ -227,10 +215,8 @@ def _spawn_gcloud(name: str, launcher: str, args: list[str], log: Path) -> Child
     command = [sys.executable, "-m", "local.supervise", "--port", str(port)]
     command += ["--parent", str(os.getpid()), "--"]
     command += [str(platform / launcher), *args, "--host=127.0.0.1", f"--port={port}"]
-    # No preexec_fn: it makes Python fork() instead of vfork(), and gRPC's fork handlers,
-    # registered once a gRPC client exists in this process (the tests' clients), then abort
-    # the child ("epoll_wait error: Bad file descriptor"). local.supervise asks for its
-    # parent-death signal itself, and exits if --parent is already gone.
+    # local.supervise asks for its parent-death signal itself (SIGTERM, so that it can take
+    # the JVM down with it), and exits if --parent is already gone.
     return _spawn(name, command, log, {}, die_with_parent=False)
 
 

@@ -80,6 +80,13 @@ class DeadLetter:
     def replay_key(self) -> str:
         return replay_key(self.task_name, self.message_id)
 
+    @property
+    def replay_of(self) -> str | None:
+        """The original task, when this dead letter is a replay's."""
+        return next(
+            (v for n, v in self.headers.items() if n.lower() == REPLAY_OF_HEADER.lower()), None
+        )
+
     def spec(self) -> TaskSpec:
         """The task that replays it: same body, path, content type and own headers."""
         headers = {
@@ -91,7 +98,9 @@ class DeadLetter:
         }
         if self.content_type:
             headers["Content-Type"] = self.content_type
-        headers[REPLAY_OF_HEADER] = self.task_name
+        # The original task, also for a replay's own dead letter: the handler keys a replay's
+        # idempotency on it, so that the task runs once however many replays it goes through.
+        headers[REPLAY_OF_HEADER] = self.replay_of or self.task_name
         return TaskSpec(
             payload=self.body, path=self.path, headers=headers, dedup_key=self.replay_key
         )

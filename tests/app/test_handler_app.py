@@ -343,10 +343,10 @@ def test_no_log_line_carries_a_credential_whatever_the_processor_returns(
 
 
 class BrokenStore:
-    def claim(self, key: str) -> Claim:
+    def claim(self, key: str, *, replay: bool = False) -> Claim:
         raise ConnectionError("firestore unreachable")
 
-    def complete(self, key: str) -> None:
+    def complete(self, key: str, *, dead_lettered: bool = False) -> None:
         raise AssertionError("never claimed")
 
     def release(self, key: str) -> None:
@@ -541,20 +541,37 @@ def test_the_last_attempt_waits_for_the_holder_and_sees_it_finish() -> None:
     assert calls == []
 
 
+def last_attempt_app_with(
+    store: InMemoryStore, calls: list[str], sink: RecordingSink | FailingSink
+) -> FlaskClient:
+    app = create_app(
+        lambda task: calls.append(task.name) or None,
+        store=store,
+        dead_letter=sink,
+        max_attempts=3,
+        dispatch_deadline=DEADLINE,
+    )
+    return app.test_client()
+
+
 @pytest.mark.usefixtures("quick_polls")
-def test_the_last_attempt_answers_in_progress_once_its_answer_would_no_longer_be_heard() -> None:
-    store, calls = InMemoryStore(), []
-    test = last_attempt_app(store, calls)
+def test_a_last_attempt_still_held_at_its_budget_dead_letters_the_task() -> None:
+    # Cloud Tasks drops the task after this answer: if the holder never finishes it, the dead
+    # letter has it (and its replay is a duplicate if the holder does finish, below).
+    store, calls, sink = InMemoryStore(), [], RecordingSink()
+    test = last_attempt_app_with(store, calls, sink)
     with Holder(store):
+        # Not the last attempt: told to come back at once, nothing recorded.
+        earlier = time.monotonic()
+        assert post(test, {}, delivery("t", retry=1)).status_code == 409
+        assert time.monotonic() - earlier < 0.5 and sink.written == []
         started = time.monotonic()
         response = post(test, {}, delivery("t", retry=2))
         waited = time.monotonic() - started
-        # Not the last attempt: told to come back at once.
-        earlier = time.monotonic()
-        assert post(test, {}, delivery("t", retry=1)).status_code == 409
-        assert time.monotonic() - earlier < 0.5
-    assert (response.status_code, response.json) == (409, {"status": "in_progress"})
+    assert (response.status_code, response.json) == (200, {"status": "dead_lettered"})
     assert 0.9 <= waited < 1.5  # its 1 s answer budget, and no longer
+    [(name, reason)] = sink.written
+    assert name == "t" and "another delivery still held the task" in reason
     assert calls == []
 
 
@@ -563,17 +580,15 @@ def dead_letters_in_log(caplog: pytest.LogCaptureFixture) -> list[dict[str, obje
 
 
 @pytest.mark.usefixtures("quick_polls")
-def test_a_last_attempt_still_held_at_its_budget_leaves_the_task_whole_in_the_log(
+def test_a_last_attempt_still_held_whose_dead_letter_fails_leaves_the_task_in_the_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # Cloud Tasks drops the task after this 409: if the holder never finishes, the log has it.
     caplog.set_level(logging.INFO)
     store = InMemoryStore()
-    test = last_attempt_app(store, [])
+    test = last_attempt_app_with(store, [], FailingSink())
     with Holder(store):
-        assert post(test, {"id": 3}, delivery("t", retry=1)).status_code == 409
-        assert dead_letters_in_log(caplog) == []  # not the last attempt: retried later
-        assert post(test, {"id": 3}, delivery("t", retry=2)).status_code == 409
+        response = post(test, {"id": 3}, delivery("t", retry=2))
+    assert (response.status_code, response.json) == (500, {"status": "dead_letter_failed"})
     [record] = dead_letters_in_log(caplog)
     assert (record["taskName"], record["retryCount"]) == ("t", 2)
     assert "still held the task" in str(record["reason"])
@@ -587,11 +602,11 @@ class FlakyStore(InMemoryStore):
         super().__init__()
         self.failing, self.claims = failing, 0
 
-    def claim(self, key: str) -> Claim:
+    def claim(self, key: str, *, replay: bool = False) -> Claim:
         self.claims += 1
         if self.claims in self.failing:
             raise ConnectionError("firestore unavailable")
-        return super().claim(key)
+        return super().claim(key, replay=replay)
 
 
 @pytest.mark.usefixtures("quick_polls")
@@ -608,19 +623,65 @@ def test_a_failed_poll_does_not_end_the_last_attempts_wait() -> None:
 
 
 @pytest.mark.usefixtures("quick_polls")
-def test_a_store_down_for_the_last_attempts_whole_budget_leaves_the_task_in_the_log(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.INFO)
-    store, calls = FlakyStore(failing=set(range(1, 1000))), []
-    test = last_attempt_app(store, calls)
+def test_a_store_down_for_the_last_attempts_whole_budget_dead_letters_the_task() -> None:
+    store, calls, sink = FlakyStore(failing=set(range(1, 1000))), [], RecordingSink()
+    test = last_attempt_app_with(store, calls, sink)
     started = time.monotonic()
     response = post(test, {"id": 4}, delivery("t", retry=2))
-    assert (response.status_code, response.json) == (500, {"status": "store_unavailable"})
+    assert (response.status_code, response.json) == (200, {"status": "dead_lettered"})
     assert 0.9 <= time.monotonic() - started < 1.5 and store.claims > 5 and calls == []
-    [record] = dead_letters_in_log(caplog)
-    assert "the idempotency store failed (ConnectionError" in str(record["reason"])
+    [(_, reason)] = sink.written
+    assert "the idempotency store failed (ConnectionError" in reason
     # Not the last attempt: answered at once, and Cloud Tasks retries it.
     store.claims = 0
     assert post(test, {"id": 4}, delivery("t", retry=1)).status_code == 500
-    assert store.claims == 1 and len(dead_letters_in_log(caplog)) == 1
+    assert store.claims == 1 and len(sink.written) == 1
+
+
+# --- replays: one task however many dead letters and replays it has ---------------------------
+
+
+def replay_of(name: str, replay: str, retry: int = 0) -> dict[str, str]:
+    return {**delivery(replay, retry), "X-Replay-Of": name}
+
+
+def test_a_dead_lettered_task_is_replayed_once_and_its_redelivery_stays_a_duplicate() -> None:
+    store, calls, sink = InMemoryStore(), [], RecordingSink()
+    rejecting = {"on": True}
+
+    def process(task: TaskRequest) -> None:
+        calls.append(task.name)
+        if rejecting["on"]:
+            raise PermanentTaskError("downstream refused it")
+
+    app = create_app(process, store=store, dead_letter=sink, max_attempts=3)
+    test = app.test_client()
+    assert post(test, {}, delivery("t")).json == {"status": "rejected"}
+    assert post(test, {}, delivery("t", retry=1)).json == {"status": "duplicate"}
+    rejecting["on"] = False  # the cause is fixed; two dead letters of it were kept, say
+    assert post(test, {}, replay_of("t", "replay-1")).json == {"status": "done"}
+    assert post(test, {}, replay_of("t", "replay-2")).json == {"status": "duplicate"}
+    assert calls == ["t", "replay-1"]
+
+
+def test_a_replay_of_a_task_that_finished_after_all_is_a_duplicate() -> None:
+    # The last attempt dead-lettered it while another delivery held it; that one finished.
+    store, calls = InMemoryStore(), []
+    test = last_attempt_app(store, calls)
+    assert store.claim("orders/t") is Claim.ACQUIRED
+    store.complete("orders/t")
+    assert post(test, {}, replay_of("t", "replay-1")).json == {"status": "duplicate"}
+    assert calls == []
+
+
+def test_a_replay_that_fails_hands_back_and_its_retry_runs_it() -> None:
+    store, sink = InMemoryStore(), RecordingSink()
+    app = create_app(example.process, store=store, dead_letter=sink, max_attempts=3)
+    test = app.test_client()
+    assert post(test, {"reject": True}, delivery("t")).json == {"status": "rejected"}
+    failing = post(test, {"failTimes": 1}, replay_of("t", "replay-1", retry=0))
+    assert (failing.status_code, failing.json) == (500, {"status": "failed"})
+    assert post(test, {"failTimes": 1}, replay_of("t", "replay-1", retry=1)).json == {
+        "status": "done"
+    }
+    assert post(test, {}, delivery("t", retry=2)).json == {"status": "duplicate"}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from local import die_with_parent
 from local.processes import REPO, Child, running, start_emulator, start_handler
 from tests.app.helpers import listening_addresses, wait_for
 
@@ -102,3 +103,24 @@ def test_handler_bad_settings_are_one_line(env: dict[str, str], message: str) ->
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line
+
+
+def test_die_with_parent_refuses_a_bad_command_line_and_a_parent_already_gone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert die_with_parent.main(["12", "true"]) == 2  # no "--"
+    assert die_with_parent.main(["x", "--", "true"]) == 2
+    assert "usage: python -m local.die_with_parent PID -- COMMAND" in capsys.readouterr().err
+    # Started by another process than the one named: exits before running anything.
+    done = subprocess.run(
+        [sys.executable, "-m", "local.die_with_parent", "1", "--", "sh", "-c", "echo ran"],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (1, "")
+    ran = subprocess.run(
+        [sys.executable, "-c",
+         "import os, subprocess, sys; sys.exit(subprocess.run([sys.executable, '-m',"
+         " 'local.die_with_parent', str(os.getpid()), '--', 'sh', '-c', 'echo ran']).returncode)"],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert (ran.returncode, ran.stdout) == (0, "ran\n")

@@ -21,7 +21,7 @@ from local.processes import REPO, Child
 from taskclient import transport
 from taskclient.bulk import BulkRun, Outcome
 from taskclient.pipelines import Pipeline
-from taskclient.replay import Replayed, ReplayRun, replay_task_id
+from taskclient.replay import Replayed, ReplayRun, decode, replay_task_id
 from taskclient.task_builder import task_id
 from tests.app.helpers import pipeline_output, run_async
 
@@ -323,3 +323,16 @@ def test_a_malformed_subscription_path_names_the_field(tmp_path: Path) -> None:
     assert result.stderr.startswith(
         f"error: --outputs {outputs}: pipeline 'orders', deadLetterSubscription: String should"
     )
+
+
+def test_a_replay_names_the_original_task_even_when_it_replays_a_replays_dead_letter() -> None:
+    # The handler keys a replay's idempotency on X-Replay-Of: the root task, always.
+    first = decode(ReceivedMessage(message=dead_letter("1"), ack_id="a"))
+    assert first.spec().headers["X-Replay-Of"] == "task-1"
+    headers = json.dumps({"X-Tenant": "acme", "x-replay-of": "task-1"})
+    again = decode(
+        ReceivedMessage(message=dead_letter("2", {"taskName": "replay-9", "headers": headers}))
+    )
+    spec_headers = again.spec().headers
+    assert spec_headers["X-Replay-Of"] == "task-1"
+    assert [n for n in spec_headers if n.lower() == "x-replay-of"] == ["X-Replay-Of"]

@@ -281,6 +281,26 @@ def test_store_calls_against_the_emulator(emulators: dict[str, str]) -> None:
         other.close()
 
 
+def test_a_dead_lettered_record_is_claimed_by_one_replay_and_by_no_redelivery(
+    emulators: dict[str, str], db: firestore.Client
+) -> None:
+    store = FirestoreStore(project=PROJECT, database=DATABASE, lease=timedelta(seconds=5))
+    key = f"q-{uuid.uuid4().hex[:8]}/t"
+    ref = db.collection(COLLECTION).document(document_id(key))
+    try:
+        assert store.claim(key) is Claim.ACQUIRED
+        store.complete(key, dead_lettered=True)
+        assert (ref.get().to_dict() or {})["state"] == "dead_lettered"
+        assert store.claim(key) is Claim.DONE  # a redelivery of the original
+        assert store.claim(key, replay=True) is Claim.ACQUIRED
+        assert store.claim(key, replay=True) is Claim.IN_PROGRESS  # a second replay, meanwhile
+        store.complete(key)
+        assert (ref.get().to_dict() or {})["state"] == "done"
+        assert store.claim(key, replay=True) is Claim.DONE  # the second replay, later
+    finally:
+        store.close()
+
+
 def test_a_claim_is_renewed_only_once_a_third_of_its_lease_has_passed(
     emulators: dict[str, str], db: firestore.Client
 ) -> None:
