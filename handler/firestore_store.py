@@ -2,9 +2,10 @@
 
 Document `idempotency/{sha256(queue + "/" + task name)}` (hex: a valid document id whatever
 the task name holds), fields:
-  state      "claimed" while a delivery processes the task, "done" once it is processed,
+  state      "claimed" while a delivery processes the task, "processed" once it is,
              "dead_lettered" once its dead letter is kept and it is acknowledged (a replay
-             of it, X-Replay-Of, may then claim it once; any other delivery is a duplicate)
+             of it, X-Replay-Of, may then claim it once; any other delivery is a duplicate).
+             "done", written before the two were told apart, is either: a replay may claim it
   owner      a random token per claim: only the claim's own request releases or renews it
   leaseUntil Timestamp: a "claimed" record past this is taken over. While the request that
              claimed runs, a renewer thread moves it forward every third of the lease, so
@@ -47,6 +48,11 @@ TRANSACTION_ATTEMPTS = 10
 RENEW_THREADS = 8
 
 logger = logging.getLogger("handler.store")
+
+PROCESSED = "processed"
+# What a delivery that is not a replay takes as settled ("done": records written before
+# processed and dead-lettered were told apart).
+SETTLED = (PROCESSED, "dead_lettered", "done")
 
 
 def document_id(key: str) -> str:
@@ -97,7 +103,7 @@ class FirestoreStore:
     def claim(self, key: str, *, replay: bool = False) -> Claim:
         ref = self._document(key)
         token = uuid.uuid4().hex
-        settled = ("done",) if replay else ("done", "dead_lettered")
+        settled = (PROCESSED,) if replay else SETTLED
 
         @firestore.transactional
         def run(transaction: firestore.Transaction) -> Claim:
@@ -228,10 +234,23 @@ class FirestoreStore:
 
     def complete(self, key: str, *, dead_lettered: bool = False) -> None:
         self._token(key)
-        now = datetime.now(UTC)
-        state = "dead_lettered" if dead_lettered else "done"
-        # Unconditional: the task is settled whoever holds the record now.
-        self._document(key).set({"state": state, TTL_FIELD: now, "key": key})
+        ref = self._document(key)
+        if not dead_lettered:
+            # Unconditional: the task is processed, whoever holds the record now.
+            ref.set({"state": PROCESSED, TTL_FIELD: datetime.now(UTC), "key": key})
+            return
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> None:
+            # Never over a "processed" record: after this claim's lease lapsed another
+            # delivery may have processed the task, and a replay must then be a duplicate.
+            snapshot = ref.get(transaction=transaction)
+            if snapshot.exists and (snapshot.to_dict() or {}).get("state") == PROCESSED:
+                return
+            record = {"state": "dead_lettered", TTL_FIELD: datetime.now(UTC), "key": key}
+            transaction.set(ref, record)
+
+        run(self._db().transaction(max_attempts=TRANSACTION_ATTEMPTS))
 
     def release(self, key: str) -> None:
         token = self._token(key)

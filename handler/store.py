@@ -33,7 +33,8 @@ class IdempotencyStore(Protocol):
 
     def complete(self, key: str, *, dead_lettered: bool = False) -> None:
         """Marks the task settled: processed, or `dead_lettered` (its dead letter is kept,
-        and a replay of it may claim it once). Later deliveries' claims return DONE."""
+        and a replay of it may claim it once; never over a processed record). Later
+        deliveries' claims return DONE."""
         ...
 
     def release(self, key: str) -> None:
@@ -63,7 +64,8 @@ class InMemoryStore:
     def complete(self, key: str, *, dead_lettered: bool = False) -> None:
         with self._lock:
             self._running.discard(key)
-            self._settled[key] = dead_lettered
+            # Never over "processed": a replay of a task processed meanwhile is a duplicate.
+            self._settled[key] = dead_lettered and self._settled.get(key, True)
             # Cloud Tasks de-duplicates task names for about an hour; older entries matter
             # only for very late redeliveries, so the oldest go first when full.
             while len(self._settled) > self._capacity:

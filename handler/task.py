@@ -51,16 +51,21 @@ class TaskRequest:
 
     @property
     def replay_of(self) -> str | None:
-        """For a replayed dead letter (taskclient replay sets X-Replay-Of), the name of the
-        task it replays; None for any other task."""
+        """For a replayed dead letter (only taskclient replay sets X-Replay-Of), the task it
+        replays, `queue/name` (a bare name, from an older replay, is on this queue); None
+        for any other task."""
         return self.headers.get("x-replay-of", "").strip() or None
 
     @property
     def key(self) -> str:
         """Its idempotency key: unique per task, since task names are unique within a queue.
         A replay shares its original task's key, so that however many dead letters and
-        replays one task has, it is processed once, and not at all if it finished after all."""
-        return f"{self.queue}/{self.replay_of or self.name}"
+        replays one task has, it is processed once, and not at all if it finished after all.
+        Neither queue ids nor task names hold a "/"."""
+        original = self.replay_of
+        if original is None:
+            return f"{self.queue}/{self.name}"
+        return original if "/" in original else f"{self.queue}/{original}"
 
 
 # Cloud Tasks always sends counts and a time here; anything else (nan, inf, 1e400, -1, 1.5)

@@ -31,7 +31,7 @@ from google.pubsub_v1 import ReceivedMessage, SubscriberAsyncClient
 from taskclient.bulk import DRAIN_S, BulkOutcome, BulkRun, Circuit, Outcome, describe, fatal
 from taskclient.errors import UsageError
 from taskclient.pipelines import Pipeline
-from taskclient.task_builder import TaskSpec, build_task, task_id
+from taskclient.task_builder import REPLAY_OF_HEADER, TaskSpec, build_task, task_id
 
 # Attributes a message must carry to be replayed; the others are shown when present.
 REQUIRED = ("taskName", "path", "contentType")
@@ -55,7 +55,6 @@ DROPPED_HEADERS = {
     "traceparent", "tracestate", "x-cloud-trace-context",
 }  # fmt: skip
 DROPPED_PREFIXES = ("x-cloudtasks-", "x-google-", "x-appengine-", "x-forwarded-")
-REPLAY_OF_HEADER = "X-Replay-Of"
 
 
 class InvalidDeadLetter(ValueError):
@@ -98,11 +97,16 @@ class DeadLetter:
         }
         if self.content_type:
             headers["Content-Type"] = self.content_type
-        # The original task, also for a replay's own dead letter: the handler keys a replay's
-        # idempotency on it, so that the task runs once however many replays it goes through.
-        headers[REPLAY_OF_HEADER] = self.replay_of or self.task_name
+        # The original task as queue/name, also for a replay's own dead letter: the handler
+        # keys a replay's idempotency on it, so that the task runs once however many replays
+        # it goes through, even on a queue that has since been replaced.
+        original = f"{self.queue}/{self.task_name}" if self.queue else self.task_name
         return TaskSpec(
-            payload=self.body, path=self.path, headers=headers, dedup_key=self.replay_key
+            payload=self.body,
+            path=self.path,
+            headers=headers,
+            dedup_key=self.replay_key,
+            replay_of=self.replay_of or original,
         )
 
 

@@ -38,6 +38,8 @@ class TaskSpec:
     header says otherwise), None sends no body, anything else is sent as JSON.
     `delay` and `schedule_time` (timezone-aware) are alternatives; neither means now.
     `dispatch_deadline` defaults to the pipeline's. `dedup_key` is hashed into the task id.
+    `replay_of` (`queue/task`, set by `replay` only) is sent as X-Replay-Of: the handler
+    keys the task's idempotency on that original task, so the header is refused in `headers`.
     """
 
     payload: object = None
@@ -47,6 +49,10 @@ class TaskSpec:
     schedule_time: datetime | None = None
     dispatch_deadline: Duration | None = None
     dedup_key: str | None = None
+    replay_of: str | None = None
+
+
+REPLAY_OF_HEADER = "X-Replay-Of"
 
 
 def task_id(dedup_key: str) -> str:
@@ -71,7 +77,13 @@ def _headers(spec: TaskSpec, content_type: str | None) -> dict[str, str]:
     for name, value in spec.headers.items():
         if not name or any(ch in name + value for ch in "\r\n") or ":" in name:
             raise UsageError(f"--header: {name!r} is not a valid header; use 'Name: value'")
+        if name.lower() == REPLAY_OF_HEADER.lower():
+            # A task carrying it shares another task's idempotency record: it could be
+            # taken for that task's duplicate and never run.
+            raise UsageError(f"--header: {name} is reserved for `taskclient replay`")
         headers[name] = value
+    if spec.replay_of is not None:
+        headers[REPLAY_OF_HEADER] = spec.replay_of
     if content_type and not any(name.lower() == "content-type" for name in headers):
         headers["Content-Type"] = content_type
     return headers

@@ -664,6 +664,19 @@ def test_a_dead_lettered_task_is_replayed_once_and_its_redelivery_stays_a_duplic
     assert calls == ["t", "replay-1"]
 
 
+def test_a_replay_names_its_original_as_queue_and_task_so_a_new_queue_changes_nothing() -> None:
+    # The pipeline's queue was replaced (auto-named) between the dead letter and its replay.
+    store, calls = InMemoryStore(), []
+    test = last_attempt_app(store, calls)
+    assert store.claim("orders-1a2b3c/t") is Claim.ACQUIRED
+    store.complete("orders-1a2b3c/t", dead_lettered=True)
+    replayed = {**replay_of("orders-1a2b3c/t", "replay-1"), "X-CloudTasks-QueueName": "orders-9z"}
+    assert post(test, {}, replayed).json == {"status": "done"}
+    again = {**replay_of("orders-1a2b3c/t", "replay-2"), "X-CloudTasks-QueueName": "orders-9z"}
+    assert post(test, {}, again).json == {"status": "duplicate"}
+    assert calls == ["replay-1"]
+
+
 def test_a_replay_of_a_task_that_finished_after_all_is_a_duplicate() -> None:
     # The last attempt dead-lettered it while another delivery held it; that one finished.
     store, calls = InMemoryStore(), []
@@ -672,6 +685,18 @@ def test_a_replay_of_a_task_that_finished_after_all_is_a_duplicate() -> None:
     store.complete("orders/t")
     assert post(test, {}, replay_of("t", "replay-1")).json == {"status": "duplicate"}
     assert calls == []
+
+
+def test_a_dead_letter_never_overwrites_a_processed_record() -> None:
+    store = InMemoryStore()
+    assert store.claim("orders/t") is Claim.ACQUIRED
+    store.complete("orders/t")
+    store.complete("orders/t", dead_lettered=True)  # a lapsed holder failing late
+    assert store.claim("orders/t", replay=True) is Claim.DONE
+    assert store.claim("orders/u") is Claim.ACQUIRED
+    store.complete("orders/u", dead_lettered=True)
+    assert store.claim("orders/u") is Claim.DONE
+    assert store.claim("orders/u", replay=True) is Claim.ACQUIRED
 
 
 def test_a_replay_that_fails_hands_back_and_its_retry_runs_it() -> None:

@@ -200,7 +200,7 @@ def test_a_big_dead_letter_is_replayed_delivered_byte_for_byte_and_acknowledged_
         "bytes": len(BODY),
         "sha256": hashlib.sha256(BODY).hexdigest(),
         "contentType": "application/json",
-        "replayOf": "original-task-7",
+        "replayOf": "orders/original-task-7",  # the original task, queue/name
         "tenant": "acme",
     }
     assert done["path"] == "/orders/import"

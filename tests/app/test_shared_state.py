@@ -147,7 +147,7 @@ def test_two_handlers_given_every_task_at_once_process_each_exactly_once(
     # The other delivery did arrive while the first was at work, and was told to come back.
     assert any("in_progress" in sequence for sequence in answers.values())
     record = db.collection(COLLECTION).document(document_id(f"{queue}/task-0")).get().to_dict()
-    assert record is not None and record["state"] == "done"
+    assert record is not None and record["state"] == "processed"
     # The TTL policy deletes a record the stack's idempotency.ttl after its last write.
     written_ago = datetime.now(UTC) - record["updatedAt"]
     assert timedelta(0) <= written_ago < timedelta(minutes=5)
@@ -295,8 +295,18 @@ def test_a_dead_lettered_record_is_claimed_by_one_replay_and_by_no_redelivery(
         assert store.claim(key, replay=True) is Claim.ACQUIRED
         assert store.claim(key, replay=True) is Claim.IN_PROGRESS  # a second replay, meanwhile
         store.complete(key)
-        assert (ref.get().to_dict() or {})["state"] == "done"
+        assert (ref.get().to_dict() or {})["state"] == "processed"
         assert store.claim(key, replay=True) is Claim.DONE  # the second replay, later
+        # A claim that lapsed and then failed past its deadline doesn't undo the processing
+        # another delivery did meanwhile: its replay stays a duplicate.
+        store.complete(key, dead_lettered=True)
+        assert (ref.get().to_dict() or {})["state"] == "processed"
+        # Records written before processed and dead-lettered were told apart say "done":
+        # a replay may claim one (it may be a dead letter's), a redelivery may not.
+        old = f"q-{uuid.uuid4().hex[:8]}/t"
+        db.collection(COLLECTION).document(document_id(old)).set({"state": "done", "key": old})
+        assert store.claim(old) is Claim.DONE
+        assert store.claim(old, replay=True) is Claim.ACQUIRED
     finally:
         store.close()
 

@@ -118,3 +118,12 @@ def test_bad_specs_are_refused_with_the_argument_named(
     with pytest.raises(UsageError) as caught:
         build_task(pipeline, spec)
     assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize("name", ["X-Replay-Of", "x-replay-of"])
+def test_x_replay_of_is_reserved_for_replay(pipeline: Pipeline, name: str) -> None:
+    # A task carrying it would share another task's idempotency record in the handler.
+    with pytest.raises(UsageError, match=f"--header: {name} is reserved for `taskclient replay`"):
+        build_task(pipeline, TaskSpec(payload={}, headers={name: "orders/t"}))
+    task = build_task(pipeline, TaskSpec(payload={}, replay_of="orders/t"))
+    assert dict(task.http_request.headers)["X-Replay-Of"] == "orders/t"
