@@ -24,10 +24,8 @@ from components.roles import (
 )
 from components.service import TaskService, TaskServiceArgs
 from components.settings import PipelineSettings
+from components.settings.idempotency import DEAD_LETTER_RETENTION
 
-# Pub/Sub's longest subscription retention, 31 days (pubsub/docs/subscription-properties:
-# message retention duration 10 minutes..31 days): dead letters wait that long for a replay.
-DEAD_LETTER_RETENTION = "2678400s"
 # Time a replayer has to create a message's task before Pub/Sub redelivers it (10..600 s;
 # a redelivery is harmless, the replayed task's name is derived from the dead letter's).
 REPLAY_ACK_DEADLINE_SECONDS = 60
@@ -130,7 +128,7 @@ class TaskPipeline(pulumi.ComponentResource):
             project=args.project,
             topic=topic.name,
             labels=pulumi.Output.secret(labels) if args.secret_labels else labels,
-            message_retention_duration=DEAD_LETTER_RETENTION,
+            message_retention_duration=str(DEAD_LETTER_RETENTION),
             # A replayed message is gone once acknowledged: its task exists by then, and
             # keeping it would keep task bodies longer than anything needs them.
             retain_acked_messages=False,

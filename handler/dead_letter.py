@@ -39,13 +39,15 @@ logger = logging.getLogger("handler.dead_letter")
 
 
 def replay_headers(task: TaskRequest) -> dict[str, str]:
-    """The request's own headers, by name: no credential, nothing the transport adds."""
+    """The request's own headers, by name: no credential, nothing the transport adds, not
+    X-Replay-Of (the dead letter's `originalTask` holds it)."""
     return {
         name: value
         for name, value in sorted(task.headers.items())
         if not is_credential(name)
         and name not in _TRANSPORT
         and not name.startswith(_TRANSPORT_PREFIXES)
+        and name != "x-replay-of"
     }
 
 
@@ -69,6 +71,9 @@ class DeadLetter:
         values = {
             "taskName": task.name,
             "queue": task.queue,
+            # queue/name of the task this one is (or, for a replay, replays): what its replay
+            # keys its idempotency on. An attribute of its own, not cut with the headers.
+            "originalTask": task.key,
             "retryCount": str(task.retry_count),
             "reason": reason,
             "path": task.path,
@@ -110,6 +115,7 @@ class LogDeadLetterSink:
                     "deadLetter": True,
                     "taskName": task.name,
                     "queue": task.queue,
+                    "originalTask": task.key,
                     "retryCount": task.retry_count,
                     "path": task.path,
                     "contentType": task.content_type,

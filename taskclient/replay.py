@@ -2,7 +2,8 @@
 re-create each as a task, acknowledge a message only once its task exists.
 
 The message format is the handler's: data = the exact request body; attributes `taskName`,
-`queue`, `retryCount`, `reason`, `path`, `contentType` and `headers` (JSON object of the
+`queue`, `originalTask` (queue/name the replay's idempotency is keyed on, sent as
+X-Replay-Of), `retryCount`, `reason`, `path`, `contentType` and `headers` (JSON object of the
 request's non-credential headers).
 
 - The replayed task's id is the SHA-256 of `replay:<taskName>:<messageId>`: deterministic, so
@@ -74,6 +75,9 @@ class DeadLetter:
     reason: str = ""
     queue: str = ""
     retry_count: str = ""
+    original_task: str = ""
+    """queue/name of the task this dead letter's task is or replays (the handler's
+    `originalTask` attribute; older letters have it as an X-Replay-Of header, or not at all)."""
 
     @property
     def replay_key(self) -> str:
@@ -81,7 +85,8 @@ class DeadLetter:
 
     @property
     def replay_of(self) -> str | None:
-        """The original task, when this dead letter is a replay's."""
+        """The original task, when this dead letter is a replay's written before dead letters
+        carried `originalTask`."""
         return next(
             (v for n, v in self.headers.items() if n.lower() == REPLAY_OF_HEADER.lower()), None
         )
@@ -106,7 +111,7 @@ class DeadLetter:
             path=self.path,
             headers=headers,
             dedup_key=self.replay_key,
-            replay_of=self.replay_of or original,
+            replay_of=self.original_task or self.replay_of or original,
         )
 
 
@@ -147,6 +152,7 @@ def decode(message: ReceivedMessage) -> DeadLetter:
         reason=attributes.get("reason", ""),
         queue=attributes.get("queue", ""),
         retry_count=attributes.get("retryCount", ""),
+        original_task=attributes.get("originalTask", ""),
     )
 
 

@@ -62,7 +62,7 @@ gcp.firestore.Field(
     database=database.name,
     collection="idempotency",
     field="updatedAt",
-    ttl_config=gcp.firestore.FieldTtlConfigArgs(expiration_offset="604800s"),
+    ttl_config=gcp.firestore.FieldTtlConfigArgs(expiration_offset="2678400s"),
     index_config=gcp.firestore.FieldIndexConfigArgs(indexes=[]),
 )
 channels = [

@@ -3,7 +3,8 @@
 `cloudrun-tasks:idempotency` (all keys optional):
 - `database`: the database id; default `tasks-<stack>` (StackSettings.resolve_database).
 - `location`: a Firestore location; default the one nearest every pipeline (`default_location`).
-- `ttl`: how long a record is kept after its last write; default 7 days.
+- `ttl`: how long a record is kept after its last write; default and minimum 31 days, the
+  dead letters' retention, so that a replay always finds its task's record.
 
 The handler keeps one record per task, claimed in a transaction; the TTL policy deletes it
 `ttl` after the record's last write, so a record must outlive every redelivery Cloud
@@ -95,7 +96,11 @@ LOCATIONS = frozenset(REGIONS | MULTI_REGIONS.keys())
 # TTL policies take an expiration offset of whole seconds, 1..2,147,483,647
 # (firestore Admin API, Field.TtlConfig.expiration_offset; sub-second values are rejected).
 MAX_TTL = Duration.of_seconds(2**31 - 1)
-DEFAULT_TTL = Duration.of_seconds(7 * 24 * 3600)
+# Pub/Sub's longest subscription retention, 31 days (pubsub/docs/subscription-properties:
+# message retention duration 10 minutes..31 days): dead letters wait that long for a replay,
+# and a replay is keyed on its task's record, which must still be there (handler/task.py).
+DEAD_LETTER_RETENTION = Duration.of_seconds(31 * 24 * 3600)
+DEFAULT_TTL = DEAD_LETTER_RETENTION
 
 
 def _location(value: str) -> str:
@@ -110,8 +115,12 @@ def _location(value: str) -> str:
 def _ttl(value: Duration) -> Duration:
     if value.nanos % NANOS_PER_SECOND:
         raise fail("must be a whole number of seconds (Firestore TTL offsets are)")
-    if not Duration.of_seconds(1) <= value <= MAX_TTL:
-        raise fail(f"must be >= 1s and <= {MAX_TTL}")
+    if not DEAD_LETTER_RETENTION <= value <= MAX_TTL:
+        raise fail(
+            f"must be >= {DEAD_LETTER_RETENTION} and <= {MAX_TTL}: dead letters are kept 31"
+            " days, and a replay whose task's record is gone could run a task that had"
+            " finished after all"
+        )
     return value
 
 

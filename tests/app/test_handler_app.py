@@ -400,9 +400,15 @@ def test_dead_letter_attributes_fit_pub_sub_limits() -> None:
     whole = DeadLetter.of(replace(task, path="/p", headers={"x-tenant": "acme"}), "why")
     assert whole.truncated == () and "truncated" not in whole.attributes
     assert whole.attributes == {
-        "taskName": "t", "queue": "q", "retryCount": "0", "reason": "why", "path": "/p",
-        "contentType": "", "headers": '{"x-tenant": "acme"}',
+        "taskName": "t", "queue": "q", "originalTask": "q/t", "retryCount": "0", "reason": "why",
+        "path": "/p", "contentType": "", "headers": '{"x-tenant": "acme"}',
     }  # fmt: skip
+    # A replay's dead letter names the task it replays in an attribute of its own, whatever
+    # its headers: with 40 long ones, the header would have been cut.
+    replayed = replace(task, headers={**task.headers, "x-replay-of": "orders/first"})
+    letter = DeadLetter.of(replayed, "why")
+    assert letter.attributes["originalTask"] == "orders/first" and "headers" in letter.truncated
+    assert "x-replay-of" not in json.loads(letter.attributes["headers"])
 
 
 # --- deadlines: an answer Cloud Tasks no longer hears, and the last attempt -------------------

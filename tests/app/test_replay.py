@@ -328,11 +328,14 @@ def test_a_malformed_subscription_path_names_the_field(tmp_path: Path) -> None:
 def test_a_replay_names_the_original_task_even_when_it_replays_a_replays_dead_letter() -> None:
     # The handler keys a replay's idempotency on X-Replay-Of: the root task, always.
     first = decode(ReceivedMessage(message=dead_letter("1"), ack_id="a"))
-    assert first.spec().replay_of == "orders/task-1"
+    assert first.spec().replay_of == "orders/task-1"  # a letter without originalTask
+    changed = {"taskName": "replay-9", "queue": "orders-9z", "originalTask": "orders/task-1"}
+    again = decode(ReceivedMessage(message=dead_letter("2", changed)))
+    assert again.spec().replay_of == "orders/task-1"
+    # A replay's letter written before letters carried originalTask: from its headers.
     headers = json.dumps({"X-Tenant": "acme", "x-replay-of": "orders/task-1"})
-    again = decode(
-        ReceivedMessage(message=dead_letter("2", {"taskName": "replay-9", "headers": headers}))
-    )
-    spec = again.spec()
+    older = decode(ReceivedMessage(message=dead_letter("3", {**changed, "originalTask": "",
+                                                            "headers": headers})))  # fmt: skip
+    spec = older.spec()
     assert spec.replay_of == "orders/task-1"
     assert [n for n in spec.headers if n.lower() == "x-replay-of"] == []  # sent once, by spec

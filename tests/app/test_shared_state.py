@@ -446,6 +446,7 @@ def test_a_rejected_task_of_several_hundred_kb_reaches_the_subscription_byte_for
     assert dict(received.message.attributes) == {
         "taskName": "big",
         "queue": queue,
+        "originalTask": f"{queue}/big",
         "retryCount": "0",
         "reason": "payload asked to be rejected",
         "path": "/work",

@@ -77,12 +77,13 @@ def test_location_required_when_nothing_suggests_one() -> None:
 @pytest.mark.parametrize(
     ("queue", "deadline", "window"),
     [
-        # By time: maxRetryDuration plus the last attempt's deadline.
-        ({"maxAttempts": -1, "maxRetryDuration": "200h"}, "600s", 720600),
+        # Windows longer than the 31-day default. By time: maxRetryDuration plus the last
+        # attempt's deadline.
+        ({"maxAttempts": -1, "maxRetryDuration": "800h"}, "600s", 2880600),
         # maxRetryDuration 0s: no time limit, the attempts bound it.
-        ({"maxAttempts": 1000, "maxRetryDuration": "0s"}, "600s", 1000 * 600 + 999 * 300),
+        ({"maxAttempts": 5000, "maxRetryDuration": "0s"}, "600s", 5000 * 600 + 4999 * 300),
         # Both set: retries stop once both are spent, so the longer one.
-        ({"maxAttempts": 500, "maxRetryDuration": "1h"}, "1800s", 500 * 1800 + 499 * 300),
+        ({"maxAttempts": 2000, "maxRetryDuration": "1h"}, "1800s", 2000 * 1800 + 1999 * 300),
     ],
 )
 def test_ttl_covers_every_retry_window(queue: dict[str, Any], deadline: str, window: int) -> None:
@@ -96,7 +97,14 @@ def test_ttl_covers_every_retry_window(queue: dict[str, Any], deadline: str, win
 
 @pytest.mark.parametrize(
     ("ttl", "message"),
-    [("0.5s", "whole number of seconds"), ("0s", ">= 1s"), ("2147483648s", "<= 2147483647s")],
+    [
+        ("2678400.5s", "whole number of seconds"),
+        ("0s", ">= 2678400s and <= 2147483647s: dead letters are kept 31 days"),
+        # Shorter than the dead letters' retention: a late replay would find no record.
+        ("604800s", ">= 2678400s"),
+        ("2678399s", ">= 2678400s"),
+        ("2147483648s", "<= 2147483647s"),
+    ],
 )
 def test_bad_ttl(ttl: str, message: str) -> None:
     config = base_config()
@@ -104,6 +112,10 @@ def test_bad_ttl(ttl: str, message: str) -> None:
     assert any(
         line.startswith("idempotency.ttl: ") and message in line for line in problems(config)
     )
+
+
+def test_the_default_ttl_is_the_dead_letters_retention() -> None:
+    assert settings_from_config(base_config()).idempotency.ttl.seconds == 31 * 24 * 3600
 
 
 @pytest.mark.parametrize(

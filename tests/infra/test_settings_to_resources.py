@@ -76,7 +76,7 @@ def test_defaults() -> None:
         "database": "tasks-test",
         "collection": "idempotency",
         "field": "updatedAt",
-        "ttlConfig": {"expirationOffset": "604800s"},
+        "ttlConfig": {"expirationOffset": "2678400s"},
         "indexConfig": {"indexes": []},
     }
     subscription = rec.one(SUBSCRIPTION, "orders-dead-letters").inputs
