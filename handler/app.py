@@ -5,7 +5,8 @@ Answers (Cloud Tasks retries anything that isn't 2xx, 4xx included):
   200 duplicate          processed before (at-least-once delivery): not processed again
   200 rejected           malformed payload or PermanentTaskError: dead-lettered, never retried
   200 dead_lettered      failed on the last allowed attempt, or after the dispatch deadline
-                         (Cloud Tasks no longer hears the answer): dead-lettered
+                         (Cloud Tasks no longer hears the answer), or the last attempt found
+                         the task still held (or the store down) all its budget: dead-lettered
   409 in_progress        another delivery of the same task holds its claim: retry later (the
                          last attempt first waits, while it is heard, for the holder to settle)
   500 failed             the processor raised: Cloud Tasks retries with backoff
