@@ -232,12 +232,17 @@ def dead_letters_runbook(n: PipelineNames) -> str:
         f"Tasks failed for good and wait in subscription `{n.dead_letter_subscription}`"
         " for a replay; each is kept 31 days after it was dead-lettered, then lost.",
         [
-            f"Why did they fail (reason attribute, handler errors)? [Subscription]"
-            f"({subscription_link(n)}), [errors]({_service_errors(n)})",
+            f"Why did they fail? The `reason` attribute ([subscription]"
+            f"({subscription_link(n)}), [errors]({_service_errors(n)})): the last allowed"
+            " attempt or a rejected payload; `failed after the dispatch deadline` (the work"
+            " overran: raise `dispatchDeadline`, or have it return early on"
+            " `task.time_left()`); `another delivery still held the task` (a long or stuck"
+            " task at the last attempt).",
             "Fix the cause (a handler bug, a rejected payload, a dependency down) before"
             " replaying, or the replayed tasks fail again.",
             f"Replay: `python -m taskclient replay --stack STACK --pipeline {n.pipeline}`"
-            " (`--dry-run` first); it acknowledges each message once its task exists.",
+            " (`--dry-run` first); it acknowledges each message once its task exists, and a"
+            " task that was done after all (or replayed already) answers `duplicate`.",
         ],
         n,
     )

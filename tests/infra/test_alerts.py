@@ -97,6 +97,10 @@ def check_alerts(rec: Recording, config: dict[str, Any]) -> None:
             assert f"project={config['gcp:project']}" in docs["content"]
             named = {"capacity": service, "dead-letters": subscription}.get(kind, queue)
             assert named in docs["content"]
+            if kind == "dead-letters":  # each reason the handler gives, and what to do
+                assert "`failed after the dispatch deadline`" in docs["content"]
+                assert "`another delivery still held the task`" in docs["content"]
+                assert "`task.time_left()`" in docs["content"]
             assert policy.inputs["notificationChannels"] == expected_channels
             assert policy.inputs["enabled"] == pipeline.get("alerts", {}).get("enabled", True)
         rate = pipeline.get("queue", {}).get("maxDispatchesPerSecond", 10)
