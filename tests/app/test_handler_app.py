@@ -505,11 +505,13 @@ def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("handler.app.HOLDER_POLL_S", 0.05)
 
 
-def last_attempt_app(store: InMemoryStore, calls: list[str]) -> FlaskClient:
+def last_attempt_app(
+    store: InMemoryStore, calls: list[str], sink: RecordingSink | FailingSink | None = None
+) -> FlaskClient:
     app = create_app(
         lambda task: calls.append(task.name) or None,
         store=store,
-        dead_letter=RecordingSink(),
+        dead_letter=sink or RecordingSink(),
         max_attempts=3,
         dispatch_deadline=DEADLINE,
     )
@@ -523,41 +525,25 @@ def later(seconds: float, action: Callable[[], None]) -> threading.Timer:
 
 
 @pytest.mark.usefixtures("quick_polls")
-def test_the_last_attempt_waits_for_the_holder_and_takes_over_when_it_lets_go() -> None:
+@pytest.mark.parametrize(
+    ("holder_ends", "answer", "calls_made"),
+    [
+        # The holder's attempt fails and releases its claim (or its lease lapses): taken over.
+        ("release", "done", ["t"]),
+        ("complete", "duplicate", []),
+    ],
+)
+def test_the_last_attempt_waits_for_the_holder_to_let_go_or_finish(
+    holder_ends: str, answer: str, calls_made: list[str]
+) -> None:
     store, calls = InMemoryStore(), []
     test = last_attempt_app(store, calls)
     with Holder(store):
-        # The holder's attempt fails and releases its claim (or its lease lapses).
-        timer = later(0.3, lambda: store.release("orders/t"))
+        timer = later(0.3, lambda: getattr(store, holder_ends)("orders/t"))
         response = post(test, {}, delivery("t", retry=2))
         timer.join()
-    assert (response.status_code, response.json) == (200, {"status": "done"})
-    assert calls == ["t"]
-
-
-@pytest.mark.usefixtures("quick_polls")
-def test_the_last_attempt_waits_for_the_holder_and_sees_it_finish() -> None:
-    store, calls = InMemoryStore(), []
-    test = last_attempt_app(store, calls)
-    with Holder(store):
-        timer = later(0.3, lambda: store.complete("orders/t"))
-        response = post(test, {}, delivery("t", retry=2))
-        timer.join()
-    assert (response.status_code, response.json) == (200, {"status": "duplicate"})
-    assert calls == []
-
-
-def last_attempt_app_with(
-    store: InMemoryStore, calls: list[str], sink: RecordingSink | FailingSink
-) -> FlaskClient:
-    app = create_app(
-        lambda task: calls.append(task.name) or None,
-        store=store,
-        dead_letter=sink,
-        max_attempts=3,
-        dispatch_deadline=DEADLINE,
-    )
-    return app.test_client()
+    assert (response.status_code, response.json) == (200, {"status": answer})
+    assert calls == calls_made
 
 
 @pytest.mark.usefixtures("quick_polls")
@@ -565,7 +551,7 @@ def test_a_last_attempt_still_held_at_its_budget_dead_letters_the_task() -> None
     # Cloud Tasks drops the task after this answer: if the holder never finishes it, the dead
     # letter has it (and its replay is a duplicate if the holder does finish, below).
     store, calls, sink = InMemoryStore(), [], RecordingSink()
-    test = last_attempt_app_with(store, calls, sink)
+    test = last_attempt_app(store, calls, sink)
     with Holder(store):
         # Not the last attempt: told to come back at once, nothing recorded.
         earlier = time.monotonic()
@@ -591,7 +577,7 @@ def test_a_last_attempt_still_held_whose_dead_letter_fails_leaves_the_task_in_th
 ) -> None:
     caplog.set_level(logging.INFO)
     store = InMemoryStore()
-    test = last_attempt_app_with(store, [], FailingSink())
+    test = last_attempt_app(store, [], FailingSink())
     with Holder(store):
         response = post(test, {"id": 3}, delivery("t", retry=2))
     assert (response.status_code, response.json) == (500, {"status": "dead_letter_failed"})
@@ -631,7 +617,7 @@ def test_a_failed_poll_does_not_end_the_last_attempts_wait() -> None:
 @pytest.mark.usefixtures("quick_polls")
 def test_a_store_down_for_the_last_attempts_whole_budget_dead_letters_the_task() -> None:
     store, calls, sink = FlakyStore(failing=set(range(1, 1000))), [], RecordingSink()
-    test = last_attempt_app_with(store, calls, sink)
+    test = last_attempt_app(store, calls, sink)
     started = time.monotonic()
     response = post(test, {"id": 4}, delivery("t", retry=2))
     assert (response.status_code, response.json) == (200, {"status": "dead_lettered"})

@@ -20,6 +20,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -97,6 +98,20 @@ def handler_env(emulators: Mapping[str, str], **extra: str) -> dict[str, str]:
     return {**emulators, "TASK_FIRESTORE_DATABASE": DATABASE, "TASK_MAX_ATTEMPTS": "3", **extra}
 
 
+@contextmanager
+def two_handlers(
+    emulators: Mapping[str, str], logs: Path, **extra: str
+) -> Iterator[tuple[Child, Child, str]]:
+    """Two handler instances on the same Firestore, as two Cloud Run instances are, and a
+    fresh queue name for the test's tasks."""
+    env = handler_env(emulators, **extra)
+    with (
+        running(start_handler(logs / "a.log", env=env)) as a,
+        running(start_handler(logs / "b.log", env=env)) as b,
+    ):
+        yield a, b, f"q-{uuid.uuid4().hex[:8]}"
+
+
 def runs(handler: Child, name: str) -> int:
     """How often the example processor started this task (it logs `working` first)."""
     return sum(
@@ -112,13 +127,9 @@ def runs(handler: Child, name: str) -> int:
 def test_two_handlers_given_every_task_at_once_process_each_exactly_once(
     emulators: dict[str, str], tmp_path: Path, db: firestore.Client
 ) -> None:
-    env = handler_env(emulators)
-    queue, names = f"q-{uuid.uuid4().hex[:8]}", [f"task-{n}" for n in range(40)]
+    names = [f"task-{n}" for n in range(40)]
     body = json.dumps({"sleepSeconds": 0.3}).encode()
-    with (
-        running(start_handler(tmp_path / "a.log", env=env)) as a,
-        running(start_handler(tmp_path / "b.log", env=env)) as b,
-    ):
+    with two_handlers(emulators, tmp_path) as (a, b, queue):
         assert "firestore database 'tasks-test'" in json.dumps(a.log_lines())
 
         def until_acknowledged(handler: Child, name: str) -> list[str]:
@@ -157,6 +168,8 @@ def test_two_handlers_given_every_task_at_once_process_each_exactly_once(
 # a loaded machine), answers heard for 5 s (handler/deadlines.py).
 SHORT_DEADLINE = {"TASK_DISPATCH_DEADLINE": "6s"}
 LEASE_S = 3.0
+# Unlimited attempts besides: every redelivery is told to come back at once, none waits.
+NO_LAST_ATTEMPT = {**SHORT_DEADLINE, "TASK_MAX_ATTEMPTS": "-1"}
 
 
 def start_and_kill(handler: Child, queue: str) -> float:
@@ -178,13 +191,7 @@ def start_and_kill(handler: Child, queue: str) -> float:
 def test_a_killed_handlers_claim_blocks_the_task_until_its_lease_ends_and_no_longer(
     emulators: dict[str, str], tmp_path: Path
 ) -> None:
-    # Unlimited attempts: every redelivery is told to come back at once, none waits.
-    env = handler_env(emulators, **SHORT_DEADLINE, TASK_MAX_ATTEMPTS="-1")
-    queue = f"q-{uuid.uuid4().hex[:8]}"
-    with (
-        running(start_handler(tmp_path / "a.log", env=env)) as a,
-        running(start_handler(tmp_path / "b.log", env=env)) as b,
-    ):
+    with two_handlers(emulators, tmp_path, **NO_LAST_ATTEMPT) as (a, b, queue):
         sent = start_and_kill(a, queue)
         # The redelivery carries no sleep, so that the test doesn't wait for it: only the
         # queue and task name identify a task.
@@ -211,12 +218,7 @@ def test_work_that_outlives_its_lease_and_deadline_keeps_its_claim(
     # 10 s of work: three leases, and past the 5 s in which its answer is heard. Cloud Tasks
     # delivers the task again meanwhile; before claims were renewed, a redelivery took the
     # lapsed claim over and ran the task a second time.
-    env = handler_env(emulators, **SHORT_DEADLINE, TASK_MAX_ATTEMPTS="-1")
-    queue = f"q-{uuid.uuid4().hex[:8]}"
-    with (
-        running(start_handler(tmp_path / "a.log", env=env)) as a,
-        running(start_handler(tmp_path / "b.log", env=env)) as b,
-    ):
+    with two_handlers(emulators, tmp_path, **NO_LAST_ATTEMPT) as (a, b, queue):
         with ThreadPoolExecutor(max_workers=1) as pool:
             first = pool.submit(
                 post, a, delivery(queue, "t"), json.dumps({"sleepSeconds": 10}).encode()
@@ -241,12 +243,8 @@ def test_the_last_attempt_outlasts_a_killed_holders_claim_and_does_the_task(
 ) -> None:
     # Cloud Tasks drops a task after its last attempt: answered 409 there, a task whose holder
     # died would be lost. The last attempt waits while it is heard (5 s), the lease is 3 s.
-    env = handler_env(emulators, **SHORT_DEADLINE)  # 3 attempts: retry count 2 is the last
-    queue = f"q-{uuid.uuid4().hex[:8]}"
-    with (
-        running(start_handler(tmp_path / "a.log", env=env)) as a,
-        running(start_handler(tmp_path / "b.log", env=env)) as b,
-    ):
+    # 3 attempts (handler_env): retry count 2 is the last.
+    with two_handlers(emulators, tmp_path, **SHORT_DEADLINE) as (a, b, queue):
         start_and_kill(a, queue)
         asked = time.time()
         answer = post(b, delivery(queue, "t", 2), b"{}")
@@ -258,11 +256,8 @@ def test_the_last_attempt_outlasts_a_killed_holders_claim_and_does_the_task(
 
 
 def test_store_calls_against_the_emulator(emulators: dict[str, str]) -> None:
-    lease = timedelta(seconds=1)
-    store = FirestoreStore(project=PROJECT, database=DATABASE, lease=lease)
-    other = FirestoreStore(project=PROJECT, database=DATABASE, lease=lease)
     key = f"q-{uuid.uuid4().hex[:8]}/t"
-    try:
+    with two_stores(lease_s=1) as (store, other):
         assert store.claim(key) is Claim.ACQUIRED
         assert other.claim(key) is Claim.IN_PROGRESS
         time.sleep(2.5)  # two and a half leases: renewed meanwhile
@@ -276,18 +271,38 @@ def test_store_calls_against_the_emulator(emulators: dict[str, str]) -> None:
         assert store.claim(key) is Claim.ACQUIRED
         store.complete(key)
         assert other.claim(key) is Claim.DONE
+
+
+@contextmanager
+def two_stores(lease_s: float) -> Iterator[tuple[FirestoreStore, FirestoreStore]]:
+    """Two instances' stores on one database; their renewers stopped after."""
+    lease = timedelta(seconds=lease_s)
+    store = FirestoreStore(project=PROJECT, database=DATABASE, lease=lease)
+    other = FirestoreStore(project=PROJECT, database=DATABASE, lease=lease)
+    try:
+        yield store, other
     finally:
         store.close()
         other.close()
 
 
+@contextmanager
+def store_and_record(
+    db: firestore.Client, lease_s: float
+) -> Iterator[tuple[FirestoreStore, str, firestore.DocumentReference]]:
+    """A store, a fresh task key and its record's document; the store's renewer stopped after."""
+    store = FirestoreStore(project=PROJECT, database=DATABASE, lease=timedelta(seconds=lease_s))
+    key = f"q-{uuid.uuid4().hex[:8]}/t"
+    try:
+        yield store, key, db.collection(COLLECTION).document(document_id(key))
+    finally:
+        store.close()
+
+
 def test_a_dead_lettered_record_is_claimed_by_one_replay_and_by_no_redelivery(
     emulators: dict[str, str], db: firestore.Client
 ) -> None:
-    store = FirestoreStore(project=PROJECT, database=DATABASE, lease=timedelta(seconds=5))
-    key = f"q-{uuid.uuid4().hex[:8]}/t"
-    ref = db.collection(COLLECTION).document(document_id(key))
-    try:
+    with store_and_record(db, lease_s=5) as (store, key, ref):
         assert store.claim(key) is Claim.ACQUIRED
         store.complete(key, dead_lettered=True)
         assert (ref.get().to_dict() or {})["state"] == "dead_lettered"
@@ -307,18 +322,13 @@ def test_a_dead_lettered_record_is_claimed_by_one_replay_and_by_no_redelivery(
         db.collection(COLLECTION).document(document_id(old)).set({"state": "done", "key": old})
         assert store.claim(old) is Claim.DONE
         assert store.claim(old, replay=True) is Claim.ACQUIRED
-    finally:
-        store.close()
 
 
 def test_a_claim_is_renewed_only_once_a_third_of_its_lease_has_passed(
     emulators: dict[str, str], db: firestore.Client
 ) -> None:
     # Most tasks are settled sooner and never cost a renewal.
-    store = FirestoreStore(project=PROJECT, database=DATABASE, lease=timedelta(seconds=3))
-    key = f"q-{uuid.uuid4().hex[:8]}/t"
-    ref = db.collection(COLLECTION).document(document_id(key))
-    try:
+    with store_and_record(db, lease_s=3) as (store, key, ref):
         # The clock starts before the claim's transaction (conservative): connect first, so
         # that the claim below is a quick one.
         assert store.claim(key + "-warm-up") is Claim.ACQUIRED
@@ -330,54 +340,50 @@ def test_a_claim_is_renewed_only_once_a_third_of_its_lease_has_passed(
         time.sleep(1.2)
         renewed = (ref.get().to_dict() or {})["leaseUntil"]
         assert claimed + timedelta(seconds=0.9) < renewed < claimed + timedelta(seconds=1.8)
-    finally:
-        store.close()
 
 
 def test_a_claim_taken_over_while_held_is_reported_lost_and_no_longer_renewed(
     emulators: dict[str, str], db: firestore.Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = FirestoreStore(project=PROJECT, database=DATABASE, lease=timedelta(seconds=1))
-    queue = f"q-{uuid.uuid4().hex[:8]}"
-    ref = db.collection(COLLECTION).document(document_id(f"{queue}/t"))
     # Through the handler's real logging configuration, whose redaction would blank a field
     # named like a credential ("key").
     logging.config.dictConfig(logging_config())
     try:
-        assert store.claim(f"{queue}/t") is Claim.ACQUIRED
-        # What a takeover leaves: the record claimed by another delivery's token.
-        ref.update({"owner": "another-delivery"})
+        with store_and_record(db, lease_s=1) as (store, key, ref):
+            assert store.claim(key) is Claim.ACQUIRED
+            # What a takeover leaves: the record claimed by another delivery's token.
+            ref.update({"owner": "another-delivery"})
 
-        def lost_lines() -> list[dict[str, object]] | None:
-            lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-            return [line for line in lines if "claim lost" in str(line.get("message"))] or None
+            def lost_lines() -> list[dict[str, object]] | None:
+                lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+                return [line for line in lines if "claim lost" in str(line.get("message"))] or None
 
-        [lost] = wait_for(lost_lines, "the renewer to notice")
-        assert (lost["queue"], lost["taskName"], lost["severity"]) == (queue, "t", "ERROR")
-        until = (ref.get().to_dict() or {})["leaseUntil"]
-        time.sleep(1.0)  # three renewal rounds: none touches the other delivery's claim
-        assert (ref.get().to_dict() or {})["leaseUntil"] == until
+            [lost] = wait_for(lost_lines, "the renewer to notice")
+            assert (lost["queue"], lost["taskName"], lost["severity"]) == (
+                key.split("/")[0],
+                "t",
+                "ERROR",
+            )
+            until = (ref.get().to_dict() or {})["leaseUntil"]
+            time.sleep(1.0)  # three renewal rounds: none touches the other delivery's claim
+            assert (ref.get().to_dict() or {})["leaseUntil"] == until
     finally:
-        store.close()
         logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
 
 
 def test_one_slow_renewal_does_not_hold_back_the_others(
     emulators: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lease = timedelta(seconds=1)
-    store = FirestoreStore(project=PROJECT, database=DATABASE, lease=lease)
-    other = FirestoreStore(project=PROJECT, database=DATABASE, lease=lease)
     queue = f"q-{uuid.uuid4().hex[:8]}"
-    renew = store._renew  # the seam under test
+    with two_stores(lease_s=1) as (store, other):
+        renew = store._renew  # the seam under test
 
-    def stalled(key: str, token: str) -> bool:
-        if key.endswith("/slow"):
-            time.sleep(3)  # a call that hangs for three leases
-        return renew(key, token)
+        def stalled(key: str, token: str) -> bool:
+            if key.endswith("/slow"):
+                time.sleep(3)  # a call that hangs for three leases
+            return renew(key, token)
 
-    monkeypatch.setattr(store, "_renew", stalled)
-    try:
+        monkeypatch.setattr(store, "_renew", stalled)
         assert store.claim(f"{queue}/slow") is Claim.ACQUIRED
         assert store.claim(f"{queue}/fast") is Claim.ACQUIRED
         time.sleep(2.5)
@@ -385,24 +391,18 @@ def test_one_slow_renewal_does_not_hold_back_the_others(
         # fast claim lapsed with it.
         assert other.claim(f"{queue}/fast") is Claim.IN_PROGRESS
         assert other.claim(f"{queue}/slow") is Claim.ACQUIRED  # its own renewal hung
-    finally:
-        store.close()
-        other.close()
 
 
 def test_a_claim_whose_renewer_cannot_start_is_not_left_behind(
     emulators: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lease = timedelta(seconds=1)
-    store = FirestoreStore(project=PROJECT, database=DATABASE, lease=lease)
-    other = FirestoreStore(project=PROJECT, database=DATABASE, lease=lease)
     key = f"q-{uuid.uuid4().hex[:8]}/t"
 
     def no_thread() -> None:
         raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr(store, "_start_renewer", no_thread)
-    try:
+    with two_stores(lease_s=1) as (store, other):
+        monkeypatch.setattr(store, "_start_renewer", no_thread)
         with pytest.raises(RuntimeError):
             store.claim(key)  # the handler answers store_unavailable
         monkeypatch.undo()
@@ -410,9 +410,6 @@ def test_a_claim_whose_renewer_cannot_start_is_not_left_behind(
         time.sleep(1.5)
         # The failed claim was not recorded, so nobody renews it: it lapsed with its lease.
         assert other.claim(key) is Claim.ACQUIRED
-    finally:
-        store.close()
-        other.close()
 
 
 # --- Pub/Sub: dead letters whole, and nothing lost when it is down ---------------------------
