@@ -233,7 +233,13 @@ def test_work_that_outlives_its_lease_and_deadline_keeps_its_claim(
         done = [line for h in (a, b) for line in h.log_lines() if line.get("status") == "done"]
         lost = [line for line in a.log_lines() if "claim lost" in str(line.get("message"))]
     assert [line["retryCount"] for line in done] == [0]  # a's, once
-    assert len(redeliveries) > 10 and set(redeliveries) == {(409, "in_progress")}
+    # in_progress while a works; a redelivery sent between a's finishing and its answer
+    # arriving here is already a duplicate. Never a second run.
+    held = redeliveries.count((409, "in_progress"))
+    assert held > 10
+    assert redeliveries == [(409, "in_progress")] * held + [(200, "duplicate")] * (
+        len(redeliveries) - held
+    )
     assert after == (200, "duplicate")
     assert lost == []
 
@@ -257,13 +263,13 @@ def test_the_last_attempt_outlasts_a_killed_holders_claim_and_does_the_task(
 
 def test_store_calls_against_the_emulator(emulators: dict[str, str]) -> None:
     key = f"q-{uuid.uuid4().hex[:8]}/t"
-    with two_stores(lease_s=1) as (store, other):
+    with two_stores(lease_s=2) as (store, other):
         assert store.claim(key) is Claim.ACQUIRED
         assert other.claim(key) is Claim.IN_PROGRESS
-        time.sleep(2.5)  # two and a half leases: renewed meanwhile
+        time.sleep(5)  # two and a half leases: renewed meanwhile
         assert other.claim(key) is Claim.IN_PROGRESS
         store.close()  # its holder stops, as when its instance dies
-        time.sleep(1.2)
+        time.sleep(2.5)
         assert other.claim(key) is Claim.ACQUIRED  # the first claim's lease has run out
         store.release(key)  # not its claim any more: changes nothing
         assert store.claim(key) is Claim.IN_PROGRESS
@@ -337,9 +343,14 @@ def test_a_claim_is_renewed_only_once_a_third_of_its_lease_has_passed(
         claimed = (ref.get().to_dict() or {})["leaseUntil"]
         time.sleep(0.6)  # a renewal round has run (every 0.5 s), the claim isn't due yet (1 s)
         assert (ref.get().to_dict() or {})["leaseUntil"] == claimed
-        time.sleep(1.2)
-        renewed = (ref.get().to_dict() or {})["leaseUntil"]
-        assert claimed + timedelta(seconds=0.9) < renewed < claimed + timedelta(seconds=1.8)
+
+        def renewed_until() -> datetime | None:
+            until = (ref.get().to_dict() or {})["leaseUntil"]
+            return until if until != claimed else None
+
+        renewed = wait_for(renewed_until, "the renewal", timeout_s=10)
+        # Due once a third of the lease (1 s) old; rounds every 0.5 s; slack for a busy machine.
+        assert claimed + timedelta(seconds=0.9) < renewed < claimed + timedelta(seconds=3)
 
 
 def test_a_claim_taken_over_while_held_is_reported_lost_and_no_longer_renewed(
@@ -375,18 +386,18 @@ def test_one_slow_renewal_does_not_hold_back_the_others(
     emulators: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queue = f"q-{uuid.uuid4().hex[:8]}"
-    with two_stores(lease_s=1) as (store, other):
+    with two_stores(lease_s=2) as (store, other):
         renew = store._renew  # the seam under test
 
         def stalled(key: str, token: str) -> bool:
             if key.endswith("/slow"):
-                time.sleep(3)  # a call that hangs for three leases
+                time.sleep(6)  # a call that hangs for three leases
             return renew(key, token)
 
         monkeypatch.setattr(store, "_renew", stalled)
         assert store.claim(f"{queue}/slow") is Claim.ACQUIRED
         assert store.claim(f"{queue}/fast") is Claim.ACQUIRED
-        time.sleep(2.5)
+        time.sleep(5)
         # Before renewals ran on their own, the whole round waited for the slow one, and the
         # fast claim lapsed with it.
         assert other.claim(f"{queue}/fast") is Claim.IN_PROGRESS
