@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from handler.logs import is_credential
-from handler.task import TaskRequest
+from handler.task import REPLAY_OF_HEADER, TaskRequest
 
 # Pub/Sub's limit on one attribute value: 1024 bytes (cloud.google.com/pubsub/quotas,
 # "Resource limits"; the API's own error text quoted in googleapis/google-cloud-python#7906).
@@ -47,7 +47,7 @@ def replay_headers(task: TaskRequest) -> dict[str, str]:
         if not is_credential(name)
         and name not in _TRANSPORT
         and not name.startswith(_TRANSPORT_PREFIXES)
-        and name != "x-replay-of"
+        and name != REPLAY_OF_HEADER
     }
 
 

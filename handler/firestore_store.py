@@ -20,7 +20,7 @@ the task name holds), fields:
 claim() reads and writes in one transaction, so two deliveries of one task can't both
 acquire it: Firestore fails one of two transactions that touch the same document (the client
 retries it, and the retry then sees the other's claim). Times are the instance's clock
-(Cloud Run's are synchronised); the lease margin absorbs what skew remains.
+(Cloud Run's are synchronised); the lease, at least 1 s, absorbs what skew remains.
 """
 
 import hashlib
@@ -28,9 +28,11 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from google.cloud import firestore
 
@@ -48,6 +50,7 @@ TRANSACTION_ATTEMPTS = 10
 RENEW_THREADS = 8
 
 logger = logging.getLogger("handler.store")
+T = TypeVar("T")
 
 PROCESSED = "processed"
 # What a delivery that is not a replay takes as settled ("done": records written before
@@ -64,6 +67,21 @@ def _task(key: str) -> dict[str, str]:
     would be redacted as a credential by handler/logs.py)."""
     queue, _, name = key.partition("/")
     return {"queue": queue, "taskName": name}
+
+
+def _read(
+    ref: firestore.DocumentReference,
+    transaction: firestore.Transaction,
+    timeout: float | None = None,
+) -> dict[str, object]:
+    """The document's fields inside the transaction; {} when there is none."""
+    snapshot = ref.get(transaction=transaction, timeout=timeout)
+    return (snapshot.to_dict() or {}) if snapshot.exists else {}
+
+
+def _ours(record: dict[str, object], token: str | None) -> bool:
+    """The record is the live claim this token was given."""
+    return (record.get("state"), record.get("owner")) == ("claimed", token)
 
 
 @dataclass
@@ -100,19 +118,24 @@ class FirestoreStore:
     def _document(self, key: str) -> firestore.DocumentReference:
         return self._db().collection(COLLECTION).document(document_id(key))
 
+    def _transact(self, run: Callable[[firestore.Transaction], T]) -> T:
+        """Runs RUN (read, then write) in a transaction, retried when another touched the
+        same document."""
+        return firestore.transactional(run)(
+            self._db().transaction(max_attempts=TRANSACTION_ATTEMPTS)
+        )
+
     def claim(self, key: str, *, replay: bool = False) -> Claim:
         ref = self._document(key)
         token = uuid.uuid4().hex
         settled = (PROCESSED,) if replay else SETTLED
 
-        @firestore.transactional
         def run(transaction: firestore.Transaction) -> Claim:
-            snapshot = ref.get(transaction=transaction)
-            record = snapshot.to_dict() if snapshot.exists else None
+            record = _read(ref, transaction)
             now = datetime.now(UTC)
-            if record is not None and record.get("state") in settled:
+            if record.get("state") in settled:
                 return Claim.DONE
-            if record is not None and record.get("state") == "claimed":
+            if record.get("state") == "claimed":
                 lease_until = record.get("leaseUntil")
                 if isinstance(lease_until, datetime) and lease_until > now:
                     return Claim.IN_PROGRESS
@@ -129,7 +152,7 @@ class FirestoreStore:
             return Claim.ACQUIRED
 
         written = time.monotonic()
-        claim = run(self._db().transaction(max_attempts=TRANSACTION_ATTEMPTS))
+        claim = self._transact(run)
         if claim is Claim.ACQUIRED:
             # Before the claim is recorded here: if no thread can start, claim() raises, the
             # request answers store_unavailable, and the claim lapses with its first lease
@@ -195,76 +218,65 @@ class FirestoreStore:
             held = self._owners.get(slot)
             # Not ours any more: settled meanwhile (its record then no longer says "claimed"
             # with our token either), which is no loss.
-            mine = held is not None and held.token == token
-            if held is not None and mine and renewed:
+            if held is None or held.token != token:
+                return
+            if renewed:
                 held.written = written
-            lost = mine and not renewed
-            if lost:
-                del self._owners[slot]
-        if lost:
-            # Its lease lapsed before a renewal landed (the instance was frozen or cut off
-            # from Firestore for a whole lease) and another delivery took the task over.
-            logger.error(
-                {
-                    "message": "claim lost: another delivery took this task over while its"
-                    " work was running here; it may run twice",
-                    **_task(key),
-                }
-            )
+                return
+            del self._owners[slot]
+        # Its lease lapsed before a renewal landed (the instance was frozen or cut off from
+        # Firestore for a whole lease) and another delivery took the task over.
+        logger.error(
+            {
+                "message": "claim lost: another delivery took this task over while its work"
+                " was running here; it may run twice",
+                **_task(key),
+            }
+        )
 
     def _renew(self, key: str, token: str) -> bool:
         ref = self._document(key)
 
-        @firestore.transactional
         def run(transaction: firestore.Transaction) -> bool:
-            snapshot = ref.get(transaction=transaction, timeout=self._lease.total_seconds() / 3)
-            record = snapshot.to_dict() if snapshot.exists else None
-            if record is None or (record.get("state"), record.get("owner")) != ("claimed", token):
+            if not _ours(_read(ref, transaction, timeout=self._lease.total_seconds() / 3), token):
                 return False
             now = datetime.now(UTC)
             transaction.update(ref, {"leaseUntil": now + self._lease, TTL_FIELD: now})
             return True
 
-        return run(self._db().transaction(max_attempts=TRANSACTION_ATTEMPTS))
+        return self._transact(run)
 
-    def _token(self, key: str) -> str | None:
+    def _forget(self, key: str) -> str | None:
+        """Stops renewing this request's claim of KEY; its owner token, if it held one."""
         with self._lock:
             held = self._owners.pop((key, threading.get_ident()), None)
         return None if held is None else held.token
 
     def complete(self, key: str, *, dead_lettered: bool = False) -> None:
-        self._token(key)
+        self._forget(key)
         ref = self._document(key)
         if not dead_lettered:
             # Unconditional: the task is processed, whoever holds the record now.
             ref.set({"state": PROCESSED, TTL_FIELD: datetime.now(UTC), "key": key})
             return
 
-        @firestore.transactional
         def run(transaction: firestore.Transaction) -> None:
             # Never over a "processed" record: after this claim's lease lapsed another
             # delivery may have processed the task, and a replay must then be a duplicate.
-            snapshot = ref.get(transaction=transaction)
-            if snapshot.exists and (snapshot.to_dict() or {}).get("state") == PROCESSED:
+            if _read(ref, transaction).get("state") == PROCESSED:
                 return
             record = {"state": "dead_lettered", TTL_FIELD: datetime.now(UTC), "key": key}
             transaction.set(ref, record)
 
-        run(self._db().transaction(max_attempts=TRANSACTION_ATTEMPTS))
+        self._transact(run)
 
     def release(self, key: str) -> None:
-        token = self._token(key)
+        token = self._forget(key)
         ref = self._document(key)
 
-        @firestore.transactional
         def run(transaction: firestore.Transaction) -> None:
-            snapshot = ref.get(transaction=transaction)
-            record = snapshot.to_dict() if snapshot.exists else None
             # Only our own claim: after our lease lapsed another delivery may hold it.
-            if record is not None and (record.get("state"), record.get("owner")) == (
-                "claimed",
-                token,
-            ):
+            if _ours(_read(ref, transaction), token):
                 transaction.delete(ref)
 
-        run(self._db().transaction(max_attempts=TRANSACTION_ATTEMPTS))
+        self._transact(run)

@@ -128,7 +128,8 @@ def runtime(environ: Mapping[str, str] = os.environ) -> Runtime:
         from handler.firestore_store import COLLECTION, FirestoreStore
 
         project = environ.get("GOOGLE_CLOUD_PROJECT") or None
-        store = FirestoreStore(project=project, database=database, lease=lease(deadline))
+        claim_lease = lease(deadline)
+        store = FirestoreStore(project=project, database=database, lease=claim_lease)
         where = (
             f" at {environ['FIRESTORE_EMULATOR_HOST']}"
             if "FIRESTORE_EMULATOR_HOST" in environ
@@ -136,7 +137,7 @@ def runtime(environ: Mapping[str, str] = os.environ) -> Runtime:
         )
         store_description = (
             f"firestore database {database!r}{where}, collection {COLLECTION!r},"
-            f" lease {lease(deadline).total_seconds():g}s renewed while the work runs, records"
+            f" lease {claim_lease.total_seconds():g}s renewed while the work runs, records"
             " kept per the database's TTL policy"
         )
 

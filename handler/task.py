@@ -6,6 +6,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+REPLAY_OF_HEADER = "x-replay-of"
+"""Set by `taskclient replay` (taskclient/task_builder.py; the image has no taskclient): the
+task a replay replays. Lower-case, as TaskRequest.headers are."""
+
 
 class PermanentTaskError(Exception):
     """Raise from a processor when retrying cannot help (e.g. the payload fails validation):
@@ -54,7 +58,7 @@ class TaskRequest:
         """For a replayed dead letter (only taskclient replay sets X-Replay-Of), the task it
         replays, `queue/name` (a bare name, from an older replay, is on this queue); None
         for any other task."""
-        return self.headers.get("x-replay-of", "").strip() or None
+        return self.headers.get(REPLAY_OF_HEADER, "").strip() or None
 
     @property
     def key(self) -> str:

@@ -17,14 +17,20 @@ import pyprctl
 USAGE = "usage: python -m local.die_with_parent PID -- COMMAND [ARGS...]"
 
 
+def die_with(parent: int | None, signum: signal.Signals) -> bool:
+    """Asks for SIGNUM when this process's parent dies; False if PARENT (when given) is
+    already gone, having died before that could take effect."""
+    pyprctl.set_pdeathsig(signum)
+    return parent is None or os.getppid() == parent
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or not argv[0].isdigit() or argv[1] != "--":
         print(USAGE, file=sys.stderr)
         return 2
     # SIGKILL, not SIGTERM: with the parent gone nobody would escalate a hung shutdown.
-    pyprctl.set_pdeathsig(signal.SIGKILL)
-    if os.getppid() != int(argv[0]):
-        return 1  # the parent died before the line above could take effect
+    if not die_with(int(argv[0]), signal.SIGKILL):
+        return 1
     os.execvp(argv[2], argv[2:])
 
 

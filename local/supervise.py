@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 
-import pyprctl
+from local.die_with_parent import die_with
 
 POLL_S = 0.2
 
@@ -43,9 +43,9 @@ def main() -> int:
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    pyprctl.set_pdeathsig(signal.SIGTERM)
-    if args.parent is not None and os.getppid() != args.parent:
-        return 1  # the parent died before the line above could take effect
+    # SIGTERM, not SIGKILL: its handler takes the emulator's whole group down.
+    if not die_with(args.parent, signal.SIGTERM):
+        return 1
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, _kill_group)
     child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
