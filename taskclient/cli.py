@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO, Generic, NoReturn, Protocol, TypeVar
 
 from components.durations import NANOS_PER_SECOND, Duration
 from taskclient import pipelines, replay, transport
-from taskclient.bulk import BulkOutcome, BulkRun, Outcome
+from taskclient.bulk import BulkOutcome, BulkRun, Circuit, Outcome
 from taskclient.client import TaskClient
 from taskclient.durations import parse_duration
 from taskclient.errors import EnqueueError, UsageError
@@ -264,19 +264,50 @@ def _bulk_lines(args: argparse.Namespace, lines: list[str]) -> list[_Line]:
     return entries
 
 
+class _Run(Protocol):
+    """What BulkRun and ReplayRun share: their circuit, and a way to stop them."""
+
+    @property
+    def circuit(self) -> Circuit: ...
+
+    def stop(self, reason: str) -> None: ...
+
+
+R = TypeVar("R", bound=_Run)
+
+
+class _Watched(Generic[R]):
+    """A run once started (`on_start`), stopped by SIGINT/SIGTERM, and how it ended."""
+
+    def __init__(self) -> None:
+        self.run: R | None = None
+        self.caught: list[signal.Signals] = []
+
+    def on_start(self, run: R) -> None:
+        self.run = run
+        _stop_on_signals(self.caught, run.stop)
+
+    @property
+    def retries(self) -> int:
+        return self.run.circuit.retries if self.run is not None else 0
+
+    def stopped_code(self) -> int | None:
+        """The exit status of a run stopped by a signal or an open circuit, else None."""
+        if self.caught:
+            return EXIT_SIGNAL[self.caught[0]]
+        if self.run is not None and self.run.circuit.aborted:
+            return EXIT_ABORTED
+        return None
+
+
 def _bulk(args: argparse.Namespace, client: TaskClient, entries: list[_Line]) -> int:
     """Run, report every line, write --failed-out; the exit status says how it ended."""
     sendable = [entry for entry in entries if entry.spec is not None]
     progress = Progress(len(entries))
-    caught: list[signal.Signals] = []
-    runs: list[BulkRun] = []
-
-    def on_start(run: BulkRun) -> None:
-        runs.append(run)
-        _stop_on_signals(caught, run.stop)
+    watched = _Watched[BulkRun]()
 
     def on_outcome(outcome: BulkOutcome) -> None:
-        progress.update(outcome, runs[0].circuit.retries if runs else 0)
+        progress.update(outcome, watched.retries)
 
     rejected = {
         entry.number: BulkOutcome(-1, Outcome.FAILED, error=entry.error)
@@ -292,7 +323,7 @@ def _bulk(args: argparse.Namespace, client: TaskClient, entries: list[_Line]) ->
             [entry.spec for entry in sendable if entry.spec is not None],
             concurrency=args.concurrency,
             on_outcome=on_outcome,
-            on_start=on_start,
+            on_start=watched.on_start,
         )
     finally:
         progress.close()
@@ -301,12 +332,8 @@ def _bulk(args: argparse.Namespace, client: TaskClient, entries: list[_Line]) ->
         replace(by_line.get(entry.number) or rejected[entry.number], index=index)
         for index, entry in enumerate(entries)
     ]
-    circuit = runs[0].circuit if runs else None
-    if caught:
-        code = EXIT_SIGNAL[caught[0]]
-    elif circuit is not None and circuit.aborted:
-        code = EXIT_ABORTED
-    else:
+    code = watched.stopped_code()
+    if code is None:
         code = EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILED
     failures: list[dict[str, object]] = []
     for entry, outcome in zip(entries, outcomes, strict=True):
@@ -321,8 +348,8 @@ def _bulk(args: argparse.Namespace, client: TaskClient, entries: list[_Line]) ->
     summary = summarize(
         outcomes,
         elapsed_s=time.monotonic() - started,
-        retries=circuit.retries if circuit else 0,
-        stopped=circuit.stopped if circuit else None,
+        retries=watched.retries,
+        stopped=watched.run.circuit.stopped if watched.run is not None else None,
         exit_code=code,
     )
     if args.failed_out is not None:
@@ -416,16 +443,11 @@ def _failure(result: Replayed) -> dict[str, object]:
 def _replay(args: argparse.Namespace, client: TaskClient) -> int:
     """Run, report every message; the exit status says how it ended."""
     progress = None if args.dry_run else Progress(args.limit)
-    caught: list[signal.Signals] = []
-    runs: list[ReplayRun] = []
-
-    def on_start(run: ReplayRun) -> None:
-        runs.append(run)
-        _stop_on_signals(caught, run.stop)
+    watched = _Watched[ReplayRun]()
 
     def on_replayed(result: Replayed) -> None:
         if progress is not None:
-            progress.update(result.outcome, runs[0].circuit.retries)
+            progress.update(result.outcome, watched.retries)
 
     started = time.monotonic()
     try:
@@ -436,13 +458,15 @@ def _replay(args: argparse.Namespace, client: TaskClient) -> int:
             dry_run=args.dry_run,
             concurrency=args.concurrency,
             on_replayed=on_replayed,
-            on_start=on_start,
+            on_start=watched.on_start,
         )
     finally:
         if progress is not None:
             progress.close()
-    circuit = runs[0].circuit
-    code = EXIT_SIGNAL[caught[0]] if caught else EXIT_ABORTED if circuit.aborted else None
+    if watched.run is None:
+        raise RuntimeError("replay returned without starting its run")
+    circuit = watched.run.circuit
+    code = watched.stopped_code()
     if args.dry_run:
         return _dry_run_report(args, results, circuit.stopped, code)
     if code is None:
