@@ -45,20 +45,22 @@ def _iam_member(service_collection: str, source: str) -> TypePermissions:
 RESOURCE_PERMISSIONS: Final[dict[str, TypePermissions]] = {
     # services.enable needs serviceusage.services.enable on the project (and
     # servicemanagement.services.bind on the service, which Google's public APIs grant to
-    # every consumer). The provider reads enabled services with services.list. The
-    # program never disables an API on destroy (disableOnDestroy false, a mandatory
-    # policy), so a delete calls nothing.
+    # every consumer); the provider waits on the returned operation (Service Usage's third
+    # resource, "the long-running operation returned by certain methods") and reads
+    # enabled services with services.list. The program never disables an API on destroy
+    # (disableOnDestroy false, a mandatory policy), so a delete calls nothing.
     "gcp:projects/service:Service": TypePermissions(
-        create=_perms("serviceusage.services.enable"),
+        create=_perms("serviceusage.services.enable", "serviceusage.operations.get"),
         update=_perms(),
         delete=_perms(),
         read=_perms("serviceusage.services.get", "serviceusage.services.list"),
         source="https://cloud.google.com/service-usage/docs/access-control",
     ),
-    # "Triggering service agent creation doesn't require any IAM permissions"; the
-    # provider neither reads nor deletes it.
+    # "Triggering service agent creation doesn't require any IAM permissions"; waiting on
+    # the operation services.generateServiceIdentity returns does. Update and delete are
+    # no-ops in the provider, and it reads nothing back.
     "gcp:projects/serviceIdentity:ServiceIdentity": TypePermissions(
-        create=_perms(),
+        create=_perms("serviceusage.operations.get"),
         update=_perms(),
         delete=_perms(),
         read=_perms(),
