@@ -1,6 +1,5 @@
 """Which roles give the deployer and the previewer what gitops/permissions.py says the
-main program needs, and nothing the narrowest choice could leave out (docs/gitops.md,
-"What each role is for", gives the figures).
+main program needs (docs/gitops.md, "What each role is for", says why each, with figures).
 
 A predefined role is granted when every write it adds beyond the need acts on a
 collection the program already manages (queues.purge beside queues.update); anything
@@ -14,18 +13,18 @@ from typing import Final
 from gitops.permissions import deployer_needs, previewer_needs
 from gitops.role_snapshot import Roles, covered
 
-# Project roles of the deployer, each with what it is for.
-DEPLOYER_PREDEFINED_ROLES: Final = {
-    # cloudtasks.admin would add tasks.*: creating, running and deleting tasks.
-    "roles/cloudtasks.queueAdmin": "queues and their IAM, no task access",
-    "roles/monitoring.alertPolicyEditor": "alert policies",
-    "roles/monitoring.dashboardEditor": "dashboards",
-    "roles/monitoring.notificationChannelEditor": "notification channels",
+DEPLOYER_PREDEFINED_ROLES: Final = (
+    # Queues and their IAM; cloudtasks.admin would add tasks.*: creating, running and
+    # deleting tasks.
+    "roles/cloudtasks.queueAdmin",
+    "roles/monitoring.alertPolicyEditor",
+    "roles/monitoring.dashboardEditor",
+    "roles/monitoring.notificationChannelEditor",
     # actAs: deploying a service that runs as the runtime account, and setting the
     # queue's OIDC account. The accounts are created by the main program after this
     # bootstrap, so the grant can't name them; see docs/gitops.md for the trade-off.
-    "roles/iam.serviceAccountUser": "run services and queues as the accounts it creates",
-}
+    "roles/iam.serviceAccountUser",
+)
 
 # Project-level grants are the one way to give the runtime per-database Firestore access
 # (a conditional roles/datastore.user). resourcemanager.projects.setIamPolicy would let
@@ -36,8 +35,8 @@ PROJECT_IAM_ADMIN: Final = "roles/resourcemanager.projectIamAdmin"
 PROJECT_GRANTABLE_ROLES: Final = ("roles/datastore.user",)
 
 
-def grant_limit_expression(roles: tuple[str, ...] = PROJECT_GRANTABLE_ROLES) -> str:
-    listed = ", ".join(f"'{role}'" for role in roles)
+def grant_limit_expression() -> str:
+    listed = ", ".join(f"'{role}'" for role in PROJECT_GRANTABLE_ROLES)
     return f"api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly([{listed}])"
 
 

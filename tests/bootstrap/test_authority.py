@@ -223,6 +223,37 @@ def test_deployer_can_create_update_delete_and_read_every_type(
     assert uncovered(permissions.deployer_needs(), held) == set()
 
 
+def test_the_grants_issue_18_reported_are_caught(snapshot: Roles) -> None:
+    """The deployer's roles before this check existed: the first `pulumi up` would have
+    stopped with 403 at the first Pub/Sub, Firestore, Monitoring or project grant."""
+    before = role_snapshot.covered(
+        [
+            "roles/serviceusage.serviceUsageAdmin",
+            "roles/cloudtasks.admin",
+            "roles/run.admin",
+            "roles/iam.serviceAccountAdmin",
+            "roles/iam.serviceAccountUser",
+        ],
+        snapshot,
+    ) | {
+        "secretmanager.secrets.get",
+        "secretmanager.secrets.getIamPolicy",
+        "secretmanager.secrets.setIamPolicy",
+    }
+    assert uncovered(permissions.deployer_needs(), before) >= {
+        "pubsub.topics.create",
+        "pubsub.subscriptions.create",
+        "pubsub.topics.attachSubscription",
+        "pubsub.topics.setIamPolicy",
+        "pubsub.subscriptions.setIamPolicy",
+        "datastore.databases.create",
+        "monitoring.alertPolicies.create",
+        "monitoring.dashboards.create",
+        "monitoring.notificationChannels.create",
+        "resourcemanager.projects.setIamPolicy",
+    }
+
+
 def test_deployer_custom_role_holds_only_what_the_table_needs(bootstrap: Recording) -> None:
     [role] = [
         r
