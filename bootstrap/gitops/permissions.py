@@ -156,8 +156,8 @@ RESOURCE_PERMISSIONS: Final[dict[str, TypePermissions]] = {
     # The TTL field: the provider creates, updates and deletes (resets) it with
     # fields.patch, an operation, and reads it with fields.get. Google renamed the
     # datastore.indexes.* permissions these methods need to datastore.schemas.* (the
-    # Firestore IAM page; in Google's roles between iam-dataset's 2021 data and its
-    # commit 4f1f2fe of 2026-03-01, where datastore.indexAdmin switched names).
+    # Firestore IAM page; iam-dataset's datastore.indexAdmin.json switched names in its
+    # commit 4f1f2fe of 2026-03-01).
     "gcp:firestore/field:Field": TypePermissions(
         create=_perms("datastore.schemas.update", "datastore.operations.get"),
         update=_perms("datastore.schemas.update", "datastore.operations.get"),
