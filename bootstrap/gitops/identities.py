@@ -14,31 +14,16 @@ from typing import Final
 import pulumi
 import pulumi_gcp as gcp
 
+from gitops.authority import (
+    DEPLOYER_PREDEFINED_ROLES,
+    PROJECT_IAM_ADMIN,
+    deployer_custom_permissions,
+    grant_limit_expression,
+    previewer_permissions,
+)
 from gitops.github_federation import GitHubFederation
+from gitops.role_snapshot import snapshot
 
-# Project roles of the deployer: exactly what the main program manages (docs/gitops.md).
-DEPLOYER_PROJECT_ROLES: Final = {
-    # gcp.projects.Service and ServiceIdentity: enable APIs, create the Cloud Tasks agent.
-    "roles/serviceusage.serviceUsageAdmin": "enable the program's APIs",
-    # Queues and QueueIamMember (setIamPolicy on a queue is only in the admin role).
-    "roles/cloudtasks.admin": "create queues and grant enqueuer on them",
-    # Cloud Run v2 services and ServiceIamMember.
-    "roles/run.admin": "deploy services and grant invoker on them",
-    # Invoker/runtime accounts and their IAMMember grants.
-    "roles/iam.serviceAccountAdmin": "create service accounts and grant roles on them",
-    # actAs: deploying a service that runs as the runtime account, and setting the
-    # queue's OIDC account. The accounts are created by the main program after this
-    # bootstrap, so the grant can't name them; see docs/gitops.md for the trade-off.
-    "roles/iam.serviceAccountUser": "run services and queues as the accounts it creates",
-}
-# Read-only: enough to plan against the current project. No secret payloads.
-PREVIEWER_PROJECT_ROLES: Final = {"roles/viewer": "read the project's resources"}
-# Grants on secrets the main program makes (SecretIamMember), without reading values.
-SECRET_IAM_PERMISSIONS: Final = [
-    "secretmanager.secrets.get",
-    "secretmanager.secrets.getIamPolicy",
-    "secretmanager.secrets.setIamPolicy",
-]
 # What each command does to the state bucket (gs://) and the gcpkms:// key, read in
 # pulumi/pulumi at tag v3.259.0 and on master up to 3.260.0-dev (2026-08-21), the newest
 # source we could read; the workflows run CLI 3.272.0, whose tag we could not read (see
@@ -97,40 +82,65 @@ class PipelineIdentities(pulumi.ComponentResource):
         self.preview_environment = f"{env}-preview"
         child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
 
-        secret_iam_role = gcp.projects.IAMCustomRole(
-            f"{name}-secret-iam",
-            project=args.project,
-            role_id=f"cloudrunTasksSecretIam{env.capitalize()}",
-            title=f"cloudrun-tasks secret IAM ({env})",
-            description="Grant access to Secret Manager secrets without reading them.",
-            permissions=SECRET_IAM_PERMISSIONS,
-            opts=child,
-        )
         deployer = self._account(
             f"{name}-deployer", args, f"pulumi-deployer-{env}", self.deploy_environment
         )
         previewer = self._account(
             f"{name}-previewer", args, f"pulumi-previewer-{env}", self.preview_environment
         )
-        project_grants = [
-            (deployer, f"{name}-deployer", role) for role in DEPLOYER_PROJECT_ROLES
-        ] + [(previewer, f"{name}-previewer", role) for role in PREVIEWER_PROJECT_ROLES]
-        for account, prefix, role in project_grants:
+        for role in DEPLOYER_PREDEFINED_ROLES:
             gcp.projects.IAMMember(
-                f"{prefix}-{role.removeprefix('roles/').replace('.', '-')}",
+                f"{name}-deployer-{role.removeprefix('roles/').replace('.', '-')}",
                 project=args.project,
                 role=role,
-                member=account.member,
+                member=deployer.member,
                 opts=child,
             )
         gcp.projects.IAMMember(
-            f"{name}-deployer-secret-iam",
+            f"{name}-deployer-project-iam",
             project=args.project,
-            # The role's full name; built from role_id so it carries the dependency.
-            role=secret_iam_role.role_id.apply(lambda rid: f"projects/{args.project}/roles/{rid}"),
+            role=PROJECT_IAM_ADMIN,
             member=deployer.member,
+            condition=gcp.projects.IAMMemberConditionArgs(
+                title="grants the main program makes only",
+                description="Add or remove project grants of the roles the program grants.",
+                expression=grant_limit_expression(),
+            ),
             opts=child,
         )
+        for account, prefix, role_id, title, permissions in (
+            (
+                deployer,
+                f"{name}-deployer",
+                f"cloudrunTasksDeployer{env.capitalize()}",
+                f"cloudrun-tasks deployer ({env})",
+                deployer_custom_permissions(snapshot()),
+            ),
+            (
+                previewer,
+                f"{name}-previewer",
+                f"cloudrunTasksPreviewer{env.capitalize()}",
+                f"cloudrun-tasks previewer ({env})",
+                previewer_permissions(),
+            ),
+        ):
+            role = gcp.projects.IAMCustomRole(
+                f"{prefix}-role",
+                project=args.project,
+                role_id=role_id,
+                title=title,
+                description="What the main program's resource types need (gitops/permissions.py).",
+                permissions=permissions,
+                opts=child,
+            )
+            gcp.projects.IAMMember(
+                f"{prefix}-custom",
+                project=args.project,
+                # The role's full name; built from role_id so it carries the dependency.
+                role=role.role_id.apply(lambda rid: f"projects/{args.project}/roles/{rid}"),
+                member=account.member,
+                opts=child,
+            )
         for account, prefix, state_role, key_role in (
             (deployer, f"{name}-deployer", DEPLOYER_STATE_ROLE, DEPLOYER_KEY_ROLE),
             (previewer, f"{name}-previewer", PREVIEWER_STATE_ROLE, PREVIEWER_KEY_ROLE),

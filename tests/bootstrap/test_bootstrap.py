@@ -106,31 +106,29 @@ def _roles(recording: Recording, account: str) -> set[str]:
     }
 
 
-def test_deployer_gets_exactly_the_roles_the_main_program_needs(recording: Recording) -> None:
+def test_deployer_gets_exactly_these_roles(recording: Recording) -> None:
+    # Why each, and that together they cover the program: test_authority.py.
     project = stack_config(BOOTSTRAP, recording.stack)["gcp:project"]
-    custom = f"projects/{project}/roles/cloudrunTasksSecretIam{recording.stack.capitalize()}"
+    env = recording.stack.capitalize()
     assert _roles(recording, "deployer") == {
-        "roles/serviceusage.serviceUsageAdmin",
-        "roles/cloudtasks.admin",
-        "roles/run.admin",
-        "roles/iam.serviceAccountAdmin",
+        "roles/cloudtasks.queueAdmin",
+        "roles/monitoring.alertPolicyEditor",
+        "roles/monitoring.dashboardEditor",
+        "roles/monitoring.notificationChannelEditor",
         "roles/iam.serviceAccountUser",
-        custom,
+        "roles/resourcemanager.projectIamAdmin",
+        f"projects/{project}/roles/cloudrunTasksDeployer{env}",
         "roles/storage.objectUser",
         "roles/cloudkms.cryptoKeyEncrypterDecrypter",
     }
-    role = one(recording, "gcp:projects/iAMCustomRole:IAMCustomRole")
-    assert sorted(role["permissions"]) == [
-        "secretmanager.secrets.get",
-        "secretmanager.secrets.getIamPolicy",
-        "secretmanager.secrets.setIamPolicy",
-    ]
 
 
 def test_previewer_can_read_but_not_change_the_project(recording: Recording) -> None:
-    # Exact bindings (resource, member, condition) and negative cases: test_state_access.py.
+    # Exact bindings (resource, member, condition) and negative cases: test_state_access.py;
+    # what the custom role reads and that it writes nothing: test_authority.py.
+    project = stack_config(BOOTSTRAP, recording.stack)["gcp:project"]
     assert _roles(recording, "previewer") == {
-        "roles/viewer",
+        f"projects/{project}/roles/cloudrunTasksPreviewer{recording.stack.capitalize()}",
         "roles/storage.objectViewer",
         "roles/cloudkms.cryptoKeyDecrypter",
     }

@@ -122,7 +122,16 @@ def test_previewer_has_no_storage_or_kms_role_on_the_project(recording: Recordin
         for r in recording.of_type("gcp:projects/iAMMember:IAMMember")
         if r.inputs["member"] == previewer
     }
-    assert roles == {"roles/viewer"}
+    project = stack_config(BOOTSTRAP, recording.stack)["gcp:project"]
+    role_id = f"cloudrunTasksPreviewer{recording.stack.capitalize()}"
+    assert roles == {f"projects/{project}/roles/{role_id}"}
+    [custom] = [
+        r
+        for r in recording.of_type("gcp:projects/iAMCustomRole:IAMCustomRole")
+        if r.inputs["roleId"] == role_id
+    ]
+    assert custom.inputs["permissions"]
+    assert not [p for p in custom.inputs["permissions"] if p.startswith(("storage.", "cloudkms."))]
 
 
 def test_deployer_check_is_not_vacuous(recording: Recording) -> None:
