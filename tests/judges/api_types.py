@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.cloud import (
-    firestore_admin_v1,
     iam_admin_v1,
     monitoring_dashboard_v1,
     monitoring_v3,
@@ -38,6 +37,8 @@ from google.cloud import (
     service_usage_v1,
     tasks_v2,
 )
+from google.cloud.firestore_admin_v1.types import database as firestore_database
+from google.cloud.firestore_admin_v1.types import field as firestore_field
 from google.iam.v1 import policy_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -135,13 +136,13 @@ TABLE: dict[str, ApiType] = {
         emptied=("expirationPolicy.ttl",),
     ),
     "gcp:firestore/database:Database": ApiType(
-        _pb(firestore_admin_v1.types.Database),
+        _pb(firestore_database.Database),
         name=_named(PROJECT + "/databases/{name}", project="project", name="name"),
         # What a destroy does (delete or leave it): the provider's, not the API's.
         dropped=("project", "deletionPolicy"),
     ),
     "gcp:firestore/field:Field": ApiType(
-        _pb(firestore_admin_v1.types.Field),
+        _pb(firestore_field.Field),
         name=_named(
             PROJECT + "/databases/{database}/collectionGroups/{collection}/fields/{field}",
             project="project",

@@ -13,7 +13,10 @@ from typing import Any
 
 import celpy
 import pytest
+from celpy.adapter import json_to_cel
 from celpy.celparser import CELParseError
+from celpy.celtypes import BoolType
+from celpy.evaluation import CELEvalError
 
 from plan.recorder import RecordedResource, Recording
 from tests.judges.conftest import EVERY_OPTION_STACK
@@ -30,7 +33,7 @@ def grants(rec: Recording) -> list[RecordedResource]:
 def evaluate(expression: str, resource_name: str) -> Any:
     env = celpy.Environment()
     program = env.program(env.compile(expression))
-    return program.evaluate({"resource": celpy.json_to_cel({"name": resource_name})})
+    return program.evaluate({"resource": json_to_cel({"name": resource_name})})
 
 
 def database_path(project: str, database: str) -> str:
@@ -47,7 +50,7 @@ def misjudged(expression: str, project: str, database: str, others: set[str]) ->
         database_path(f"{project}-other", database),
         f"{own}-copy",
     ]
-    wrong = [] if evaluate(expression, own) == celpy.celtypes.BoolType(True) else [own]
+    wrong = [] if evaluate(expression, own) == BoolType(True) else [own]
     return wrong + [n for n in neighbours if evaluate(expression, n)]
 
 
@@ -103,7 +106,7 @@ def test_broken_cel_does_not_compile(expression: str) -> None:
 
 
 def test_a_condition_on_what_iam_does_not_pass_fails_to_evaluate() -> None:
-    with pytest.raises(celpy.CELEvalError):
+    with pytest.raises(CELEvalError):
         evaluate('request.auth.claims.email == "x"', "projects/p/databases/d")
 
 
