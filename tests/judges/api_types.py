@@ -11,7 +11,9 @@ one entry per resource type, and nowhere else:
 - `dropped`: provider-only inputs the API never sees (`deletionProtection`,
   `deletionPolicy`, the `disableOn*` destroy switches, the parent a grant is on);
 - `emptied`: inputs whose empty string the provider sends as an absent field
-  (Subscription.expirationPolicy.ttl "" is an ExpirationPolicy without ttl: never expires);
+  (Subscription.expirationPolicy.ttl "": the provider's docs say the subscription then
+  never expires, which the API spells as an ExpirationPolicy without ttl, "If ttl is not
+  set, the associated resource never expires": google.pubsub.v1.ExpirationPolicy.ttl);
 - `wrap`: where the provider calls a method rather than writing a resource: the request
   or policy message that carries the inputs (a service account is created by
   CreateServiceAccountRequest; an `*IamMember` adds one binding to an IAM Policy).
