@@ -6,8 +6,8 @@ name becomes in Google's APIs, so settings can refuse a pipeline name that any o
 would break (`google-ads` makes the Pub/Sub topic `google-ads-dead-letters-…`, and Pub/Sub
 refuses ids starting with `goog`) before any resource is registered.
 
-No settings or Pulumi imports: settings validate pipeline names with this module, and
-components.names re-exports the spellings.
+No settings or Pulumi imports: settings validate pipeline names with this module, and the
+components and components.names take these spellings from here.
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ ALERT_USER_LABEL = NameRule(
     r"[a-z0-9_-]{0,63}",
     "0..63 lowercase letters, digits, '_' or '-'",
     # "keys and values can contain only lowercase letters, numerals, underscores, and
-    # dashes. Keys must begin with a letter"; each at most 63 characters
+    # dashes. Keys must begin with a letter"; each at most 63 characters. The program's
+    # keys are fixed words (`pipeline`, `alert`); its values are checked here.
     "google.monitoring.v3.AlertPolicy.user_labels",
 )
 
