@@ -18,14 +18,15 @@ import pulumi_gcp as gcp
 
 from components import observability as q
 from components.dashboard import RowInput, dashboard_layout
-from components.names import (
+from components.name_rules import (
+    ALERT_TITLES,
     BACKLOG,
     CAPACITY,
     DEAD_LETTERS,
     FAILING_ATTEMPTS,
-    alert_policy,
-    email_channel,
+    alert_display_name,
 )
+from components.names import alert_policy, email_channel
 from components.observability import PipelineNames
 from components.settings import PipelineSettings
 
@@ -72,7 +73,7 @@ def pipeline_alerts(
     max_instances = s.service.max_instances
     specs = {
         BACKLOG: (
-            "queue backlog",
+            ALERT_TITLES[BACKLOG],
             "WARNING",
             [
                 (
@@ -84,7 +85,7 @@ def pipeline_alerts(
             names.apply(lambda n: q.backlog_runbook(n, threshold, str(backlog.duration))),
         ),
         FAILING_ATTEMPTS: (
-            "failing attempts",
+            ALERT_TITLES[FAILING_ATTEMPTS],
             "ERROR",
             [
                 (
@@ -100,7 +101,7 @@ def pipeline_alerts(
             ),
         ),
         DEAD_LETTERS: (
-            "dead letters waiting",
+            ALERT_TITLES[DEAD_LETTERS],
             "ERROR",
             [
                 (
@@ -113,7 +114,7 @@ def pipeline_alerts(
             names.apply(q.dead_letters_runbook),
         ),
         CAPACITY: (
-            "service capacity",
+            ALERT_TITLES[CAPACITY],
             "WARNING",
             [
                 (
@@ -145,7 +146,7 @@ def pipeline_alerts(
         kind: gcp.monitoring.AlertPolicy(
             alert_policy(name, kind),
             project=args.project,
-            display_name=f"{name}: {title}",
+            display_name=alert_display_name(name, title),
             combiner="OR",
             enabled=a.enabled,
             severity=severity,

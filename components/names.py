@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.name_rules import ALERT_KINDS, dead_letters, invoker_account, runtime_account
 from components.roles import (
     DATASTORE_USER,
     ENQUEUER,
@@ -86,11 +87,8 @@ STORE_COMPONENT = "cloudrun-tasks:index:IdempotencyStore"
 DATABASE = "gcp:firestore/database:Database"
 TTL_FIELD = "gcp:firestore/field:Field"
 ACCOUNT_ID = "account id"
-# A pipeline's alert policies, by kind; also their `alert` user label, which the policy
-# pack looks for per queue.
-BACKLOG, FAILING_ATTEMPTS, CAPACITY = "backlog", "failing-attempts", "capacity"
-DEAD_LETTERS = "dead-letters"
-ALERT_KINDS = (BACKLOG, FAILING_ATTEMPTS, DEAD_LETTERS, CAPACITY)
+# The spellings Google sees as ids (account ids, the dead-letter topic, alert kinds) live
+# in components.name_rules, beside Google's rules for them.
 # Stack-wide components (__main__.py): one each, fixed names.
 CHANNELS, STACK_DASHBOARD, IDEMPOTENCY = "alerts", "dashboard", "idempotency"
 # The runtime account's grant on the stack's database is keyed by the account's role.
@@ -146,21 +144,6 @@ def secret_grant(pipeline: str, secret_id: str) -> Name:
     if (pipeline + _SECRET).find(_SECRET) == len(pipeline):
         return Name(former, former)
     return Name(f"{former}-{_digest(f'{pipeline}/{secret_id}')}", former)
-
-
-def invoker_account(pipeline: str) -> str:
-    """Component, account and account id of the identity Cloud Tasks calls the service as."""
-    return f"{pipeline}-invoker"
-
-
-def runtime_account(pipeline: str) -> str:
-    """Component, account and account id of the identity the service runs as."""
-    return f"{pipeline}-runtime"
-
-
-def dead_letters(pipeline: str) -> str:
-    """The pipeline's dead-letter topic and its one subscription (different types)."""
-    return f"{pipeline}-{DEAD_LETTERS}"
 
 
 def alert_policy(pipeline: str, kind: str) -> str:

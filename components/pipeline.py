@@ -11,7 +11,8 @@ import pulumi_gcp as gcp
 from components.alerts import PipelineAlertsArgs, pipeline_alerts
 from components.iam import IamMember, grant_all, members
 from components.identities import ServiceAccount, ServiceAccountArgs
-from components.names import RUNTIME_KEY, dead_letters, grant, invoker_account, runtime_account
+from components.name_rules import dead_letters, invoker_account, runtime_account
+from components.names import RUNTIME_KEY, grant
 from components.queue import TaskQueue, TaskQueueArgs
 from components.roles import (
     DATASTORE_USER,

@@ -8,7 +8,7 @@ emulator: the same problems, one per line, before anything runs.
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.names import dead_letters
+from components.name_rules import dead_letters
 from components.settings import ConfigError, StackSettings, settings_from_config
 from plan.stackfile import StackFileError, read_stack_file
 

@@ -20,17 +20,14 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 from components.durations import NANOS_PER_SECOND, Duration
+from components.name_rules import FIRESTORE_DATABASE_ID
 from components.settings.validation import Settings, fail, matching
 
-# Database ids (firestore/docs/manage-databases, "Database ID"): 4..63 characters of
-# lowercase letters, digits and hyphens, starting with a letter and ending with a letter or
-# digit; `(default)` is the project's default database, which this program never uses (its
-# location is tied to the project's default resource location, and it may hold other data).
-DATABASE_ID = r"[a-z][a-z0-9-]{2,61}[a-z0-9]"
-DATABASE_ID_ALLOWED = (
-    "a database id: 4..63 lowercase letters, digits and hyphens, starting with a letter and"
-    " ending with a letter or digit"
-)
+# Database ids: components.name_rules.FIRESTORE_DATABASE_ID. `(default)` is the project's
+# default database, which this program never uses (its location is tied to the project's
+# default resource location, and it may hold other data).
+DATABASE_ID = FIRESTORE_DATABASE_ID.pattern
+DATABASE_ID_ALLOWED = f"a database id: {FIRESTORE_DATABASE_ID.allowed}"
 DEFAULT_DATABASE_PREFIX = "tasks"
 
 # Firestore locations (firestore/native/docs/locations): multi-regions and the regions

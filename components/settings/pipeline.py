@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from components.durations import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, Duration
+from components.name_rules import pipeline_problems
 from components.settings.alerts import PipelineAlerts
 from components.settings.queue import MAX_CONCURRENT_DISPATCHES, QueueSettings
 from components.settings.service import ServiceSettings
@@ -45,6 +46,14 @@ def _member(may: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _google_accepts(name: str) -> str:
+    """Every id Google will see for this pipeline follows Google's rule for it."""
+    problems = pipeline_problems(name)
+    if problems:
+        raise fail("; ".join(problems))
+    return name
+
+
 PipelineName = Annotated[
     str,
     matching(
@@ -52,6 +61,7 @@ PipelineName = Annotated[
         f"1..{MAX_PIPELINE_NAME} lowercase letters, digits and hyphens, starting with a letter"
         " and not ending with a hyphen",
     ),
+    AfterValidator(_google_accepts),
 ]
 Region = Annotated[
     str,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from typing import Annotated, Any
 
-import regex
 from pydantic import AfterValidator, Field, PrivateAttr
 
+from components.name_rules import LABEL_KEY, LABEL_VALUE
 from components.settings.alerts import StackAlerts
 from components.settings.idempotency import (
     IdempotencySettings,
@@ -27,14 +27,9 @@ from components.settings.validation import (
     matching,
 )
 
-# Label rules (cloud.google.com/resource-manager/docs/creating-managing-labels#requirements):
-# at most 64 per resource; keys 1..63 characters, starting with a lowercase letter or an
-# international character; keys and values of lowercase letters, international
-# characters, digits, `_` and `-`, values 0..63 characters; both under 128 bytes.
+# Label rules: components.name_rules (LABEL_KEY, LABEL_VALUE); at most 64 labels per
+# resource (resource-manager/docs/creating-managing-labels#requirements).
 MAX_LABELS = 64
-_LABEL_KEY = regex.compile(r"[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}")
-_LABEL_VALUE = regex.compile(r"[\p{Ll}\p{Lo}\p{N}_-]{0,63}")
-MAX_LABEL_BYTES = 127
 # Labels the project sets on every service: `pipeline` (TaskPipeline) and the provider's
 # attribution label (pulumi-gcp >= 8 adds goog-pulumi-provisioned to every labelled
 # resource unless gcp:addPulumiAttributionLabel is false; it counts toward the 64).
@@ -42,11 +37,8 @@ PROJECT_LABELS = ("pipeline", "goog-pulumi-provisioned")
 
 
 def _label_key(key: str) -> str:
-    if not _LABEL_KEY.fullmatch(key) or len(key.encode()) > MAX_LABEL_BYTES:
-        raise fail(
-            "must be a label key: 1..63 lowercase letters, digits, '_' or '-', starting with a"
-            " lowercase letter (international characters allowed), under 128 bytes"
-        )
+    if LABEL_KEY.problem(key) is not None:
+        raise fail(f"must be a label key: {LABEL_KEY.allowed}")
     if key in PROJECT_LABELS:
         raise fail(
             f"is set by the project itself (reserved label keys: {', '.join(PROJECT_LABELS)})"
@@ -55,11 +47,8 @@ def _label_key(key: str) -> str:
 
 
 def _label_value(value: str) -> str:
-    if not _LABEL_VALUE.fullmatch(value) or len(value.encode()) > MAX_LABEL_BYTES:
-        raise fail(
-            "must be a label value: 0..63 lowercase letters, digits, '_' or '-'"
-            " (international characters allowed), under 128 bytes"
-        )
+    if LABEL_VALUE.problem(value) is not None:
+        raise fail(f"must be a label value: {LABEL_VALUE.allowed}")
     return value
 
 

@@ -1,0 +1,221 @@
+"""Google's rules for every id and display name the program derives, in one table.
+
+Each rule is what Google documents for the field, cited beside it (the proto field
+comments ship in the client libraries named). `pipeline_ids` spells every id a pipeline
+name becomes in Google's APIs, so settings can refuse a pipeline name that any of them
+would break (`google-ads` makes the Pub/Sub topic `google-ads-dead-letters-…`, and Pub/Sub
+refuses ids starting with `goog`) before any resource is registered.
+
+No settings or Pulumi imports: settings validate pipeline names with this module, and the
+components and components.names take these spellings from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import regex
+
+
+@dataclass(frozen=True)
+class NameRule:
+    what: str
+    pattern: str
+    """Matched against the whole value (`regex` syntax: \\p{...} classes for labels)."""
+    allowed: str
+    source: str
+    reserved_prefix: str = ""
+    max_bytes: int = 0
+    """Where Google also limits the UTF-8 length (labels)."""
+
+    def problem(self, value: str) -> str | None:
+        """Why Google refuses VALUE for this field, or None."""
+        if self.reserved_prefix and value.startswith(self.reserved_prefix):
+            return f"must not start with {self.reserved_prefix!r}"
+        if regex.fullmatch(self.pattern, value) is None:
+            return f"must be {self.allowed}"
+        if self.max_bytes and len(value.encode()) > self.max_bytes:
+            return f"must be at most {self.max_bytes} bytes"
+        return None
+
+
+PUBSUB_ID = NameRule(
+    "Pub/Sub topic or subscription id",
+    r"[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}",
+    "3..255 letters, digits, '-', '_', '.', '~', '+' or '%', starting with a letter",
+    # "{topic} must start with a letter, and contain only letters ([A-Za-z]), numbers
+    # ([0-9]), dashes (-), underscores (_), periods (.), tildes (~), plus (+) or percent
+    # signs (%). It must be between 3 and 255 characters in length, and it must not start
+    # with "goog"." (the same for {subscription})
+    "google.pubsub.v1.Topic.name, Subscription.name",
+    reserved_prefix="goog",
+)
+SERVICE_ACCOUNT_ID = NameRule(
+    "service account id",
+    r"[a-z](?:[-a-z0-9]{4,28}[a-z0-9])",
+    "6..30 lowercase letters, digits and hyphens, starting with a letter and not ending"
+    " with a hyphen",
+    # "unique within a project, must be 6-30 characters long, and match the regular
+    # expression [a-z]([-a-z0-9]*[a-z0-9]) to comply with RFC1035"
+    "google.iam.admin.v1.CreateServiceAccountRequest.account_id",
+)
+RUN_SERVICE = NameRule(
+    "Cloud Run service name",
+    r"[a-z](?:[-a-z0-9]{0,47}[a-z0-9])?",
+    "1..49 lowercase letters, digits and hyphens, starting with a letter and not ending"
+    " with a hyphen",
+    # "must begin with letter, and cannot end with hyphen; must contain fewer than 50
+    # characters"; lowercase, as the service's run.app host name is a DNS label (RFC1035)
+    "google.cloud.run.v2.CreateServiceRequest.service_id",
+)
+QUEUE_ID = NameRule(
+    "Cloud Tasks queue id",
+    r"[A-Za-z0-9-]{1,100}",
+    "1..100 letters, digits and hyphens",
+    # "QUEUE_ID can contain letters ([A-Za-z]), numbers ([0-9]), or hyphens (-). The
+    # maximum length is 100 characters."
+    "google.cloud.tasks.v2.Queue.name",
+)
+FIRESTORE_DATABASE_ID = NameRule(
+    "Firestore database id",
+    r"[a-z][a-z0-9-]{2,61}[a-z0-9]",
+    "4..63 lowercase letters, digits and hyphens, starting with a letter and ending with a"
+    " letter or digit",
+    # "4-63 characters. Valid characters are /[a-z][0-9]-/ with first character a letter
+    # and the last a letter or a number"; "(default)" too, which this program never uses
+    "google.firestore.admin.v1.CreateDatabaseRequest.database_id",
+)
+ALERT_DISPLAY_NAME = NameRule(
+    "alert policy or notification channel display name",
+    r"(?s).{1,512}",
+    "1..512 characters",
+    # "The display name may not exceed 512 Unicode characters" (both fields)
+    "google.monitoring.v3.AlertPolicy.display_name, NotificationChannel.display_name",
+)
+DASHBOARD_DISPLAY_NAME = NameRule(
+    "dashboard display name",
+    r"(?s).{1,512}",
+    "1..512 characters",
+    # Required; Google states no maximum for it, so the 512 of Monitoring's other display
+    # names is applied
+    "google.monitoring.dashboard.v1.Dashboard.display_name",
+)
+# Resource labels (cloud.google.com/resource-manager/docs/creating-managing-labels
+# #requirements): keys 1..63 characters starting with a lowercase letter or an
+# international character; keys and values of lowercase letters, international
+# characters, digits, `_` and `-`; values 0..63; both under 128 bytes.
+LABEL_KEY = NameRule(
+    "label key",
+    r"[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}",
+    "1..63 lowercase letters, digits, '_' or '-', starting with a lowercase letter"
+    " (international characters allowed), under 128 bytes",
+    "resource-manager/docs/creating-managing-labels#requirements",
+    max_bytes=127,
+)
+LABEL_VALUE = NameRule(
+    "label value",
+    r"[\p{Ll}\p{Lo}\p{N}_-]{0,63}",
+    "0..63 lowercase letters, digits, '_' or '-' (international characters allowed), under"
+    " 128 bytes",
+    "resource-manager/docs/creating-managing-labels#requirements",
+    max_bytes=127,
+)
+ALERT_USER_LABEL = NameRule(
+    "alert policy user label key or value",
+    r"[a-z0-9_-]{0,63}",
+    "0..63 lowercase letters, digits, '_' or '-'",
+    # "keys and values can contain only lowercase letters, numerals, underscores, and
+    # dashes. Keys must begin with a letter"; each at most 63 characters. The program's
+    # keys are fixed words (`pipeline`, `alert`); its values are checked here.
+    "google.monitoring.v3.AlertPolicy.user_labels",
+)
+
+RULES = (
+    PUBSUB_ID,
+    SERVICE_ACCOUNT_ID,
+    RUN_SERVICE,
+    QUEUE_ID,
+    FIRESTORE_DATABASE_ID,
+    ALERT_DISPLAY_NAME,
+    DASHBOARD_DISPLAY_NAME,
+    LABEL_KEY,
+    LABEL_VALUE,
+    ALERT_USER_LABEL,
+)
+
+# Pulumi auto-names a resource whose `name` is unset: its logical name, `-` and 7 random
+# hex digits (the bridge's AutoName: resource.NewUniqueHex(name + "-", 7, max)). Hex
+# digits pass every rule above wherever a letter or digit does, so one spelling stands
+# for them all.
+AUTONAME_SUFFIX = "-0a1b2c3"
+SHOWN_SUFFIX = "-…"
+"""How an auto-name's random part is shown in an error."""
+
+# A pipeline's alert policies, by kind (also their `alert` user label, which the policy
+# pack looks for per queue), and each one's title.
+BACKLOG, FAILING_ATTEMPTS, DEAD_LETTERS, CAPACITY = (
+    "backlog",
+    "failing-attempts",
+    "dead-letters",
+    "capacity",
+)
+ALERT_TITLES = {
+    BACKLOG: "queue backlog",
+    FAILING_ATTEMPTS: "failing attempts",
+    DEAD_LETTERS: "dead letters waiting",
+    CAPACITY: "service capacity",
+}
+ALERT_KINDS = tuple(ALERT_TITLES)
+
+
+def invoker_account(pipeline: str) -> str:
+    """Component, account and account id of the identity Cloud Tasks calls the service as."""
+    return f"{pipeline}-invoker"
+
+
+def runtime_account(pipeline: str) -> str:
+    """Component, account and account id of the identity the service runs as."""
+    return f"{pipeline}-runtime"
+
+
+def dead_letters(pipeline: str) -> str:
+    """The pipeline's dead-letter topic and its one subscription (different types)."""
+    return f"{pipeline}-{DEAD_LETTERS}"
+
+
+def alert_display_name(pipeline: str, title: str) -> str:
+    """What the console lists for one of the pipeline's alert policies."""
+    return f"{pipeline}: {title}"
+
+
+def pipeline_ids(pipeline: str) -> list[tuple[str, NameRule, str]]:
+    """(what, rule, as Google sees it) for every id and name a pipeline name becomes;
+    auto-named ones end in AUTONAME_SUFFIX."""
+    topic = dead_letters(pipeline) + AUTONAME_SUFFIX
+    return [
+        ("dead-letter topic", PUBSUB_ID, topic),
+        ("dead-letter subscription", PUBSUB_ID, topic),
+        ("invoker service account", SERVICE_ACCOUNT_ID, invoker_account(pipeline)),
+        ("runtime service account", SERVICE_ACCOUNT_ID, runtime_account(pipeline)),
+        ("Cloud Run service", RUN_SERVICE, pipeline + AUTONAME_SUFFIX),
+        ("queue", QUEUE_ID, pipeline + AUTONAME_SUFFIX),
+        ("'pipeline' label", LABEL_VALUE, pipeline),
+        ("alert policies' 'pipeline' label", ALERT_USER_LABEL, pipeline),
+        *(
+            ("alert policy", ALERT_DISPLAY_NAME, alert_display_name(pipeline, title))
+            for title in ALERT_TITLES.values()
+        ),
+    ]
+
+
+def pipeline_problems(pipeline: str) -> list[str]:
+    """Each rule of Google's that an id derived from PIPELINE breaks, one line per id."""
+    broken: dict[tuple[NameRule, str], list[str]] = {}
+    for what, rule, value in pipeline_ids(pipeline):
+        if rule.problem(value) is not None:
+            broken.setdefault((rule, value), []).append(what)
+    return [
+        f"its {' and '.join(whats)} would be {value.replace(AUTONAME_SUFFIX, SHOWN_SUFFIX)!r}:"
+        f" a {rule.what} {rule.problem(value)} ({rule.source})"
+        for (rule, value), whats in broken.items()
+    ]

@@ -1,0 +1,245 @@
+"""Each recorded resource as the API message Google receives, parsed by Google's own types.
+
+The provider (pulumi-gcp over terraform-provider-google) sends the API nearly what it was
+given, in the API's own JSON field names. Where it does not, the difference is in TABLE,
+one entry per resource type, and nowhere else:
+
+- `name`: how the API names the resource, from the inputs the provider builds it from
+  (project, location, the auto-generated name); those inputs are then dropped;
+- `renamed`: a provider input whose API field is spelled otherwise (`envs` -> `env`,
+  `desiredState` -> `state`); a dotted path, `[]` for each element of a list;
+- `dropped`: provider-only inputs the API never sees (`deletionProtection`,
+  `deletionPolicy`, the `disableOn*` destroy switches, the parent a grant is on);
+- `emptied`: inputs whose empty string the provider sends as an absent field
+  (Subscription.expirationPolicy.ttl "": the provider's docs say the subscription then
+  never expires, which the API spells as an ExpirationPolicy without ttl, "If ttl is not
+  set, the associated resource never expires": google.pubsub.v1.ExpirationPolicy.ttl);
+- `wrap`: where the provider calls a method rather than writing a resource: the request
+  or policy message that carries the inputs (a service account is created by
+  CreateServiceAccountRequest; an `*IamMember` adds one binding to an IAM Policy).
+
+`json_format.ParseDict(..., ignore_unknown_fields=False)` then refuses any field the
+message does not have, a string where an enum or a Duration goes (`15m` is not a
+Duration: the JSON form is `900s`), an unknown enum value and a non-integral integer.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.cloud import (
+    iam_admin_v1,
+    monitoring_dashboard_v1,
+    monitoring_v3,
+    run_v2,
+    service_usage_v1,
+    tasks_v2,
+)
+from google.cloud.firestore_admin_v1.types import database as firestore_database
+from google.cloud.firestore_admin_v1.types import field as firestore_field
+from google.iam.v1 import policy_pb2
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.pubsub_v1 import types as pubsub_v1
+
+from plan.recorder import RecordedResource
+
+Inputs = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ApiType:
+    message: type[Message]
+    name: Callable[[RecordedResource], str] | None = None
+    renamed: Mapping[str, str] = field(default_factory=dict)
+    dropped: tuple[str, ...] = ()
+    emptied: tuple[str, ...] = ()
+    wrap: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+
+def _pb(message: Any) -> type[Message]:
+    """The protobuf class of a proto-plus message class."""
+    return message.pb()
+
+
+def _named(template: str, **keys: str) -> Callable[[RecordedResource], str]:
+    """A resource name from TEMPLATE, each {key} read from the resource's outputs (inputs
+    plus what the mocks compute: an auto-generated `name`)."""
+
+    def name(resource: RecordedResource) -> str:
+        values = {k: resource.outputs[v] for k, v in keys.items()}
+        return template.format(**values)
+
+    return name
+
+
+def _binding(api: dict[str, Any]) -> dict[str, Any]:
+    """One additive grant as the binding it adds to the resource's IAM Policy. Conditions
+    need policy version 3 (iam/docs/policies#versions)."""
+    binding = {"role": api.pop("role"), "members": [api.pop("member")]}
+    if "condition" in api:
+        binding["condition"] = api.pop("condition")
+    return {"version": 3, "bindings": [binding], **api}
+
+
+def _account(api: dict[str, Any]) -> dict[str, Any]:
+    account = {k: api.pop(k) for k in ("displayName", "description") if k in api}
+    return {**api, "serviceAccount": account}
+
+
+# The parent each *IamMember is on: the provider reads its policy, adds the binding and
+# writes it back (getIamPolicy/setIamPolicy); the binding is what the API judges.
+_IAM_PARENT = ("project", "location", "name", "topic", "subscription", "secretId")
+
+
+def _iam(*parent: str) -> ApiType:
+    return ApiType(policy_pb2.Policy, dropped=parent, wrap=_binding)
+
+
+PROJECT = "projects/{project}"
+TABLE: dict[str, ApiType] = {
+    "gcp:cloudrunv2/service:Service": ApiType(
+        _pb(run_v2.Service),
+        name=_named(
+            PROJECT + "/locations/{location}/services/{name}",
+            project="project",
+            location="location",
+            name="name",
+        ),
+        renamed={"template.containers[].envs": "env"},
+        # Terraform's own guard against destroying the service (pulumi-gcp 8 migration
+        # guide); Cloud Run has no such field.
+        dropped=("project", "location", "deletionProtection"),
+    ),
+    "gcp:cloudtasks/queue:Queue": ApiType(
+        _pb(tasks_v2.Queue),
+        name=_named(
+            PROJECT + "/locations/{location}/queues/{name}",
+            project="project",
+            location="location",
+            name="name",
+        ),
+        renamed={"desiredState": "state"},
+        dropped=("project", "location"),
+    ),
+    "gcp:pubsub/topic:Topic": ApiType(
+        _pb(pubsub_v1.Topic),
+        name=_named(PROJECT + "/topics/{name}", project="project", name="name"),
+        dropped=("project",),
+    ),
+    "gcp:pubsub/subscription:Subscription": ApiType(
+        _pb(pubsub_v1.Subscription),
+        name=_named(PROJECT + "/subscriptions/{name}", project="project", name="name"),
+        dropped=("project",),
+        emptied=("expirationPolicy.ttl",),
+    ),
+    "gcp:firestore/database:Database": ApiType(
+        _pb(firestore_database.Database),
+        name=_named(PROJECT + "/databases/{name}", project="project", name="name"),
+        # What a destroy does (delete or leave it): the provider's, not the API's.
+        dropped=("project", "deletionPolicy"),
+    ),
+    "gcp:firestore/field:Field": ApiType(
+        _pb(firestore_field.Field),
+        name=_named(
+            PROJECT + "/databases/{database}/collectionGroups/{collection}/fields/{field}",
+            project="project",
+            database="database",
+            collection="collection",
+            field="field",
+        ),
+        dropped=("project", "database", "collection", "field"),
+    ),
+    "gcp:monitoring/alertPolicy:AlertPolicy": ApiType(
+        _pb(monitoring_v3.AlertPolicy), dropped=("project",)
+    ),
+    "gcp:monitoring/notificationChannel:NotificationChannel": ApiType(
+        _pb(monitoring_v3.NotificationChannel), dropped=("project",)
+    ),
+    # The dashboard's inputs are its API JSON, as text.
+    "gcp:monitoring/dashboard:Dashboard": ApiType(
+        _pb(monitoring_dashboard_v1.Dashboard),
+        dropped=("project",),
+        wrap=lambda api: json.loads(api.pop("dashboardJson")),
+    ),
+    "gcp:serviceaccount/account:Account": ApiType(
+        _pb(iam_admin_v1.CreateServiceAccountRequest),
+        name=_named(PROJECT, project="project"),
+        dropped=("project",),
+        wrap=_account,
+    ),
+    # Turning an API on: services.enable; the disableOn* switches govern destroy only.
+    "gcp:projects/service:Service": ApiType(
+        _pb(service_usage_v1.EnableServiceRequest),
+        name=_named(PROJECT + "/services/{service}", project="project", service="service"),
+        dropped=("project", "service", "disableDependentServices", "disableOnDestroy"),
+    ),
+    # services.generateServiceIdentity (Service Usage v1beta1, not in the GA client) takes
+    # the service's name alone: judged as the v1 Service it names.
+    "gcp:projects/serviceIdentity:ServiceIdentity": ApiType(
+        _pb(service_usage_v1.Service),
+        name=_named(PROJECT + "/services/{service}", project="project", service="service"),
+        dropped=("project", "service"),
+    ),
+    "gcp:projects/iAMMember:IAMMember": _iam("project"),
+    "gcp:serviceaccount/iAMMember:IAMMember": _iam("serviceAccountId"),
+    "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": _iam(*_IAM_PARENT),
+    "gcp:cloudtasks/queueIamMember:QueueIamMember": _iam(*_IAM_PARENT),
+    "gcp:pubsub/topicIAMMember:TopicIAMMember": _iam(*_IAM_PARENT),
+    "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember": _iam(*_IAM_PARENT),
+    "gcp:secretmanager/secretIamMember:SecretIamMember": _iam(*_IAM_PARENT),
+}
+
+
+def _walk(value: Any, path: list[str], visit: Callable[[dict[str, Any], str], None]) -> None:
+    """Call VISIT(mapping, key) for each mapping PATH leads to; `x[]` steps into a list."""
+    head, *rest = path
+    key, is_list = head.removesuffix("[]"), head.endswith("[]")
+    if not isinstance(value, dict) or key not in value:
+        return
+    if not rest:
+        visit(value, key)
+    elif is_list:
+        for item in value[key]:
+            _walk(item, rest, visit)
+    else:
+        _walk(value[key], rest, visit)
+
+
+def _rename(new: str) -> Callable[[dict[str, Any], str], None]:
+    def visit(mapping: dict[str, Any], key: str) -> None:
+        mapping[new] = mapping.pop(key)
+
+    return visit
+
+
+def _drop_empty(mapping: dict[str, Any], key: str) -> None:
+    if mapping[key] == "":
+        del mapping[key]
+
+
+def api_json(resource: RecordedResource, api: ApiType) -> dict[str, Any]:
+    """What the provider sends for RESOURCE, in the API's JSON field names."""
+    body: dict[str, Any] = copy.deepcopy(dict(resource.inputs))
+    for path in api.dropped:
+        body.pop(path, None)
+    for path, new in api.renamed.items():
+        _walk(body, path.split("."), _rename(new))
+    for path in api.emptied:
+        _walk(body, path.split("."), _drop_empty)
+    if api.name is not None:
+        body["name"] = api.name(resource)
+    return api.wrap(body) if api.wrap is not None else body
+
+
+def parse(resource: RecordedResource, api: ApiType | None = None) -> Message:
+    """RESOURCE as Google's message for it (by TABLE, unless API is given); ParseError
+    names what Google would refuse."""
+    api = api or TABLE[resource.type]
+    return json_format.ParseDict(
+        api_json(resource, api), api.message(), ignore_unknown_fields=False
+    )
