@@ -4,6 +4,7 @@ its dead letters."""
 import argparse
 import asyncio
 import json
+import math
 import signal
 import sys
 import time
@@ -24,6 +25,8 @@ from taskclient.replay import Replayed, ReplayRun, subscription_of
 from taskclient.report import Progress, summarize, write_not_created
 from taskclient.task_builder import TaskSpec, build_task
 
+# JSON's insignificant whitespace (RFC 8259 section 2): a line of only these is blank.
+JSON_WHITESPACE = " \t\r\n"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -226,7 +229,10 @@ def _read_lines(source: str, stdin: IO[str]) -> list[str]:
             data = raw.read() if raw is not None else stdin.read().encode()
         else:
             data = Path(source).read_bytes()
-        return data.decode("utf-8").splitlines()
+        # JSON Lines separates lines with \n only: str.splitlines() also splits on U+2028,
+        # U+0085 and other characters JSON strings may hold raw, which shifts line numbers
+        # and cuts lines apart in --failed-out. A \r before the \n is JSON whitespace.
+        return data.decode("utf-8").split("\n")
     except OSError as exc:
         raise UsageError(f"--input: cannot read {source}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
@@ -245,23 +251,41 @@ def _bulk_lines(args: argparse.Namespace, lines: list[str]) -> list[_Line]:
     """One entry per non-blank line; a bad line fails alone and the rest still run."""
     entries: list[_Line] = []
     for number, text in enumerate(lines, start=1):
-        if not text.strip():
+        if not text.strip(JSON_WHITESPACE):
             continue
         try:
             payload = _json(text, argument=f"--input line {number}")
-            key = None
-            if args.dedup_field:
-                if not isinstance(payload, dict):
-                    raise UsageError(f"--dedup-field: line {number} is not a JSON object")
-                if args.dedup_field not in payload:
-                    raise UsageError(
-                        f"--dedup-field: line {number} has no field {args.dedup_field!r}"
-                    )
-                key = str(payload[args.dedup_field])
+            key = _dedup_key(payload, args.dedup_field, number) if args.dedup_field else None
             entries.append(_Line(number, text, _spec(args, payload, key), None))
         except UsageError as exc:
             entries.append(_Line(number, text, None, str(exc)))
     return entries
+
+
+def _dedup_key(payload: object, field: str, number: int) -> str:
+    """The line's de-dup key: its field's value as JSON text (json.dumps: a string keeps its
+    quotes), so 1, "1", 1.0 and true are four keys, not one as str() made them. Null,
+    arrays and objects are refused: null is no key (two nulls are not one task), and a
+    structure in the key field is more likely the wrong field than an id."""
+    if not isinstance(payload, dict):
+        raise UsageError(f"--dedup-field: line {number} is not a JSON object")
+    if field not in payload:
+        raise UsageError(f"--dedup-field: line {number} has no field {field!r}")
+    value = payload[field]
+    # type(), not isinstance(): bool is an int subclass, and true is not 1.
+    if type(value) not in (str, int, float, bool):
+        shown = json.dumps(value)[:40]
+        raise UsageError(
+            f"--dedup-field: line {number}: field {field!r} is {shown}; a de-dup key must be"
+            " a string, number or boolean (not null, an array or an object)"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(
+            f"--dedup-field: line {number}: field {field!r} is {value}, not a JSON number"
+        )
+    if value == "":
+        raise UsageError(f"--dedup-field: line {number}: field {field!r} is an empty string")
+    return json.dumps(value, ensure_ascii=False)
 
 
 class _Run(Protocol):
