@@ -21,7 +21,7 @@ from taskclient.client import TaskClient
 from taskclient.durations import parse_duration
 from taskclient.errors import EnqueueError, UsageError
 from taskclient.pipelines import Pipeline
-from taskclient.replay import Replayed, ReplayRun, subscription_of
+from taskclient.replay import Arrived, Replayed, ReplayRun, subscription_of
 from taskclient.report import Progress, summarize, write_not_created
 from taskclient.task_builder import TaskSpec, build_task
 
@@ -43,8 +43,10 @@ EXIT_CODES = """exit status:
        given 5 s, the rest not sent, the report printed
 """
 REPLAY_EXIT_CODES = """exit status:
-  0    every message pulled was replayed: its task created (or already there from an
-       earlier replay) and the message acknowledged; --dry-run: every one is replayable
+  0    every message of the backlog pulled was replayed: its task created (or already
+       there from an earlier replay) and the message acknowledged; --dry-run: every one is
+       replayable. Dead letters that arrived during the run (published after it began, or
+       from its own replays) are not replayed by it: counted, left for the next replay
   1    some messages not replayed: not a dead letter replay can read, failed, unknown,
        not sent, or not acknowledged; they go back to the subscription for the next replay
   2    bad command line, or the pipeline has no dead-letter subscription: nothing pulled
@@ -403,8 +405,25 @@ def _stop_on_signals(caught: list[signal.Signals], stop: Callable[[str], None]) 
         loop.add_signal_handler(signum, handle, signum)
 
 
+def _arrivals(arrived: list[Arrived]) -> dict[str, object]:
+    """What arrived during a replay and was left alone: said on stderr, returned for --json."""
+    own = sum(a.own for a in arrived)
+    if arrived:
+        print(
+            f"{len(arrived)} dead letters arrived during the run ({own} of them from this"
+            " run's own replays, which failed again): not replayed, left in the subscription"
+            " for the next replay",
+            file=sys.stderr,
+        )
+    return {"arrivedMeanwhile": len(arrived), "arrivedFromThisRun": own}
+
+
 def _dry_run_report(
-    args: argparse.Namespace, results: list[Replayed], stopped: str | None, code: int | None
+    args: argparse.Namespace,
+    results: list[Replayed],
+    arrived: list[Arrived],
+    stopped: str | None,
+    code: int | None,
 ) -> int:
     """What each message would become; `code` set if the run was stopped or aborted."""
     failures: list[dict[str, object]] = []
@@ -431,10 +450,12 @@ def _dry_run_report(
         + (f"\nstopped: {stopped}" if stopped else ""),
         file=sys.stderr,
     )
+    arrivals = _arrivals(arrived)
     if args.json:
         print(
             json.dumps(
                 {
+                    **arrivals,
                     "dryRun": True,
                     "messages": len(results),
                     "replayable": replayable,
@@ -492,7 +513,7 @@ def _replay(args: argparse.Namespace, client: TaskClient) -> int:
     circuit = watched.run.circuit
     code = watched.stopped_code()
     if args.dry_run:
-        return _dry_run_report(args, results, circuit.stopped, code)
+        return _dry_run_report(args, results, watched.run.arrived, circuit.stopped, code)
     if code is None:
         code = EXIT_OK if all(r.outcome.ok for r in results) else EXIT_FAILED
     failures: list[dict[str, object]] = []
@@ -520,9 +541,10 @@ def _replay(args: argparse.Namespace, client: TaskClient) -> int:
         exit_code=code,
         noun="messages",
     )
+    arrivals = _arrivals(watched.run.arrived)
     print(summary.text(), file=sys.stderr)
     if args.json:
-        print(summary.as_json(failures))
+        print(summary.as_json(failures, arrivals))
     return code
 
 

@@ -284,3 +284,67 @@ def test_sigterm_stops_the_replay_and_hands_every_message_back(
     assert report["outcomes"]["not sent"] == 4
     assert report["stopped"] == "SIGTERM: stopped sending"
     assert waiting(pubsub) == 6
+
+
+@pytest.fixture
+def rejecting(tmp_path: Path, pubsub: Child, subscription: str) -> Iterator[Child]:
+    """The example handler, dead-lettering to the Pub/Sub emulator's topic."""
+    env = {"TASK_DEAD_LETTER_TOPIC": TOPIC, "PUBSUB_EMULATOR_HOST": pubsub.address}
+    child = start_handler(tmp_path / "handler.log", env=env)
+    try:
+        yield child
+    finally:
+        child.stop()
+
+
+def pulled_task_names(pubsub: Child) -> list[str]:
+    """The taskName of every message waiting, each handed straight back."""
+    channel = grpc.insecure_channel(pubsub.address)
+    try:
+        subscriber = SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
+        pulled = subscriber.pull(subscription=SUBSCRIPTION, max_messages=10, timeout=5)
+        ack_ids = [m.ack_id for m in pulled.received_messages]
+        if ack_ids:
+            subscriber.modify_ack_deadline(
+                subscription=SUBSCRIPTION, ack_ids=ack_ids, ack_deadline_seconds=0
+            )
+        return [m.message.attributes["taskName"] for m in pulled.received_messages]
+    except exceptions.DeadlineExceeded:
+        return []
+    finally:
+        channel.close()
+
+
+def test_a_replay_whose_task_fails_again_ends_and_leaves_the_new_dead_letter(
+    tmp_path: Path,
+    pubsub: Child,
+    emulator: Child,
+    rejecting: Child,
+    queue: str,
+    subscription: str,
+) -> None:
+    """Before: the run pulled its own replay's dead letter and replayed it, again and again
+    (3,874 tasks in 10 minutes from the README's local steps); only --limit ended it."""
+    entry = {
+        **pipeline_output(queue, f"http://{rejecting.address}"),
+        "deadLetterTopic": TOPIC,
+        "deadLetterSubscription": subscription,
+    }
+    outputs = tmp_path / "pipelines.json"
+    outputs.write_text(json.dumps({"orders": entry}))
+    message_id = publish(pubsub, b'{"id": "loop", "reject": true}', "original-loop")
+    replay_id = replay_task_id("original-loop", message_id)
+
+    result = cli(outputs, emulator, pubsub, "--json", "--limit", "20")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["messages"] == 1  # the backlog: one message, replayed once
+    assert report["outcomes"]["created"] == 1
+    # Its task was rejected again while the run was pulling: that dead letter was seen,
+    # not replayed, and left for the next replay.
+    assert report["arrivedMeanwhile"] == 1
+    assert report["arrivedFromThisRun"] == 1
+    assert "1 dead letters arrived during the run (1 of them from this run's own replays" in (
+        result.stderr
+    )
+    assert pulled_task_names(pubsub) == [replay_id]
