@@ -3,8 +3,10 @@ re-create each as a task, acknowledge a message only once its task exists.
 
 The message format is the handler's: data = the exact request body; attributes `taskName`,
 `queue`, `originalTask` (queue/name the replay's idempotency is keyed on, sent as
-X-Replay-Of), `retryCount`, `reason`, `path`, `contentType` and `headers` (JSON object of the
-request's non-credential headers).
+X-Replay-Of), `retryCount`, `reason`, `path` (the request target as the handler got it: raw
+path and ?query, percent-encoding untouched; the replay requests exactly that, appended to
+the service URL), `contentType` and `headers` (JSON object of the request's non-credential
+headers).
 
 - The replayed task's id is the SHA-256 of `replay:<taskName>:<messageId>`: deterministic, so
   a message delivered or replayed twice finds its task ALREADY_EXISTS (then acknowledged)

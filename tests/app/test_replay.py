@@ -32,10 +32,13 @@ SUBSCRIPTION = "projects/test-project/subscriptions/orders-dead-letters"
 
 
 def dead_letter(
-    message_id: str, changed: dict[str, str] | None = None, body: bytes = b'{"id": 1}'
+    message_id: str,
+    changed: dict[str, str] | None = None,
+    body: bytes = b'{"id": 1}',
+    published: datetime | None = None,
 ) -> PubsubMessage:
     """A message as the handler publishes it; `changed` overrides attributes (an empty
-    string removes one)."""
+    string removes one); `published`: its publish time (none when not given)."""
     base = {
         "taskName": f"task-{message_id}",
         "queue": "orders",
@@ -50,6 +53,7 @@ def dead_letter(
         data=body,
         message_id=message_id,
         attributes={k: v for k, v in base.items() if v != ""},
+        publish_time=published,
     )
 
 
@@ -347,9 +351,8 @@ def test_messages_published_after_the_run_began_are_left_for_the_next_replay(
 ) -> None:
     admin.pause_queue(name=queue)
     pipeline = pipeline_for(queue)
-    old, new = dead_letter("1"), dead_letter("2")
-    old.publish_time = datetime.now(UTC) - timedelta(minutes=5)
-    new.publish_time = datetime.now(UTC) + timedelta(minutes=5)  # published during the run
+    old = dead_letter("1", published=datetime.now(UTC) - timedelta(minutes=5))
+    new = dead_letter("2", published=datetime.now(UTC) + timedelta(minutes=5))  # during the run
     subscription = Subscription([old, new])
 
     async def run() -> tuple[list[Replayed], list[Arrived]]:

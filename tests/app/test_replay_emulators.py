@@ -10,8 +10,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import cast
 
@@ -85,7 +87,7 @@ def subscription(pubsub: Child) -> Iterator[str]:
         channel.close()
 
 
-def publish(pubsub: Child, body: bytes, task_name: str) -> str:
+def publish(pubsub: Child, body: bytes, task_name: str, path: str = "/orders/import") -> str:
     """A dead letter as the handler publishes it; returns its message id."""
     channel = grpc.insecure_channel(pubsub.address)
     try:
@@ -95,7 +97,7 @@ def publish(pubsub: Child, body: bytes, task_name: str) -> str:
             "queue": "orders",
             "retryCount": "0",
             "reason": "payload asked to be rejected",
-            "path": "/orders/import",
+            "path": path,
             "contentType": "application/json",
             "headers": json.dumps({"X-Tenant": "acme", "Content-Type": "application/json"}),
         }
@@ -348,3 +350,58 @@ def test_a_replay_whose_task_fails_again_ends_and_leaves_the_new_dead_letter(
         result.stderr
     )
     assert pulled_task_names(pubsub) == [replay_id]
+
+
+@pytest.fixture
+def echo() -> Iterator[tuple[str, list[str]]]:
+    """An HTTP server on loopback recording each request target exactly as it arrives."""
+    targets: list[str] = []
+
+    class Record(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            targets.append(self.path)  # the request line's target, undecoded
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # quiet: the test reads `targets`
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Record)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", targets
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# The dead letter's `path` carries the request target as the handler received it (raw path,
+# then ?query if any, percent-encoding untouched); a replay must send exactly that.
+TARGETS = ["/orders?tenant=a", "/x%3Fy", "/a%2Fb/%7E?q=%20x&r=1&r=2", "/orders/"]
+
+
+def test_a_replay_requests_exactly_the_path_and_query_of_the_dead_letter(
+    tmp_path: Path,
+    pubsub: Child,
+    emulator: Child,
+    echo: tuple[str, list[str]],
+    queue: str,
+    subscription: str,
+) -> None:
+    """Issue 19 item 9, the client's half: nothing between the `path` attribute and the
+    request the service gets may decode, split or re-encode it. (The handler's half, that
+    the attribute holds the raw target, is tested with the handler.)"""
+    url, targets = echo
+    entry = {**pipeline_output(queue, url), "deadLetterSubscription": subscription}
+    outputs = tmp_path / "pipelines.json"
+    outputs.write_text(json.dumps({"orders": entry}))
+    for n, target in enumerate(TARGETS):
+        publish(pubsub, b'{"id": %d}' % n, f"task-{n}", path=target)
+
+    result = cli(outputs, emulator, pubsub, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outcomes"]["created"] == len(TARGETS)
+    wait_for(lambda: len(targets) >= len(TARGETS) or None, "the replayed tasks to arrive")
+    assert sorted(targets) == sorted(TARGETS)
