@@ -76,7 +76,8 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retry-deadline",
         default="60s",
-        help="how long to retry transient errors, for the whole run (60s)",
+        help="time the whole run may spend retrying transient errors; also caps each call's"
+        " timeout (60s)",
     )
 
 

@@ -37,8 +37,9 @@ class TaskClient:
 
     `emulator`: HOST:PORT of a local Cloud Tasks emulator (default: TASKS_EMULATOR_HOST);
     without it the real API is used with Application Default Credentials.
-    `retry_deadline_s`: how long transient errors are retried for: per call for `enqueue`,
-    for the whole run for `enqueue_many`.
+    `retry_deadline_s`: how long transient errors are retried for: per call for `enqueue`;
+    for `enqueue_many` and `replay` the time the whole run may spend failing, which also
+    caps each call's timeout (taskclient.bulk.Circuit).
     """
 
     def __init__(

@@ -225,7 +225,7 @@ class ReplayRun:
         """Pulled, not replayed: arrived after the run began (handed back at the end)."""
         self._began: datetime | None = None
         self._made: set[str] = set()
-        """Ids of the tasks this run's replays created or found."""
+        """Ids of the tasks this run's replays may have created."""
         self._stopping = asyncio.Event()
         # Long enough for a batch to be created with every retry the run allows: a message
         # should not be redelivered to another replayer while its task is being made.
@@ -350,6 +350,9 @@ class ReplayRun:
                 self._record(received, letter, self._outcome(letter))
             return
         valid = [letter for letter in letters if isinstance(letter, DeadLetter)]
+        # Every task this run may create, answered or not: its dead letter is not ours to
+        # replay again.
+        self._made.update(replay_task_id(v.task_name, v.message_id) for v in valid)
         sent = iter(await self.bulk.run([letter.spec() for letter in valid]))
         outcomes = [
             next(sent) if isinstance(letter, DeadLetter) else self._outcome(letter)
@@ -370,8 +373,6 @@ class ReplayRun:
                 )
             elif outcome.ok:
                 del self._held[received.message.message_id]
-            if outcome.ok and outcome.task_name:
-                self._made.add(outcome.task_name.rsplit("/", 1)[-1])
             self._record(received, letter, outcome)
 
     async def _acknowledge(self, ack_ids: list[str]) -> str | None:
