@@ -162,7 +162,9 @@ class TaskClient:
         tasks, acknowledging each message once its task exists (see taskclient.replay).
 
         `pubsub_emulator`: HOST:PORT of a Pub/Sub emulator (default: PUBSUB_EMULATOR_HOST).
-        An outcome per message pulled, in pull order; never raises for one message's failure.
+        An outcome per message of the backlog pulled, in pull order; never raises for one
+        message's failure. Messages that arrived during the run are not replayed and not in
+        the list: the run (given to `on_start`) lists them in `arrived`.
         """
         return self._in_private_loop(
             self.replay_async(
