@@ -187,7 +187,8 @@ class Replayed:
 
 @dataclass(frozen=True)
 class Arrived:
-    """A message the run pulled but did not replay: it was published after the run began."""
+    """A message the run pulled but did not replay: published after the run began, or the
+    dead letter of a task the run created."""
 
     message_id: str
     task_name: str
