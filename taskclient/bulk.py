@@ -8,14 +8,17 @@ is cut after DRAIN_S; the rest is NOT_SENT) when:
 - every request for a whole window failed with a transient error and none succeeded (the
   circuit opens);
 - the caller stops it (the CLI does on SIGINT and SIGTERM).
-Transient errors are retried by google-api-core's AsyncRetry, each call given only what
-is left of the run's retry deadline, so the deadline bounds the whole run's waiting.
+Transient errors are retried by google-api-core's AsyncRetry within one retry budget for
+the whole run (`--retry-deadline`), spent only while requests are failing (see Circuit);
+every call's timeout is capped by what is left of it, so a backend that never answers
+ends the run when the budget is spent, not after the call timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -89,13 +92,19 @@ def fatal(exc: BaseException) -> bool:
 
 @dataclass
 class Circuit:
-    """The run's retry budget and breaker, shared by every request of the run."""
+    """The run's retry budget and breaker, shared by every request of the run.
+
+    The budget (`retry_deadline_s`) is spent only while some request is failing: from the
+    moment its first failed attempt went out (a call that hung until its timeout spent that
+    time waiting) until it succeeds or gives up, back-off included. Time spent while the
+    backend answers is free, so a long run still retries a blip late in it. Several requests
+    failing at once spend it once (the union of their failing time, not the sum).
+    """
 
     retry_deadline_s: float
     on_stop: Callable[[], object] = lambda: None
     """Told once the run stops sending, so it can cut short requests waiting to retry."""
     window_s: float = CIRCUIT_WINDOW_S
-    started: float = field(default_factory=time.monotonic)
     retries: int = 0
     last_success: float | None = None
     failing_since: float | None = None
@@ -103,9 +112,39 @@ class Circuit:
     """Why the run stopped sending, once it has."""
     aborted: bool = False
     """Stopped by a fatal error or the open circuit (not by the caller)."""
+    _failing: int = 0
+    """Requests between their first transient failure and their end."""
+    _spending_since: float | None = None
+    """Start of the current stretch with a request failing; None when none is."""
+    _spent_s: float = 0.0
+    """Budget spent by the stretches that have ended."""
+    _last_end: float = -math.inf
+
+    def spent(self) -> float:
+        current = 0.0
+        if self._spending_since is not None:
+            current = time.monotonic() - self._spending_since
+        return self._spent_s + current
 
     def remaining(self) -> float:
-        return max(0.0, self.started + self.retry_deadline_s - time.monotonic())
+        return max(0.0, self.retry_deadline_s - self.spent())
+
+    def began_failing(self, attempt_sent: float) -> None:
+        """A request's first transient failure, of an attempt sent at `attempt_sent`."""
+        self._failing += 1
+        # Counted from when that attempt went out, but never twice: not before the end of a
+        # stretch already counted.
+        since = max(attempt_sent, self._last_end)
+        if self._spending_since is None or since < self._spending_since:
+            self._spending_since = since
+
+    def ended_failing(self) -> None:
+        """A request that had failed is done (succeeded, gave up or was cut short)."""
+        self._failing -= 1
+        if self._failing == 0 and self._spending_since is not None:
+            self._last_end = time.monotonic()
+            self._spent_s += self._last_end - self._spending_since
+            self._spending_since = None
 
     def succeeded(self) -> None:
         self.last_success = time.monotonic()
@@ -191,6 +230,8 @@ class BulkRun:
                     raise
                 finally:
                     del flights[me]
+                    if flight.failing:
+                        self.circuit.ended_failing()
                 if self.circuit.stopped is not None:
                     return
 
@@ -225,6 +266,11 @@ class BulkRun:
         except UsageError as exc:
             return BulkOutcome(flight.index, Outcome.FAILED, error=str(exc))
         circuit = self.circuit
+        if circuit.remaining() == 0:
+            # A request that ended just as the budget ran out succeeded; anything sent now
+            # could not wait for an answer at all.
+            circuit.abort(f"retry deadline ({circuit.retry_deadline_s:g}s) spent")
+            return BulkOutcome(flight.index, Outcome.NOT_SENT, error=f"not sent: {circuit.stopped}")
 
         def on_error(exc: Exception) -> None:
             flight.errors.append(exc)
@@ -235,20 +281,35 @@ class BulkRun:
             initial=retries.INITIAL_BACKOFF_S,
             maximum=retries.MAX_BACKOFF_S,
             multiplier=2.0,
+            # The budget runs down at most as fast as the clock, and exactly that fast once
+            # this request fails: so no back-off ends past this.
             timeout=circuit.remaining(),
             on_error=on_error,
         )
 
         async def attempt() -> tasks_v2.Task:
+            budget = circuit.remaining()
+            if budget == 0:  # spent during the back-off: this request still fails
+                circuit.failed_transiently(flight.errors[-1], retried=False)
+                raise exceptions.RetryError(
+                    f"retry deadline ({circuit.retry_deadline_s:g}s) spent", None
+                )
             flight.on_the_wire = True
+            sent = time.monotonic()
             try:
                 response = await self._client.create_task(
-                    parent=self._pipeline.queue, task=task, retry=None, timeout=self._call_timeout_s
+                    parent=self._pipeline.queue,
+                    task=task,
+                    retry=None,
+                    timeout=min(self._call_timeout_s, budget),
                 )
             except asyncio.CancelledError:
                 raise  # cut short on the wire: the flag stays for cut_short()
-            except BaseException:
+            except BaseException as exc:
                 flight.on_the_wire = False
+                if isinstance(exc, Exception) and retries.TRANSIENT(exc) and not flight.failing:
+                    flight.failing = True
+                    circuit.began_failing(sent)
                 raise
             flight.on_the_wire = False
             return response
@@ -294,6 +355,8 @@ class _Flight:
     started: float = field(default_factory=time.monotonic)
     errors: list[Exception] = field(default_factory=list)
     on_the_wire: bool = False
+    failing: bool = False
+    """Had a transient failure: spending the run's retry budget until it ends."""
 
     def done(
         self, outcome: Outcome, *, task_name: str | None = None, error: str | None = None

@@ -4,6 +4,7 @@ its dead letters."""
 import argparse
 import asyncio
 import json
+import math
 import signal
 import sys
 import time
@@ -20,10 +21,12 @@ from taskclient.client import TaskClient
 from taskclient.durations import parse_duration
 from taskclient.errors import EnqueueError, UsageError
 from taskclient.pipelines import Pipeline
-from taskclient.replay import Replayed, ReplayRun, subscription_of
+from taskclient.replay import Arrived, Replayed, ReplayRun, subscription_of
 from taskclient.report import Progress, summarize, write_not_created
 from taskclient.task_builder import TaskSpec, build_task
 
+# JSON's insignificant whitespace (RFC 8259 section 2): a line of only these is blank.
+JSON_WHITESPACE = " \t\r\n"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -40,8 +43,10 @@ EXIT_CODES = """exit status:
        given 5 s, the rest not sent, the report printed
 """
 REPLAY_EXIT_CODES = """exit status:
-  0    every message pulled was replayed: its task created (or already there from an
-       earlier replay) and the message acknowledged; --dry-run: every one is replayable
+  0    every message of the backlog pulled was replayed: its task created (or already
+       there from an earlier replay) and the message acknowledged; --dry-run: every one is
+       replayable. Dead letters that arrived during the run (published after it began, or
+       from its own replays) are not replayed by it: counted, left for the next replay
   1    some messages not replayed: not a dead letter replay can read, failed, unknown,
        not sent, or not acknowledged; they go back to the subscription for the next replay
   2    bad command line, or the pipeline has no dead-letter subscription: nothing pulled
@@ -71,7 +76,8 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retry-deadline",
         default="60s",
-        help="how long to retry transient errors, for the whole run (60s)",
+        help="time the whole run may spend retrying transient errors; also caps each call's"
+        " timeout (60s)",
     )
 
 
@@ -226,7 +232,10 @@ def _read_lines(source: str, stdin: IO[str]) -> list[str]:
             data = raw.read() if raw is not None else stdin.read().encode()
         else:
             data = Path(source).read_bytes()
-        return data.decode("utf-8").splitlines()
+        # JSON Lines separates lines with \n only: str.splitlines() also splits on U+2028,
+        # U+0085 and other characters JSON strings may hold raw, which shifts line numbers
+        # and cuts lines apart in --failed-out. A \r before the \n is JSON whitespace.
+        return data.decode("utf-8").split("\n")
     except OSError as exc:
         raise UsageError(f"--input: cannot read {source}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
@@ -245,23 +254,41 @@ def _bulk_lines(args: argparse.Namespace, lines: list[str]) -> list[_Line]:
     """One entry per non-blank line; a bad line fails alone and the rest still run."""
     entries: list[_Line] = []
     for number, text in enumerate(lines, start=1):
-        if not text.strip():
+        if not text.strip(JSON_WHITESPACE):
             continue
         try:
             payload = _json(text, argument=f"--input line {number}")
-            key = None
-            if args.dedup_field:
-                if not isinstance(payload, dict):
-                    raise UsageError(f"--dedup-field: line {number} is not a JSON object")
-                if args.dedup_field not in payload:
-                    raise UsageError(
-                        f"--dedup-field: line {number} has no field {args.dedup_field!r}"
-                    )
-                key = str(payload[args.dedup_field])
+            key = _dedup_key(payload, args.dedup_field, number) if args.dedup_field else None
             entries.append(_Line(number, text, _spec(args, payload, key), None))
         except UsageError as exc:
             entries.append(_Line(number, text, None, str(exc)))
     return entries
+
+
+def _dedup_key(payload: object, field: str, number: int) -> str:
+    """The line's de-dup key: its field's value as JSON text (json.dumps: a string keeps its
+    quotes), so 1, "1", 1.0 and true are four keys, not one as str() made them. Null,
+    arrays and objects are refused: null is no key (two nulls are not one task), and a
+    structure in the key field is more likely the wrong field than an id."""
+    if not isinstance(payload, dict):
+        raise UsageError(f"--dedup-field: line {number} is not a JSON object")
+    if field not in payload:
+        raise UsageError(f"--dedup-field: line {number} has no field {field!r}")
+    value = payload[field]
+    # type(), not isinstance(): bool is an int subclass, and true is not 1.
+    if type(value) not in (str, int, float, bool):
+        shown = json.dumps(value)[:40]
+        raise UsageError(
+            f"--dedup-field: line {number}: field {field!r} is {shown}; a de-dup key must be"
+            " a string, number or boolean (not null, an array or an object)"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(
+            f"--dedup-field: line {number}: field {field!r} is {value}, not a JSON number"
+        )
+    if value == "":
+        raise UsageError(f"--dedup-field: line {number}: field {field!r} is an empty string")
+    return json.dumps(value, ensure_ascii=False)
 
 
 class _Run(Protocol):
@@ -379,8 +406,25 @@ def _stop_on_signals(caught: list[signal.Signals], stop: Callable[[str], None]) 
         loop.add_signal_handler(signum, handle, signum)
 
 
+def _arrivals(arrived: list[Arrived]) -> dict[str, object]:
+    """What arrived during a replay and was left alone: said on stderr, returned for --json."""
+    own = sum(a.own for a in arrived)
+    if arrived:
+        print(
+            f"{len(arrived)} dead letters arrived during the run ({own} of them from this"
+            " run's own replays, which failed again): not replayed, left in the subscription"
+            " for the next replay",
+            file=sys.stderr,
+        )
+    return {"arrivedMeanwhile": len(arrived), "arrivedFromThisRun": own}
+
+
 def _dry_run_report(
-    args: argparse.Namespace, results: list[Replayed], stopped: str | None, code: int | None
+    args: argparse.Namespace,
+    results: list[Replayed],
+    arrived: list[Arrived],
+    stopped: str | None,
+    code: int | None,
 ) -> int:
     """What each message would become; `code` set if the run was stopped or aborted."""
     failures: list[dict[str, object]] = []
@@ -407,10 +451,12 @@ def _dry_run_report(
         + (f"\nstopped: {stopped}" if stopped else ""),
         file=sys.stderr,
     )
+    arrivals = _arrivals(arrived)
     if args.json:
         print(
             json.dumps(
                 {
+                    **arrivals,
                     "dryRun": True,
                     "messages": len(results),
                     "replayable": replayable,
@@ -468,7 +514,7 @@ def _replay(args: argparse.Namespace, client: TaskClient) -> int:
     circuit = watched.run.circuit
     code = watched.stopped_code()
     if args.dry_run:
-        return _dry_run_report(args, results, circuit.stopped, code)
+        return _dry_run_report(args, results, watched.run.arrived, circuit.stopped, code)
     if code is None:
         code = EXIT_OK if all(r.outcome.ok for r in results) else EXIT_FAILED
     failures: list[dict[str, object]] = []
@@ -496,9 +542,10 @@ def _replay(args: argparse.Namespace, client: TaskClient) -> int:
         exit_code=code,
         noun="messages",
     )
+    arrivals = _arrivals(watched.run.arrived)
     print(summary.text(), file=sys.stderr)
     if args.json:
-        print(summary.as_json(failures))
+        print(summary.as_json(failures, arrivals))
     return code
 
 

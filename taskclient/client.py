@@ -37,8 +37,9 @@ class TaskClient:
 
     `emulator`: HOST:PORT of a local Cloud Tasks emulator (default: TASKS_EMULATOR_HOST);
     without it the real API is used with Application Default Credentials.
-    `retry_deadline_s`: how long transient errors are retried for: per call for `enqueue`,
-    for the whole run for `enqueue_many`.
+    `retry_deadline_s`: how long transient errors are retried for: per call for `enqueue`;
+    for `enqueue_many` and `replay` the time the whole run may spend failing, which also
+    caps each call's timeout (taskclient.bulk.Circuit).
     """
 
     def __init__(
@@ -161,7 +162,9 @@ class TaskClient:
         tasks, acknowledging each message once its task exists (see taskclient.replay).
 
         `pubsub_emulator`: HOST:PORT of a Pub/Sub emulator (default: PUBSUB_EMULATOR_HOST).
-        An outcome per message pulled, in pull order; never raises for one message's failure.
+        An outcome per message of the backlog pulled, in pull order; never raises for one
+        message's failure. Messages that arrived during the run are not replayed and not in
+        the list: the run (given to `on_start`) lists them in `arrived`.
         """
         return self._in_private_loop(
             self.replay_async(

@@ -3,8 +3,10 @@ re-create each as a task, acknowledge a message only once its task exists.
 
 The message format is the handler's: data = the exact request body; attributes `taskName`,
 `queue`, `originalTask` (queue/name the replay's idempotency is keyed on, sent as
-X-Replay-Of), `retryCount`, `reason`, `path`, `contentType` and `headers` (JSON object of the
-request's non-credential headers).
+X-Replay-Of), `retryCount`, `reason`, `path` (the request target as the handler got it: raw
+path and ?query, percent-encoding untouched; the replay requests exactly that, appended to
+the service URL), `contentType` and `headers` (JSON object of the request's non-credential
+headers).
 
 - The replayed task's id is the SHA-256 of `replay:<taskName>:<messageId>`: deterministic, so
   a message delivered or replayed twice finds its task ALREADY_EXISTS (then acknowledged)
@@ -15,6 +17,12 @@ request's non-credential headers).
   (invalid message, failed, unknown, not sent) is handed back to the subscription at the end
   of the run (ack deadline 0), so the next replay sees it at once and nothing is lost.
 - Creating goes through taskclient.bulk: the same run-wide retry budget, circuit and outcomes.
+- A run replays the backlog it found: a message published after the run began (by Pub/Sub's
+  publish time), or the dead letter of a task this run created (its replay failed again), is
+  not replayed by it. Such a message is held like the others, handed back at the end for the
+  next replay (not acknowledged: it is a task that failed, and must not be lost) and
+  reported as having arrived meanwhile. A pull that brings no backlog message ends the run,
+  so a replay whose tasks keep failing ends instead of replaying its own dead letters.
 - Dry run: pull, show, create nothing, acknowledge nothing, hand every message back.
 """
 
@@ -25,9 +33,10 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from google.api_core import exceptions
-from google.pubsub_v1 import ReceivedMessage, SubscriberAsyncClient
+from google.pubsub_v1 import PubsubMessage, ReceivedMessage, SubscriberAsyncClient
 
 from taskclient.bulk import DRAIN_S, BulkOutcome, BulkRun, Circuit, Outcome, describe, fatal
 from taskclient.errors import UsageError
@@ -176,6 +185,18 @@ class Replayed:
     """None if the message could not be decoded (its outcome says why)."""
 
 
+@dataclass(frozen=True)
+class Arrived:
+    """A message the run pulled but did not replay: published after the run began, or the
+    dead letter of a task the run created."""
+
+    message_id: str
+    task_name: str
+    """Its `taskName` attribute ("" if it has none)."""
+    own: bool
+    """The dead letter of a task this run created: that replay failed again."""
+
+
 class ReplayRun:
     """One replay; `stop()` may be called from a signal handler on the loop's thread."""
 
@@ -201,6 +222,11 @@ class ReplayRun:
         """Pulled and not acknowledged, handed back at the end: message id -> newest ack id."""
         self._seen: set[str] = set()
         self._results: list[Replayed] = []
+        self.arrived: list[Arrived] = []
+        """Pulled, not replayed: arrived after the run began (handed back at the end)."""
+        self._began: datetime | None = None
+        self._made: set[str] = set()
+        """Ids of the tasks this run's replays may have created."""
         self._stopping = asyncio.Event()
         # Long enough for a batch to be created with every retry the run allows: a message
         # should not be redelivered to another replayer while its task is being made.
@@ -217,7 +243,9 @@ class ReplayRun:
         self._stopping.set()
 
     async def run(self) -> list[Replayed]:
-        """Every message pulled, in pull order, each with exactly one outcome."""
+        """Every message of the backlog pulled, in pull order, each with exactly one outcome
+        (those that arrived meanwhile are in `arrived`)."""
+        self._began = datetime.now(UTC)
         try:
             while self.circuit.stopped is None:
                 wanted = PULL_BATCH
@@ -225,10 +253,10 @@ class ReplayRun:
                     wanted = min(wanted, self._limit - len(self._results))
                 if wanted <= 0:
                     break
-                fresh = await self._pull(wanted)
-                if not fresh:
+                backlog = [m for m in await self._pull(wanted) if not self._arrived(m)]
+                if not backlog:
                     break
-                await self._handle(fresh)
+                await self._handle(backlog)
         finally:
             await self._hand_back()
         return self._results
@@ -272,6 +300,20 @@ class ReplayRun:
             await self._set_deadline([m.ack_id for m in fresh], self._ack_deadline_s)
         return fresh
 
+    def _arrived(self, received: ReceivedMessage) -> bool:
+        """Whether `received` is not the run's to replay (then it is noted in `arrived`)."""
+        message = received.message
+        task_name = message.attributes.get("taskName", "")
+        own = task_name in self._made
+        stamp = PubsubMessage.pb(message).publish_time
+        # Pub/Sub's clock against ours: a skew moves the line by its size; this run's own
+        # dead letters are recognised by task name whatever the clocks say.
+        published = stamp.ToDatetime(tzinfo=UTC) if stamp.seconds or stamp.nanos else None
+        if not own and (published is None or self._began is None or published <= self._began):
+            return False
+        self.arrived.append(Arrived(message.message_id, task_name, own))
+        return True
+
     async def _set_deadline(self, ack_ids: list[str], seconds: int) -> None:
         for start in range(0, len(ack_ids), ACK_CHUNK):
             try:
@@ -309,6 +351,9 @@ class ReplayRun:
                 self._record(received, letter, self._outcome(letter))
             return
         valid = [letter for letter in letters if isinstance(letter, DeadLetter)]
+        # Every task this run may create, answered or not: its dead letter is not ours to
+        # replay again.
+        self._made.update(replay_task_id(v.task_name, v.message_id) for v in valid)
         sent = iter(await self.bulk.run([letter.spec() for letter in valid]))
         outcomes = [
             next(sent) if isinstance(letter, DeadLetter) else self._outcome(letter)

@@ -7,6 +7,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -92,9 +93,12 @@ class Summary:
         )
         return line + (f"\nstopped: {self.stopped}" if self.stopped else "")
 
-    def as_json(self, failures: list[dict[str, object]]) -> str:
+    def as_json(
+        self, failures: list[dict[str, object]], extra: Mapping[str, object] | None = None
+    ) -> str:
         return json.dumps(
             {
+                **(extra or {}),
                 self.noun: self.lines,
                 "outcomes": {kind.value: self.counts.get(kind.value, 0) for kind in Outcome},
                 "elapsedSeconds": round(self.elapsed_s, 3),

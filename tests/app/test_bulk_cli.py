@@ -8,10 +8,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 
+import grpc
 import pytest
 from google.cloud import tasks_v2
 
@@ -54,6 +57,33 @@ def hanging() -> Iterator[LoopbackServer]:
     backend = LoopbackServer("hang")
     yield backend
     backend.stop()
+
+
+@pytest.fixture
+def silent() -> Iterator[str]:
+    """A gRPC server on loopback that takes every CreateTask call and never answers it."""
+    release = threading.Event()
+
+    def never_answer(_request: bytes, _context: grpc.ServicerContext) -> bytes:
+        release.wait(120)
+        return b""
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "google.cloud.tasks.v2.CloudTasks",
+                {"CreateTask": grpc.unary_unary_rpc_method_handler(never_answer)},
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        release.set()
+        server.stop(0)
 
 
 def lines(n: int) -> str:
@@ -129,6 +159,27 @@ def test_a_dead_backend_aborts_within_the_retry_deadline(
     assert len(failed_out.read_text().splitlines()) == 2000
 
 
+def test_a_server_that_never_answers_ends_the_run_when_the_budget_is_spent(
+    tmp_path: Path, fake_outputs: Path, silent: str
+) -> None:
+    """Before: each call waited for its own 30 s timeout whatever the budget, so
+    --retry-deadline 3s ended after 31 s."""
+    failed_out = tmp_path / "again.jsonl"
+    started = time.monotonic()
+    result = bulk(
+        fake_outputs, silent, lines(20), "--retry-deadline", "3s", "--concurrency", "4",
+        "--failed-out", str(failed_out), "--json",
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert result.returncode == 3, result.stderr
+    assert elapsed < 3 + 5  # the budget + interpreter start
+    report = json.loads(result.stdout)
+    assert report["outcomes"]["unknown"] == 4  # the calls that got no answer: may exist
+    assert report["outcomes"]["not sent"] == 16
+    assert report["stopped"].startswith("retry deadline (3s) spent")
+    assert len(failed_out.read_text().splitlines()) == 20
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_sending_and_reports_every_line(
     tmp_path: Path, fake_outputs: Path, hanging: LoopbackServer, signum: signal.Signals, code: int
@@ -167,3 +218,60 @@ def test_a_signal_stops_sending_and_reports_every_line(
     assert report["outcomes"]["not sent"] == 92
     assert report["stopped"] == f"{signum.name}: stopped sending"
     assert "these tasks may exist" in err
+
+
+def test_dedup_keys_of_different_values_are_different_tasks(
+    outputs_file: Path, emulator: Child, admin: tasks_v2.CloudTasksClient, queue: str
+) -> None:
+    """Before: the key was str(value), so 1, "1" and 1.0 (and two nulls) were one task and
+    the others reported `already existed`, exit 0."""
+    admin.pause_queue(name=queue)
+    values = ["1", '"1"', "1.0", "true", '"true"', "null", "null", "[1]", '{"a": 1}', '""']
+    text = "".join(f'{{"id": {value}, "n": {n}}}\n' for n, value in enumerate(values))
+    result = bulk(outputs_file, emulator.address, text, "--dedup-field", "id", "--json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["outcomes"] == {
+        "created": 5, "already existed": 0, "failed": 5, "unknown": 0, "not sent": 0
+    }  # fmt: skip
+    errors = [line for line in result.stderr.splitlines() if line.startswith("line ")]
+    allowed = "a de-dup key must be a string, number or boolean (not null, an array or an object)"
+    assert errors == [
+        f"line 6: failed: --dedup-field: line 6: field 'id' is null; {allowed}",
+        f"line 7: failed: --dedup-field: line 7: field 'id' is null; {allowed}",
+        f"line 8: failed: --dedup-field: line 8: field 'id' is [1]; {allowed}",
+        f"line 9: failed: --dedup-field: line 9: field 'id' is {{\"a\": 1}}; {allowed}",
+        "line 10: failed: --dedup-field: line 10: field 'id' is an empty string",
+    ]
+    assert len(list(admin.list_tasks(parent=queue))) == 5
+    # The same lines again: each keyed value finds its own task.
+    again = bulk(outputs_file, emulator.address, text, "--dedup-field", "id", "--json")
+    assert json.loads(again.stdout)["outcomes"]["already existed"] == 5
+
+
+def test_lines_are_split_on_newlines_only(
+    tmp_path: Path,
+    outputs_file: Path,
+    emulator: Child,
+    admin: tasks_v2.CloudTasksClient,
+    queue: str,
+) -> None:
+    """Before: str.splitlines() also split on U+2028, U+2029 and U+0085, which JSON strings
+    may hold raw: line 1 became two bad lines, every later number was off and --failed-out
+    held fragments."""
+    admin.pause_queue(name=queue)
+    first = json.dumps({"id": 1, "note": "a\u2028b\u2029c\x85d"}, ensure_ascii=False)
+    text = f'{first}\n{{"id": 2\r\n{{"id": 3}}\r\n\u2028\n'
+    failed_out = tmp_path / "again.jsonl"
+    result = bulk(
+        outputs_file, emulator.address, text, "--dedup-field", "id", "--failed-out",
+        str(failed_out), "--json",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["lines"] == 4
+    assert [f["line"] for f in report["notCreated"]] == [2, 4]
+    assert failed_out.read_bytes().decode() == '{"id": 2\r\n\u2028\n'
+    tasks = admin.list_tasks(request={"parent": queue, "response_view": tasks_v2.Task.View.FULL})
+    bodies = sorted(json.loads(task.http_request.body)["id"] for task in tasks)
+    assert bodies == [1, 3]

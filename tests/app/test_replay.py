@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
@@ -21,7 +22,7 @@ from local.processes import REPO, Child
 from taskclient import transport
 from taskclient.bulk import BulkRun, Outcome
 from taskclient.pipelines import Pipeline
-from taskclient.replay import Replayed, ReplayRun, decode, replay_task_id
+from taskclient.replay import Arrived, Replayed, ReplayRun, decode, replay_task_id
 from taskclient.task_builder import task_id
 from tests.app.helpers import pipeline_output, run_async
 
@@ -31,10 +32,13 @@ SUBSCRIPTION = "projects/test-project/subscriptions/orders-dead-letters"
 
 
 def dead_letter(
-    message_id: str, changed: dict[str, str] | None = None, body: bytes = b'{"id": 1}'
+    message_id: str,
+    changed: dict[str, str] | None = None,
+    body: bytes = b'{"id": 1}',
+    published: datetime | None = None,
 ) -> PubsubMessage:
     """A message as the handler publishes it; `changed` overrides attributes (an empty
-    string removes one)."""
+    string removes one); `published`: its publish time (none when not given)."""
     base = {
         "taskName": f"task-{message_id}",
         "queue": "orders",
@@ -49,6 +53,7 @@ def dead_letter(
         data=body,
         message_id=message_id,
         attributes={k: v for k, v in base.items() if v != ""},
+        publish_time=published,
     )
 
 
@@ -339,3 +344,30 @@ def test_a_replay_names_the_original_task_even_when_it_replays_a_replays_dead_le
     spec = older.spec()
     assert spec.replay_of == "orders/task-1"
     assert [n for n in spec.headers if n.lower() == "x-replay-of"] == []  # sent once, by spec
+
+
+def test_messages_published_after_the_run_began_are_left_for_the_next_replay(
+    emulator: Child, admin: tasks_v2.CloudTasksClient, queue: str
+) -> None:
+    admin.pause_queue(name=queue)
+    pipeline = pipeline_for(queue)
+    old = dead_letter("1", published=datetime.now(UTC) - timedelta(minutes=5))
+    new = dead_letter("2", published=datetime.now(UTC) + timedelta(minutes=5))  # during the run
+    subscription = Subscription([old, new])
+
+    async def run() -> tuple[list[Replayed], list[Arrived]]:
+        client = transport.async_client(emulator.address)
+        try:
+            bulk = BulkRun(client, pipeline, concurrency=2, retry_deadline_s=5, call_timeout_s=10)
+            subscriber = cast(SubscriberAsyncClient, subscription)
+            replay_run = ReplayRun(subscriber, SUBSCRIPTION, pipeline, bulk)
+            return await replay_run.run(), replay_run.arrived
+        finally:
+            await client.transport.close()
+
+    results, arrived = run_async(run())
+    assert [(r.message_id, r.outcome.outcome) for r in results] == [("1", Outcome.CREATED)]
+    assert arrived == [Arrived("2", "task-2", own=False)]
+    assert subscription.acked == ["1"]
+    assert subscription.handed_back == ["2"]
+    assert task_names(admin, queue) == {f"{queue}/tasks/{replay_task_id('task-1', '1')}"}

@@ -10,8 +10,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import cast
 
@@ -85,7 +87,7 @@ def subscription(pubsub: Child) -> Iterator[str]:
         channel.close()
 
 
-def publish(pubsub: Child, body: bytes, task_name: str) -> str:
+def publish(pubsub: Child, body: bytes, task_name: str, path: str = "/orders/import") -> str:
     """A dead letter as the handler publishes it; returns its message id."""
     channel = grpc.insecure_channel(pubsub.address)
     try:
@@ -95,7 +97,7 @@ def publish(pubsub: Child, body: bytes, task_name: str) -> str:
             "queue": "orders",
             "retryCount": "0",
             "reason": "payload asked to be rejected",
-            "path": "/orders/import",
+            "path": path,
             "contentType": "application/json",
             "headers": json.dumps({"X-Tenant": "acme", "Content-Type": "application/json"}),
         }
@@ -284,3 +286,122 @@ def test_sigterm_stops_the_replay_and_hands_every_message_back(
     assert report["outcomes"]["not sent"] == 4
     assert report["stopped"] == "SIGTERM: stopped sending"
     assert waiting(pubsub) == 6
+
+
+@pytest.fixture
+def rejecting(tmp_path: Path, pubsub: Child, subscription: str) -> Iterator[Child]:
+    """The example handler, dead-lettering to the Pub/Sub emulator's topic."""
+    env = {"TASK_DEAD_LETTER_TOPIC": TOPIC, "PUBSUB_EMULATOR_HOST": pubsub.address}
+    child = start_handler(tmp_path / "handler.log", env=env)
+    try:
+        yield child
+    finally:
+        child.stop()
+
+
+def pulled_task_names(pubsub: Child) -> list[str]:
+    """The taskName of every message waiting, each handed straight back."""
+    channel = grpc.insecure_channel(pubsub.address)
+    try:
+        subscriber = SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
+        pulled = subscriber.pull(subscription=SUBSCRIPTION, max_messages=10, timeout=5)
+        ack_ids = [m.ack_id for m in pulled.received_messages]
+        if ack_ids:
+            subscriber.modify_ack_deadline(
+                subscription=SUBSCRIPTION, ack_ids=ack_ids, ack_deadline_seconds=0
+            )
+        return [m.message.attributes["taskName"] for m in pulled.received_messages]
+    except exceptions.DeadlineExceeded:
+        return []
+    finally:
+        channel.close()
+
+
+def test_a_replay_whose_task_fails_again_ends_and_leaves_the_new_dead_letter(
+    tmp_path: Path,
+    pubsub: Child,
+    emulator: Child,
+    rejecting: Child,
+    queue: str,
+    subscription: str,
+) -> None:
+    """Before: the run pulled its own replay's dead letter and replayed it, again and again
+    (3,874 tasks in 10 minutes from the README's local steps); only --limit ended it."""
+    entry = {
+        **pipeline_output(queue, f"http://{rejecting.address}"),
+        "deadLetterTopic": TOPIC,
+        "deadLetterSubscription": subscription,
+    }
+    outputs = tmp_path / "pipelines.json"
+    outputs.write_text(json.dumps({"orders": entry}))
+    message_id = publish(pubsub, b'{"id": "loop", "reject": true}', "original-loop")
+    replay_id = replay_task_id("original-loop", message_id)
+
+    result = cli(outputs, emulator, pubsub, "--json", "--limit", "20")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["messages"] == 1  # the backlog: one message, replayed once
+    assert report["outcomes"]["created"] == 1
+    # Its task was rejected again while the run was pulling: that dead letter was seen,
+    # not replayed, and left for the next replay.
+    assert report["arrivedMeanwhile"] == 1
+    assert report["arrivedFromThisRun"] == 1
+    assert "1 dead letters arrived during the run (1 of them from this run's own replays" in (
+        result.stderr
+    )
+    assert pulled_task_names(pubsub) == [replay_id]
+
+
+@pytest.fixture
+def echo() -> Iterator[tuple[str, list[str]]]:
+    """An HTTP server on loopback recording each request target exactly as it arrives."""
+    targets: list[str] = []
+
+    class Record(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            targets.append(self.path)  # the request line's target, undecoded
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # quiet: the test reads `targets`
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Record)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", targets
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# The dead letter's `path` carries the request target as the handler received it (raw path,
+# then ?query if any, percent-encoding untouched); a replay must send exactly that.
+TARGETS = ["/orders?tenant=a", "/x%3Fy", "/a%2Fb/%7E?q=%20x&r=1&r=2", "/orders/"]
+
+
+def test_a_replay_requests_exactly_the_path_and_query_of_the_dead_letter(
+    tmp_path: Path,
+    pubsub: Child,
+    emulator: Child,
+    echo: tuple[str, list[str]],
+    queue: str,
+    subscription: str,
+) -> None:
+    """Issue 19 item 9, the client's half: nothing between the `path` attribute and the
+    request the service gets may decode, split or re-encode it. (The handler's half, that
+    the attribute holds the raw target, is tested with the handler.)"""
+    url, targets = echo
+    entry = {**pipeline_output(queue, url), "deadLetterSubscription": subscription}
+    outputs = tmp_path / "pipelines.json"
+    outputs.write_text(json.dumps({"orders": entry}))
+    for n, target in enumerate(TARGETS):
+        publish(pubsub, b'{"id": %d}' % n, f"task-{n}", path=target)
+
+    result = cli(outputs, emulator, pubsub, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outcomes"]["created"] == len(TARGETS)
+    wait_for(lambda: len(targets) >= len(TARGETS) or None, "the replayed tasks to arrive")
+    assert sorted(targets) == sorted(TARGETS)
