@@ -194,11 +194,12 @@ def render(diff: PlanDiff, base_name: str, head_name: str) -> str:
         fields = ", ".join(f"{f.path} (ForceNew {f.attribute})" for f in forced)
         loud += [
             f"!! REPLACE {resource.label}: {fields} changed -- deleted and re-created;"
-            f" lost: {replacement.lost(resource.type)}",
+            f" lost: {replacement.lost(resource.type, resource.inputs)}",
             *_refusal(diff, key),
         ]
-    for r in diff.removed:
-        loud += [f"!! DELETE {r.label}: lost: {replacement.lost(r.type)}", *_refusal(diff, r.key)]
+    for r in (r for r in diff.removed if r.type in replacement.LOST):
+        lost = replacement.lost(r.type, r.inputs)
+        loud += [f"!! DELETE {r.label}: lost: {lost}", *_refusal(diff, r.key)]
     if diff.replaced:
         loud.append(f"   (ForceNew from the provider's schema: {replacement.source()})")
     if loud:

@@ -57,7 +57,15 @@ def source() -> str:
     )
 
 
-def lost(type_: str) -> str:
+ABANDONED = (
+    "the old database is abandoned (deletionPolicy ABANDON), not deleted: its documents"
+    " stay there, but the program's new database starts empty"
+)
+
+
+def lost(type_: str, inputs: dict[str, Any]) -> str:
+    if type_ == "gcp:firestore/database:Database" and inputs.get("deletionPolicy") == "ABANDON":
+        return ABANDONED
     if type_ in LOST:
         return LOST[type_]
     return ACCESS_GAP if "iam" in type_.lower() else "nothing stored"
