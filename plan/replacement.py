@@ -75,14 +75,21 @@ def schema_path(type_: str, path: str) -> str | None:
     """The table's path for a flattened input path (`a.b[0].c` -> `a.b[].c`), or None when
     the table does not know it. Keys inside a map input (labels) are the map's."""
     inputs = table()["types"].get(type_, {}).get("inputs", {})
+    prefix = ""
     parts = re.sub(r"\[\d+\]", "[]", path).split(".")
-    for end in range(1, len(parts) + 1):
-        prefix = ".".join(parts[:end])
+    for index, part in enumerate(parts):
+        name = part.removesuffix("[]")
+        prefix = f"{prefix}.{name}" if prefix else name
         entry = inputs.get(prefix)
         if entry is None:
             return None
-        if entry["kind"] == "map" or end == len(parts):
+        if entry["kind"] == "map":
             return prefix
+        if index == len(parts) - 1:
+            # A whole item of a list of values (`args[]`) has its own entry.
+            return f"{prefix}[]" if part != name and f"{prefix}[]" in inputs else prefix
+        if part != name:  # an item of a list of blocks: its fields are `envs[].name`
+            prefix += "[]"
     return None
 
 
