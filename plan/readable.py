@@ -30,8 +30,9 @@ HEADINGS = ("text", "sectionHeader", "collapsibleGroup")
 
 
 def _titles(items: list[Any]) -> list[str] | None:
-    """Each item's title, qualified by the row heading above it where titles repeat;
-    None when some item has no title or two still share one."""
+    """Each item's title, qualified by the row heading above it (so a key does not change
+    when another row's tile comes or goes); None when some item has no title or two
+    still share one."""
     plain = [_title(item) for item in items]
     if not items or None in plain:
         return None
@@ -43,7 +44,7 @@ def _titles(items: list[Any]) -> list[str] | None:
             heading = f"{title} / "
             titles.append(str(title))
         else:
-            titles.append(str(title) if plain.count(title) == 1 else f"{heading}{title}")
+            titles.append(f"{heading}{title}")
     return titles if len(set(titles)) == len(titles) else None
 
 
