@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 TABLE = Path(__file__).with_name("table.json")
+DESCRIPTION = "Regenerate plan/forcenew/table.json from the provider's ForceNew schema."
 
 # The Pulumi types the program creates. A type the program starts using that is missing
 # here fails tests/plan/test_forcenew.py until it is added and the table regenerated.
@@ -210,9 +211,11 @@ def _walk(
             raise SourceError(f"{where}.{tf_name}: no Type")
         is_list = kind.group(1) in ("TypeList", "TypeSet")
         field_meta = (meta.get("fields") or {}).get(tf_name, {})
-        one = (
-            bool(field_meta.get("maxItemsOne")) or re.search(r"\bMaxItems:\s*1\b", flat) is not None
-        )
+        # The bridge's record wins: it keeps a block a list when MaxItems became 1 later.
+        if "maxItemsOne" in field_meta:
+            one = bool(field_meta["maxItemsOne"])
+        else:
+            one = re.search(r"\bMaxItems:\s*1\b", flat) is not None
         name = _pulumi_name(tf_name, is_list, one)
         path = f"{prefix}.{name}" if prefix else name
         computed_only = re.search(r"\bComputed:\s*true", flat) and not re.search(
@@ -352,7 +355,7 @@ def generate(provider: Path, tag: str, pulumi_gcp: Path, pulumi_tag: str) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m plan.forcenew.generate", description=__doc__.split("\n\n")[0]
+        prog="python -m plan.forcenew.generate", description=DESCRIPTION
     )
     parser.add_argument(
         "--provider", type=Path, required=True, help="terraform-provider-google-beta git mirror"

@@ -51,7 +51,7 @@ def test_the_at_example_is_accepted_and_scheduled(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     [task] = admin.list_tasks(parent=queue)
-    assert task.schedule_time.timestamp() == when.timestamp()
+    assert tasks_v2.Task.pb(task).schedule_time.ToDatetime(tzinfo=UTC) == when
 
 
 def test_the_old_fixed_date_would_be_refused(outputs_file: Path, emulator: Child) -> None:
