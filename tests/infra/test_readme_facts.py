@@ -4,6 +4,8 @@ the diagram's parts and the alert table can't drift from the program."""
 from __future__ import annotations
 
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,3 +85,25 @@ def test_the_alert_table_has_every_alert_the_plans_create(
     }
     assert rows == planned
     assert "not yet" not in table
+
+
+def test_the_plan_review_commands_run_as_written(tmp_path: Path) -> None:
+    """The README's "Reviewing a branch" block, with this checkout as the base branch's
+    worktree (git itself is taken on trust): each plan command exits 0."""
+    block = README[README.index("Reviewing a branch:") :]
+    block = block[block.index("```sh\n") + 6 : block.index("```", block.index("```sh\n") + 6)]
+    ran = 0
+    for line in block.splitlines():
+        command = line.split(" #", 1)[0].strip()
+        if not command or command.startswith("git "):
+            continue
+        command = command.replace("/tmp/base.json", str(tmp_path / "base.json"))
+        command = command.replace("/tmp/base", str(readme.ROOT))
+        result = subprocess.run(
+            ["bash", "-c", command], cwd=readme.ROOT, capture_output=True, text=True,
+            timeout=300, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{command}: {result.stderr}"
+        ran += 1
+    assert ran == 2
+    assert "Plan changes from" in result.stdout and "none." in result.stdout
