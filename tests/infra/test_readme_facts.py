@@ -92,7 +92,7 @@ def test_the_plan_review_commands_run_as_written(tmp_path: Path) -> None:
     worktree (git itself is taken on trust): each plan command exits 0."""
     block = README[README.index("Reviewing a branch:") :]
     block = block[block.index("```sh\n") + 6 : block.index("```", block.index("```sh\n") + 6)]
-    ran = 0
+    outputs = []
     for line in block.splitlines():
         command = line.split(" #", 1)[0].strip()
         if not command or command.startswith("git "):
@@ -104,6 +104,6 @@ def test_the_plan_review_commands_run_as_written(tmp_path: Path) -> None:
             timeout=300, check=False,
         )  # fmt: skip
         assert result.returncode == 0, f"{command}: {result.stderr}"
-        ran += 1
-    assert ran == 2
-    assert "Plan changes from" in result.stdout and "none." in result.stdout
+        outputs.append(result.stdout)
+    assert len(outputs) == 2
+    assert "Plan changes from" in outputs[-1] and "none." in outputs[-1]
