@@ -135,10 +135,13 @@ lock-check: venv
 # --- working with a stack offline ---------------------------------------------------
 # What Pulumi.$(STACK).yaml would create, computed under mocks (no cloud, no CLI).
 # FORMAT=text|json|mermaid|markdown; BASE=plan.json (a FORMAT=json plan) adds what changed.
+# The policy pack runs on the plan (in .venv-policy) and a mandatory violation fails it;
+# POLICY=report shows violations without failing, POLICY=off skips the pack.
 # Silent recipe: the output is the plan alone, fit for redirecting to a file.
 FORMAT ?= text
-plan: venv
-	@$(BIN)/python -m plan --stack $(STACK) --format $(FORMAT) $(if $(BASE),--diff $(BASE))
+POLICY ?= enforce
+plan: venv policy-venv
+	@$(BIN)/python -m plan --stack $(STACK) --format $(FORMAT) --policy $(POLICY) $(if $(BASE),--diff $(BASE))
 
 # The whole loop on loopback: emulator + handler, one queue per pipeline of Pulumi.$(STACK).yaml.
 # State (logs, outputs, run.json) in $(LOCAL_STATE)/$(STACK)/: one directory per stack.

@@ -1,10 +1,12 @@
 """What changed between two plans: added, removed, moved and changed resources and outputs.
 
-Changes the engine can only apply by deleting and re-creating a queue or a Cloud Run
-service are flagged first and loudly: a deleted queue drops its pending tasks and its
-name stays blocked for days; a re-created service gets a new URL. A resource whose
-alias names a resource of the base plan is moved there, as the engine does, not
-deleted and re-created; its setting changes are compared across the move.
+Changes the engine can only apply by deleting and re-creating a resource are flagged
+first and loudly, with the input that forces it (from the provider's schema, see
+plan.replacement), what the replacement loses, and whether `protect` makes `pulumi up`
+refuse it. A resource whose alias names a resource of the base plan is moved there, as
+the engine does, not deleted and re-created; its setting changes are compared across
+the move. JSON held in an input and long text are compared by key and by line
+(plan.readable), so a one-field change reads as one line.
 """
 
 from __future__ import annotations
@@ -14,17 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from plan import readable, replacement
 from plan.document import Resource, resources, short_type
 from plan.recorder import UNKNOWN
-
-QUEUE = "gcp:cloudtasks/queue:Queue"
-CLOUD_RUN = "gcp:cloudrunv2/service:Service"
-# Inputs the provider marks ForceNew on these types: changing one replaces the resource.
-REPLACED_ON = {QUEUE: ("name", "location", "project"), CLOUD_RUN: ("name", "location", "project")}
-WHY = {
-    QUEUE: "its pending tasks are lost and a deleted queue's name is blocked for days",
-    CLOUD_RUN: "the service gets a new URL; in-flight requests are cut",
-}
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -32,7 +26,9 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict) and value:
         flat: dict[str, Any] = {}
         for key, item in value.items():
-            flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+            # A list keyed by its items' titles (plan.readable) reads `tiles["Title"]`.
+            joint = "" if str(key).startswith("[") else "."
+            flat.update(flatten(item, f"{prefix}{joint}{key}" if prefix else str(key)))
         return flat
     if isinstance(value, list) and value:
         flat = {}
@@ -48,11 +44,24 @@ ABSENT = "(absent)"
 
 def _changes(before: Any, after: Any) -> list[tuple[str, Any, Any]]:
     old, new = flatten(before), flatten(after)
-    return [
-        (key, old.get(key, ABSENT), new.get(key, ABSENT))
-        for key in sorted(old.keys() | new.keys())
-        if old.get(key, ABSENT) != new.get(key, ABSENT)
-    ]
+    changes: list[tuple[str, Any, Any]] = []
+    for key in sorted(old.keys() | new.keys()):
+        a, b = old.get(key, ABSENT), new.get(key, ABSENT)
+        if a == b:
+            continue
+        if readable.is_long_text(a) and readable.is_long_text(b):
+            changes += readable.line_changes(key, a, b)
+        else:
+            changes.append((key, *readable.elide(a, b)))
+    return changes
+
+
+@dataclass(frozen=True)
+class Forced:
+    """An input change that replaces the resource, and the provider attribute that says so."""
+
+    path: str
+    attribute: str
 
 
 @dataclass
@@ -61,8 +70,10 @@ class PlanDiff:
     removed: list[Resource] = field(default_factory=list)
     changed: dict[str, list[tuple[str, Any, Any]]] = field(default_factory=dict)
     """Resource key -> (setting, before, after); ABSENT where a side lacks the setting."""
-    replaced: dict[str, list[str]] = field(default_factory=dict)
-    """Resource key -> the inputs whose change forces its replacement."""
+    replaced: dict[str, list[Forced]] = field(default_factory=dict)
+    """Resource key -> the input changes that force its replacement."""
+    protected: set[str] = field(default_factory=set)
+    """Keys of replaced or removed resources the base plan protects: `pulumi up` refuses."""
     moved: dict[str, str] = field(default_factory=dict)
     """Resource key in the head plan -> its key in the base plan, by an alias."""
     outputs: list[tuple[str, Any, Any]] = field(default_factory=list)
@@ -118,15 +129,29 @@ def compare(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
     pairs = {key: key for key in old.keys() & new.keys()} | moved
     for key, old_key in sorted(pairs.items()):
         before, after = old[old_key], new[key]
-        changes = _changes(before.inputs, after.inputs)
+        changes = _changes(readable.expand(before.inputs), readable.expand(after.inputs))
         if before.protect != after.protect:
             changes.append(("(protect)", before.protect, after.protect))
         if changes:
             diff.changed[key] = changes
-        forcing = [p for p in REPLACED_ON.get(after.type, ()) if any(c[0] == p for c in changes)]
+        forcing = _forced(after.type, before.inputs, after.inputs)
         if forcing:
             diff.replaced[key] = forcing
+            if before.protect:
+                diff.protected.add(key)
+    diff.protected |= {r.key for r in diff.removed if r.protect}
     return diff
+
+
+def _forced(type_: str, before: dict[str, Any], after: dict[str, Any]) -> list[Forced]:
+    old, new = flatten(before), flatten(after)
+    found = []
+    for path in sorted(old.keys() | new.keys()):
+        if old.get(path, ABSENT) != new.get(path, ABSENT):
+            attribute = replacement.forcing(type_, path)
+            if attribute is not None:
+                found.append(Forced(path, attribute))
+    return found
 
 
 def _move(both: dict[str, Resource], key: str, old_key: str) -> str:
@@ -146,6 +171,15 @@ def _place(both: dict[str, Resource], parent: str) -> str:
     return both[parent].label if parent in both else "the stack"
 
 
+def _refusal(diff: PlanDiff, key: str) -> list[str]:
+    if key not in diff.protected:
+        return []
+    return [
+        "   protected: `pulumi up` refuses to delete it and stops; to go ahead, unprotect it"
+        " in an update of its own first"
+    ]
+
+
 def _show(value: Any) -> str:
     return value if value in (ABSENT, UNKNOWN) else json.dumps(value, ensure_ascii=False)
 
@@ -154,11 +188,20 @@ def render(diff: PlanDiff, base_name: str, head_name: str) -> str:
     lines = [f"Plan changes from {base_name} to {head_name}:"]
     if diff.empty:
         return lines[0] + " none.\n"
-    loud = [
-        f"!! REPLACE {diff.both[key].label}: {', '.join(props)} changed -- deleted and"
-        f" re-created; {WHY[diff.both[key].type]}"
-        for key, props in diff.replaced.items()
-    ] + [f"!! DELETE {r.label}: {WHY[r.type]}" for r in diff.removed if r.type in WHY]
+    loud = []
+    for key, forced in diff.replaced.items():
+        resource = diff.both[key]
+        fields = ", ".join(f"{f.path} (ForceNew {f.attribute})" for f in forced)
+        loud += [
+            f"!! REPLACE {resource.label}: {fields} changed -- deleted and re-created;"
+            f" lost: {replacement.lost(resource.type, resource.inputs)}",
+            *_refusal(diff, key),
+        ]
+    for r in (r for r in diff.removed if r.type in replacement.LOST):
+        lost = replacement.lost(r.type, r.inputs)
+        loud += [f"!! DELETE {r.label}: lost: {lost}", *_refusal(diff, r.key)]
+    if diff.replaced:
+        loud.append(f"   (ForceNew from the provider's schema: {replacement.source()})")
     if loud:
         lines += ["", *loud]
     if diff.added:

@@ -235,15 +235,30 @@ def _outputs(value: Any, indent: str) -> list[str]:
     return [f"{indent}{UNKNOWN if value == UNKNOWN else json.dumps(value)}"]
 
 
+def counts(document: dict[str, Any]) -> tuple[int, int]:
+    """(cloud resources, components) of a plan."""
+    by_key = resources(document)
+    custom = sum(not r.component for r in by_key.values())
+    return custom, len(by_key) - custom
+
+
+def summary(document: dict[str, Any]) -> str:
+    custom, components = counts(document)
+    return (
+        f"Stack {document['stack']} plans {custom} resources in {components} components"
+        f" (the full tree and graph: `make plan STACK={document['stack']} FORMAT=markdown`)."
+    )
+
+
 def render(document: dict[str, Any]) -> str:
     by_key = resources(document)
     children: dict[str, list[Resource]] = {}
     for resource in by_key.values():
         children.setdefault(resource.parent, []).append(resource)
-    custom = sum(not r.component for r in by_key.values())
+    custom, components = counts(document)
     lines = [
         f"Offline plan of stack {document['stack']} ({document['project']}):"
-        f" {custom} resources in {len(by_key) - custom} components, computed under mocks"
+        f" {custom} resources in {components} components, computed under mocks"
         " (no cloud, no credentials; not a `pulumi preview`)",
         "",
     ]

@@ -47,16 +47,86 @@ def test_markdown_with_diff_heads_the_comment_with_the_changes(tmp_path: Path) -
     argv = ["--stack", "dev", "--stack-file", str(stack_file), "--format", "markdown"]
     assert main([*argv, "--diff", str(base), "-o", str(target)]) == 0
     text = target.read_text()
-    sections = ["## Offline plan: stack `dev`", "### Changes", "### Resources", "### Graph"]
+    sections = ["## Offline plan: stack `dev`", "### Policy", "### Changes"]
     assert [text.index(s) for s in sections] == sorted(text.index(s) for s in sections)
-    assert "!! REPLACE cloudtasks.Queue orders: location changed --" in text
+    assert "!! REPLACE cloudtasks.Queue orders: location (ForceNew location) changed --" in text
+    # The changes alone: the full tree and graph are the plan without --diff.
+    assert "### Resources" not in text and "flowchart" not in text
+    assert text.endswith(
+        "Stack dev plans 29 resources in 8 components (the full tree and graph:"
+        " `make plan STACK=dev FORMAT=markdown`).\n"
+    )
+
+
+def test_markdown_without_diff_is_the_full_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--stack", "dev", "--format", "markdown"]) == 0
+    text = capsys.readouterr().out
+    sections = ["## Offline plan: stack `dev`", "### Policy", "### Resources", "### Graph"]
+    assert [text.index(s) for s in sections] == sorted(text.index(s) for s in sections)
     assert "```mermaid\nflowchart LR\n" in text
+
+
+PLACEHOLDER_MESSAGE = "whose digest is a placeholder, not an image's"
+
+
+def test_prod_plan_fails_on_the_placeholder_digest_and_says_how_to_fix_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--stack", "prod"]) == 3
+    captured = capsys.readouterr()
+    verdicts = captured.out[captured.out.index("Policy pack") :].splitlines()
+    assert verdicts[0].endswith("2 mandatory, 0 advisory violations")
+    for service, line in zip(("orders", "reports"), verdicts[1:3], strict=True):
+        assert line.startswith(
+            f"  MANDATORY cloudrun-image-pinned-by-digest [cloudrunv2.Service {service}]:"
+        )
+        assert PLACEHOLDER_MESSAGE in line and "Pin the image's real digest" in line
+    assert "would stop here" in captured.err
+
+
+def test_policy_report_shows_violations_without_failing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--stack", "prod", "--policy", "report"]) == 0
+    assert PLACEHOLDER_MESSAGE in capsys.readouterr().out
+    assert main(["--stack", "prod", "--policy", "off"]) == 0
+    assert "Policy pack" not in capsys.readouterr().out
+
+
+def test_json_plan_is_written_and_verdicts_go_to_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], prod_plan: dict[str, Any]
+) -> None:
+    target = tmp_path / "plan.json"
+    assert main(["--stack", "prod", "--format", "json", "-o", str(target)]) == 3
+    assert target.read_text() == document.dumps(prod_plan)
+    assert PLACEHOLDER_MESSAGE in capsys.readouterr().err
+
+
+def test_an_untagged_image_in_prod_fails_the_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = read_stack_file(ROOT / "Pulumi.prod.yaml").config
+    for settings in values["cloudrun-tasks:pipelines"].values():
+        settings["service"]["image"] = "us-docker.pkg.dev/cloudrun/container/hello"
+    stack_file = write_stack_file(tmp_path, values)
+    assert main(["--stack", "prod", "--stack-file", str(stack_file)]) == 3
+    assert "which is not pinned by digest" in capsys.readouterr().out
+
+
+def test_a_released_prod_plan_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    values = read_stack_file(ROOT / "Pulumi.prod.yaml").config
+    for settings in values["cloudrun-tasks:pipelines"].values():
+        repository = settings["service"]["image"].split("@")[0]
+        settings["service"]["image"] = f"{repository}@sha256:{'5f1d2c3b' * 8}"
+    stack_file = write_stack_file(tmp_path, values)
+    assert main(["--stack", "prod", "--stack-file", str(stack_file)]) == 0
+    assert "0 mandatory, 0 advisory violations" in capsys.readouterr().out
 
 
 def test_diff_against_itself_is_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = tmp_path / "base.json"
-    assert main(["--stack", "prod", "--format", "json", "-o", str(base)]) == 0
-    assert main(["--stack", "prod", "--diff", str(base)]) == 0
+    assert main(["--stack", "prod", "--format", "json", "-o", str(base), "--policy", "off"]) == 0
+    assert main(["--stack", "prod", "--diff", str(base), "--policy", "off"]) == 0
     assert capsys.readouterr().out == f"Plan changes from {base} to this plan: none.\n"
 
 

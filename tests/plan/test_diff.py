@@ -47,12 +47,30 @@ def test_location_change_flags_queue_and_service_replacement() -> None:
     head = pipeline()
     head["location"] = "europe-west1"
     changes, text = _render(plan_of(config()), plan_of(config(orders=head)))
-    assert sorted(changes.both[key].label for key in changes.replaced) == [
-        "cloudrunv2.Service orders",
-        QUEUE,
-    ]
-    assert f"!! REPLACE {QUEUE}: location changed -- deleted and re-created;" in text
-    assert "!! REPLACE cloudrunv2.Service orders: location changed" in text
+    replaced = {changes.both[key].label: forced for key, forced in changes.replaced.items()}
+    # The grants on the queue and the service name their location, and the database's
+    # default location follows the pipelines (idempotency.default_location): moving the
+    # only pipeline moves it, and a Firestore database can't move.
+    assert replaced == {
+        "firestore.Database idempotency": [diff.Forced("locationId", "location_id")],
+        QUEUE: [diff.Forced("location", "location")],
+        "cloudrunv2.Service orders": [diff.Forced("location", "location")],
+        "cloudtasks.QueueIamMember orders-cloudtasks-enqueuer-serviceAccount-api@"
+        "acme-tasks-plan.iam.gserviceaccount.com": [diff.Forced("location", "location")],
+        "cloudrunv2.ServiceIamMember orders-run-invoker-invoker": [
+            diff.Forced("location", "location")
+        ],
+    }
+    assert (
+        f"!! REPLACE {QUEUE}: location (ForceNew location) changed -- deleted and re-created;"
+        " lost: every task waiting in the queue;"
+    ) in text
+    assert (
+        "!! REPLACE cloudrunv2.Service orders: location (ForceNew location) changed --"
+        " deleted and re-created; lost: the service's URL"
+    ) in text
+    assert "(ForceNew from the provider's schema: terraform-provider-google-beta v7.45.0" in text
+    assert "protected:" not in text  # unprotected: `pulumi up` would go ahead
     # Loud means first: the flags come before the list of changes.
     assert text.index("!! REPLACE") < text.index("Changed:")
 
@@ -60,15 +78,26 @@ def test_location_change_flags_queue_and_service_replacement() -> None:
 def test_project_change_replaces_too() -> None:
     head = config()
     head["gcp:project"] = "acme-tasks-other"
-    changes, _ = _render(plan_of(config()), plan_of(head))
-    assert sorted(props for props in changes.replaced.values()) == [["project"], ["project"]]
+    base = plan_of(config())
+    changes, _ = _render(base, plan_of(head))
+    # Every resource that names its project (nearly all) is re-created in the new one.
+    with_project = {
+        key
+        for key, r in base["resources"].items()
+        if "project" in r["inputs"] and not r["component"]
+    }
+    assert len(with_project) > 15
+    assert set(changes.replaced) == with_project
+    assert all(diff.Forced("project", "project") in forced for forced in changes.replaced.values())
 
 
 def test_removed_pipeline_is_a_loud_deletion_and_added_one_is_listed() -> None:
     base = plan_of(config(orders=pipeline()))
     head = plan_of(config(payments=pipeline()))
     changes, text = _render(base, head)
-    assert f"!! DELETE {QUEUE}: its pending tasks are lost" in text
+    assert f"!! DELETE {QUEUE}: lost: every task waiting in the queue" in text
+    # A grant going away is listed, not shouted: it holds no data.
+    assert "!! DELETE cloudtasks.QueueIamMember" not in text
     assert "!! DELETE cloudrunv2.Service orders" in text
     assert "  + cloudtasks.Queue payments\n" in text
     assert "  - cloudtasks.Queue orders\n" in text

@@ -9,6 +9,9 @@ import pytest
 from plan.__main__ import main
 from plan.stackfile import SECRET, StackFileError, read_stack_file
 
+# Stack "x" has no policy config: the pack runs at its default levels, and its verdicts
+# (printed too) must not show the secret either.
+REPORT = ("--policy", "report")
 CIPHERTEXT = "v1:Zm9vYmFyYmF6cXV4:c2VjcmV0LWNpcGhlcnRleHQ="
 
 STACK = f"""config:
@@ -43,7 +46,7 @@ def test_no_format_prints_a_secure_value(
     tmp_path: Path, format_: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write(tmp_path, STACK)
-    assert main(["--stack", "x", "--stack-file", str(path), "--format", format_]) == 0
+    assert main(["--stack", "x", "--stack-file", str(path), "--format", format_, *REPORT]) == 0
     out = capsys.readouterr().out
     assert CIPHERTEXT not in out and "secure" not in out
     assert out.strip()
@@ -55,12 +58,25 @@ def test_diff_does_not_print_a_secure_value(
     base = tmp_path / "base.json"
     plain = write(tmp_path, STACK.replace(f"\n            secure: {CIPHERTEXT}", " plain"))
     assert (
-        main(["--stack", "x", "--stack-file", str(plain), "--format", "json", "-o", str(base)]) == 0
+        main(
+            [
+                "--stack",
+                "x",
+                "--stack-file",
+                str(plain),
+                "--format",
+                "json",
+                "-o",
+                str(base),
+                *REPORT,
+            ]
+        )
+        == 0
     )
     capsys.readouterr()
     secured = tmp_path / "secured.yaml"
     secured.write_text(STACK)
-    assert main(["--stack", "x", "--stack-file", str(secured), "--diff", str(base)]) == 0
+    assert main(["--stack", "x", "--stack-file", str(secured), "--diff", str(base), *REPORT]) == 0
     out = capsys.readouterr().out
     assert CIPHERTEXT not in out
     assert SECRET in out  # the template changed to a secret: shown, not its value

@@ -132,3 +132,20 @@ def test_offline_plan_reaches_every_pull_request() -> None:
     assert any("GITHUB_STEP_SUMMARY" in r for r in runs)
     [comment] = [s for s in plan["steps"] if "gh pr comment" in s.get("run", "")]
     assert comment["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+
+
+def test_offline_plan_keeps_the_full_plan_and_comments_a_fitted_summary() -> None:
+    steps = load("pull-request.yml")["jobs"]["plan"]["steps"]
+    runs = "\n".join(s.get("run", "") for s in steps)
+    # The comment is never cut mid-line: no byte-count truncation, plan.comment fits it.
+    assert "head -c" not in runs
+    [upload] = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert upload["with"]["path"] == "plan-out/"
+    assert upload["with"]["if-no-files-found"] == "error"
+    [comment] = [s for s in steps if "gh pr comment" in s.get("run", "")]
+    assert "python -m plan.comment" in comment["run"]
+    assert comment["env"]["ARTIFACT_URL"] == f"${{{{ steps.{upload['id']}.outputs.artifact-url }}}}"
+    # Base plan: only a diff base; this PR's plan: verdicts shown, the preview enforces.
+    assert "--policy off" in runs and "--policy report" in runs
+    for output in ("plan-out/plan.json", "plan-out/plan.md", "plan-out/changes.md"):
+        assert output in runs

@@ -1,0 +1,1 @@
+"""Which inputs force a replacement: the generated table (table.json) and its generator."""
