@@ -201,7 +201,13 @@ def test_a_signal_stops_sending_and_reports_every_line(
         start_new_session=True,
     )
     try:
-        time.sleep(3)  # interpreter up, requests in flight against a silent server
+        # The channel connects once the interpreter has imported everything (slow on a
+        # loaded machine); the 8 requests are on the wire a moment later.
+        deadline = time.monotonic() + 60
+        while not hanging.held and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert hanging.held, "bulk never connected to the server"
+        time.sleep(1)
         started = time.monotonic()
         os.kill(process.pid, signum)
         out, err = process.communicate(timeout=30)
