@@ -37,12 +37,13 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from google.api_core import exceptions
-from google.api_core.retry import Retry, if_transient_error
 from google.cloud import firestore
 
 from handler.store import Claim
@@ -55,9 +56,20 @@ FIRST_ATTEMPT = "firstAttemptAt"
 # Renewals and background completions at once: an instance may hold as many claims as
 # requests, up to 1000 (Cloud Run's maximum concurrency), and each is a read and a write.
 RENEW_THREADS = 8
-# Transient errors (Unavailable, Aborted, ResourceExhausted...) are retried within the call's
-# deadline, from this first backoff up to the next.
+# Errors worth another read and write, within the call's deadline: every write is conditional,
+# so trying again is always safe. Aborted is the emulator's "Transaction lock timeout."
+TRANSIENT = (
+    exceptions.Aborted,
+    exceptions.DeadlineExceeded,
+    exceptions.InternalServerError,
+    exceptions.ServiceUnavailable,
+    exceptions.TooManyRequests,
+)
+# Backoff between those tries: from the first to the second, doubling.
 BACKOFF_S = (0.05, 1.0)
+# A call given no timeout still ends: the client library's own default.
+UNBOUNDED_S = 60.0
+T = TypeVar("T")
 
 logger = logging.getLogger("handler.store")
 
@@ -103,27 +115,36 @@ class _Deadline:
     """What is left of a call's time, for each RPC it makes."""
 
     def __init__(self, timeout: float | None) -> None:
-        self._end = None if timeout is None else time.monotonic() + timeout
+        self._end = time.monotonic() + (UNBOUNDED_S if timeout is None else timeout)
 
-    def left(self) -> float | None:
-        if self._end is None:
-            return None
+    def left(self) -> float:
         left = self._end - time.monotonic()
         if left <= 0:
             raise StoreTimeout("the idempotency store did not answer within the time left")
         return left
 
     def rpc(self) -> dict[str, object]:
-        """retry/timeout arguments for one client call: transient errors retried, all of it
-        within what is left."""
-        left = self.left()
-        retry = Retry(
-            predicate=if_transient_error,
-            initial=BACKOFF_S[0],
-            maximum=BACKOFF_S[1],
-            timeout=left if left is not None else 60.0,
-        )
-        return {"retry": retry, "timeout": left}
+        """Arguments for one client call: no retry of its own (the caller reads again, and
+        its write is conditional), within what is left."""
+        return {"retry": None, "timeout": self.left()}
+
+    def until_done(self, step: "Callable[[], T | None]") -> T:
+        """Runs STEP (a read, then a conditional write) until it returns something: None
+        means another write came first, a TRANSIENT error that the store stumbled; both are
+        tried again until the deadline, then StoreTimeout (with the last error as cause)."""
+        backoff = BACKOFF_S[0]
+        while True:
+            try:
+                result = step()
+            except TRANSIENT as exc:
+                try:
+                    time.sleep(min(backoff, self.left()))
+                except StoreTimeout as timeout:
+                    raise timeout from exc
+                backoff = min(backoff * 2, BACKOFF_S[1])
+                continue
+            if result is not None:
+                return result
 
 
 @dataclass
@@ -199,11 +220,12 @@ class FirestoreStore:
         ref = self._document(key)
         token = uuid.uuid4().hex
         settled = (PROCESSED,) if replay else SETTLED
-        leased = time.monotonic()
-        while True:
+        leased = [time.monotonic()]
+
+        def step() -> Claim | None:
             snapshot, record = self._read(ref, deadline)
             if _ours(record, token):  # our write landed, its answer was lost
-                break
+                return Claim.ACQUIRED
             now = datetime.now(UTC)
             if record.get("state") in settled:
                 return Claim.DONE
@@ -221,14 +243,21 @@ class FirestoreStore:
                 TTL_FIELD: now,
                 "key": key,
             }
-            leased = time.monotonic()
-            if self._write_if_unchanged(ref, snapshot, fields, deadline):
-                break
+            leased[0] = time.monotonic()
+            return (
+                Claim.ACQUIRED
+                if self._write_if_unchanged(ref, snapshot, fields, deadline)
+                else None
+            )
+
+        claim = deadline.until_done(step)
+        if claim is not Claim.ACQUIRED:
+            return claim
         # ACQUIRED only while the lease holds, with time to renew it: a write that took a
         # third of the lease is renewed now, and if another delivery took the task over
         # meanwhile, this one comes back later.
-        if time.monotonic() - leased >= self._lease.total_seconds() / 3:
-            leased = time.monotonic()
+        if time.monotonic() - leased[0] >= self._lease.total_seconds() / 3:
+            leased[0] = time.monotonic()
             if not self._renew(key, token, deadline):
                 return Claim.IN_PROGRESS
         # Before the claim is recorded here: if no thread can start, claim() raises, the
@@ -236,11 +265,12 @@ class FirestoreStore:
         # instead of staying recorded, and renewed, for a request that is gone.
         self._start_renewer()
         with self._lock:
-            self._owners[key, threading.get_ident()] = _Held(token, leased)
+            self._owners[key, threading.get_ident()] = _Held(token, leased[0])
         return Claim.ACQUIRED
 
     def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
-        _, record = self._read(self._document(key), _Deadline(timeout))
+        deadline = _Deadline(timeout)
+        _, record = deadline.until_done(lambda: self._read(self._document(key), deadline))
         first = record.get(FIRST_ATTEMPT)
         return first if isinstance(first, datetime) else None
 
@@ -344,14 +374,16 @@ class FirestoreStore:
 
     def _renew(self, key: str, token: str, deadline: _Deadline) -> bool:
         ref = self._document(key)
-        while True:
+
+        def step() -> bool | None:
             snapshot, record = self._read(ref, deadline)
             if not _ours(record, token):
                 return False
             now = datetime.now(UTC)
             fields: dict[str, object] = {"leaseUntil": now + self._lease, TTL_FIELD: now}
-            if self._write_if_unchanged(ref, snapshot, fields, deadline):
-                return True
+            return True if self._write_if_unchanged(ref, snapshot, fields, deadline) else None
+
+        return deadline.until_done(step)
 
     def _forget(self, key: str) -> str | None:
         """Stops renewing this request's claim of KEY; its owner token, if it held one."""
@@ -366,14 +398,15 @@ class FirestoreStore:
         delivery may have processed the task, and a replay must then be a duplicate), nor
         over another delivery's live claim (its own outcome will be written)."""
         ref = self._document(key)
-        while True:
+
+        def step() -> bool | None:
             snapshot, record = self._read(ref, deadline)
             now = datetime.now(UTC)
             if record.get("state") in (PROCESSED, outcome):
-                return
+                return True
             if not _ours(record, token) and _live(record, now):
                 if outcome == DEAD_LETTERED:
-                    return
+                    return True
                 logger.error(
                     {
                         "message": "claim lost: another delivery holds this task, which was"
@@ -388,8 +421,9 @@ class FirestoreStore:
                 TTL_FIELD: now,
                 "key": key,
             }
-            if self._write_if_unchanged(ref, snapshot, fields, deadline):
-                return
+            return True if self._write_if_unchanged(ref, snapshot, fields, deadline) else None
+
+        deadline.until_done(step)
 
     def complete(
         self, key: str, *, dead_lettered: bool = False, timeout: float | None = None
@@ -417,11 +451,12 @@ class FirestoreStore:
         token = self._forget(key)
         deadline = _Deadline(timeout)
         ref = self._document(key)
-        while True:
+
+        def step() -> bool | None:
             snapshot, record = self._read(ref, deadline)
             # Only our own claim: after our lease lapsed another delivery may hold it.
             if not _ours(record, token):
-                return
+                return True
             now = datetime.now(UTC)
             fields = {
                 "state": "released",
@@ -429,5 +464,6 @@ class FirestoreStore:
                 "leaseUntil": firestore.DELETE_FIELD,
                 TTL_FIELD: now,
             }
-            if self._write_if_unchanged(ref, snapshot, fields, deadline):
-                return
+            return True if self._write_if_unchanged(ref, snapshot, fields, deadline) else None
+
+        deadline.until_done(step)
