@@ -324,7 +324,7 @@ def create_app(
 
             last = last_attempt_of(task, datetime.now(UTC))
             claim, error = ask(task)
-            if last():
+            if claim in (Claim.IN_PROGRESS, None) and last():
                 claim, error = last_chance(task, claim, error)
                 if claim in (Claim.IN_PROGRESS, None):
                     # Still unsettled: the dead letter keeps the task. A replay shares its

@@ -85,14 +85,15 @@ def subscription(pubsub: Child) -> Iterator[str]:
         channel.close()
 
 
-def publish(pubsub: Child, body: bytes, task_name: str) -> str:
-    """A dead letter as the handler publishes it; returns its message id."""
+def publish(pubsub: Child, body: bytes, task_name: str, queue: str = "orders") -> str:
+    """A dead letter as the handler publishes it, from queue id QUEUE; returns its message
+    id. The handler honours a replay on its original's queue only."""
     channel = grpc.insecure_channel(pubsub.address)
     try:
         publisher = PublisherClient(transport=PublisherGrpcTransport(channel=channel))
         attributes = {
             "taskName": task_name,
-            "queue": "orders",
+            "queue": queue,
             "retryCount": "0",
             "reason": "payload asked to be rejected",
             "path": "/orders/import",
@@ -180,7 +181,8 @@ def test_a_big_dead_letter_is_replayed_delivered_byte_for_byte_and_acknowledged_
     }
     outputs = tmp_path / "pipelines.json"
     outputs.write_text(json.dumps({"orders": entry}))
-    message_id = publish(pubsub, BODY, "original-task-7")
+    queue_id = queue.rsplit("/", 1)[-1]
+    message_id = publish(pubsub, BODY, "original-task-7", queue_id)
     name = f"{queue}/tasks/{replay_task_id('original-task-7', message_id)}"
 
     # Dry run: shown, not created, still waiting.
@@ -200,7 +202,7 @@ def test_a_big_dead_letter_is_replayed_delivered_byte_for_byte_and_acknowledged_
         "bytes": len(BODY),
         "sha256": hashlib.sha256(BODY).hexdigest(),
         "contentType": "application/json",
-        "replayOf": "orders/original-task-7",  # the original task, queue/name
+        "replayOf": f"{queue_id}/original-task-7",  # the original task, queue/name
         "tenant": "acme",
     }
     assert done["path"] == "/orders/import"
