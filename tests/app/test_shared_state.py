@@ -98,9 +98,11 @@ def delivery(queue: str, name: str, retry: int = 0, **extra: str) -> dict[str, s
     }
 
 
-def post(handler: Child, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
+def post(
+    handler: Child, headers: Mapping[str, str], body: bytes, target: str = "/work"
+) -> tuple[int, str]:
     request = urllib.request.Request(
-        f"http://{handler.address}/work", data=body, headers=dict(headers), method="POST"
+        f"http://{handler.address}{target}", data=body, headers=dict(headers), method="POST"
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -642,6 +644,28 @@ def test_a_frozen_firestore_gets_its_answer_within_the_budget(
     assert "StoreTimeout" in str(line["error"])
 
 
+def test_a_replay_naming_another_queues_task_cannot_cancel_it(
+    emulators: dict[str, str],
+) -> None:
+    # Issue 19.2: every pipeline shares the database; a task on orders naming payments'
+    # task in X-Replay-Of ran under its key, and the real payments task became a duplicate.
+    calls: list[str] = []
+    sink = RecordingSink()
+    suffix = uuid.uuid4().hex[:8]
+    orders, payments = f"orders-{suffix}", f"payments-{suffix}"
+    store, test = store_app(5, sink, calls)
+    try:
+        forged = {**delivery(orders, "evil"), "X-Replay-Of": f"{payments}/order-42"}
+        first = test.post("/work", data=b"{}", headers=forged)
+        real = test.post("/work", data=b"{}", headers=delivery(payments, "order-42"))
+    finally:
+        store.close()
+    assert (first.json, real.json) == ({"status": "rejected"}, {"status": "done"})
+    assert calls == ["order-42"]
+    [reason] = sink.reasons
+    assert f"names queue '{payments}', not this task's queue '{orders}'" in reason
+
+
 # --- Pub/Sub: dead letters whole, and nothing lost when it is down ---------------------------
 
 
@@ -682,6 +706,22 @@ def test_a_rejected_task_of_several_hundred_kb_reaches_the_subscription_byte_for
     }
     assert "secret-token-1" not in log and "secret-key-123" not in log
     assert '"deadLetter": true' not in log  # kept by Pub/Sub: not repeated in the log
+
+
+@pytest.mark.parametrize("target", ["/orders?tenant=a", "/x%3Fy", "/a%2Fb/c%20d?q=%20&r"])
+def test_the_dead_letter_path_is_the_request_target_as_gunicorn_received_it(
+    emulators: dict[str, str], tmp_path: Path, target: str
+) -> None:
+    # Issue 19.9: `/orders?tenant=a` came back as `/orders`, `/x%3Fy` as `/x` with query `y`.
+    topic, sub = subscription(emulators)
+    env = handler_env(emulators, TASK_DEAD_LETTER_TOPIC=topic)
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    body = json.dumps({"reject": True}).encode()
+    with running(start_handler(tmp_path / "h.log", env=env)) as handler:
+        assert post(handler, delivery(queue, "t"), body, target) == (200, "rejected")
+    response = pubsub_v1.SubscriberClient().pull(subscription=sub, max_messages=10, timeout=30)
+    [received] = response.received_messages
+    assert received.message.attributes["path"] == target
 
 
 def test_pub_sub_unavailable_answers_5xx_and_the_last_attempt_is_logged_whole(
