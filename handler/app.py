@@ -162,15 +162,18 @@ def create_app(
         left = task.time_left()
         return None if left is None else max(left * share, STORE_FLOOR_S)
 
-    # Cloud Tasks' retry rule (RetryConfig, cloud.google.com/tasks/docs/reference/rest/v2/
-    # projects.locations.queues#RetryConfig): "Once max_retry_duration time has passed *and*
-    # the task has been attempted max_attempts times, no further attempts will be made and
-    # the task will be deleted"; max_attempts -1 is unlimited, max_retry_duration 0 is
-    # unlimited, and the duration is "measured from when the task was first attempted".
+    # Cloud Tasks' retry rule (google.cloud.tasks.v2 RetryConfig, cloud.google.com/tasks/docs/
+    # reference/rest/v2/projects.locations.queues#RetryConfig): "Cloud Tasks stops retrying
+    # only when max_attempts and max_retry_duration are both satisfied ... When the task has
+    # been attempted max_attempts times and when the max_retry_duration time has passed, no
+    # further attempts are made, and the task is deleted"; -1 attempts is unlimited, a 0s
+    # duration is unlimited, and the duration is "measured from when the task was first
+    # attempted" (v2beta3 text).
     def attempts_reached(task: TaskRequest) -> bool:
         if max_attempts is None:
-            # Unlimited attempts with a retry duration: Cloud Tasks ends the task when the
-            # duration has passed, so the attempt count is no condition.
+            # -1 with a retry duration: the reference doesn't say whether unlimited attempts
+            # ever count as "satisfied"; taken as satisfied (Cloud Tasks then deletes the task
+            # once the duration has passed), which errs toward a dead letter, never a loss.
             return max_retry_duration is not None
         return task.retry_count + 1 >= max_attempts
 
