@@ -25,7 +25,8 @@ EMULATOR_VENV := .venv-emulator
 BIN := $(VENV)/bin
 
 .PHONY: test lint types unit policy-types policy-test workflows zizmor lock lock-upgrade \
-	lock-check venv policy-venv emulator-venv local plan bench-enqueue bench-scale bench-handler clean
+	lock-check venv policy-venv emulator-venv local plan bench-enqueue bench-scale bench-handler \
+	soak clean
 
 test: lint types unit policy-types policy-test workflows zizmor lock-check
 
@@ -158,6 +159,12 @@ bench-enqueue: venv emulator-venv
 # and with claims in the Firestore emulator (when gcloud is installed).
 bench-handler: venv
 	$(BIN)/python -m bench.handler
+
+# Three handlers on Google's Firestore and Pub/Sub emulators, 5,000 tasks each delivered three
+# times at once, SIGKILLs, Firestore frozen now and then, Pub/Sub down once: exits 1 on any
+# lost or doubled task. Not part of `make test` (about four minutes; needs gcloud and java).
+soak: venv
+	$(BIN)/python -m soak
 
 # The program under mocks at 1/10/50/100 pipelines against a plain program.
 bench-scale: venv

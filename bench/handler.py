@@ -186,7 +186,7 @@ def main() -> int:
         claims = results[2].claim_ms
         print(
             f"firestore emulator at 80 threads: {results[2].rate / ideal:.0%} of the ideal; the"
-            f" claim (one transaction: read + write) adds p50 {percentile(claims, 0.5):.1f} ms,"
+            f" claim (a read and a conditional write) adds p50 {percentile(claims, 0.5):.1f} ms,"
             f" p99 {percentile(claims, 0.99):.1f} ms before the work starts (completing the"
             " record is one more write after it). The emulator is a JVM on this machine,"
             " sharing its CPUs with the handler: not Firestore's latency."

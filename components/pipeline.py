@@ -189,6 +189,9 @@ class TaskPipeline(pulumi.ComponentResource):
                     "TASK_FIRESTORE_DATABASE": args.database,
                     "TASK_DEAD_LETTER_TOPIC": topic_path,
                     "TASK_DISPATCH_DEADLINE": str(s.dispatch_deadline),
+                    # With TASK_MAX_ATTEMPTS: Cloud Tasks ends a task only once both are
+                    # reached, and the handler's last attempt must be that one.
+                    "TASK_MAX_RETRY_DURATION": str(s.queue.max_retry_duration),
                 },
                 iam_members=[IamMember(role=RUN_INVOKER, member=invoker.member, key="invoker")],
                 labels=labels,

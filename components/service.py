@@ -33,8 +33,8 @@ class TaskServiceArgs:
     a task to its dead-letter sink on the last attempt; -1 is unlimited."""
     pipeline_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Settings the pipeline gives the handler (TASK_FIRESTORE_DATABASE,
-    TASK_DEAD_LETTER_TOPIC, TASK_DISPATCH_DEADLINE); names in settings.service.PIPELINE_ENV,
-    which users can't set."""
+    TASK_DEAD_LETTER_TOPIC, TASK_DISPATCH_DEADLINE, TASK_MAX_RETRY_DURATION); names in
+    settings.service.PIPELINE_ENV, which users can't set."""
     iam_members: Sequence[IamMember] = field(default_factory=tuple)
     """Grants on the service, e.g. roles/run.invoker for the queue's invoker account."""
     labels: Mapping[str, str] = field(default_factory=dict)

@@ -34,6 +34,7 @@ def main() -> int:
             store=runtime.store,
             dead_letter=runtime.dead_letter,
             max_attempts=settings.max_attempts(os.environ),
+            max_retry_duration=settings.max_retry_duration(os.environ),
             dispatch_deadline=runtime.dispatch_deadline,
         )
     except (settings.SettingsError, argparse.ArgumentTypeError) as exc:

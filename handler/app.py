@@ -3,10 +3,14 @@
 Answers (Cloud Tasks retries anything that isn't 2xx, 4xx included):
   200 done               processed now
   200 duplicate          processed before (at-least-once delivery): not processed again
-  200 rejected           malformed payload or PermanentTaskError: dead-lettered, never retried
+  200 rejected           malformed payload (a body decode_payload can't read), PermanentTaskError,
+                         or an X-Replay-Of naming another queue's task: dead-lettered, never
+                         retried
   200 dead_lettered      failed on the last allowed attempt, or after the dispatch deadline
                          (Cloud Tasks no longer hears the answer), or the last attempt found
-                         the task still held (or the store down) all its budget: dead-lettered
+                         the task still held (or the store down) all its budget, or it was
+                         processed but its record could not be written in time (the claim is
+                         kept and the write retried meanwhile): dead-lettered
   409 in_progress        another delivery of the same task holds its claim: retry later (the
                          last attempt first waits, while it is heard, for the holder to settle)
   500 failed             the processor raised: Cloud Tasks retries with backoff
@@ -19,19 +23,22 @@ Nothing is lost: every answer either finishes the task (2xx: processed, or its d
 confirmed kept), or hands it back to Cloud Tasks with its claim released (5xx, 409) while
 Cloud Tasks still listens and will deliver it again. Every claim this handler acquires is
 settled before it answers, whatever the processor or a sink raises, so no claim outlives its
-request.
+request, except one whose outcome could not be written in time: the store keeps it, renewed,
+until the outcome lands. Every store and sink call is bounded by what is left of the answer
+budget.
 """
 
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote, urlsplit
 
 from flask import Flask, Response, jsonify, request
 
 from handler.dead_letter import DeadLetterSink, LogDeadLetterSink
-from handler.deadlines import answer_budget
+from handler.deadlines import answer_budget, margin
 from handler.logs import request_secrets
 from handler.store import Claim, IdempotencyStore, InMemoryStore
 from handler.task import MalformedTask, PermanentTaskError, TaskRequest, decode_payload, parse_task
@@ -61,6 +68,47 @@ DEAD_LETTERED = frozenset({"rejected", "dead_lettered"})
 
 HOLDER_POLL_S = 2.0
 """How often the last attempt asks again whether the delivery holding its task has settled."""
+
+STORE_FLOOR_S = 0.5
+"""What a store or sink call still gets once the answer budget is spent (work that ran past
+it): nobody hears that answer, and the record matters more than its timing."""
+
+COMPLETE_SHARE = 0.5
+"""The share of the time left that writing a task's outcome may take: the rest is for
+dead-lettering it if the write doesn't land."""
+
+UNKNOWN_SKEW = timedelta(seconds=1)
+"""With no dispatch deadline known, the allowance for Cloud Tasks having started counting a
+task's retry duration before its first attempt reached the handler."""
+
+
+def request_target(environ: Mapping[str, object]) -> str:
+    """The request target as it arrived: raw path and `?query`, percent-encoding untouched
+    (gunicorn's RAW_URI, Werkzeug's REQUEST_URI), not Flask's decoded path: a replay sends
+    it again as the task's relative URI (taskclient/replay.py)."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if isinstance(raw, str) and raw:
+        if raw.startswith("/"):
+            return raw
+        parts = urlsplit(raw)  # absolute form, http://host/path?query (RFC 9112 3.2.2)
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # A server that keeps no raw target: rebuilt, as close as the decoded path allows.
+    path = str(environ.get("PATH_INFO", "")).encode("latin-1").decode(errors="replace")
+    query = str(environ.get("QUERY_STRING", ""))
+    return quote(path or "/", safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
+
+
+def result_fields(result: object) -> dict[str, object]:
+    """The processor's result for its log line: a mapping, or nothing; anything else (a
+    processor returning True, say) is named rather than failing work that was done."""
+    if result is None:
+        return {"result": None}
+    if isinstance(result, Mapping):
+        return {"result": dict(result)}  # pyright: ignore[reportUnknownArgumentType]
+    return {
+        "result": None,
+        "resultIgnored": f"the processor returned {type(result).__name__}, not a mapping",
+    }
 
 
 def _log(task: TaskRequest, status: str, started: float, **extra: object) -> None:
@@ -95,19 +143,68 @@ def create_app(
     store: IdempotencyStore | None = None,
     dead_letter: DeadLetterSink | None = None,
     max_attempts: int | None = None,
+    max_retry_duration: timedelta | None = None,
     dispatch_deadline: timedelta | None = None,
 ) -> Flask:
-    """`max_attempts`: the queue's retry_config.max_attempts; None (unknown or unlimited)
-    means a retryable failure is never treated as the last attempt. `dispatch_deadline`: the
+    """`max_attempts`: the queue's retry_config.max_attempts, None for -1 (unlimited).
+    `max_retry_duration`: its max_retry_duration, None for 0s (unlimited). With both None a
+    retryable failure is never treated as the last attempt. `dispatch_deadline`: the
     queue's; None (unknown) means every answer is taken as heard."""
     tasks = store or InMemoryStore()
     sink = dead_letter or LogDeadLetterSink()
     last_resort = LogDeadLetterSink()
     budget = None if dispatch_deadline is None else answer_budget(dispatch_deadline)
+    skew = UNKNOWN_SKEW if dispatch_deadline is None else margin(dispatch_deadline)
     app = Flask("handler")
 
-    def last_attempt(task: TaskRequest) -> bool:
-        return max_attempts is not None and task.retry_count + 1 >= max_attempts
+    def time_for(task: TaskRequest, share: float = 1.0) -> float | None:
+        """What a store or sink call may take: its share of the answer budget left."""
+        left = task.time_left()
+        return None if left is None else max(left * share, STORE_FLOOR_S)
+
+    # Cloud Tasks' retry rule (google.cloud.tasks.v2 RetryConfig, cloud.google.com/tasks/docs/
+    # reference/rest/v2/projects.locations.queues#RetryConfig): "Cloud Tasks stops retrying
+    # only when max_attempts and max_retry_duration are both satisfied ... When the task has
+    # been attempted max_attempts times and when the max_retry_duration time has passed, no
+    # further attempts are made, and the task is deleted"; -1 attempts is unlimited, a 0s
+    # duration is unlimited, and the duration is "measured from when the task was first
+    # attempted" (v2beta3 text).
+    def attempts_reached(task: TaskRequest) -> bool:
+        if max_attempts is None:
+            # -1 with a retry duration: the reference doesn't say whether unlimited attempts
+            # ever count as "satisfied"; taken as satisfied (Cloud Tasks then deletes the task
+            # once the duration has passed), which errs toward a dead letter, never a loss.
+            return max_retry_duration is not None
+        return task.retry_count + 1 >= max_attempts
+
+    def first_attempt(task: TaskRequest, arrived: datetime) -> datetime | None:
+        if task.retry_count == 0:
+            return arrived
+        try:
+            return tasks.first_attempt(task.key, timeout=time_for(task))
+        except Exception:
+            return None
+
+    def last_attempt_of(task: TaskRequest, arrived: datetime) -> Callable[[], bool]:
+        """Whether Cloud Tasks ends the task if this attempt fails, asked when it matters
+        (the store is read once, and only once the attempts are reached). Where it can't be
+        known (the in-memory store, a record lost or unreadable) it errs toward the last
+        attempt: a dead letter may be replayed, a task Cloud Tasks deleted is lost."""
+        first: list[datetime | None] = []
+
+        def last() -> bool:
+            if not attempts_reached(task):
+                return False
+            if max_retry_duration is None:
+                return True
+            if not first:
+                first.append(first_attempt(task, arrived))
+            started = first[0]
+            if started is None:
+                return True
+            return datetime.now(UTC) + skew - started >= max_retry_duration
+
+        return last
 
     def unheard(task: TaskRequest) -> bool:
         """Past the deadline Cloud Tasks has counted this attempt failed: whether another
@@ -115,43 +212,58 @@ def create_app(
         left = task.time_left()
         return left is not None and left <= 0
 
-    def record(task: TaskRequest, reason: str, status: str, **extra: object) -> Outcome:
+    def record(
+        task: TaskRequest, reason: str, status: str, last: Callable[[], bool], **extra: object
+    ) -> Outcome:
         """Dead-letters the task: `status` with 200 once the sink confirms, else 500."""
         try:
-            sink.write(task, reason)
+            sink.write(task, reason, timeout=time_for(task))
         except Exception as exc:
-            if last_attempt(task) or unheard(task):
+            if last() or unheard(task):
                 # Cloud Tasks may not deliver it again: the log keeps it, whole.
                 last_resort.write(task, reason)
             return "dead_letter_failed", 500, {**extra, "reason": reason, "error": repr(exc)}
         return status, 200, {**extra, "reason": reason}
 
-    def attempt(task: TaskRequest) -> Outcome:
+    def refuse_forged_replay(task: TaskRequest) -> None:
+        if task.forged_replay:
+            reason = (
+                f"X-Replay-Of {task.replay_of!r} names queue {task.replayed_queue!r}, not this"
+                f" task's queue {task.queue!r}: a replay is honoured only on its own queue"
+            )
+            logger.error({"message": "replay refused", "taskName": task.name, "reason": reason})
+            raise MalformedTask(reason)
+
+    def attempt(task: TaskRequest, last: Callable[[], bool]) -> Outcome:
         try:
+            refuse_forged_replay(task)
             task = replace(task, payload=decode_payload(task))
-            result = processor(task)
+            return "done", 200, result_fields(processor(task))
         except (MalformedTask, PermanentTaskError) as exc:
             # Policy: what can never succeed is recorded and acknowledged, not retried.
-            return record(task, str(exc), "rejected")
+            return record(task, str(exc), "rejected", last)
         except BaseException as exc:
             # BaseException too: in a request thread nothing stops the process (signals go
             # to the main thread), so whatever the processor raised fails this attempt only.
-            if last_attempt(task):
+            if last():
                 reason = f"failed on the last allowed attempt: {exc!r}"
-                return record(task, reason, "dead_lettered", error=repr(exc))
+                return record(task, reason, "dead_lettered", last, error=repr(exc))
             if unheard(task):
                 reason = (
                     f"failed after the dispatch deadline ({dispatch_deadline}), when Cloud"
                     f" Tasks no longer hears the answer: {exc!r}"
                 )
-                return record(task, reason, "dead_lettered", error=repr(exc))
+                return record(task, reason, "dead_lettered", last, error=repr(exc))
             return "failed", 500, {"error": repr(exc)}
-        return "done", 200, {"result": dict(result) if result else None}
 
     def ask(task: TaskRequest) -> tuple[Claim | None, str]:
         """The store's answer, or None and the error."""
         try:
-            return tasks.claim(task.key, replay=task.replay_of is not None), ""
+            replay = task.replay_of is not None and not task.forged_replay
+            claim = tasks.claim(
+                task.key, replay=replay, first=task.retry_count == 0, timeout=time_for(task)
+            )
+            return claim, ""
         except Exception as exc:
             return None, repr(exc)
 
@@ -165,18 +277,33 @@ def create_app(
             claim, error = ask(task)
         return claim, error
 
-    def settle(task: TaskRequest, status: str, code: int) -> dict[str, object]:
+    def settle(task: TaskRequest, outcome: Outcome, last: Callable[[], bool]) -> Outcome:
         """complete() a finished task (dead-lettered or not), release() one handed back for
-        retry. A store error doesn't change the answer: the work is done (or handed back)
-        either way, and an unreleased claim lapses with its lease."""
+        retry. A release that fails changes nothing: the task may run again, and the claim
+        lapses with its lease. An outcome that can't be written in time stays with the store,
+        which keeps the claim and the write going; a dead-lettered task is kept already, but
+        a processed one must not run again, which a redelivery would once the claim lapsed
+        (the instance stopped before the write landed): it is dead-lettered, to be replayed
+        only if its record never says processed (the replay is a duplicate if it does)."""
+        status, code, extra = outcome
         try:
             if code == 200:
-                tasks.complete(task.key, dead_lettered=status in DEAD_LETTERED)
+                dead_lettered = status in DEAD_LETTERED
+                share = COMPLETE_SHARE if status == "done" else 1.0
+                tasks.complete(task.key, dead_lettered=dead_lettered, timeout=time_for(task, share))
             else:
-                tasks.release(task.key)
+                tasks.release(task.key, timeout=time_for(task))
         except Exception as exc:
-            return {"storeError": repr(exc)}
-        return {}
+            extra = {**extra, "storeError": repr(exc)}
+            if status != "done":
+                return status, code, extra
+            reason = (
+                f"processed, but its record could not be written in time ({exc!r}): the"
+                " handler keeps the claim and the write going; replay it only if the task"
+                " never ran (a replay is a duplicate once the record says processed)"
+            )
+            return record(task, reason, "dead_lettered", last, **extra)
+        return outcome
 
     @app.get("/health")
     def health() -> tuple[Response, int]:
@@ -190,15 +317,17 @@ def create_app(
         headers = {name.lower(): value for name, value in request.headers.items()}
         with request_secrets(headers):
             try:
-                task = parse_task(headers, "/" + path, request.get_data())
+                target = request_target(request.environ)
+                task = parse_task(headers, "/" + path, request.get_data(), target)
             except MalformedTask as exc:
                 logger.warning({"message": str(exc), "status": "not_a_task", "path": "/" + path})
                 return _answer("not_a_task", 400)
             if budget is not None:
                 task = replace(task, answer_by=started + budget.total_seconds())
 
+            last = last_attempt_of(task, datetime.now(UTC))
             claim, error = ask(task)
-            if last_attempt(task):
+            if claim in (Claim.IN_PROGRESS, None) and last():
                 claim, error = last_chance(task, claim, error)
                 if claim in (Claim.IN_PROGRESS, None):
                     # Still unsettled: the dead letter keeps the task. A replay shares its
@@ -209,7 +338,7 @@ def create_app(
                         if claim is Claim.IN_PROGRESS
                         else f"last attempt: the idempotency store failed ({error})"
                     )
-                    status, code, extra = record(task, reason, "dead_lettered")
+                    status, code, extra = record(task, reason, "dead_lettered", last)
                     _log(task, status, started, claimMs=_ms(started), **extra)
                     return _answer(status, code)
             if claim is None:
@@ -223,11 +352,12 @@ def create_app(
                 _log(task, "in_progress", started, **claimed)
                 return _answer("in_progress", 409)
 
-            status, code, extra = "failed", 500, {}
+            outcome: Outcome = ("failed", 500, {})
             try:
-                status, code, extra = attempt(task)
+                outcome = attempt(task, last)
             finally:
-                extra.update(settle(task, status, code))
+                outcome = settle(task, outcome, last)
+            status, code, extra = outcome
             _log(task, status, started, **claimed, **extra)
             return _answer(status, code)
 

@@ -76,7 +76,8 @@ class DeadLetter:
             "originalTask": task.key,
             "retryCount": str(task.retry_count),
             "reason": reason,
-            "path": task.path,
+            # The request target as it arrived (raw path and ?query): a replay's relative URI.
+            "path": task.target,
             "contentType": task.content_type,
         }
         attributes = {name: _cut(value) for name, value in values.items()}
@@ -94,8 +95,9 @@ class DeadLetter:
 
 
 class DeadLetterSink(Protocol):
-    def write(self, task: TaskRequest, reason: str) -> None:
-        """Returns once the dead letter is kept; raises if it may not be."""
+    def write(self, task: TaskRequest, reason: str, *, timeout: float | None = None) -> None:
+        """Returns once the dead letter is kept; raises if it may not be, or if that takes
+        longer than `timeout` seconds (None: the sink's own bound)."""
         ...
 
 
@@ -104,7 +106,7 @@ class LogDeadLetterSink:
     log-based metric or sink on `deadLetter=true` can route them onwards): one line per
     BODY_PART_BYTES of body, each with the task's fields, `part` (from 1) and `parts`."""
 
-    def write(self, task: TaskRequest, reason: str) -> None:
+    def write(self, task: TaskRequest, reason: str, *, timeout: float | None = None) -> None:
         body = task.body
         parts = max(1, -(-len(body) // BODY_PART_BYTES))
         for part in range(parts):
@@ -117,7 +119,7 @@ class LogDeadLetterSink:
                     "queue": task.queue,
                     "originalTask": task.key,
                     "retryCount": task.retry_count,
-                    "path": task.path,
+                    "path": task.target,
                     "contentType": task.content_type,
                     "headers": replay_headers(task),
                     "reason": reason,

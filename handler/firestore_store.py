@@ -2,25 +2,34 @@
 
 Document `idempotency/{sha256(queue + "/" + task name)}` (hex: a valid document id whatever
 the task name holds), fields:
-  state      "claimed" while a delivery processes the task, "processed" once it is,
-             "dead_lettered" once its dead letter is kept and it is acknowledged (a replay
-             of it, X-Replay-Of, may then claim it once; any other delivery is a duplicate).
-             "done", written before the two were told apart, is either: a replay may claim it
-  owner      a random token per claim: only the claim's own request releases or renews it
+  state      "claimed" while a delivery processes the task; "released" once a failed attempt
+             handed it back; "processed" once it is; "dead_lettered" once its dead letter is
+             kept and it is acknowledged (a replay of it, X-Replay-Of, may then claim it once;
+             any other delivery is a duplicate). "done", written before the two were told
+             apart, is either: a replay may claim it
+  owner      a random token per claim: only the claim's own request renews, releases or
+             completes it
   leaseUntil Timestamp: a "claimed" record past this is taken over. While the request that
-             claimed runs, a renewer thread moves it forward every third of the lease, so
-             it lapses only once its holder has stopped (crashed, killed, frozen): work that
-             outlives the dispatch deadline (Cloud Tasks then delivers the task again) keeps
-             its claim, and the new delivery is told to come back (handler/deadlines.py)
+             claimed runs, and until its outcome is written, a renewer thread moves it
+             forward every third of the lease, so it lapses only once its holder has stopped
+             (crashed, killed, frozen): work that outlives the dispatch deadline (Cloud Tasks
+             then delivers the task again) keeps its claim, and the new delivery is told to
+             come back (handler/deadlines.py)
+  firstAttemptAt Timestamp of the task's first attempt (null: unknown, the record was first
+             written by a retry), kept across releases: Cloud Tasks' retry limit counts
+             maxRetryDuration from it (handler/app.py)
   updatedAt  Timestamp of the last write: the stack's TTL policy on this field (with the
              stack's `idempotency.ttl` as its expiration offset, components/idempotency.py)
              deletes the record that long after (typically within 24 h more, per Firestore)
   key        queue/task name, for people reading the database
 
-claim() reads and writes in one transaction, so two deliveries of one task can't both
-acquire it: Firestore fails one of two transactions that touch the same document (the client
-retries it, and the retry then sees the other's claim). Times are the instance's clock
-(Cloud Run's are synchronised); the lease, at least 1 s, absorbs what skew remains.
+Every change is a read, then a write on the condition that the document is still as read
+(Firestore's update-time precondition, or create-if-absent): two deliveries of one task can't
+both acquire it, as one of the two writes fails its precondition and is retried on a fresh
+read. No transaction: every call is a plain read or write that takes a deadline (the caller's
+answer budget), where the client's transactions begin and commit with its 60 s defaults, and
+the emulator's transaction locks abort under load. Times are the instance's clock (Cloud
+Run's are synchronised); the lease, at least 1 s, absorbs what skew remains.
 """
 
 import hashlib
@@ -34,6 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from google.api_core import exceptions
 from google.cloud import firestore
 
 from handler.store import Claim
@@ -42,20 +52,39 @@ from handler.store import Claim
 # the image has no `components`, so tests/app/test_handler_settings.py checks they match.
 COLLECTION = "idempotency"
 TTL_FIELD = "updatedAt"
-# The client's default is 5; two handlers racing on every task (the integration test) need
-# a few more before one sees the other's claim.
-TRANSACTION_ATTEMPTS = 10
-# Renewals at once: an instance may hold as many claims as requests, up to 1000 (Cloud Run's
-# maximum concurrency), and one renewal is a transaction's round trips.
+FIRST_ATTEMPT = "firstAttemptAt"
+# Renewals and background completions at once: an instance may hold as many claims as
+# requests, up to 1000 (Cloud Run's maximum concurrency), and each is a read and a write.
 RENEW_THREADS = 8
-
-logger = logging.getLogger("handler.store")
+# Errors worth another read and write, within the call's deadline: every write is conditional,
+# so trying again is always safe. Aborted is the emulator's "Transaction lock timeout."
+TRANSIENT = (
+    exceptions.Aborted,
+    exceptions.DeadlineExceeded,
+    exceptions.InternalServerError,
+    exceptions.ServiceUnavailable,
+    exceptions.TooManyRequests,
+)
+# Backoff between those tries: from the first to the second, doubling.
+BACKOFF_S = (0.05, 1.0)
+# A call given no timeout still ends: the client library's own default.
+UNBOUNDED_S = 60.0
 T = TypeVar("T")
 
+logger = logging.getLogger("handler.store")
+
 PROCESSED = "processed"
+DEAD_LETTERED = "dead_lettered"
 # What a delivery that is not a replay takes as settled ("done": records written before
 # processed and dead-lettered were told apart).
-SETTLED = (PROCESSED, "dead_lettered", "done")
+SETTLED = (PROCESSED, DEAD_LETTERED, "done")
+# A record in one of these states belongs to the same run of attempts: a new claim keeps its
+# first attempt. Any other (none, or a dead-lettered one a replay takes over) starts anew.
+SAME_ATTEMPTS = ("claimed", "released")
+
+
+class StoreTimeout(TimeoutError):
+    """A store call ran out of the time it was given."""
 
 
 def document_id(key: str) -> str:
@@ -69,19 +98,53 @@ def _task(key: str) -> dict[str, str]:
     return {"queue": queue, "taskName": name}
 
 
-def _read(
-    ref: firestore.DocumentReference,
-    transaction: firestore.Transaction,
-    timeout: float | None = None,
-) -> dict[str, object]:
-    """The document's fields inside the transaction; {} when there is none."""
-    snapshot = ref.get(transaction=transaction, timeout=timeout)
-    return (snapshot.to_dict() or {}) if snapshot.exists else {}
-
-
 def _ours(record: dict[str, object], token: str | None) -> bool:
     """The record is the live claim this token was given."""
-    return (record.get("state"), record.get("owner")) == ("claimed", token)
+    return token is not None and (record.get("state"), record.get("owner")) == ("claimed", token)
+
+
+def _live(record: dict[str, object], now: datetime) -> bool:
+    """Someone's claim whose lease still holds."""
+    lease_until = record.get("leaseUntil")
+    return (
+        record.get("state") == "claimed" and isinstance(lease_until, datetime) and lease_until > now
+    )
+
+
+class _Deadline:
+    """What is left of a call's time, for each RPC it makes."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self._end = time.monotonic() + (UNBOUNDED_S if timeout is None else timeout)
+
+    def left(self) -> float:
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise StoreTimeout("the idempotency store did not answer within the time left")
+        return left
+
+    def rpc(self) -> dict[str, object]:
+        """Arguments for one client call: no retry of its own (the caller reads again, and
+        its write is conditional), within what is left."""
+        return {"retry": None, "timeout": self.left()}
+
+    def until_done(self, step: "Callable[[], T | None]") -> T:
+        """Runs STEP (a read, then a conditional write) until it returns something: None
+        means another write came first, a TRANSIENT error that the store stumbled; both are
+        tried again until the deadline, then StoreTimeout (with the last error as cause)."""
+        backoff = BACKOFF_S[0]
+        while True:
+            try:
+                result = step()
+            except TRANSIENT as exc:
+                try:
+                    time.sleep(min(backoff, self.left()))
+                except StoreTimeout as timeout:
+                    raise timeout from exc
+                backoff = min(backoff * 2, BACKOFF_S[1])
+                continue
+            if result is not None:
+                return result
 
 
 @dataclass
@@ -89,6 +152,8 @@ class _Held:
     token: str
     written: float
     """time.monotonic() of the claim's last write (acquired or renewed)."""
+    outcome: str | None = None
+    """For a completion handed to the background: the state still to be written."""
 
 
 class FirestoreStore:
@@ -104,8 +169,11 @@ class FirestoreStore:
         # token goes back to the request that claimed, without changing the store protocol.
         # Every claim in here is renewed until its request completes or releases it.
         self._owners: dict[tuple[str, int], _Held] = {}
+        # key -> a claim whose request answered before its outcome could be written: the
+        # renewer keeps writing the outcome (and renewing the claim meanwhile) until it lands.
+        self._finishing: dict[str, _Held] = {}
         self._renewer: threading.Thread | None = None
-        self._renewing: set[tuple[str, int]] = set()  # slots with a renewal under way
+        self._renewing: set[object] = set()  # slots and keys with a renewal under way
         self._stopping = threading.Event()
 
     def _db(self) -> firestore.Client:
@@ -118,49 +186,93 @@ class FirestoreStore:
     def _document(self, key: str) -> firestore.DocumentReference:
         return self._db().collection(COLLECTION).document(document_id(key))
 
-    def _transact(self, run: Callable[[firestore.Transaction], T]) -> T:
-        """Runs RUN (read, then write) in a transaction, retried when another touched the
-        same document."""
-        return firestore.transactional(run)(
-            self._db().transaction(max_attempts=TRANSACTION_ATTEMPTS)
-        )
+    def _read(
+        self, ref: firestore.DocumentReference, deadline: _Deadline
+    ) -> tuple[firestore.DocumentSnapshot, dict[str, object]]:
+        snapshot = ref.get(**deadline.rpc())  # pyright: ignore[reportArgumentType]
+        return snapshot, (snapshot.to_dict() or {}) if snapshot.exists else {}
 
-    def claim(self, key: str, *, replay: bool = False) -> Claim:
+    def _write_if_unchanged(
+        self,
+        ref: firestore.DocumentReference,
+        snapshot: firestore.DocumentSnapshot,
+        fields: dict[str, object],
+        deadline: _Deadline,
+    ) -> bool:
+        """Writes FIELDS if the document is still as SNAPSHOT read it; False if another
+        write came first (the caller reads again). A write whose answer was lost may have
+        landed: the caller's next read, by the owner token, tells."""
+        try:
+            if snapshot.exists:
+                option = self._db().write_option(last_update_time=snapshot.update_time)
+                ref.update(fields, option=option, **deadline.rpc())  # pyright: ignore[reportArgumentType]
+            else:
+                values = {k: v for k, v in fields.items() if v is not firestore.DELETE_FIELD}
+                ref.create(values, **deadline.rpc())  # pyright: ignore[reportArgumentType]
+        except (exceptions.FailedPrecondition, exceptions.Conflict, exceptions.NotFound):
+            return False
+        return True
+
+    def claim(
+        self, key: str, *, replay: bool = False, first: bool = False, timeout: float | None = None
+    ) -> Claim:
+        deadline = _Deadline(timeout)
         ref = self._document(key)
         token = uuid.uuid4().hex
         settled = (PROCESSED,) if replay else SETTLED
+        leased = [time.monotonic()]
 
-        def run(transaction: firestore.Transaction) -> Claim:
-            record = _read(ref, transaction)
+        def step() -> Claim | None:
+            snapshot, record = self._read(ref, deadline)
+            if _ours(record, token):  # our write landed, its answer was lost
+                return Claim.ACQUIRED
             now = datetime.now(UTC)
             if record.get("state") in settled:
                 return Claim.DONE
-            if record.get("state") == "claimed":
-                lease_until = record.get("leaseUntil")
-                if isinstance(lease_until, datetime) and lease_until > now:
-                    return Claim.IN_PROGRESS
-            transaction.set(
-                ref,
-                {
-                    "state": "claimed",
-                    "owner": token,
-                    "leaseUntil": now + self._lease,
-                    TTL_FIELD: now,
-                    "key": key,
-                },
+            if _live(record, now):
+                return Claim.IN_PROGRESS
+            if record.get("state") in SAME_ATTEMPTS:
+                first_at = record.get(FIRST_ATTEMPT)
+            else:
+                first_at = now if first else None
+            fields = {
+                "state": "claimed",
+                "owner": token,
+                "leaseUntil": now + self._lease,
+                FIRST_ATTEMPT: first_at,
+                TTL_FIELD: now,
+                "key": key,
+            }
+            leased[0] = time.monotonic()
+            return (
+                Claim.ACQUIRED
+                if self._write_if_unchanged(ref, snapshot, fields, deadline)
+                else None
             )
-            return Claim.ACQUIRED
 
-        written = time.monotonic()
-        claim = self._transact(run)
-        if claim is Claim.ACQUIRED:
-            # Before the claim is recorded here: if no thread can start, claim() raises, the
-            # request answers store_unavailable, and the claim lapses with its first lease
-            # instead of staying recorded, and renewed, for a request that is gone.
-            self._start_renewer()
-            with self._lock:
-                self._owners[key, threading.get_ident()] = _Held(token, written)
-        return claim
+        claim = deadline.until_done(step)
+        if claim is not Claim.ACQUIRED:
+            return claim
+        # ACQUIRED only while the lease holds, with time to renew it: a write that took a
+        # third of the lease is renewed now, and if another delivery took the task over
+        # meanwhile, this one comes back later.
+        if time.monotonic() - leased[0] >= self._lease.total_seconds() / 3:
+            leased[0] = time.monotonic()
+            if not self._renew(key, token, deadline):
+                return Claim.IN_PROGRESS
+        # Before the claim is recorded here: if no thread can start, claim() raises, the
+        # request answers store_unavailable, and the claim lapses with its first lease
+        # instead of staying recorded, and renewed, for a request that is gone.
+        self._start_renewer()
+        with self._lock:
+            self._owners[key, threading.get_ident()] = _Held(token, leased[0])
+        return Claim.ACQUIRED
+
+    def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
+        deadline = _Deadline(timeout)
+        _, record = deadline.until_done(lambda: self._read(self._document(key), deadline))
+        first = record.get(FIRST_ATTEMPT)
+        return first if isinstance(first, datetime) else None
 
     def close(self) -> None:
         """Stops renewing (the claims still held then lapse with their lease)."""
@@ -181,33 +293,40 @@ class FirestoreStore:
     def _renew_while_held(self) -> None:
         """Renews each claim a third of a lease after its last write: short tasks, most of
         them, are settled before that and never cost a renewal. Each renewal is on its own,
-        with no round to wait for: one slow call holds back its own claim only."""
+        with no round to wait for: one slow call holds back its own claim only. Completions
+        handed to the background are tried again every round."""
         every = self._lease.total_seconds() / 3
         with ThreadPoolExecutor(RENEW_THREADS, thread_name_prefix="claim-renewal") as pool:
             while not self._stopping.wait(every / 2):
                 now = time.monotonic()
                 with self._lock:
-                    due = [
-                        (slot, held.token)
+                    due: list[tuple[object, str, str]] = [
+                        (slot, slot[0], held.token)
                         for slot, held in self._owners.items()
                         if now - held.written >= every and slot not in self._renewing
                     ]
-                    self._renewing.update(slot for slot, _ in due)
+                    due += [
+                        (key, key, held.token)
+                        for key, held in self._finishing.items()
+                        if key not in self._renewing
+                    ]
+                    self._renewing.update(slot for slot, _, _ in due)
                 for item in due:
                     try:
-                        pool.submit(self._renew_one, item)
+                        pool.submit(self._renew_one, *item)
                     except RuntimeError as exc:  # no thread to run it: the next round tries
                         with self._lock:
                             self._renewing.discard(item[0])
-                        fields = {**_task(item[0][0]), "error": repr(exc)}
+                        fields = {**_task(item[1]), "error": repr(exc)}
                         logger.error({"message": "claim not renewed", **fields})
 
-    def _renew_one(self, due: tuple[tuple[str, int], str]) -> None:
-        slot, token = due
-        key = slot[0]
+    def _renew_one(self, slot: object, key: str, token: str) -> None:
         written = time.monotonic()
         try:
-            renewed = self._renew(key, token)
+            if isinstance(slot, str):
+                self._finish_later(key, token)
+                return
+            renewed = self._renew(key, token, _Deadline(self._lease.total_seconds() / 3))
         except Exception as exc:  # the next round tries again, well within the lease
             logger.warning({"message": "claim not renewed", **_task(key), "error": repr(exc)})
             return
@@ -215,7 +334,7 @@ class FirestoreStore:
             with self._lock:
                 self._renewing.discard(slot)
         with self._lock:
-            held = self._owners.get(slot)
+            held = self._owners.get(slot)  # pyright: ignore[reportArgumentType]
             # Not ours any more: settled meanwhile (its record then no longer says "claimed"
             # with our token either), which is no loss.
             if held is None or held.token != token:
@@ -223,7 +342,7 @@ class FirestoreStore:
             if renewed:
                 held.written = written
                 return
-            del self._owners[slot]
+            del self._owners[slot]  # pyright: ignore[reportArgumentType]
         # Its lease lapsed before a renewal landed (the instance was frozen or cut off from
         # Firestore for a whole lease) and another delivery took the task over.
         logger.error(
@@ -234,17 +353,37 @@ class FirestoreStore:
             }
         )
 
-    def _renew(self, key: str, token: str) -> bool:
+    def _finish_later(self, key: str, token: str) -> None:
+        """One more try at a completion the request had to answer without: the outcome,
+        else at least a renewal, so that the claim holds until the outcome lands."""
+        with self._lock:
+            held = self._finishing.get(key)
+        if held is None or held.token != token or held.outcome is None:
+            return
+        try:
+            self._finish(key, token, held.outcome, _Deadline(self._lease.total_seconds() / 3))
+        except Exception as exc:
+            logger.warning(
+                {"message": "task outcome not written yet", **_task(key), "error": repr(exc)}
+            )
+            self._renew(key, token, _Deadline(self._lease.total_seconds() / 3))
+            return
+        with self._lock:
+            self._finishing.pop(key, None)
+        logger.info({"message": "task outcome written", **_task(key), "state": held.outcome})
+
+    def _renew(self, key: str, token: str, deadline: _Deadline) -> bool:
         ref = self._document(key)
 
-        def run(transaction: firestore.Transaction) -> bool:
-            if not _ours(_read(ref, transaction, timeout=self._lease.total_seconds() / 3), token):
+        def step() -> bool | None:
+            snapshot, record = self._read(ref, deadline)
+            if not _ours(record, token):
                 return False
             now = datetime.now(UTC)
-            transaction.update(ref, {"leaseUntil": now + self._lease, TTL_FIELD: now})
-            return True
+            fields: dict[str, object] = {"leaseUntil": now + self._lease, TTL_FIELD: now}
+            return True if self._write_if_unchanged(ref, snapshot, fields, deadline) else None
 
-        return self._transact(run)
+        return deadline.until_done(step)
 
     def _forget(self, key: str) -> str | None:
         """Stops renewing this request's claim of KEY; its owner token, if it held one."""
@@ -252,31 +391,79 @@ class FirestoreStore:
             held = self._owners.pop((key, threading.get_ident()), None)
         return None if held is None else held.token
 
-    def complete(self, key: str, *, dead_lettered: bool = False) -> None:
+    def _finish(self, key: str, token: str | None, outcome: str, deadline: _Deadline) -> None:
+        """Writes the task's outcome, unless it is already written. "processed" goes over
+        whatever is there: the task was processed, whoever holds the record now. A dead
+        letter never goes over a processed record (after this claim's lease lapsed another
+        delivery may have processed the task, and a replay must then be a duplicate), nor
+        over another delivery's live claim (its own outcome will be written)."""
+        ref = self._document(key)
+
+        def step() -> bool | None:
+            snapshot, record = self._read(ref, deadline)
+            now = datetime.now(UTC)
+            if record.get("state") in (PROCESSED, outcome):
+                return True
+            if not _ours(record, token) and _live(record, now):
+                if outcome == DEAD_LETTERED:
+                    return True
+                logger.error(
+                    {
+                        "message": "claim lost: another delivery holds this task, which was"
+                        " processed here; it may run twice",
+                        **_task(key),
+                    }
+                )
+            fields = {
+                "state": outcome,
+                "owner": firestore.DELETE_FIELD,
+                "leaseUntil": firestore.DELETE_FIELD,
+                TTL_FIELD: now,
+                "key": key,
+            }
+            return True if self._write_if_unchanged(ref, snapshot, fields, deadline) else None
+
+        deadline.until_done(step)
+
+    def complete(
+        self, key: str, *, dead_lettered: bool = False, timeout: float | None = None
+    ) -> None:
+        """The claim is renewed until the outcome is written. If it can't be written in
+        `timeout`, this raises, and the claim is still held: the renewer keeps renewing it
+        and writing the outcome until it lands."""
+        slot = (key, threading.get_ident())
+        with self._lock:
+            held = self._owners.get(slot)
+        token = None if held is None else held.token
+        outcome = DEAD_LETTERED if dead_lettered else PROCESSED
+        try:
+            self._finish(key, token, outcome, _Deadline(timeout))
+        except Exception:
+            with self._lock:
+                held = self._owners.pop(slot, None)
+                if held is not None:
+                    held.outcome = outcome
+                    self._finishing[key] = held
+            raise
         self._forget(key)
-        ref = self._document(key)
-        if not dead_lettered:
-            # Unconditional: the task is processed, whoever holds the record now.
-            ref.set({"state": PROCESSED, TTL_FIELD: datetime.now(UTC), "key": key})
-            return
 
-        def run(transaction: firestore.Transaction) -> None:
-            # Never over a "processed" record: after this claim's lease lapsed another
-            # delivery may have processed the task, and a replay must then be a duplicate.
-            if _read(ref, transaction).get("state") == PROCESSED:
-                return
-            record = {"state": "dead_lettered", TTL_FIELD: datetime.now(UTC), "key": key}
-            transaction.set(ref, record)
-
-        self._transact(run)
-
-    def release(self, key: str) -> None:
+    def release(self, key: str, *, timeout: float | None = None) -> None:
         token = self._forget(key)
+        deadline = _Deadline(timeout)
         ref = self._document(key)
 
-        def run(transaction: firestore.Transaction) -> None:
+        def step() -> bool | None:
+            snapshot, record = self._read(ref, deadline)
             # Only our own claim: after our lease lapsed another delivery may hold it.
-            if _ours(_read(ref, transaction), token):
-                transaction.delete(ref)
+            if not _ours(record, token):
+                return True
+            now = datetime.now(UTC)
+            fields = {
+                "state": "released",
+                "owner": firestore.DELETE_FIELD,
+                "leaseUntil": firestore.DELETE_FIELD,
+                TTL_FIELD: now,
+            }
+            return True if self._write_if_unchanged(ref, snapshot, fields, deadline) else None
 
-        self._transact(run)
+        deadline.until_done(step)

@@ -2,7 +2,8 @@
 kept by its subscription for replay.
 
 Message data: the request body, exactly and whole. Attributes (handler/dead_letter.py,
-DeadLetter): taskName, queue, retryCount, reason, path, contentType, headers (the request's
+DeadLetter): taskName, queue, retryCount, reason, path (the request target as it arrived:
+raw path and ?query), contentType, headers (the request's
 non-credential headers as a JSON object), and `truncated` naming any attribute cut to
 Pub/Sub's 1024-byte value limit, in which case the full record also goes to the log.
 `write` returns only once Pub/Sub has confirmed the publish (it returned a message id).
@@ -35,15 +36,17 @@ class PubSubDeadLetterSink:
                 self._publisher = pubsub_v1.PublisherClient()
             return self._publisher
 
-    def write(self, task: TaskRequest, reason: str) -> None:
+    def write(self, task: TaskRequest, reason: str, *, timeout: float | None = None) -> None:
+        """`timeout`: what is left of the delivery's answer budget, if less than the sink's."""
+        timeout_s = self._timeout_s if timeout is None else min(timeout, self._timeout_s)
         letter = DeadLetter.of(task, reason)
         future = self._client().publish(
             self._topic,
             task.body,
-            retry=Retry(timeout=self._timeout_s),
-            timeout=self._timeout_s,
+            retry=Retry(timeout=timeout_s),
+            timeout=timeout_s,
             **letter.attributes,
         )
-        future.result(timeout=self._timeout_s)  # raises unless Pub/Sub kept the message
+        future.result(timeout=timeout_s)  # raises unless Pub/Sub kept the message
         if letter.truncated:
             self._log.write(task, reason)

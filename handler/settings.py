@@ -3,8 +3,12 @@ TASK_PROCESSOR and reserves them).
 
 TASK_PROCESSOR           module:function of the processing function (default
                          handler.example:process)
-TASK_MAX_ATTEMPTS        the queue's retry_config.max_attempts; unset or -1 = unlimited, in
-                         which case a retryable failure is never dead-lettered by the handler
+TASK_MAX_ATTEMPTS        the queue's retry_config.max_attempts; unset or -1 = unlimited
+                         (with no retry duration either, a retryable failure is then never
+                         dead-lettered by the handler)
+TASK_MAX_RETRY_DURATION  the queue's retry_config.max_retry_duration, e.g. 600s; unset or 0s =
+                         unlimited. Cloud Tasks ends a task only once both limits are
+                         reached, so the handler dead-letters only then (handler/app.py)
 TASK_CONCURRENCY         requests served at once (gunicorn threads); default 80, Cloud Run's
                          default concurrency, so an instance takes all Cloud Run sends it
 TASK_DISPATCH_DEADLINE   the queue's dispatch deadline, e.g. 600s (default 600s, Cloud
@@ -66,6 +70,19 @@ def max_attempts(environ: Mapping[str, str]) -> int | None:
     if not raw.isdigit() or int(raw) < 1:
         raise SettingsError(f"TASK_MAX_ATTEMPTS: {raw!r} must be a positive integer or -1")
     return int(raw)
+
+
+def max_retry_duration(environ: Mapping[str, str]) -> timedelta | None:
+    raw = environ.get("TASK_MAX_RETRY_DURATION", "").strip()
+    if not raw:
+        return None
+    if _SECONDS.fullmatch(raw) is None:
+        raise SettingsError(
+            f"TASK_MAX_RETRY_DURATION: {raw!r} must be a number of seconds, e.g. '600s' (0s:"
+            " unlimited)"
+        )
+    seconds = float(raw[:-1])
+    return timedelta(seconds=seconds) if seconds > 0 else None
 
 
 def processor(environ: Mapping[str, str] = os.environ) -> Processor:

@@ -6,11 +6,17 @@ within one instance, which covers the common case of a retry after a lost 200 re
 A shared store must hold an ACQUIRED claim for as long as its request runs, which can be
 past the dispatch deadline (Cloud Tasks then delivers the task again), and let it lapse soon
 after its holder stops, so that a crashed instance's claim doesn't block the task for good:
-FirestoreStore renews a short lease while the request runs.
+FirestoreStore renews a short lease while the request runs, and until the task's outcome is
+written: completion is part of the claim.
+
+Every call takes `timeout`, the seconds the caller can still spend (what is left of the
+delivery's answer budget; None: no bound): a store that can't answer in time raises instead of
+holding the answer past the moment Cloud Tasks stops listening.
 """
 
 import threading
 from collections import OrderedDict
+from datetime import datetime
 from enum import Enum
 from typing import Protocol
 
@@ -26,24 +32,37 @@ class Claim(Enum):
 
 
 class IdempotencyStore(Protocol):
-    def claim(self, key: str, *, replay: bool = False) -> Claim:
+    def claim(
+        self, key: str, *, replay: bool = False, first: bool = False, timeout: float | None = None
+    ) -> Claim:
         """`replay`: a replay of the dead-lettered task `key` (X-Replay-Of) may take over a
-        dead-lettered record; once processed, it answers DONE like any other."""
+        dead-lettered record; once processed, it answers DONE like any other. `first`: this
+        delivery is the task's first attempt (retry count 0), so a record created now
+        notes now as its first attempt; otherwise a new record's first attempt is unknown."""
         ...
 
-    def complete(self, key: str, *, dead_lettered: bool = False) -> None:
+    def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
+        """When the task's first attempt claimed it; None when unknown."""
+        ...
+
+    def complete(
+        self, key: str, *, dead_lettered: bool = False, timeout: float | None = None
+    ) -> None:
         """Marks the task settled: processed, or `dead_lettered` (its dead letter is kept,
         and a replay of it may claim it once; never over a processed record). Later
-        deliveries' claims return DONE."""
+        deliveries' claims return DONE. If it raises, the claim is still held."""
         ...
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, *, timeout: float | None = None) -> None:
         """Gives up an ACQUIRED claim after a failure, so a retry can claim it again."""
         ...
 
 
 class InMemoryStore:
-    """Thread-safe, per process; remembers the most recent `capacity` settled tasks."""
+    """Thread-safe, per process; remembers the most recent `capacity` settled tasks. Every
+    call answers at once (`timeout` is never reached). It doesn't know a task's first
+    attempt: another instance may have taken it (the handler then errs toward
+    dead-lettering)."""
 
     def __init__(self, capacity: int = 100_000) -> None:
         self._capacity = capacity
@@ -51,7 +70,9 @@ class InMemoryStore:
         self._running: set[str] = set()
         self._lock = threading.Lock()
 
-    def claim(self, key: str, *, replay: bool = False) -> Claim:
+    def claim(
+        self, key: str, *, replay: bool = False, first: bool = False, timeout: float | None = None
+    ) -> Claim:
         with self._lock:
             if key in self._running:
                 return Claim.IN_PROGRESS
@@ -61,7 +82,12 @@ class InMemoryStore:
             self._running.add(key)
             return Claim.ACQUIRED
 
-    def complete(self, key: str, *, dead_lettered: bool = False) -> None:
+    def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
+        return None
+
+    def complete(
+        self, key: str, *, dead_lettered: bool = False, timeout: float | None = None
+    ) -> None:
         with self._lock:
             self._running.discard(key)
             # Never over "processed": a replay of a task processed meanwhile is a duplicate.
@@ -71,6 +97,6 @@ class InMemoryStore:
             while len(self._settled) > self._capacity:
                 self._settled.popitem(last=False)
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, *, timeout: float | None = None) -> None:
         with self._lock:
             self._running.discard(key)

@@ -25,6 +25,8 @@ class TaskRequest:
     """The X-CloudTasks-* headers, decoded, plus the request itself.
 
     `queue` is the short queue id (the emulator sends the full path; it is cut to the id).
+    `path` is the decoded path (Flask's); `target` the request target exactly as it arrived,
+    raw path and `?query`, percent-encoding untouched: what a replay must send again.
     `headers` has lower-case names. `retry_count` and `execution_count` are 0 when the
     header is missing or not a count. `payload` is the decoded JSON body when the request says
     application/json, else None (the raw bytes are always in `body`). `answer_by` is the
@@ -40,8 +42,13 @@ class TaskRequest:
     path: str
     headers: Mapping[str, str]
     body: bytes
+    target: str = ""
     payload: object = None
     answer_by: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.target:  # built without one (tests, older callers): the path is the target
+            object.__setattr__(self, "target", self.path)
 
     def time_left(self) -> float | None:
         """Seconds until Cloud Tasks stops listening for this attempt (negative once past).
@@ -61,13 +68,30 @@ class TaskRequest:
         return self.headers.get(REPLAY_OF_HEADER, "").strip() or None
 
     @property
-    def key(self) -> str:
-        """Its idempotency key: unique per task, since task names are unique within a queue.
-        A replay shares its original task's key, so that however many dead letters and
-        replays one task has, it is processed once, and not at all if it finished after all.
-        Neither queue ids nor task names hold a "/"."""
+    def replayed_queue(self) -> str | None:
+        """The queue X-Replay-Of names (a bare name is on this queue); None if none."""
         original = self.replay_of
         if original is None:
+            return None
+        return original.partition("/")[0] if "/" in original else self.queue
+
+    @property
+    def forged_replay(self) -> bool:
+        """X-Replay-Of names another queue's task. Every pipeline of a stack shares one
+        database and task names are predictable, so honouring it would let any queue's task
+        take (and so cancel) another queue's: it is refused (app.py dead-letters it)."""
+        queue = self.replayed_queue
+        return queue is not None and queue != self.queue
+
+    @property
+    def key(self) -> str:
+        """Its idempotency key: unique per task, since task names are unique within a queue.
+        A replay on the same queue shares its original task's key, so that however many
+        dead letters and replays one task has, it is processed once, and not at all if it
+        finished after all. A replay naming another queue keeps its own key (it is refused).
+        Neither queue ids nor task names hold a "/"."""
+        original = self.replay_of
+        if original is None or self.forged_replay:
             return f"{self.queue}/{self.name}"
         return original if "/" in original else f"{self.queue}/{original}"
 
@@ -90,8 +114,11 @@ def _time(headers: Mapping[str, str], name: str) -> float | None:
     return float(raw) if _TIME.fullmatch(raw) else None
 
 
-def parse_task(headers: Mapping[str, str], path: str, body: bytes) -> TaskRequest:
-    """`headers` with lower-case names. Raises MalformedTask if this is not from Cloud Tasks."""
+def parse_task(
+    headers: Mapping[str, str], path: str, body: bytes, target: str | None = None
+) -> TaskRequest:
+    """`headers` with lower-case names; `target` the raw request target (default `path`).
+    Raises MalformedTask if this is not from Cloud Tasks."""
     name = headers.get("x-cloudtasks-taskname", "")
     queue = headers.get("x-cloudtasks-queuename", "")
     if not name or not queue:
@@ -105,6 +132,7 @@ def parse_task(headers: Mapping[str, str], path: str, body: bytes) -> TaskReques
         path=path,
         headers=headers,
         body=body,
+        target=path if target is None else target,
     )
 
 
@@ -117,6 +145,10 @@ def decode_payload(task: TaskRequest) -> object:
         return json.loads(task.body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedTask(f"body is not valid JSON: {exc}") from None
+    except ValueError as exc:
+        # Valid JSON Python won't read, e.g. an integer of more than 4300 digits (the int()
+        # limit, sys.get_int_max_str_digits): the same body fails the same way every attempt.
+        raise MalformedTask(f"body is JSON this handler cannot read: {exc}") from None
     except RecursionError:
         # The same body fails the same way on every attempt: permanent, not retryable.
         raise MalformedTask("body is JSON nested too deeply to decode") from None

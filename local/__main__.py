@@ -130,9 +130,11 @@ def _handler_env(pipelines: list[LocalPipeline], shared: Shared) -> dict[str, st
     # One handler serves every pipeline: the smallest retry limit and the shortest dispatch
     # deadline (what is past any pipeline's answer budget is dead-lettered, never answered
     # unheard; claims are renewed, so no lease has to outlast an attempt), and the largest
-    # concurrency.
+    # concurrency. No retry duration: the Cloud Tasks emulator ignores retry_config and ends
+    # a task after its --max-retries alone, so the handler's last attempt is that one.
     env = {
         "TASK_MAX_ATTEMPTS": str(min(p.max_attempts for p in pipelines)),
+        "TASK_MAX_RETRY_DURATION": "0s",
         "TASK_DISPATCH_DEADLINE": str(min(Duration.parse(p.dispatch_deadline) for p in pipelines)),
         "TASK_CONCURRENCY": str(max(p.concurrency for p in pipelines)),
     }

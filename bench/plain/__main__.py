@@ -182,6 +182,9 @@ for name, p in pipelines.items():
                             {
                                 **service_settings.get("env", {}),
                                 "TASK_MAX_ATTEMPTS": str(queue_settings.get("maxAttempts", 20)),
+                                "TASK_MAX_RETRY_DURATION": queue_settings.get(
+                                    "maxRetryDuration", "3600s"
+                                ),
                                 "TASK_CONCURRENCY": str(concurrency),
                                 "GOOGLE_CLOUD_PROJECT": project,
                                 "TASK_FIRESTORE_DATABASE": database.name,

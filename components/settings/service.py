@@ -34,6 +34,7 @@ MAX_INSTANCES = 1000
 # last-attempt check, its idempotency store, dead-letter topic, claim lease and threads.
 PIPELINE_ENV = (
     "TASK_MAX_ATTEMPTS",
+    "TASK_MAX_RETRY_DURATION",
     "TASK_FIRESTORE_DATABASE",
     "TASK_DEAD_LETTER_TOPIC",
     "TASK_DISPATCH_DEADLINE",

@@ -8,13 +8,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from flask.testing import FlaskClient
 
 from handler import example
-from handler.app import Processor, create_app
+from handler.app import Processor, create_app, request_target
 from handler.dead_letter import ATTRIBUTE_VALUE_MAX_BYTES, DeadLetter, LogDeadLetterSink
 from handler.logs import logging_config
 from handler.store import Claim, InMemoryStore
@@ -25,7 +25,7 @@ class RecordingSink:
     def __init__(self) -> None:
         self.written: list[tuple[str, str]] = []
 
-    def write(self, task: TaskRequest, reason: str) -> None:
+    def write(self, task: TaskRequest, reason: str, *, timeout: float | None = None) -> None:
         self.written.append((task.name, reason))
 
 
@@ -235,7 +235,7 @@ class FailingSink:
     def __init__(self) -> None:
         self.attempts = 0
 
-    def write(self, task: TaskRequest, reason: str) -> None:
+    def write(self, task: TaskRequest, reason: str, *, timeout: float | None = None) -> None:
         self.attempts += 1
         raise ConnectionError("dead-letter topic unreachable")
 
@@ -343,13 +343,20 @@ def test_no_log_line_carries_a_credential_whatever_the_processor_returns(
 
 
 class BrokenStore:
-    def claim(self, key: str, *, replay: bool = False) -> Claim:
+    def claim(
+        self, key: str, *, replay: bool = False, first: bool = False, timeout: float | None = None
+    ) -> Claim:
         raise ConnectionError("firestore unreachable")
 
-    def complete(self, key: str, *, dead_lettered: bool = False) -> None:
+    def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
+        raise ConnectionError("firestore unreachable")
+
+    def complete(
+        self, key: str, *, dead_lettered: bool = False, timeout: float | None = None
+    ) -> None:
         raise AssertionError("never claimed")
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, *, timeout: float | None = None) -> None:
         raise AssertionError("never claimed")
 
 
@@ -397,7 +404,9 @@ def test_dead_letter_attributes_fit_pub_sub_limits() -> None:
     assert letter.truncated == ("reason", "path", "headers")
     assert letter.attributes["truncated"] == "reason,path,headers"
     assert (letter.attributes["taskName"], letter.attributes["contentType"]) == ("t", "text/plain")
-    whole = DeadLetter.of(replace(task, path="/p", headers={"x-tenant": "acme"}), "why")
+    whole = DeadLetter.of(
+        replace(task, path="/p", target="/p", headers={"x-tenant": "acme"}), "why"
+    )
     assert whole.truncated == () and "truncated" not in whole.attributes
     assert whole.attributes == {
         "taskName": "t", "queue": "q", "originalTask": "q/t", "retryCount": "0", "reason": "why",
@@ -405,9 +414,9 @@ def test_dead_letter_attributes_fit_pub_sub_limits() -> None:
     }  # fmt: skip
     # A replay's dead letter names the task it replays in an attribute of its own, whatever
     # its headers: with 40 long ones, the header would have been cut.
-    replayed = replace(task, headers={**task.headers, "x-replay-of": "orders/first"})
+    replayed = replace(task, headers={**task.headers, "x-replay-of": "q/first"})
     letter = DeadLetter.of(replayed, "why")
-    assert letter.attributes["originalTask"] == "orders/first" and "headers" in letter.truncated
+    assert letter.attributes["originalTask"] == "q/first" and "headers" in letter.truncated
     assert "x-replay-of" not in json.loads(letter.attributes["headers"])
 
 
@@ -594,7 +603,9 @@ class FlakyStore(InMemoryStore):
         super().__init__()
         self.failing, self.claims = failing, 0
 
-    def claim(self, key: str, *, replay: bool = False) -> Claim:
+    def claim(
+        self, key: str, *, replay: bool = False, first: bool = False, timeout: float | None = None
+    ) -> Claim:
         self.claims += 1
         if self.claims in self.failing:
             raise ConnectionError("firestore unavailable")
@@ -656,17 +667,51 @@ def test_a_dead_lettered_task_is_replayed_once_and_its_redelivery_stays_a_duplic
     assert calls == ["t", "replay-1"]
 
 
-def test_a_replay_names_its_original_as_queue_and_task_so_a_new_queue_changes_nothing() -> None:
-    # The pipeline's queue was replaced (auto-named) between the dead letter and its replay.
+def test_a_replay_naming_another_queue_is_refused_and_that_queues_task_still_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Issue 19.2: a task on orders claiming to replay payments' task would take its key.
+    store, calls, sink = InMemoryStore(), [], RecordingSink()
+    app = create_app(lambda task: calls.append(task.name) or None, store=store, dead_letter=sink)
+    test = app.test_client()
+    forged = {**replay_of("payments/order-42", "evil"), "X-CloudTasks-QueueName": "orders"}
+    caplog.set_level(logging.ERROR, logger="handler.tasks")
+    assert post(test, {}, forged).json == {"status": "rejected"}
+    assert post(test, {}, {**forged, "X-CloudTasks-TaskRetryCount": "1"}).json == {
+        "status": "duplicate"
+    }
+    real = {**delivery("order-42"), "X-CloudTasks-QueueName": "payments"}
+    assert post(test, {}, real).json == {"status": "done"}
+    assert calls == ["order-42"]
+    [(name, reason)] = sink.written
+    assert name == "evil" and "names queue 'payments', not this task's queue 'orders'" in reason
+    assert any(
+        isinstance(r.msg, dict) and r.msg.get("message") == "replay refused" for r in caplog.records
+    )
+
+
+def test_a_replay_after_its_queue_was_renamed_is_refused_and_its_own_replay_then_runs() -> None:
+    # The pipeline's queue was replaced (auto-named) between the dead letter and its replay:
+    # the replay is refused and dead-lettered on the new queue; replaying that one runs it
+    # (keyed on the new queue: the old queue's record can no longer make it a duplicate).
     store, calls = InMemoryStore(), []
     test = last_attempt_app(store, calls)
     assert store.claim("orders-1a2b3c/t") is Claim.ACQUIRED
     store.complete("orders-1a2b3c/t", dead_lettered=True)
     replayed = {**replay_of("orders-1a2b3c/t", "replay-1"), "X-CloudTasks-QueueName": "orders-9z"}
-    assert post(test, {}, replayed).json == {"status": "done"}
-    again = {**replay_of("orders-1a2b3c/t", "replay-2"), "X-CloudTasks-QueueName": "orders-9z"}
-    assert post(test, {}, again).json == {"status": "duplicate"}
-    assert calls == ["replay-1"]
+    assert post(test, {}, replayed).json == {"status": "rejected"}
+    again = {**replay_of("orders-9z/replay-1", "replay-2"), "X-CloudTasks-QueueName": "orders-9z"}
+    assert post(test, {}, again).json == {"status": "done"}
+    assert calls == ["replay-2"]
+
+
+def test_a_bare_replay_name_is_on_the_delivering_queue() -> None:
+    store = InMemoryStore()
+    test = last_attempt_app(store, [])
+    assert store.claim("orders/t") is Claim.ACQUIRED
+    store.complete("orders/t", dead_lettered=True)
+    assert post(test, {}, replay_of("t", "replay-1")).json == {"status": "done"}
+    assert store.claim("orders/t", replay=True) is Claim.DONE
 
 
 def test_a_replay_of_a_task_that_finished_after_all_is_a_duplicate() -> None:
@@ -702,3 +747,149 @@ def test_a_replay_that_fails_hands_back_and_its_retry_runs_it() -> None:
         "status": "done"
     }
     assert post(test, {}, delivery("t", retry=2)).json == {"status": "duplicate"}
+
+
+@pytest.mark.parametrize("result", [True, 1, "ok", [1, 2], object()])
+def test_a_result_that_is_not_a_mapping_is_done_once_and_logged(
+    result: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 19.5: `return True` gave a raw HTML 500 on every attempt and ran the task again.
+    calls: list[str] = []
+
+    def process(task: TaskRequest) -> object:
+        calls.append(task.name)
+        return result
+
+    caplog.set_level(logging.INFO, logger="handler.tasks")
+    test = create_app(process, dead_letter=RecordingSink(), max_attempts=3).test_client()  # pyright: ignore[reportArgumentType]
+    first = post(test, {}, delivery("t"))
+    assert (first.status_code, first.json) == (200, {"status": "done"})
+    assert post(test, {}, delivery("t", retry=1)).json == {"status": "duplicate"}
+    assert calls == ["t"]
+    [line] = [
+        r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("status") == "done"
+    ]
+    assert line["result"] is None
+    assert line["resultIgnored"] == f"the processor returned {type(result).__name__}, not a mapping"
+
+
+def test_a_json_number_python_cannot_read_is_rejected_once() -> None:
+    # Issue 19.10: a 5,000-digit integer is valid JSON that json.loads refuses (int limit).
+    calls: list[str] = []
+    sink = RecordingSink()
+    test = client(lambda task: calls.append(task.name) or None, sink)
+    headers = {**delivery("t"), "Content-Type": "application/json"}
+    body = b'{"n": ' + b"7" * 5000 + b"}"
+    first = test.post("/", data=body, headers=headers)
+    assert (first.status_code, first.json) == (200, {"status": "rejected"})
+    again = test.post("/", data=body, headers={**headers, "X-CloudTasks-TaskRetryCount": "1"})
+    assert (again.status_code, again.json) == (200, {"status": "duplicate"})
+    assert calls == [] and len(sink.written) == 1
+    assert "cannot read" in sink.written[0][1]
+
+
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [
+        ("/orders?tenant=a", "/orders"),
+        ("/x%3Fy", "/x?y"),
+        ("/a%2Fb/c?q=%20&r", "/a/b/c"),
+        ("/", "/"),
+    ],
+)
+def test_the_dead_letter_keeps_the_request_target_exactly_as_it_arrived(
+    target: str, path: str
+) -> None:
+    # Issue 19.9: the replay got Flask's decoded path without its query string.
+    seen: list[TaskRequest] = []
+
+    def reject(task: TaskRequest) -> None:
+        seen.append(task)
+        raise PermanentTaskError("no")
+
+    letters: list[DeadLetter] = []
+
+    class Keeping:
+        def write(self, task: TaskRequest, reason: str, *, timeout: float | None = None) -> None:
+            letters.append(DeadLetter.of(task, reason))
+
+    test = create_app(reject, dead_letter=Keeping()).test_client()
+    response = test.post(target, data=b"{}", headers=delivery("t"), content_type="application/json")
+    assert response.json == {"status": "rejected"}
+    [letter] = letters
+    assert letter.attributes["path"] == target
+    assert (seen[0].path, seen[0].target) == (path, target)
+
+
+def test_the_request_target_comes_from_the_raw_uri_whatever_the_server() -> None:
+    assert request_target({"RAW_URI": "/x%3Fy?a=%20"}) == "/x%3Fy?a=%20"
+    assert request_target({"REQUEST_URI": "/o?t=a"}) == "/o?t=a"
+    assert request_target({"RAW_URI": "http://h:8/p%20q?z"}) == "/p%20q?z"
+    assert request_target({"PATH_INFO": "/a b", "QUERY_STRING": "x=1"}) == "/a%20b?x=1"
+
+
+class FirstAttemptStore(InMemoryStore):
+    """In memory, but knows each task's first attempt, as the Firestore record does."""
+
+    def __init__(self, first: datetime | None) -> None:
+        super().__init__()
+        self.first = first
+
+    def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
+        return self.first
+
+
+@pytest.mark.parametrize(
+    ("attempts", "duration", "retry", "age_s", "last"),
+    [
+        # maxAttempts 5, maxRetryDuration 600s: the fifth attempt is the last only once ten
+        # minutes have passed since the first.
+        (5, 600, 4, 60, False),
+        (5, 600, 4, 700, True),
+        (5, 600, 3, 700, False),
+        # maxAttempts -1 with a duration: the last is the first attempt after the duration.
+        (None, 600, 40, 60, False),
+        (None, 600, 40, 700, True),
+        # No duration: attempts alone.
+        (5, None, 4, 0, True),
+        (5, None, 3, 10_000, False),
+        # Neither: never.
+        (None, None, 1000, 10_000, False),
+    ],
+)
+def test_the_last_attempt_is_cloud_tasks_rule_attempts_and_duration(
+    attempts: int | None, duration: int | None, retry: int, age_s: float, last: bool
+) -> None:
+    # Issue 19.3: RetryConfig ends a task only when both limits are reached.
+    from datetime import UTC
+
+    store = FirstAttemptStore(datetime.now(UTC) - timedelta(seconds=age_s))
+    sink = RecordingSink()
+    app = create_app(
+        example.process,
+        store=store,
+        dead_letter=sink,
+        max_attempts=attempts,
+        max_retry_duration=None if duration is None else timedelta(seconds=duration),
+        dispatch_deadline=timedelta(seconds=30),
+    )
+    response = post(app.test_client(), {"failAlways": True}, delivery("t", retry=retry))
+    expected = (200, "dead_lettered") if last else (500, "failed")
+    assert (response.status_code, (response.json or {}).get("status")) == expected
+    assert len(sink.written) == (1 if last else 0)
+
+
+def test_an_unknown_first_attempt_errs_toward_dead_lettering() -> None:
+    # The in-memory store (and a lost Firestore record) can't say when the task began.
+    sink = RecordingSink()
+    app = create_app(
+        example.process,
+        dead_letter=sink,
+        max_attempts=5,
+        max_retry_duration=timedelta(seconds=600),
+    )
+    test = app.test_client()
+    assert post(test, {"failAlways": True}, delivery("t", retry=3)).status_code == 500
+    assert post(test, {"failAlways": True}, delivery("t", retry=4)).json == {
+        "status": "dead_lettered"
+    }

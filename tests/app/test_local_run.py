@@ -137,6 +137,7 @@ def test_the_handler_gets_the_stores_and_the_stack_wide_limits(root: Path, tmp_p
     # orders: 300 s, reports: 600 s. The shortest: no answer past either's budget is unheard.
     assert _handler_env([orders, reports], in_memory) == {
         "TASK_MAX_ATTEMPTS": "3",
+        "TASK_MAX_RETRY_DURATION": "0s",
         "TASK_DISPATCH_DEADLINE": "300s",
         "TASK_CONCURRENCY": "80",
     }
@@ -146,6 +147,7 @@ def test_the_handler_gets_the_stores_and_the_stack_wide_limits(root: Path, tmp_p
     env = _handler_env([orders], Shared(firestore, pubsub, "tasks-dev", topic, ""))
     assert env == {
         "TASK_MAX_ATTEMPTS": "5",
+        "TASK_MAX_RETRY_DURATION": "0s",
         "TASK_DISPATCH_DEADLINE": "300s",
         "TASK_CONCURRENCY": "80",
         "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1111",

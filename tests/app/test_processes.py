@@ -82,6 +82,7 @@ def test_handler_finishes_in_flight_task_on_sigterm(tmp_path: Path) -> None:
     ("env", "message"),
     [
         ({"TASK_MAX_ATTEMPTS": "0"}, "TASK_MAX_ATTEMPTS: '0' must be a positive integer or -1"),
+        ({"TASK_MAX_RETRY_DURATION": "10m"}, "TASK_MAX_RETRY_DURATION: '10m' must be a number"),
         ({"TASK_PROCESSOR": "nope"}, "TASK_PROCESSOR: 'nope' must be module:function"),
         ({"TASK_PROCESSOR": "handler.example:missing"}, "has no function 'missing'"),
         ({"PORT": "http"}, "'http' is not a port number"),

@@ -87,14 +87,21 @@ def subscription(pubsub: Child) -> Iterator[str]:
         channel.close()
 
 
-def publish(pubsub: Child, body: bytes, task_name: str, path: str = "/orders/import") -> str:
-    """A dead letter as the handler publishes it; returns its message id."""
+def publish(
+    pubsub: Child,
+    body: bytes,
+    task_name: str,
+    path: str = "/orders/import",
+    queue: str = "orders",
+) -> str:
+    """A dead letter as the handler publishes it, from queue id QUEUE; returns its message
+    id. The handler honours a replay on its original's queue only."""
     channel = grpc.insecure_channel(pubsub.address)
     try:
         publisher = PublisherClient(transport=PublisherGrpcTransport(channel=channel))
         attributes = {
             "taskName": task_name,
-            "queue": "orders",
+            "queue": queue,
             "retryCount": "0",
             "reason": "payload asked to be rejected",
             "path": path,
@@ -182,7 +189,8 @@ def test_a_big_dead_letter_is_replayed_delivered_byte_for_byte_and_acknowledged_
     }
     outputs = tmp_path / "pipelines.json"
     outputs.write_text(json.dumps({"orders": entry}))
-    message_id = publish(pubsub, BODY, "original-task-7")
+    queue_id = queue.rsplit("/", 1)[-1]
+    message_id = publish(pubsub, BODY, "original-task-7", queue=queue_id)
     name = f"{queue}/tasks/{replay_task_id('original-task-7', message_id)}"
 
     # Dry run: shown, not created, still waiting.
@@ -202,7 +210,7 @@ def test_a_big_dead_letter_is_replayed_delivered_byte_for_byte_and_acknowledged_
         "bytes": len(BODY),
         "sha256": hashlib.sha256(BODY).hexdigest(),
         "contentType": "application/json",
-        "replayOf": "orders/original-task-7",  # the original task, queue/name
+        "replayOf": f"{queue_id}/original-task-7",  # the original task, queue/name
         "tenant": "acme",
     }
     assert done["path"] == "/orders/import"
@@ -334,7 +342,9 @@ def test_a_replay_whose_task_fails_again_ends_and_leaves_the_new_dead_letter(
     }
     outputs = tmp_path / "pipelines.json"
     outputs.write_text(json.dumps({"orders": entry}))
-    message_id = publish(pubsub, b'{"id": "loop", "reject": true}', "original-loop")
+    message_id = publish(
+        pubsub, b'{"id": "loop", "reject": true}', "original-loop", queue=queue.rsplit("/", 1)[-1]
+    )
     replay_id = replay_task_id("original-loop", message_id)
 
     result = cli(outputs, emulator, pubsub, "--json", "--limit", "20")

@@ -18,18 +18,23 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
+from google.api_core import exceptions
 from google.cloud import firestore, pubsub_v1
 
+from handler import example
+from handler.app import create_app
 from handler.firestore_store import COLLECTION, FirestoreStore, document_id
 from handler.logs import logging_config
 from handler.store import Claim
+from handler.task import TaskRequest
 from local.processes import (
     Child,
     free_port,
@@ -64,7 +69,17 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         }
         for name, value in env.items():
             patch.setenv(name, value)
+        FIRESTORE_GROUP.append(firestore_emulator.process.pid)
         yield env
+
+
+FIRESTORE_GROUP: list[int] = []
+"""The Firestore emulator's process group, to freeze it (SIGSTOP) and thaw it (SIGCONT)."""
+
+
+@pytest.fixture
+def firestore_group(emulators: dict[str, str]) -> int:
+    return FIRESTORE_GROUP[-1]
 
 
 @pytest.fixture
@@ -83,9 +98,11 @@ def delivery(queue: str, name: str, retry: int = 0, **extra: str) -> dict[str, s
     }
 
 
-def post(handler: Child, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
+def post(
+    handler: Child, headers: Mapping[str, str], body: bytes, target: str = "/work"
+) -> tuple[int, str]:
     request = urllib.request.Request(
-        f"http://{handler.address}/work", data=body, headers=dict(headers), method="POST"
+        f"http://{handler.address}{target}", data=body, headers=dict(headers), method="POST"
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -389,10 +406,10 @@ def test_one_slow_renewal_does_not_hold_back_the_others(
     with two_stores(lease_s=2) as (store, other):
         renew = store._renew  # the seam under test
 
-        def stalled(key: str, token: str) -> bool:
+        def stalled(key: str, token: str, deadline: object) -> bool:
             if key.endswith("/slow"):
                 time.sleep(6)  # a call that hangs for three leases
-            return renew(key, token)
+            return renew(key, token, deadline)  # pyright: ignore[reportArgumentType]
 
         monkeypatch.setattr(store, "_renew", stalled)
         assert store.claim(f"{queue}/slow") is Claim.ACQUIRED
@@ -421,6 +438,232 @@ def test_a_claim_whose_renewer_cannot_start_is_not_left_behind(
         time.sleep(1.5)
         # The failed claim was not recorded, so nobody renews it: it lapsed with its lease.
         assert other.claim(key) is Claim.ACQUIRED
+
+
+# --- Issue 19: completion is part of the claim, the retry rule, the answer budget ------------
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def write(self, task: TaskRequest, reason: str, *, timeout: float | None = None) -> None:
+        self.reasons.append(reason)
+
+
+@contextmanager
+def failing_writes(
+    monkeypatch: pytest.MonkeyPatch, state: str, times: int | None, error: Exception
+) -> Iterator[dict[str, int]]:
+    """Every client write that sets `state` (whichever call the store makes: set, create,
+    update, or a transaction's set) raises ERROR, `times` times (None: until the block
+    ends), as the emulator's lock timeouts do under load."""
+    left = {"failures": 0, "remaining": -1 if times is None else times}
+
+    def failing(original: Callable[..., object], data_at: int) -> Callable[..., object]:
+        def write(*args: object, **kwargs: object) -> object:
+            data = args[data_at] if len(args) > data_at else None
+            if isinstance(data, dict) and data.get("state") == state and left["remaining"]:
+                left["remaining"] -= 1
+                left["failures"] += 1
+                raise error
+            return original(*args, **kwargs)
+
+        return write
+
+    for name in ("set", "create", "update"):
+        monkeypatch.setattr(
+            firestore.DocumentReference,
+            name,
+            failing(getattr(firestore.DocumentReference, name), 1),
+        )
+    monkeypatch.setattr(firestore.Transaction, "set", failing(firestore.Transaction.set, 2))
+    try:
+        yield left
+    finally:
+        monkeypatch.undo()
+
+
+def store_app(
+    lease_s: float, sink: RecordingSink, calls: list[str], **options: object
+) -> tuple[FirestoreStore, FlaskClient]:
+    """An instance in this process: the app on a FirestoreStore of the emulator, running
+    the example processor, which CALLS records."""
+
+    def process(task: TaskRequest) -> dict[str, object]:
+        calls.append(task.name)
+        return example.process(task)
+
+    store = FirestoreStore(project=PROJECT, database=DATABASE, lease=timedelta(seconds=lease_s))
+    app = create_app(process, store=store, dead_letter=sink, **options)  # pyright: ignore[reportArgumentType]
+    return store, app.test_client()
+
+
+def answer(test: FlaskClient, queue: str, name: str, retry: int = 0, body: bytes = b"{}") -> str:
+    response = test.post("/work", data=body, headers=delivery(queue, name, retry))
+    return f"{response.status_code} {(response.json or {}).get('status')}"
+
+
+def test_an_aborted_processed_write_is_retried_so_the_task_never_runs_twice(
+    emulators: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 19.1: Aborted('Transaction lock timeout.') on the one `processed` write was not
+    # retried; the answer was `200 done` and the claim lapsed, so a redelivery ran it again.
+    calls: list[str] = []
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    a, test_a = store_app(2, RecordingSink(), calls, dispatch_deadline=timedelta(seconds=30))
+    b, test_b = store_app(2, RecordingSink(), calls, dispatch_deadline=timedelta(seconds=30))
+    try:
+        aborted = exceptions.Aborted("Transaction lock timeout.")
+        with failing_writes(monkeypatch, "processed", 3, aborted) as failures:
+            first = answer(test_a, queue, "t")
+        time.sleep(3)  # past the lease: a lapsed claim would be taken over now
+        second = answer(test_b, queue, "t", 1)
+    finally:
+        a.close()
+        b.close()
+    assert (first, second, calls) == ("200 done", "200 duplicate", ["t"])
+    assert failures["failures"] == 3  # the write was tried again until it landed
+
+
+def test_an_outcome_not_written_within_the_budget_keeps_the_claim_and_lands_later(
+    emulators: dict[str, str], db: firestore.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 19.1: the claim must not lapse while its holder lives, written or not. A 6 s
+    # deadline: 5 s of answer budget, a 3 s lease.
+    calls: list[str] = []
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    sink = RecordingSink()
+    options = {"dispatch_deadline": timedelta(seconds=6), "max_attempts": 3}
+    a, test_a = store_app(3, sink, calls, **options)
+    b, test_b = store_app(3, RecordingSink(), calls, **options)
+    try:
+        unavailable = exceptions.ServiceUnavailable("firestore frozen")
+        with failing_writes(monkeypatch, "processed", None, unavailable):
+            asked = time.monotonic()
+            # Processed, but nobody could learn it: kept as a dead letter, within the budget.
+            assert answer(test_a, queue, "t") == "200 dead_lettered"
+            assert time.monotonic() - asked < 5
+            time.sleep(4)  # more than a lease: the claim is still renewed
+            assert answer(test_b, queue, "t", 1) == "409 in_progress"
+        ref = db.collection(COLLECTION).document(document_id(f"{queue}/t"))
+        wait_for(
+            lambda: (ref.get().to_dict() or {}).get("state") == "processed" or None,
+            "the outcome to land once Firestore writes again",
+            timeout_s=10,
+        )
+        assert answer(test_b, queue, "t", 2) == "200 duplicate"
+    finally:
+        a.close()
+        b.close()
+    assert calls == ["t"]
+    [reason] = sink.reasons
+    assert reason.startswith("processed, but its record could not be written in time")
+
+
+def test_a_claim_is_acquired_only_while_its_lease_still_holds(
+    emulators: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 19.1: a claim whose write took longer than its lease came back ACQUIRED with its
+    # lease already over, for any other delivery to take.
+    slow_write = 1.6
+
+    def slowed(original: Callable[..., object], data_at: int = 1) -> Callable[..., object]:
+        def write(*args: object, **kwargs: object) -> object:
+            data = args[data_at] if len(args) > data_at else None
+            if isinstance(data, dict) and data.get("state") == "claimed":
+                time.sleep(slow_write)
+            return original(*args, **kwargs)
+
+        return write
+
+    key = f"q-{uuid.uuid4().hex[:8]}/t"
+    with two_stores(lease_s=1.5) as (store, other):
+        for name in ("create", "update"):
+            original = getattr(firestore.DocumentReference, name)
+            monkeypatch.setattr(firestore.DocumentReference, name, slowed(original))
+        monkeypatch.setattr(firestore.Transaction, "set", slowed(firestore.Transaction.set, 2))
+        # No background renewal to race with: what claim() itself returns is under test.
+        monkeypatch.setattr(store, "_start_renewer", lambda: None)
+        claimed = store.claim(key)
+        monkeypatch.undo()
+        # Another delivery, right after: the claim it finds must still hold.
+        assert (claimed, other.claim(key)) == (Claim.ACQUIRED, Claim.IN_PROGRESS)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "first_retries"),
+    [
+        (2, 3),  # maxAttempts 2 with a 4 s maxRetryDuration: attempts 1-4 fail and retry
+        (None, 3),  # maxAttempts -1: the same, and no count ends it
+    ],
+)
+def test_the_last_attempt_needs_the_attempts_and_the_retry_duration_since_the_first(
+    emulators: dict[str, str], attempts: int | None, first_retries: int
+) -> None:
+    # Issue 19.3: dead-lettered at attempt 2 though Cloud Tasks would retry for 4 s; or, with
+    # -1, never dead-lettered, and Cloud Tasks deleted the task once 4 s had passed.
+    sink = RecordingSink()
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    retry_limits = {"max_attempts": attempts, "max_retry_duration": timedelta(seconds=4)}
+    store, test = store_app(5, sink, [], **retry_limits)
+    failing = json.dumps({"failAlways": True}).encode()
+    try:
+        started = time.monotonic()
+        answers = [answer(test, queue, "t", retry, failing) for retry in range(first_retries)]
+        assert time.monotonic() - started < 2
+        assert answers == ["500 failed"] * first_retries
+        time.sleep(4 - (time.monotonic() - started) + 0.2)
+        assert answer(test, queue, "t", first_retries, failing) == "200 dead_lettered"
+        # A retry whose record is gone (or was never written): its first attempt is
+        # unknown, and the handler errs toward dead-lettering.
+        assert answer(test, queue, "lost", first_retries, failing) == "200 dead_lettered"
+    finally:
+        store.close()
+    assert len(sink.reasons) == 2
+
+
+def test_a_frozen_firestore_gets_its_answer_within_the_budget(
+    emulators: dict[str, str], tmp_path: Path, firestore_group: int
+) -> None:
+    # Issue 19.6: with Firestore frozen and a 15 s deadline (13.5 s budget) the handler
+    # answered after 60 s (the client's defaults), unheard by Cloud Tasks.
+    env = handler_env(emulators, TASK_DISPATCH_DEADLINE="15s")
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    with running(start_handler(tmp_path / "h.log", env=env)) as handler:
+        assert post(handler, delivery(queue, "warm-up"), b"{}") == (200, "done")
+        os.killpg(firestore_group, signal.SIGSTOP)
+        try:
+            asked = time.monotonic()
+            assert post(handler, delivery(queue, "t"), b"{}") == (500, "store_unavailable")
+            took = time.monotonic() - asked
+        finally:
+            os.killpg(firestore_group, signal.SIGCONT)
+        assert 10 < took < 14
+        [line] = [line for line in handler.log_lines() if line.get("taskName") == "t"]
+    assert "StoreTimeout" in str(line["error"])
+
+
+def test_a_replay_naming_another_queues_task_cannot_cancel_it(
+    emulators: dict[str, str],
+) -> None:
+    # Issue 19.2: every pipeline shares the database; a task on orders naming payments'
+    # task in X-Replay-Of ran under its key, and the real payments task became a duplicate.
+    calls: list[str] = []
+    sink = RecordingSink()
+    suffix = uuid.uuid4().hex[:8]
+    orders, payments = f"orders-{suffix}", f"payments-{suffix}"
+    store, test = store_app(5, sink, calls)
+    try:
+        forged = {**delivery(orders, "evil"), "X-Replay-Of": f"{payments}/order-42"}
+        first = test.post("/work", data=b"{}", headers=forged)
+        real = test.post("/work", data=b"{}", headers=delivery(payments, "order-42"))
+    finally:
+        store.close()
+    assert (first.json, real.json) == ({"status": "rejected"}, {"status": "done"})
+    assert calls == ["order-42"]
+    [reason] = sink.reasons
+    assert f"names queue '{payments}', not this task's queue '{orders}'" in reason
 
 
 # --- Pub/Sub: dead letters whole, and nothing lost when it is down ---------------------------
@@ -463,6 +706,22 @@ def test_a_rejected_task_of_several_hundred_kb_reaches_the_subscription_byte_for
     }
     assert "secret-token-1" not in log and "secret-key-123" not in log
     assert '"deadLetter": true' not in log  # kept by Pub/Sub: not repeated in the log
+
+
+@pytest.mark.parametrize("target", ["/orders?tenant=a", "/x%3Fy", "/a%2Fb/c%20d?q=%20&r"])
+def test_the_dead_letter_path_is_the_request_target_as_gunicorn_received_it(
+    emulators: dict[str, str], tmp_path: Path, target: str
+) -> None:
+    # Issue 19.9: `/orders?tenant=a` came back as `/orders`, `/x%3Fy` as `/x` with query `y`.
+    topic, sub = subscription(emulators)
+    env = handler_env(emulators, TASK_DEAD_LETTER_TOPIC=topic)
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    body = json.dumps({"reject": True}).encode()
+    with running(start_handler(tmp_path / "h.log", env=env)) as handler:
+        assert post(handler, delivery(queue, "t"), body, target) == (200, "rejected")
+    response = pubsub_v1.SubscriberClient().pull(subscription=sub, max_messages=10, timeout=30)
+    [received] = response.received_messages
+    assert received.message.attributes["path"] == target
 
 
 def test_pub_sub_unavailable_answers_5xx_and_the_last_attempt_is_logged_whole(

@@ -193,6 +193,7 @@ def check_pipeline(
         "TASK_CONCURRENCY": str(int(service.inputs["template"]["maxInstanceRequestConcurrency"])),
         "GOOGLE_CLOUD_PROJECT": project,
         "TASK_MAX_ATTEMPTS": str(int(queue.inputs["retryConfig"]["maxAttempts"])),
+        "TASK_MAX_RETRY_DURATION": queue.inputs["retryConfig"]["maxRetryDuration"],
     }
 
     expected = {
@@ -220,6 +221,7 @@ PIPELINE_ENV = (
     "TASK_CONCURRENCY",
     "GOOGLE_CLOUD_PROJECT",
     "TASK_MAX_ATTEMPTS",
+    "TASK_MAX_RETRY_DURATION",
 )
 PUBLIC = {"allUsers", "allAuthenticatedUsers"}
 MEMBER_TYPES = {

@@ -60,6 +60,7 @@ def test_defaults() -> None:
         {"name": "TASK_DISPATCH_DEADLINE", "value": "600s"},
         {"name": "TASK_FIRESTORE_DATABASE", "value": "tasks-test"},
         {"name": "TASK_MAX_ATTEMPTS", "value": "20"},
+        {"name": "TASK_MAX_RETRY_DURATION", "value": "3600s"},
     ]
     database = rec.one(DATABASE, "idempotency").inputs
     assert database == {
@@ -158,6 +159,7 @@ def test_every_setting_reaches_its_resource() -> None:
     assert [e["name"] for e in container["envs"]][-1] == "API_KEY"
     assert envs["LOG_LEVEL"] == {"name": "LOG_LEVEL", "value": "info"}
     assert envs["TASK_MAX_ATTEMPTS"]["value"] == "-1"
+    assert envs["TASK_MAX_RETRY_DURATION"]["value"] == "7200s"
     assert envs["TASK_CONCURRENCY"]["value"] == "4"
     assert envs["TASK_DISPATCH_DEADLINE"]["value"] == "1200s"
     assert envs["API_KEY"] == {

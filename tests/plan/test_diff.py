@@ -123,8 +123,8 @@ def test_added_setting_shows_absent_before() -> None:
     head["service"]["env"] = {"LOG_LEVEL": "debug"}
     _, text = _render(plan_of(config()), plan_of(config(orders=head)))
     # Env vars are sorted: LOG_LEVEL now comes before the pipeline's TASK_* variables,
-    # so the last of them, TASK_MAX_ATTEMPTS, moves to a new index.
-    assert 'template.containers[0].envs[6].name: (absent) -> "TASK_MAX_ATTEMPTS"' in text
+    # so the last of them, TASK_MAX_RETRY_DURATION, moves to a new index.
+    assert 'template.containers[0].envs[7].name: (absent) -> "TASK_MAX_RETRY_DURATION"' in text
 
 
 def test_output_change_is_listed() -> None:

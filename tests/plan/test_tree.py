@@ -48,7 +48,8 @@ def test_queue_and_service_settings(dev_plan: dict[str, Any]) -> None:
     assert f"runs as {UNKNOWN} (from serviceaccount.Account orders-runtime)" in text
     assert (
         "env: GOOGLE_CLOUD_PROJECT, LOG_LEVEL, TASK_CONCURRENCY, TASK_DEAD_LETTER_TOPIC,"
-        " TASK_DISPATCH_DEADLINE, TASK_FIRESTORE_DATABASE, TASK_MAX_ATTEMPTS;"
+        " TASK_DISPATCH_DEADLINE, TASK_FIRESTORE_DATABASE, TASK_MAX_ATTEMPTS,"
+        " TASK_MAX_RETRY_DURATION;"
         " secrets: -"
     ) in text
     assert "deletion protection off" in text
@@ -95,7 +96,8 @@ def test_secrets_show_their_source_and_grant(prod_plan: dict[str, Any]) -> None:
     text = tree.render(prod_plan)
     assert (
         "env: GOOGLE_CLOUD_PROJECT, LOG_LEVEL, TASK_CONCURRENCY, TASK_DEAD_LETTER_TOPIC,"
-        " TASK_DISPATCH_DEADLINE, TASK_FIRESTORE_DATABASE, TASK_MAX_ATTEMPTS;"
+        " TASK_DISPATCH_DEADLINE, TASK_FIRESTORE_DATABASE, TASK_MAX_ATTEMPTS,"
+        " TASK_MAX_RETRY_DURATION;"
         " secrets: API_KEY<-orders-api-key:latest"
     ) in text
     assert (
