@@ -22,6 +22,7 @@ from components.roles import (
     SERVICE_ACCOUNT_USER,
     SUBSCRIBER,
 )
+from components.schedule import PipelineSchedules, PipelineSchedulesArgs
 from components.service import TaskService, TaskServiceArgs
 from components.settings import PipelineSettings
 from components.settings.idempotency import DEAD_LETTER_RETENTION
@@ -53,6 +54,9 @@ class TaskPipelineArgs:
     on its own has none, only another pipeline's secret grants can share its names."""
     notification_channels: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     """Channel ids the pipeline's alert policies notify (AlertChannels.ids)."""
+    cloudscheduler_agent_member: pulumi.Input[str] | None = None
+    """The Cloud Scheduler service agent (ProjectApis.cloudscheduler_agent_member): required
+    when the pipeline has schedules."""
 
 
 class TaskPipeline(pulumi.ComponentResource):
@@ -66,7 +70,9 @@ class TaskPipeline(pulumi.ComponentResource):
     - the runtime account: what the service runs as; reads its own secrets only, reads and
       writes the stack's idempotency database only, publishes to its dead-letter topic only;
     - replayers: consume from its dead-letter subscription only, and create tasks as
-      enqueuers do (a replay re-creates each dead letter as a task).
+      enqueuers do (a replay re-creates each dead letter as a task);
+    - with schedules: see components/schedule.py (a ticker account that may invoke the
+      service, and the runtime account may create tasks in this queue).
 
     The dead-letter topic and subscription are registered here directly, not in a
     component of their own: a component costs about as much to register as a resource
@@ -228,6 +234,31 @@ class TaskPipeline(pulumi.ComponentResource):
             ),
             self,
         )
+        self.schedule_jobs: dict[str, pulumi.Output[str]] = {}
+        if s.schedules:
+            if args.cloudscheduler_agent_member is None:
+                raise ValueError(
+                    "cloudscheduler_agent_member: required for schedules (ProjectApis with"
+                    " the Cloud Scheduler API)"
+                )
+            self.schedule_jobs = PipelineSchedules(
+                name,
+                PipelineSchedulesArgs(
+                    project=args.project,
+                    location=location,
+                    schedules=s.schedules,
+                    service_name=service.service_name,
+                    service_url=service.url,
+                    queue_path=queue.path,
+                    queue_name=queue.queue_name,
+                    runtime_member=runtime.member,
+                    scheduler_agent_member=args.cloudscheduler_agent_member,
+                    alerts_enabled=s.alerts.enabled,
+                    notification_channels=args.notification_channels,
+                    depends_on=args.depends_on,
+                ),
+                child,
+            ).jobs
         self.queue_name, self.service_name = queue.queue_name, service.service_name
         self.dead_letter_subscription = subscription.name
         self.outputs = {

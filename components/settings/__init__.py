@@ -16,6 +16,7 @@ from components.settings.config import (
 )
 from components.settings.pipeline import PipelineSettings
 from components.settings.queue import QueueSettings
+from components.settings.schedule import ScheduleSettings
 from components.settings.service import ServiceSettings
 from components.settings.stack import StackSettings
 from components.settings.validation import NAMESPACE, ConfigError
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigError",
     "PipelineSettings",
     "QueueSettings",
+    "ScheduleSettings",
     "ServiceSettings",
     "StackSettings",
     "gcp_provider_keys",
