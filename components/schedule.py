@@ -137,7 +137,7 @@ class PipelineSchedules(pulumi.ComponentResource):
             q.tick_metric_name(name),
             project=args.project,
             name=q.tick_metric_name(name),
-            description=f"Attempts of pipeline {name}'s Cloud Scheduler jobs, by status.",
+            description=f"Tick attempts of the Cloud Scheduler jobs of pipeline {name}, by status.",
             filter=q.tick_log_filter(
                 args.project, args.location, [schedule_job(name, s) for s in args.schedules]
             ),
