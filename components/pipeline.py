@@ -26,6 +26,7 @@ from components.schedule import PipelineSchedules, PipelineSchedulesArgs
 from components.service import TaskService, TaskServiceArgs
 from components.settings import PipelineSettings
 from components.settings.idempotency import DEAD_LETTER_RETENTION
+from components.settings.schedule import body_text
 
 # Time a replayer has to create a message's task before Pub/Sub redelivers it (10..600 s;
 # a redelivery is harmless, the replayed task's name is derived from the dead letter's).
@@ -82,9 +83,10 @@ class TaskPipeline(pulumi.ComponentResource):
     queue_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
     dead_letter_subscription: pulumi.Output[str]
-    outputs: dict[str, pulumi.Input[str]]
+    outputs: dict[str, object]
     """The stack output entry: what enqueue code needs to create a task. One output per
-    field, so a preview shows the fields already known (location, deadline)."""
+    field, so a preview shows the fields already known (location, deadline); with
+    schedules, what `taskclient tick` needs to fire one by hand."""
 
     def __init__(
         self, name: str, args: TaskPipelineArgs, opts: pulumi.ResourceOptions | None = None
@@ -276,4 +278,13 @@ class TaskPipeline(pulumi.ComponentResource):
             ),
             "firestoreDatabase": args.database,
         }
+        if self.schedule_jobs:
+            self.outputs["schedules"] = {
+                schedule: {
+                    "job": self.schedule_jobs[schedule],
+                    "path": settings.path,
+                    **({"body": body_text(settings.body)} if settings.body is not None else {}),
+                }
+                for schedule, settings in s.schedules.items()
+            }
         self.register_outputs({"outputs": self.outputs})

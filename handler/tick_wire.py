@@ -6,6 +6,7 @@ program and the policy pack import it too.
 """
 
 import hashlib
+from datetime import UTC, datetime
 
 # Ticks arrive at this prefix; the rest of the path is the path of the task they create.
 TICK_PREFIX = "/_tick"
@@ -25,3 +26,8 @@ def tick_task_id(job: str, schedule_time: str) -> str:
     same task, so Cloud Tasks creates it once (ALREADY_EXISTS for the others). Hashed, as
     Cloud Tasks allows only [A-Za-z0-9_-] in ids and timestamp-like ids slow its index."""
     return hashlib.sha256(f"{job}\n{schedule_time}".encode()).hexdigest()
+
+
+def schedule_time(when: datetime) -> str:
+    """A tick's time as X-CloudScheduler-ScheduleTime carries it: RFC 3339 in UTC."""
+    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

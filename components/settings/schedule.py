@@ -73,9 +73,13 @@ def _time_zone(name: str) -> str:
     return name
 
 
+def body_text(body: JsonValue) -> str:
+    """The body as the job sends it and the tick's task carries it: compact JSON."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
 def body_bytes(body: JsonValue) -> bytes:
-    """The body as the job sends it and the tick's task carries it: compact JSON, UTF-8."""
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return body_text(body).encode()
 
 
 def _body(body: JsonValue) -> JsonValue:
