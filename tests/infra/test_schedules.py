@@ -6,9 +6,11 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
+import yaml
 
 from components.settings import ConfigError
 from components.settings.schedule import MAX_BODY_BYTES
@@ -240,3 +242,16 @@ def test_bad_schedules_are_one_config_error_naming_each_key(
     for problem, start in zip(problems, lines, strict=True):
         assert problem.startswith(start), problems
     assert recording.resources == []
+
+
+def test_the_readme_schedule_example_and_its_errors_are_the_real_ones() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Scheduled work\n", 1)[1].split("\n## ", 1)[0]
+    [example] = [b for b in re.findall(r"```yaml\n(.*?)```", section, re.S) if "schedules:" in b]
+    schedules = yaml.safe_load(example)["orders"]["schedules"]
+    jobs = {r.name: r.inputs for r in record(with_schedules(schedules)).of_type(JOB)}
+    assert jobs["orders_nightly-report"]["schedule"] == "0 3 * * *"
+    [errors] = [b for b in re.findall(r"```text\n(.*?)```", section, re.S) if "cron:" in b]
+    with pytest.raises(ConfigError) as caught:
+        record(with_schedules({"a": {"cron": "61 * * * *"}, "b": {"cron": "* * *"}}))
+    assert caught.value.problems == errors.splitlines()
