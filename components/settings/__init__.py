@@ -2,9 +2,9 @@
 
 One module per entity: `service` (Cloud Run limits), `queue` (Cloud Tasks limits),
 `schedule` (Cloud Scheduler jobs: cron, time zone, body), `pipeline`, `stack` (labels,
-locations), `config` (reading Pulumi config, secret keys, unknown namespaces); `validation` holds the machinery they share. The models mirror the
-stack files key for key (camelCase aliases), so an error's location is the key path the
-user typed.
+locations), `config` (reading Pulumi config, secret keys, unknown namespaces);
+`validation` holds the machinery they share. The models mirror the stack files key for
+key (camelCase aliases), so an error's location is the key path the user typed.
 """
 
 from components.settings.config import (
