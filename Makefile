@@ -146,9 +146,10 @@ plan: venv policy-venv
 
 # The whole loop on loopback: emulator + handler, one queue per pipeline of Pulumi.$(STACK).yaml.
 # State (logs, outputs, run.json) in $(LOCAL_STATE)/$(STACK)/: one directory per stack.
+# Schedules fire at their cron times; TICK=PIPELINE.SCHEDULE also fires one at start.
 LOCAL_STATE ?= build/local
 local: venv emulator-venv
-	$(BIN)/python -m local --stack $(STACK) --state $(LOCAL_STATE)
+	$(BIN)/python -m local --stack $(STACK) --state $(LOCAL_STATE) $(if $(TICK),--tick-now $(TICK))
 
 # --- benchmarks (figures and ratios, not tests) ------------------------------------
 # Bulk enqueue against one call per task, on the emulator, without and with a simulated RTT.

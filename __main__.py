@@ -5,7 +5,7 @@ one dashboard."""
 import pulumi
 
 from components.alerts import AlertChannels, AlertChannelsArgs, StackDashboard, StackDashboardArgs
-from components.apis import SECRET_MANAGER, ProjectApis, ProjectApisArgs
+from components.apis import CLOUDSCHEDULER, SECRET_MANAGER, ProjectApis, ProjectApisArgs
 from components.idempotency import IdempotencyStore, IdempotencyStoreArgs
 from components.names import CHANNELS, IDEMPOTENCY, STACK_DASHBOARD, check_names
 from components.pipeline import TaskPipeline, TaskPipelineArgs
@@ -20,7 +20,10 @@ apis = ProjectApis(
     "apis",
     ProjectApisArgs(
         project=settings.project,
-        extra_services=[SECRET_MANAGER] if settings.uses_secrets else [],
+        extra_services=[
+            *([SECRET_MANAGER] if settings.uses_secrets else []),
+            *([CLOUDSCHEDULER] if settings.uses_schedules else []),
+        ],
     ),
 )
 
@@ -64,6 +67,7 @@ pipelines = {
             depends_on=[apis],
             unaliased_secret_grants=names.unaliased_secret_grants,
             notification_channels=channels,
+            cloudscheduler_agent_member=apis.cloudscheduler_agent_member,
         ),
     )
     for name, pipeline in settings.pipelines.items()

@@ -230,7 +230,10 @@ class StackDashboard(pulumi.ComponentResource):
         self, name: str, args: StackDashboardArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("cloudrun-tasks:index:StackDashboard", name, None, opts)
-        fixed = [(s.resolved_location, s.service.max_instances, p) for s, p, *_ in args.rows]
+        fixed = [
+            (s.resolved_location, s.service.max_instances, p, bool(s.schedules))
+            for s, p, *_ in args.rows
+        ]
         names = [value for _, _, *row_names in args.rows for value in row_names]
 
         def render(values: list[str]) -> str:
@@ -238,8 +241,9 @@ class StackDashboard(pulumi.ComponentResource):
                 RowInput(
                     PipelineNames(pipeline, args.project, location, *values[3 * i : 3 * i + 3]),
                     max_instances,
+                    scheduled,
                 )
-                for i, (location, max_instances, pipeline) in enumerate(fixed)
+                for i, (location, max_instances, pipeline, scheduled) in enumerate(fixed)
             ]
             layout = dashboard_layout(args.stack, rows)
             return json.dumps(layout.to_json(), sort_keys=True)

@@ -22,6 +22,8 @@ REQUIRED_SERVICES = (
     PUBSUB,
 )
 SECRET_MANAGER = "secretmanager.googleapis.com"
+# Only for stacks with schedules (components/schedule.py).
+CLOUDSCHEDULER = "cloudscheduler.googleapis.com"
 
 
 @dataclass
@@ -29,7 +31,8 @@ class ProjectApisArgs:
     project: str
     """Project the APIs are enabled in."""
     extra_services: Sequence[str] = field(default_factory=tuple)
-    """APIs beyond REQUIRED_SERVICES, e.g. Secret Manager when a pipeline reads secrets."""
+    """APIs beyond REQUIRED_SERVICES, e.g. Secret Manager when a pipeline reads secrets.
+    With CLOUDSCHEDULER, its service agent is created too."""
 
 
 class ProjectApis(pulumi.ComponentResource):
@@ -45,6 +48,9 @@ class ProjectApis(pulumi.ComponentResource):
     cloudtasks_agent_member: pulumi.Output[str]
     """`serviceAccount:EMAIL` of the Cloud Tasks service agent, which mints the OIDC
     tokens of pushed tasks."""
+    cloudscheduler_agent_member: pulumi.Output[str] | None
+    """The Cloud Scheduler service agent, which mints the OIDC tokens of schedule ticks;
+    None unless CLOUDSCHEDULER is among the services."""
 
     def __init__(
         self, name: str, args: ProjectApisArgs, opts: pulumi.ResourceOptions | None = None
@@ -71,9 +77,20 @@ class ProjectApis(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.services[CLOUDTASKS]]),
         )
         self.cloudtasks_agent_member = agent.member
+        self.cloudscheduler_agent_member = None
+        if CLOUDSCHEDULER in self.services:
+            self.cloudscheduler_agent_member = gcp.projects.ServiceIdentity(
+                f"{name}-cloudscheduler-agent",
+                project=args.project,
+                service=CLOUDSCHEDULER,
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.services[CLOUDSCHEDULER]]
+                ),
+            ).member
         self.register_outputs(
             {
                 "services": list(self.services),
                 "cloudtasksAgentMember": self.cloudtasks_agent_member,
+                "cloudschedulerAgentMember": self.cloudscheduler_agent_member,
             }
         )

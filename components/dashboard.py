@@ -129,6 +129,8 @@ class RowInput:
 
     names: PipelineNames
     max_instances: int
+    has_schedules: bool = False
+    """Adds the ticks-per-job chart (components/schedule.py's logs-based metric)."""
 
 
 def _rate(metric: str, selector: str, by: str = "") -> str:
@@ -186,6 +188,22 @@ def pipeline_charts(row: RowInput) -> list[Chart]:
             thresholds=((float(row.max_instances), "maxInstances"),),
         ),
         Chart("Dead letters waiting", (Series(q.dead_letters(n), "messages"),), "messages"),
+        *(
+            [
+                Chart(
+                    "Schedule ticks/min by job",
+                    (
+                        Series(
+                            q.ticks_per_job_query(n.pipeline, n.project, n.location),
+                            "${labels.job_id} ${labels.status}",
+                        ),
+                    ),
+                    "ticks/min",
+                )
+            ]
+            if row.has_schedules
+            else []
+        ),
     ]
 
 

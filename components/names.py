@@ -22,6 +22,11 @@ apart, and adds `-` and 8 hex digits of a sha256 of the original where it did no
   type) and its runtime account's grant on the stack's database (a grant named as above,
   key "runtime").
 - The stack's idempotency store and its TTL policy have fixed names (`idempotency`).
+- A pipeline's schedules: one component (the pipeline's name), the identity Cloud
+  Scheduler calls as (`PIPELINE-ticker`, like the other two accounts), its grants (keys
+  fixed words), and per schedule a job and its alert, `PIPELINE_SCHEDULE` (plus
+  `-failing-ticks`): pipeline names have no `_`, so the first `_` splits the two back.
+  Its tick metric is `cloudrun-tasks-PIPELINE-ticks`, one per pipeline.
 
 A name that changed keeps its resource through an alias to its former spelling, unless
 several entries shared that spelling: such a stack failed on the duplicate and never
@@ -41,6 +46,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.name_rules import ALERT_KINDS, dead_letters, invoker_account, runtime_account
+from components.observability import tick_metric_name
 from components.roles import (
     DATASTORE_USER,
     ENQUEUER,
@@ -66,6 +72,9 @@ PIPELINE = "cloudrun-tasks:index:TaskPipeline"
 ACCOUNT_COMPONENT = "cloudrun-tasks:index:ServiceAccount"
 SERVICE_COMPONENT = "cloudrun-tasks:index:TaskService"
 QUEUE_COMPONENT = "cloudrun-tasks:index:TaskQueue"
+SCHEDULES_COMPONENT = "cloudrun-tasks:index:Schedules"
+JOB = "gcp:cloudscheduler/job:Job"
+LOG_METRIC = "gcp:logging/metric:Metric"
 ACCOUNT = "gcp:serviceaccount/account:Account"
 ACCOUNT_MEMBER = "gcp:serviceaccount/iAMMember:IAMMember"
 SERVICE = "gcp:cloudrunv2/service:Service"
@@ -89,10 +98,16 @@ TTL_FIELD = "gcp:firestore/field:Field"
 ACCOUNT_ID = "account id"
 # The spellings Google sees as ids (account ids, the dead-letter topic, alert kinds) live
 # in components.name_rules, beside Google's rules for them.
+# A schedule's one alert policy (its `alert` user label too).
+FAILING_TICKS = "failing-ticks"
 # Stack-wide components (__main__.py): one each, fixed names.
 CHANNELS, STACK_DASHBOARD, IDEMPOTENCY = "alerts", "dashboard", "idempotency"
 # The runtime account's grant on the stack's database is keyed by the account's role.
 RUNTIME_KEY = "runtime"
+# Keys of the schedules' grants: the ticker account may invoke the service, the Cloud
+# Scheduler agent may mint the ticker's OIDC tokens.
+TICKER_KEY = "ticker"
+SCHEDULER_AGENT_KEY = "cloudscheduler-agent"
 
 
 @dataclass(frozen=True)
@@ -146,6 +161,22 @@ def secret_grant(pipeline: str, secret_id: str) -> Name:
     return Name(f"{former}-{_digest(f'{pipeline}/{secret_id}')}", former)
 
 
+def ticker_account(pipeline: str) -> str:
+    """Component, account and account id of the identity Cloud Scheduler calls the
+    service as, for every schedule of PIPELINE."""
+    return f"{pipeline}-{TICKER_KEY}"
+
+
+def schedule_job(pipeline: str, schedule: str) -> str:
+    """The Cloud Scheduler job id (and logical name) of one schedule."""
+    return f"{pipeline}_{schedule}"
+
+
+def schedule_alert(pipeline: str, schedule: str) -> str:
+    """The schedule's failing-ticks alert policy."""
+    return f"{schedule_job(pipeline, schedule)}-{FAILING_TICKS}"
+
+
 def alert_policy(pipeline: str, kind: str) -> str:
     """One of the pipeline's alert policies (components/alerts.py): kinds are fixed words."""
     return f"{pipeline}-{kind}"
@@ -193,6 +224,7 @@ def pipeline_names(pipeline: str, settings: PipelineSettings) -> list[Derived]:
     ]
     return [
         *(Derived(kind, Name(name, name), at) for kind, name in fixed),
+        *schedule_names(pipeline, settings),
         Derived(SERVICE_MEMBER, grant(pipeline, RUN_INVOKER, "invoker"), at),
         Derived(ACCOUNT_MEMBER, grant(invoker, OPENID_TOKEN_CREATOR, "cloudtasks-agent"), at),
         Derived(TOPIC_MEMBER, grant(dead_letters(pipeline), PUBLISHER, RUNTIME_KEY), at),
@@ -222,6 +254,33 @@ def pipeline_names(pipeline: str, settings: PipelineSettings) -> list[Derived]:
                 ALERT_POLICY, Name(alert_policy(pipeline, kind), alert_policy(pipeline, kind)), at
             )
             for kind in ALERT_KINDS
+        ),
+    ]
+
+
+def schedule_names(pipeline: str, settings: PipelineSettings) -> list[Derived]:
+    """What PipelineSchedules registers (components/schedule.py): nothing without schedules."""
+    if not settings.schedules:
+        return []
+    at = f"pipelines.{pipeline}.schedules"
+    ticker = ticker_account(pipeline)
+    fixed = [
+        (SCHEDULES_COMPONENT, pipeline),
+        (LOG_METRIC, tick_metric_name(pipeline)),
+        *((kind, ticker) for kind in (ACCOUNT_COMPONENT, ACCOUNT, ACCOUNT_ID)),
+    ]
+    return [
+        *(Derived(kind, Name(name, name), at) for kind, name in fixed),
+        Derived(SERVICE_MEMBER, grant(pipeline, RUN_INVOKER, TICKER_KEY), at),
+        Derived(QUEUE_MEMBER, grant(pipeline, ENQUEUER, RUNTIME_KEY), at),
+        Derived(ACCOUNT_MEMBER, grant(ticker, OPENID_TOKEN_CREATOR, SCHEDULER_AGENT_KEY), at),
+        *(
+            Derived(kind, Name(name, name), f"{at}.{schedule}")
+            for schedule in settings.schedules
+            for kind, name in (
+                (JOB, schedule_job(pipeline, schedule)),
+                (ALERT_POLICY, schedule_alert(pipeline, schedule)),
+            )
         ),
     ]
 

@@ -253,3 +253,89 @@ def dashboard_url(project: str, dashboard_id: str) -> str:
     return (
         f"{CONSOLE}/monitoring/dashboards/builder/{dashboard_id.split('/')[-1]}?project={project}"
     )
+
+
+# --- schedules ---------------------------------------------------------------------------
+# Cloud Scheduler publishes no job metric in Google's list (monitoring/api/metrics_gcp_c has
+# no cloudscheduler section, and a project ticking every minute had no cloudscheduler
+# descriptors: see the README's "Scheduled work"). What it does write is a log entry per
+# attempt, `cloudscheduler.googleapis.com/executions` on the monitored resource
+# `cloud_scheduler_job` (labels project_id, location, job_id): AttemptFinished, with
+# jsonPayload.status set when the attempt failed. Each pipeline with schedules counts
+# those in a logs-based metric (components/schedule.py), labelled by that status; a
+# logs-based metric's series keep the entry's monitored resource.
+SCHEDULER_RESOURCE = "cloud_scheduler_job"
+ATTEMPT_FINISHED = "type.googleapis.com/google.cloud.scheduler.logging.AttemptFinished"
+TICK_STATUS = "status"
+
+
+def tick_metric_name(pipeline: str) -> str:
+    """The logs-based metric counting PIPELINE's tick attempts (one per pipeline)."""
+    return f"cloudrun-tasks-{pipeline}-ticks"
+
+
+def tick_metric_promql(pipeline: str) -> str:
+    """A user logs-based metric in PromQL: logging.googleapis.com/user/NAME, mapped."""
+    return "logging_googleapis_com:user_" + tick_metric_name(pipeline).replace("-", "_")
+
+
+def tick_log_filter(project: str, location: str, jobs: list[str]) -> str:
+    """The attempts of these jobs, finished (the count of ticks, failed or not)."""
+    ids = " OR ".join(f'"{job}"' for job in jobs)
+    return (
+        f'logName="projects/{project}/logs/cloudscheduler.googleapis.com%2Fexecutions"'
+        f' AND resource.type="{SCHEDULER_RESOURCE}" AND resource.labels.location="{location}"'
+        f' AND resource.labels.job_id=({ids}) AND jsonPayload."@type"="{ATTEMPT_FINISHED}"'
+    )
+
+
+def tick_selector(pipeline: str, project: str, location: str, job: str) -> str:
+    return (
+        f'monitored_resource="{SCHEDULER_RESOURCE}",project_id="{project}",'
+        f'location="{location}",job_id="{job}"'
+    )
+
+
+def failing_ticks_query(pipeline: str, project: str, location: str, job: str, window: str) -> str:
+    """A schedule's alert: an attempt of its job finished with an error status in WINDOW
+    (the handler could not create the tick's task, or the service was unreachable)."""
+    selector = tick_selector(pipeline, project, location, job)
+    failed = f'{tick_metric_promql(pipeline)}{{{selector},{TICK_STATUS}!=""}}'
+    return f"sum(increase({failed}[{_seconds(window)}])) > 0"
+
+
+def ticks_per_job_query(pipeline: str, project: str, location: str) -> str:
+    """The dashboard's chart: tick attempts per job and status, per minute."""
+    selector = (
+        f'monitored_resource="{SCHEDULER_RESOURCE}",project_id="{project}",location="{location}"'
+    )
+    return (
+        f"sum by (job_id, {TICK_STATUS})"
+        f" (rate({tick_metric_promql(pipeline)}{{{selector}}}[{CHART_WINDOW}])) * 60"
+    )
+
+
+def failing_ticks_runbook(project: str, location: str, job: str, window: str) -> str:
+    logs = (
+        f'resource.type="{SCHEDULER_RESOURCE}" resource.labels.job_id="{job}"'
+        f' resource.labels.location="{location}"'
+    )
+    return "\n".join(
+        [
+            f"## Schedule {job}: a tick failed",
+            "",
+            f"An attempt of Cloud Scheduler job `{job}` failed in the last {window}: its tick"
+            " did not become a task. Cloud Scheduler retries it; a tick whose retries all"
+            " fail is skipped until the next run time.",
+            "",
+            f"- The job's attempts: [logs]({CONSOLE}/logs/query;query={quote(logs, safe='')}"
+            f"?project={project}) (jsonPayload.status and debugInfo say why).",
+            "- 401/403: the ticker account lost run.invoker on the service, or the Cloud"
+            " Scheduler agent its token grant on the ticker account.",
+            "- 500 from the handler: it could not create the task (cloudtasks.enqueuer of the"
+            " runtime account on its queue, or the queue paused or deleted).",
+            "- Fire the tick by hand once fixed: `python -m taskclient tick --pipeline P"
+            " --schedule S`.",
+            "",
+        ]
+    )

@@ -23,9 +23,11 @@ from components.roles import (
     SERVICE_ACCOUNT_USER,
     SUBSCRIBER,
 )
+from components.schedule import PipelineSchedules, PipelineSchedulesArgs
 from components.service import TaskService, TaskServiceArgs
 from components.settings import PipelineSettings
 from components.settings.idempotency import DEAD_LETTER_RETENTION
+from components.settings.schedule import body_text
 
 # Time a replayer has to create a message's task before Pub/Sub redelivers it (10..600 s;
 # a redelivery is harmless, the replayed task's name is derived from the dead letter's).
@@ -54,6 +56,9 @@ class TaskPipelineArgs:
     on its own has none, only another pipeline's secret grants can share its names."""
     notification_channels: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     """Channel ids the pipeline's alert policies notify (AlertChannels.ids)."""
+    cloudscheduler_agent_member: pulumi.Input[str] | None = None
+    """The Cloud Scheduler service agent (ProjectApis.cloudscheduler_agent_member): required
+    when the pipeline has schedules."""
 
 
 class TaskPipeline(pulumi.ComponentResource):
@@ -67,7 +72,9 @@ class TaskPipeline(pulumi.ComponentResource):
     - the runtime account: what the service runs as; reads its own secrets only, reads and
       writes the stack's idempotency database only, publishes to its dead-letter topic only;
     - replayers: consume from its dead-letter subscription only, and create tasks as
-      enqueuers do (a replay re-creates each dead letter as a task).
+      enqueuers do (a replay re-creates each dead letter as a task);
+    - with schedules: see components/schedule.py (a ticker account that may invoke the
+      service, and the runtime account may create tasks in this queue).
 
     The dead-letter topic and subscription are registered here directly, not in a
     component of their own: a component costs about as much to register as a resource
@@ -77,9 +84,10 @@ class TaskPipeline(pulumi.ComponentResource):
     queue_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
     dead_letter_subscription: pulumi.Output[str]
-    outputs: dict[str, pulumi.Input[str]]
+    outputs: dict[str, object]
     """The stack output entry: what enqueue code needs to create a task. One output per
-    field, so a preview shows the fields already known (location, deadline)."""
+    field, so a preview shows the fields already known (location, deadline); with
+    schedules, what `taskclient tick` needs to fire one by hand."""
 
     def __init__(
         self, name: str, args: TaskPipelineArgs, opts: pulumi.ResourceOptions | None = None
@@ -232,6 +240,31 @@ class TaskPipeline(pulumi.ComponentResource):
             ),
             self,
         )
+        self.schedule_jobs: dict[str, pulumi.Output[str]] = {}
+        if s.schedules:
+            if args.cloudscheduler_agent_member is None:
+                raise ValueError(
+                    "cloudscheduler_agent_member: required for schedules (ProjectApis with"
+                    " the Cloud Scheduler API)"
+                )
+            self.schedule_jobs = PipelineSchedules(
+                name,
+                PipelineSchedulesArgs(
+                    project=args.project,
+                    location=location,
+                    schedules=s.schedules,
+                    service_name=service.service_name,
+                    service_url=service.url,
+                    queue_path=queue.path,
+                    queue_name=queue.queue_name,
+                    runtime_member=runtime.member,
+                    scheduler_agent_member=args.cloudscheduler_agent_member,
+                    alerts_enabled=s.alerts.enabled,
+                    notification_channels=args.notification_channels,
+                    depends_on=args.depends_on,
+                ),
+                child,
+            ).jobs
         self.queue_name, self.service_name = queue.queue_name, service.service_name
         self.dead_letter_subscription = subscription.name
         self.outputs = {
@@ -249,4 +282,13 @@ class TaskPipeline(pulumi.ComponentResource):
             ),
             "firestoreDatabase": args.database,
         }
+        if self.schedule_jobs:
+            self.outputs["schedules"] = {
+                schedule: {
+                    "job": self.schedule_jobs[schedule],
+                    "path": settings.path,
+                    **({"body": body_text(settings.body)} if settings.body is not None else {}),
+                }
+                for schedule, settings in s.schedules.items()
+            }
         self.register_outputs({"outputs": self.outputs})

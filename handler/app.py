@@ -42,6 +42,7 @@ from handler.deadlines import answer_budget, margin
 from handler.logs import request_secrets
 from handler.store import Claim, IdempotencyStore, InMemoryStore
 from handler.task import MalformedTask, PermanentTaskError, TaskRequest, decode_payload, parse_task
+from handler.ticks import register_ticks
 
 Processor = Callable[[TaskRequest], Mapping[str, object] | None]
 """The user's work: return normally once done (optionally a result to log), raise
@@ -361,4 +362,6 @@ def create_app(
             _log(task, status, started, **claimed, **extra)
             return _answer(status, code)
 
+    # Schedules' ticks become tasks of this queue (handler/ticks.py).
+    register_ticks(app, handle, dispatch_deadline=dispatch_deadline)
     return app

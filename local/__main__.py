@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -29,6 +30,7 @@ from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransp
 
 from components.durations import Duration
 from components.settings.idempotency import database_for_stack
+from local import schedules
 from local.processes import (
     REPO,
     Child,
@@ -126,7 +128,7 @@ def _create_dead_letter_subscriptions(pubsub: Child, pipelines: list[LocalPipeli
         channel.close()
 
 
-def _handler_env(pipelines: list[LocalPipeline], shared: Shared) -> dict[str, str]:
+def _handler_env(pipelines: list[LocalPipeline], shared: Shared, emulator: Child) -> dict[str, str]:
     # One handler serves every pipeline: the smallest retry limit and the shortest dispatch
     # deadline (what is past any pipeline's answer budget is dead-lettered, never answered
     # unheard; claims are renewed, so no lease has to outlast an attempt), and the largest
@@ -137,6 +139,8 @@ def _handler_env(pipelines: list[LocalPipeline], shared: Shared) -> dict[str, st
         "TASK_MAX_RETRY_DURATION": "0s",
         "TASK_DISPATCH_DEADLINE": str(min(Duration.parse(p.dispatch_deadline) for p in pipelines)),
         "TASK_CONCURRENCY": str(max(p.concurrency for p in pipelines)),
+        # Schedules' ticks become tasks in the emulator's queues (handler/ticks.py).
+        "TASKS_EMULATOR_HOST": emulator.address,
     }
     if shared.firestore and shared.pubsub and shared.database:
         env |= {
@@ -220,6 +224,21 @@ def _started(
         if shared.dead_letter_topic and shared.pubsub
         else ""
     )
+    scheduled = [(p, name, s) for p in pipelines for name, s in p.schedules.items()]
+    ticks = (
+        "schedules (fired here at their times; by hand: taskclient tick):\n"
+        + "".join(
+            f"  {p.name}.{name}  {s.cron!r} {s.time_zone}"
+            + (" PAUSED" if s.paused else f", next {next(s.runs(datetime.now(UTC))).isoformat()}")
+            + "\n"
+            for p, name, s in scheduled
+        )
+        + f"  {python} -m taskclient tick --outputs {_shown(outputs)} "
+        f"--emulator {emulator.address} --pipeline {scheduled[0][0].name}"
+        f" --schedule {scheduled[0][1]}\n"
+        if scheduled
+        else ""
+    )
     return (
         f"stack {state.stack} running (pid {os.getpid()}), state in {_shown(state.directory)}\n"
         f"{rows}"
@@ -231,12 +250,19 @@ def _started(
         f"  {python} -m taskclient enqueue --outputs {_shown(outputs)} "
         f"--emulator {emulator.address} --pipeline {pipelines[0].name} --data '{{\"id\": 1}}'\n"
         f"{replay}"
+        f"{ticks}"
         f"stop: Ctrl-C here, or `kill {os.getpid()}` (SIGTERM or SIGHUP work too)\n"
         f"handler log follows:"
     )
 
 
-def _run(state: StackState, pipelines: list[LocalPipeline], stop: Stop, in_memory: bool) -> None:
+def _run(
+    state: StackState,
+    pipelines: list[LocalPipeline],
+    stop: Stop,
+    in_memory: bool,
+    tick_now: list[tuple[str, str]],
+) -> None:
     if state.stale:
         _say(
             f"taking over {_shown(state.directory)} from a run that did not clean up"
@@ -257,7 +283,7 @@ def _run(state: StackState, pipelines: list[LocalPipeline], stop: Stop, in_memor
                 started.append(child)
                 return child
 
-            keep(
+            emulator = keep(
                 start_emulator(
                     state.directory / "emulator.log",
                     queues=[p.queue for p in pipelines],
@@ -266,11 +292,17 @@ def _run(state: StackState, pipelines: list[LocalPipeline], stop: Stop, in_memor
             )
             shared = _shared(state, pipelines, in_memory, keep)
             handler = keep(
-                start_handler(state.directory / "handler.log", env=_handler_env(pipelines, shared))
+                start_handler(
+                    state.directory / "handler.log",
+                    env=_handler_env(pipelines, shared, emulator),
+                )
             )
             _say(_started(state, pipelines, started, shared))
+            ticker = _start_schedules(f"http://{handler.address}", pipelines, stop, tick_now)
             _follow(handler.log, stop)
             _say(f"stopping ({stop.reason})...")
+            if ticker is not None:
+                ticker.join()
     finally:
         if stopped:
             _say(
@@ -281,6 +313,29 @@ def _run(state: StackState, pipelines: list[LocalPipeline], stop: Stop, in_memor
                 )
                 + f"; logs and outputs kept in {_shown(state.directory)}"
             )
+
+
+def _start_schedules(
+    handler_url: str,
+    pipelines: list[LocalPipeline],
+    stop: threading.Event,
+    tick_now: list[tuple[str, str]],
+) -> threading.Thread | None:
+    """Fires the --tick-now schedules at once, then every schedule at its times, in a
+    thread that ends with STOP."""
+    if not any(p.schedules for p in pipelines):
+        return None
+    by_name = {p.name: p for p in pipelines}
+
+    def fire() -> None:
+        for pipeline, schedule in tick_now:
+            now = datetime.now(UTC).replace(microsecond=0)
+            _say(schedules.tick(handler_url, by_name[pipeline], schedule, now).line())
+        schedules.run(handler_url, pipelines, stop, _say)
+
+    thread = threading.Thread(target=fire, name="schedules", daemon=True)
+    thread.start()
+    return thread
 
 
 def main() -> int:
@@ -299,6 +354,13 @@ def main() -> int:
         help="without the Firestore and Pub/Sub emulators even if gcloud is installed:"
         " idempotency in memory, dead letters in the handler's log (starts in seconds)",
     )
+    parser.add_argument(
+        "--tick-now",
+        action="append",
+        default=[],
+        metavar="PIPELINE.SCHEDULE",
+        help="fire this schedule once at start, besides its cron times (repeatable)",
+    )
     args = parser.parse_args()
     stop = Stop()
     for signum in STOP_SIGNALS:
@@ -306,12 +368,13 @@ def main() -> int:
     _die_with_parent()
     try:
         pipelines = read_stack(args.root, args.stack)
-    except StackConfigError as exc:
+        tick_now = schedules.parse_names(args.tick_now, pipelines)
+    except (StackConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         with claim(args.state.resolve(), args.stack) as state:
-            _run(state, pipelines, stop, args.in_memory)
+            _run(state, pipelines, stop, args.in_memory, tick_now)
     except (AlreadyRunning, StartError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

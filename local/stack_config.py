@@ -5,11 +5,13 @@ the program's own settings, so a config that `pulumi up` would refuse never star
 emulator: the same problems, one per line, before anything runs.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.name_rules import dead_letters
-from components.settings import ConfigError, StackSettings, settings_from_config
+from components.names import schedule_job
+from components.settings import ConfigError, ScheduleSettings, StackSettings, settings_from_config
+from components.settings.schedule import body_text
 from plan.stackfile import StackFileError, read_stack_file
 
 
@@ -25,6 +27,7 @@ class LocalPipeline:
     dispatch_deadline: str
     max_attempts: int
     concurrency: int
+    schedules: dict[str, ScheduleSettings] = field(default_factory=dict)
 
     @property
     def queue(self) -> str:
@@ -39,6 +42,13 @@ class LocalPipeline:
     @property
     def dead_letter_subscription(self) -> str:
         return f"projects/{self.project}/subscriptions/{dead_letters(self.name)}"
+
+    def job(self, schedule: str) -> str:
+        """The schedule's job as Cloud Scheduler names it (the id the program gives it)."""
+        return (
+            f"projects/{self.project}/locations/{self.location}/jobs/"
+            f"{schedule_job(self.name, schedule)}"
+        )
 
 
 def stacks(root: Path) -> list[str]:
@@ -74,6 +84,7 @@ def read_stack(root: Path, stack: str) -> list[LocalPipeline]:
             dispatch_deadline=str(pipeline.dispatch_deadline),
             max_attempts=pipeline.queue.max_attempts,
             concurrency=pipeline.service.concurrency,
+            schedules=dict(pipeline.schedules),
         )
         for name, pipeline in settings.pipelines.items()
     ]
@@ -107,6 +118,20 @@ def stack_output(
                     "deadLetterSubscription": p.dead_letter_subscription,
                 }
                 if dead_letters
+                else {}
+            ),
+            **(
+                {
+                    "schedules": {
+                        name: {
+                            "job": p.job(name),
+                            "path": s.path,
+                            **({"body": body_text(s.body)} if s.body is not None else {}),
+                        }
+                        for name, s in p.schedules.items()
+                    }
+                }
+                if p.schedules
                 else {}
             ),
         }

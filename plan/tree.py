@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+from components.settings import ScheduleSettings
 from plan.document import AUTONAMED_NOTE, Resource, resources
 from plan.recorder import UNKNOWN
 
@@ -190,6 +192,31 @@ def _alert(r: Resource, _: dict[str, Resource]) -> list[str]:
     return lines
 
 
+NEXT_RUNS = 5
+
+
+def _job(r: Resource, by_key: dict[str, Resource]) -> list[str]:
+    """A schedule's job: when it ticks, where to, as whom, and its next run times from now
+    (cronsim, as the settings validated it; the local loop fires on the same times)."""
+    i = r.inputs
+    cron, zone = _get(i, "schedule"), _get(i, "timeZone", "UTC")
+    runs = ScheduleSettings.model_validate({"cron": cron, "timeZone": zone}).next_runs(
+        datetime.now(UTC), NEXT_RUNS
+    )
+    return [
+        f"cron {cron!r} in {zone}{', PAUSED' if i.get('paused') else ''};"
+        f" up to {_get(i, 'retryConfig.retryCount', 0)} retries, attempt deadline"
+        f" {_get(i, 'attemptDeadline')}",
+        f"POST {_wired(r, 'httpTarget.uri', by_key, CLOUD_RUN)}",
+        f"as {_wired(r, 'httpTarget.oidcToken.serviceAccountEmail', by_key, ACCOUNT)}",
+        f"next {NEXT_RUNS} runs: " + ", ".join(run.strftime("%Y-%m-%d %H:%M %Z") for run in runs),
+    ]
+
+
+def _log_metric(r: Resource, _: dict[str, Resource]) -> list[str]:
+    return [f"logs-based metric {_get(r.inputs, 'name')}: {_get(r.inputs, 'description')}"]
+
+
 def _dashboard(r: Resource, _: dict[str, Resource]) -> list[str]:
     text = r.inputs.get("dashboardJson")
     if not isinstance(text, str) or text == UNKNOWN:
@@ -202,6 +229,8 @@ def _dashboard(r: Resource, _: dict[str, Resource]) -> list[str]:
 DETAILS: dict[str, Details] = {
     "gcp:monitoring/alertPolicy:AlertPolicy": _alert,
     "gcp:monitoring/dashboard:Dashboard": _dashboard,
+    "gcp:cloudscheduler/job:Job": _job,
+    "gcp:logging/metric:Metric": _log_metric,
     QUEUE: _queue,
     CLOUD_RUN: _service,
     ACCOUNT: _account,

@@ -18,6 +18,7 @@ from rules.images import cloudrun_image_pinned_by_digest
 from rules.protection import prod_resources_protected
 from rules.queues import queue_retries_bounded
 from rules.routing import queue_and_service_same_location, queue_within_service_capacity
+from rules.schedules import schedule_identity_least_privilege
 from rules.service_accounts import no_service_account_keys
 
 POLICIES: Final[list[Policy]] = [
@@ -33,6 +34,7 @@ POLICIES: Final[list[Policy]] = [
     prod_resources_protected,
     dead_letter_subscriptions_keep_messages,
     datastore_grants_scoped_to_one_database,
+    schedule_identity_least_privilege,
     # Mandatory in prod; policy/config/{dev,staging}.json make it advisory there.
     cloudrun_image_pinned_by_digest,
     queue_alerts_present,

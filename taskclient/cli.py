@@ -10,12 +10,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Generic, NoReturn, Protocol, TypeVar
 
 from components.durations import NANOS_PER_SECOND, Duration
-from taskclient import pipelines, replay, transport
+from taskclient import pipelines, replay, tick, transport
 from taskclient.bulk import BulkOutcome, BulkRun, Circuit, Outcome
 from taskclient.client import TaskClient
 from taskclient.durations import parse_duration
@@ -161,6 +161,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="pull and show what would be replayed; create and acknowledge nothing",
     )
     _add_output(again)
+    ticks = commands.add_parser(
+        "tick",
+        help="fire one schedule now (or --at a time), as its Cloud Scheduler job would",
+        description=tick.__doc__,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_source(ticks)
+    ticks.add_argument("--schedule", required=True, help="schedule name in the pipeline")
+    ticks.add_argument(
+        "--at", help="the tick's time, ISO 8601 with timezone (default: now, to the second)"
+    )
+    _add_connection(ticks)
     return parser
 
 
@@ -569,9 +582,36 @@ def _emulator(given: str | None, env_value: str | None, *, argument: str, env: s
     return address
 
 
+def _tick(args: argparse.Namespace, pipeline_map: dict[str, Pipeline]) -> int:
+    pipeline = pipelines.select(pipeline_map, args.pipeline)
+    when = datetime.now(UTC).replace(microsecond=0)
+    if args.at is not None:
+        try:
+            when = datetime.fromisoformat(args.at)
+        except ValueError:
+            raise UsageError(f"--at: {args.at!r} is not an ISO 8601 time") from None
+    emulator = _emulator(
+        args.emulator,
+        transport.emulator_from_env(),
+        argument="--emulator",
+        env=transport.EMULATOR_ENV,
+    )
+    client = transport.sync_client(emulator)
+    try:
+        fired = tick.fire(client, pipeline, args.schedule, when)
+    finally:
+        client.transport.close()
+    print(fired.task_name)
+    if not fired.created:
+        print("already existed: this tick was fired before", file=sys.stderr)
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace, stdin: IO[str]) -> int:
     _checked(args)
     pipeline_map = _load_pipelines(args)
+    if args.command == "tick":
+        return _tick(args, pipeline_map)
     if args.command == "replay":
         subscription_of(pipelines.select(pipeline_map, args.pipeline), args.pipeline)
         emulator = _emulator(

@@ -28,6 +28,17 @@ def _deadline(value: Duration) -> Duration:
     return value
 
 
+class Schedule(BaseModel):
+    """One schedule of a pipeline, as the stack output `pipelines.P.schedules.S` has it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    job: str = Field(pattern=r"^projects/[^/]+/locations/[^/]+/jobs/[A-Za-z0-9_-]+$")
+    path: str = Field("/", pattern=r"^/")
+    body: str | None = None
+    """The JSON body every tick sends, as text; None: no body."""
+
+
 class Pipeline(BaseModel):
     """One entry of the stack output `pipelines` (camelCase keys, as Pulumi exports them)."""
 
@@ -50,6 +61,8 @@ class Pipeline(BaseModel):
         None, pattern=r"^projects/[^/]+/subscriptions/[^/]+$"
     )
     firestore_database: str | None = None
+    # What `taskclient tick` fires: absent for pipelines without schedules.
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
 
 
 def parse_pipelines(raw: object, *, source: str) -> dict[str, Pipeline]:

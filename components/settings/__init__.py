@@ -1,10 +1,10 @@
 """Typed stack settings: every config key is declared, defaulted and validated here.
 
 One module per entity: `service` (Cloud Run limits), `queue` (Cloud Tasks limits),
-`pipeline`, `stack` (labels, locations), `config` (reading Pulumi config, secret keys,
-unknown namespaces); `validation` holds the machinery they share. The models mirror the
-stack files key for key (camelCase aliases), so an error's location is the key path the
-user typed.
+`schedule` (Cloud Scheduler jobs: cron, time zone, body), `pipeline`, `stack` (labels,
+locations), `config` (reading Pulumi config, secret keys, unknown namespaces);
+`validation` holds the machinery they share. The models mirror the stack files key for
+key (camelCase aliases), so an error's location is the key path the user typed.
 """
 
 from components.settings.config import (
@@ -16,6 +16,7 @@ from components.settings.config import (
 )
 from components.settings.pipeline import PipelineSettings
 from components.settings.queue import QueueSettings
+from components.settings.schedule import ScheduleSettings
 from components.settings.service import ServiceSettings
 from components.settings.stack import StackSettings
 from components.settings.validation import NAMESPACE, ConfigError
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigError",
     "PipelineSettings",
     "QueueSettings",
+    "ScheduleSettings",
     "ServiceSettings",
     "StackSettings",
     "gcp_provider_keys",

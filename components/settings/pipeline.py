@@ -12,6 +12,7 @@ from components.durations import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, D
 from components.name_rules import pipeline_problems
 from components.settings.alerts import PipelineAlerts
 from components.settings.queue import MAX_CONCURRENT_DISPATCHES, QueueSettings
+from components.settings.schedule import ScheduleName, ScheduleSettings
 from components.settings.service import ServiceSettings
 from components.settings.validation import (
     Problem,
@@ -23,7 +24,8 @@ from components.settings.validation import (
 )
 
 DEFAULT_DISPATCH_DEADLINE = Duration.of_seconds(600)
-# Service-account ids are 6..30 chars; "-invoker"/"-runtime" are appended to the pipeline name.
+# Service-account ids are 6..30 chars; "-invoker"/"-runtime"/"-ticker" are appended to the
+# pipeline name.
 MAX_PIPELINE_NAME = 22
 PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
 MEMBER_PREFIXES = ("serviceAccount", "user", "group", "principal", "principalSet")
@@ -86,6 +88,8 @@ class PipelineSettings(Settings):
     # from its dead-letter subscription and, like enqueuers, create tasks in its queue.
     replayers: list[Replayer] = Field(default_factory=list)
     alerts: PipelineAlerts = Field(default_factory=lambda: PipelineAlerts.model_validate({}))
+    # Periodic work: each schedule's ticks become tasks in this pipeline's queue.
+    schedules: dict[ScheduleName, ScheduleSettings] = Field(default_factory=dict)
 
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:

@@ -143,6 +143,10 @@ class StackSettings(Settings):
     def uses_secrets(self) -> bool:
         return any(p.service.secrets for p in self.pipelines.values())
 
+    @property
+    def uses_schedules(self) -> bool:
+        return any(p.schedules for p in self.pipelines.values())
+
 
 def _idempotency_rules(view: Any) -> Iterator[Problem]:
     """The database's location suits the pipelines, and its records outlive every retry."""

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -90,11 +90,15 @@ def start_local(root: Path, tmp_path: Path) -> Iterator[Callable[..., LocalRun]]
     runs: list[LocalRun] = []
 
     def start(
-        stack: str = "dev", *, env: Mapping[str, str] | None = None, gcloud: bool = False
+        stack: str = "dev",
+        *,
+        env: Mapping[str, str] | None = None,
+        gcloud: bool = False,
+        args: Sequence[str] = (),
     ) -> LocalRun:
         state = tmp_path / "state"
         output = tmp_path / f"local-{stack}-{len(runs)}.out"
-        command = [sys.executable, "-m", "local", "--stack", stack, "--root", str(root)]
+        command = [sys.executable, "-m", "local", "--stack", stack, "--root", str(root), *args]
         command += [] if gcloud else ["--in-memory"]
         with output.open("wb") as sink:
             process = subprocess.Popen(

@@ -134,22 +134,25 @@ def test_stack_output_names_the_store_and_dead_letters_as_the_program_does(root:
 def test_the_handler_gets_the_stores_and_the_stack_wide_limits(root: Path, tmp_path: Path) -> None:
     orders, reports = read_stack(root, "dev")
     in_memory = Shared(None, None, None, None, " (--in-memory)")
+    tasks = Child("tasks emulator", cast(subprocess.Popen[bytes], None), tmp_path, 3333)
     # orders: 300 s, reports: 600 s. The shortest: no answer past either's budget is unheard.
-    assert _handler_env([orders, reports], in_memory) == {
+    assert _handler_env([orders, reports], in_memory, tasks) == {
         "TASK_MAX_ATTEMPTS": "3",
         "TASK_MAX_RETRY_DURATION": "0s",
         "TASK_DISPATCH_DEADLINE": "300s",
         "TASK_CONCURRENCY": "80",
+        "TASKS_EMULATOR_HOST": "127.0.0.1:3333",
     }
     firestore = Child("firestore emulator", cast(subprocess.Popen[bytes], None), tmp_path, 1111)
     pubsub = Child("pubsub emulator", cast(subprocess.Popen[bytes], None), tmp_path, 2222)
     topic = orders.dead_letter_topic
-    env = _handler_env([orders], Shared(firestore, pubsub, "tasks-dev", topic, ""))
+    env = _handler_env([orders], Shared(firestore, pubsub, "tasks-dev", topic, ""), tasks)
     assert env == {
         "TASK_MAX_ATTEMPTS": "5",
         "TASK_MAX_RETRY_DURATION": "0s",
         "TASK_DISPATCH_DEADLINE": "300s",
         "TASK_CONCURRENCY": "80",
+        "TASKS_EMULATOR_HOST": "127.0.0.1:3333",
         "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1111",
         "PUBSUB_EMULATOR_HOST": "127.0.0.1:2222",
         "GOOGLE_CLOUD_PROJECT": "acme-local",

@@ -29,6 +29,7 @@ API = "gcp:projects/service:Service"
 AGENT = "gcp:projects/serviceIdentity:ServiceIdentity"
 PIPELINE = "cloudrun-tasks:index:TaskPipeline"
 APIS = "cloudrun-tasks:index:ProjectApis"
+SCHEDULES = "cloudrun-tasks:index:Schedules"
 REQUIRED_APIS = {
     "cloudtasks.googleapis.com",
     "run.googleapis.com",
@@ -65,7 +66,9 @@ def check_apis(rec: Recording) -> RecordedResource:
     for api in apis:
         assert api.inputs.get("disableOnDestroy") is False, f"{api.name}: disableOnDestroy"
         assert api.inputs.get("disableDependentServices") is False, f"{api.name}: dependents"
-    agent = _only(rec.resources, AGENT, "Cloud Tasks service agent")
+    # The Cloud Scheduler agent only with schedules (tests/infra/test_schedules.py).
+    agents = [r for r in rec.resources if r.type == AGENT and r.name.endswith("-cloudtasks-agent")]
+    agent = _only(agents, AGENT, "Cloud Tasks service agent")
     assert agent.inputs["service"] == "cloudtasks.googleapis.com"
     return component
 
@@ -88,7 +91,10 @@ def check_pipeline(
     apis = check_apis(rec)
     api_urns = {r.urn for r in rec.resources if r.type in (API, AGENT)}
     pipeline = next(r for r in rec.resources if r.type == PIPELINE and r.name == name)
-    inside = descendants(rec, pipeline)
+    # A pipeline's schedules and their grants are checked by tests/infra/test_schedules.py.
+    schedules = [r for r in rec.children(pipeline) if r.type == SCHEDULES]
+    beside = {d.urn for s in schedules for d in (s, *descendants(rec, s))}
+    inside = [r for r in descendants(rec, pipeline) if r.urn not in beside]
     project = rec.one(AGENT, f"{apis.name}-cloudtasks-agent").inputs["project"]
 
     queue = _only(inside, QUEUE, name)

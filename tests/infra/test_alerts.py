@@ -48,8 +48,12 @@ def check_alerts(rec: Recording, config: dict[str, Any]) -> None:
     """Every pipeline of CONFIG has exactly its three policies, aimed at its own names."""
     pipelines = config[P]
     outputs = rec.outputs["pipelines"]
-    policies = rec.of_type(POLICY)
-    assert len(policies) == len(KINDS) * len(pipelines)
+    # Each schedule has its own failing-ticks policy (tests/infra/test_schedules.py).
+    schedules = sum(len(p.get("schedules", {})) for p in pipelines.values())
+    policies = [
+        p for p in rec.of_type(POLICY) if p.inputs["userLabels"]["alert"] != "failing-ticks"
+    ]
+    assert len(rec.of_type(POLICY)) == len(KINDS) * len(pipelines) + schedules
     channels = rec.of_type(CHANNEL)
     expected_channels = [
         *config.get("cloudrun-tasks:alerts", {}).get("notificationChannels", []),
@@ -124,6 +128,7 @@ def check_dashboard(rec: Recording, config: dict[str, Any]) -> None:
     for name, header in zip(config[P], headers, strict=True):
         assert header.widget.title == f"Pipeline {name}"
         row = [t for t in layout.tiles if t.y_pos == header.y_pos + header.height]
+        scheduled = bool(config[P][name].get("schedules"))
         assert [t.widget.title for t in row] == [
             "Queue depth",
             "Attempts/s by response code",
@@ -132,8 +137,19 @@ def check_dashboard(rec: Recording, config: dict[str, Any]) -> None:
             "Cloud Run latency",
             "Cloud Run instances",
             "Dead letters waiting",
+            *(["Schedule ticks/min by job"] if scheduled else []),
         ]
         assert sum(t.width for t in row) == 48
+        if scheduled:
+            # Every job of this pipeline, and no other pipeline's, by its monitored resource.
+            [ticks] = row[-1].widget.xy_chart.data_sets
+            query = ticks.time_series_query.prometheus_query
+            assert 'monitored_resource="cloud_scheduler_job"' in query
+            assert f"user_cloudrun_tasks_{name.replace('-', '_')}_ticks" in query
+            assert selected(query, "location") == {
+                config[P][name].get("location", config.get("gcp:region"))
+            }
+            row = row[:-1]
         for tile in row:
             for data in tile.widget.xy_chart.data_sets:
                 query = data.time_series_query.prometheus_query

@@ -30,6 +30,18 @@ PER_PIPELINE_TYPES = {
     "gcp:pubsub/topicIAMMember:TopicIAMMember": 1,
     "gcp:projects/iAMMember:IAMMember": 1,
 }
+# Per pipeline with schedules (components/schedule.py), and per schedule.
+SCHEDULED_TYPES = {
+    "cloudrun-tasks:index:Schedules": 1,
+    "cloudrun-tasks:index:ServiceAccount": 1,
+    "gcp:serviceaccount/account:Account": 1,
+    "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": 1,
+    "gcp:logging/metric:Metric": 1,
+}
+PER_SCHEDULE_TYPES = {
+    "gcp:cloudscheduler/job:Job": 1,
+    "gcp:monitoring/alertPolicy:AlertPolicy": 1,
+}
 # Per stack: one idempotency store (component, database, TTL policy).
 PER_STACK_TYPES = {
     "cloudrun-tasks:index:IdempotencyStore": 1,
@@ -74,22 +86,36 @@ def test_resource_counts_scale_with_pipelines(
     rec = stack_recordings[stack]
     pipelines = stack_file(stack)["cloudrun-tasks:pipelines"]
     counts = Counter(r.type for r in rec.resources)
+    # A pipeline with schedules adds one of each SCHEDULED type, a schedule its job and alert.
+    scheduled = sum(bool(p.get("schedules")) for p in pipelines.values())
+    schedules = sum(len(p.get("schedules", {})) for p in pipelines.values())
     for type_, per_pipeline in PER_PIPELINE_TYPES.items():
-        assert counts[type_] == per_pipeline * len(pipelines), type_
+        extra = SCHEDULED_TYPES.get(type_, 0) * scheduled + PER_SCHEDULE_TYPES.get(type_, 0) * (
+            schedules
+        )
+        assert counts[type_] == per_pipeline * len(pipelines) + extra, type_
+    for type_ in {*SCHEDULED_TYPES, *PER_SCHEDULE_TYPES} - set(PER_PIPELINE_TYPES):
+        expected = SCHEDULED_TYPES.get(type_, 0) * scheduled
+        assert counts[type_] == expected + PER_SCHEDULE_TYPES.get(type_, 0) * schedules, type_
     for type_, per_stack in PER_STACK_TYPES.items():
         assert counts[type_] == per_stack, type_
-    # Enqueuers and replayers create tasks; one grant each even when a member is both.
+    # Enqueuers and replayers create tasks; one grant each even when a member is both; the
+    # runtime account of a pipeline with schedules creates its ticks' tasks.
     creators = sum(
         len({*p.get("enqueuers", []), *p.get("replayers", [])}) for p in pipelines.values()
     )
     replayers = sum(len(p.get("replayers", [])) for p in pipelines.values())
-    assert counts["gcp:cloudtasks/queueIamMember:QueueIamMember"] == creators
+    assert counts["gcp:cloudtasks/queueIamMember:QueueIamMember"] == creators + scheduled
     assert counts["gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember"] == replayers
-    # Each task creator acts as the invoker; plus the agent's OIDC grant per pipeline.
-    assert counts["gcp:serviceaccount/iAMMember:IAMMember"] == creators + len(pipelines)
+    # Each task creator acts as the invoker; plus the agents' OIDC grants (Cloud Tasks on
+    # every invoker, Cloud Scheduler on every ticker).
+    assert counts["gcp:serviceaccount/iAMMember:IAMMember"] == (
+        creators + len(pipelines) + scheduled
+    )
     assert counts["cloudrun-tasks:index:ProjectApis"] == 1
     uses_secrets = any(p["service"].get("secrets") for p in pipelines.values())
-    assert counts["gcp:projects/service:Service"] == 6 + uses_secrets
+    assert counts["gcp:projects/service:Service"] == 6 + uses_secrets + bool(scheduled)
+    assert counts["gcp:projects/serviceIdentity:ServiceIdentity"] == 1 + bool(scheduled)
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -19,7 +19,7 @@ def test_default_is_the_readable_tree(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["--stack", "dev"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(
-        "Offline plan of stack dev (cloudrun-tasks): 29 resources in 8 components"
+        "Offline plan of stack dev (cloudrun-tasks): 38 resources in 10 components"
     )
     assert "└─ TaskPipeline orders" in out
 

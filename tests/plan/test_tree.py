@@ -17,7 +17,7 @@ DEV_ENQUEUERS = (
 def test_every_resource_of_the_recording_is_in_the_tree(dev_plan: dict[str, Any]) -> None:
     text = tree.render(dev_plan)
     labels = [r.label for r in resources(dev_plan).values()]
-    assert len(labels) == 37
+    assert len(labels) == 48
     missing = [label for label in labels if f"─ {label}" not in text]
     assert missing == []
 
@@ -78,6 +78,14 @@ def test_every_grant_reads_who_role_what(dev_plan: dict[str, Any]) -> None:
         " -> roles/pubsub.publisher -> pubsub.Topic orders-dead-letters",
         f"grant: {UNKNOWN} (from serviceaccount.Account orders-runtime)"
         " -> roles/datastore.user -> project acme-tasks-dev",
+        # The dev stack's schedule: its ticker invokes the service, the Cloud Scheduler agent
+        # mints the ticker's tokens, the runtime account creates the ticks' tasks.
+        f"grant: {UNKNOWN} (from serviceaccount.Account orders-ticker)"
+        " -> roles/run.invoker -> cloudrunv2.Service orders",
+        f"grant: {UNKNOWN} (from projects.ServiceIdentity apis-cloudscheduler-agent)"
+        " -> roles/iam.serviceAccountOpenIdTokenCreator -> serviceaccount.Account orders-ticker",
+        f"grant: {UNKNOWN} (from serviceaccount.Account orders-runtime)"
+        " -> roles/cloudtasks.enqueuer -> cloudtasks.Queue orders",
     ]
     assert sorted(grants) == sorted(expected)
 

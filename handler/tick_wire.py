@@ -1,0 +1,33 @@
+"""What a schedule's Cloud Scheduler job sends the handler, and what the handler makes of it.
+
+Shared by the job (components/schedule.py), the handler's tick endpoint (handler/ticks.py),
+the local loop (local/schedules.py) and `taskclient tick`: no dependencies, so the Pulumi
+program and the policy pack import it too.
+"""
+
+import hashlib
+from datetime import UTC, datetime
+
+# Ticks arrive at this prefix; the rest of the path is the path of the task they create.
+TICK_PREFIX = "/_tick"
+# The queue the tick's task goes to, set by the job. Not trusted for authority: the
+# runtime account may create tasks in its own pipeline's queue only (cloudtasks.enqueuer
+# on that queue), so a forged header names a queue it can't write to.
+QUEUE_HEADER = "X-Tick-Queue"
+# Set by Cloud Scheduler on every attempt (scheduler/docs/creating: "X-CloudScheduler",
+# "X-CloudScheduler-JobName", "X-CloudScheduler-ScheduleTime"); a retry of a tick keeps
+# its schedule time.
+JOB_HEADER = "X-CloudScheduler-JobName"
+SCHEDULE_TIME_HEADER = "X-CloudScheduler-ScheduleTime"
+
+
+def tick_task_id(job: str, schedule_time: str) -> str:
+    """The task id of one tick: every delivery of the same tick of the same job names the
+    same task, so Cloud Tasks creates it once (ALREADY_EXISTS for the others). Hashed, as
+    Cloud Tasks allows only [A-Za-z0-9_-] in ids and timestamp-like ids slow its index."""
+    return hashlib.sha256(f"{job}\n{schedule_time}".encode()).hexdigest()
+
+
+def schedule_time(when: datetime) -> str:
+    """A tick's time as X-CloudScheduler-ScheduleTime carries it: RFC 3339 in UTC."""
+    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

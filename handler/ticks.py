@@ -1,0 +1,144 @@
+"""Schedule ticks: Cloud Scheduler's push, turned into one task in the pipeline's own queue.
+
+A tick (POST TICK_PREFIX + path, with Cloud Scheduler's job name and schedule time) is
+not processed here: it becomes a task named from the job and the schedule time, created
+in the queue the job names, at the path after the prefix, with the tick's body. That
+task then comes back through the queue like any other (rate limits, retries, the claim,
+dead letters, replay). Every delivery of one tick names the same task: Cloud Tasks
+creates it once (ALREADY_EXISTS for the others, answered 200 here), and should it create
+it again after its de-duplication window, the claim on the task's name (handler/app.py)
+still runs it once.
+
+Answers (Cloud Scheduler retries anything that isn't 2xx, up to the job's retryCount):
+  200 ticked       the tick's task was created
+  200 duplicate    it existed already: this tick was delivered before
+  400 not_a_tick   no job name, schedule time or queue: not sent by a schedule's job
+  500 tick_failed  the task could not be created (the error is logged): retried
+"""
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Protocol
+
+from flask import Flask, Response, jsonify, request
+from google.api_core.exceptions import AlreadyExists
+from google.cloud import tasks_v2
+from google.protobuf import duration_pb2
+
+from handler.tick_wire import (
+    JOB_HEADER,
+    QUEUE_HEADER,
+    SCHEDULE_TIME_HEADER,
+    TICK_PREFIX,
+    tick_task_id,
+)
+
+logger = logging.getLogger("handler.ticks")
+
+# Set by the local run and tests: the Cloud Tasks emulator's HOST:PORT (plain gRPC).
+EMULATOR_ENV = "TASKS_EMULATOR_HOST"
+_QUEUE = re.compile(r"projects/[^/\s]+/locations/[^/\s]+/queues/[A-Za-z0-9-]+")
+
+
+class TaskCreator(Protocol):
+    def create_task(self, *, parent: str, task: tasks_v2.Task) -> tasks_v2.Task: ...
+
+
+def cloud_tasks() -> TaskCreator:
+    """Cloud Tasks as the service's runtime account, or the emulator named by EMULATOR_ENV."""
+    emulator = os.environ.get(EMULATOR_ENV)
+    if emulator:
+        import grpc
+        from google.cloud.tasks_v2.services.cloud_tasks.transports import (
+            CloudTasksGrpcTransport,
+        )
+
+        channel = grpc.insecure_channel(emulator)
+        return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+    return tasks_v2.CloudTasksClient()
+
+
+def tick_task(
+    queue: str,
+    job: str,
+    schedule_time: str,
+    url: str,
+    body: bytes,
+    content_type: str | None,
+    dispatch_deadline: timedelta | None,
+) -> tasks_v2.Task:
+    """The one task a tick becomes. No OIDC token of its own: the pipeline's queue routes
+    every task to its service with the invoker's token (uri_override, ALWAYS), so the
+    creator needs no actAs on the invoker. `url` matters locally, where nothing rewrites it."""
+    deadline = None
+    if dispatch_deadline is not None:
+        seconds = int(dispatch_deadline.total_seconds())
+        deadline = duration_pb2.Duration(seconds=seconds)
+    return tasks_v2.Task(
+        name=f"{queue}/tasks/{tick_task_id(job, schedule_time)}",
+        http_request=tasks_v2.HttpRequest(
+            http_method=tasks_v2.HttpMethod.POST,
+            url=url,
+            headers={"Content-Type": content_type} if content_type else {},
+            body=body,
+        ),
+        dispatch_deadline=deadline,
+    )
+
+
+def register_ticks(
+    app: Flask,
+    fallback: Callable[[str], tuple[Response, int]],
+    *,
+    tasks: Callable[[], TaskCreator] = cloud_tasks,
+    dispatch_deadline: timedelta | None = None,
+) -> None:
+    """Adds the tick endpoint to APP. A request there that Cloud Tasks delivered (an
+    enqueuer's task at a /_tick path) is a task like any other: FALLBACK handles it."""
+    client: list[TaskCreator] = []
+
+    def creator() -> TaskCreator:
+        # Created on first tick, in the serving process (gRPC channels don't survive fork).
+        if not client:
+            client.append(tasks())
+        return client[0]
+
+    @app.route(TICK_PREFIX + "/", defaults={"path": ""}, methods=["POST"])
+    @app.route(TICK_PREFIX + "/<path:path>", methods=["POST"])
+    def tick(path: str) -> tuple[Response, int]:
+        started = time.monotonic()
+        if "X-CloudTasks-QueueName" in request.headers:
+            return fallback(TICK_PREFIX.removeprefix("/") + "/" + path)
+        job = request.headers.get(JOB_HEADER, "").strip()
+        when = request.headers.get(SCHEDULE_TIME_HEADER, "").strip()
+        queue = request.headers.get(QUEUE_HEADER, "").strip()
+        line: dict[str, object] = {"job": job, "scheduleTime": when, "path": "/" + path}
+        if not job or not when or not _QUEUE.fullmatch(queue):
+            logger.warning({"message": "tick not_a_tick", "status": "not_a_tick", **line})
+            return jsonify(status="not_a_tick"), 400
+        task = tick_task(
+            queue,
+            job,
+            when,
+            request.host_url.rstrip("/") + "/" + path,
+            request.get_data(),
+            request.headers.get("Content-Type"),
+            dispatch_deadline,
+        )
+        line["taskName"] = task.name.rsplit("/", 1)[-1]
+        try:
+            creator().create_task(parent=queue, task=task)
+            status, code = "ticked", 200
+        except AlreadyExists:
+            status, code = "duplicate", 200
+        except Exception as exc:
+            status, code = "tick_failed", 500
+            line["error"] = repr(exc)
+        line["durationMs"] = round((time.monotonic() - started) * 1000, 1)
+        level = logging.ERROR if code == 500 else logging.INFO
+        logger.log(level, {"message": f"tick {status}", "status": f"tick_{status}", **line})
+        return jsonify(status=status, task=task.name), code
