@@ -35,6 +35,7 @@ def main() -> int:
             dead_letter=runtime.dead_letter,
             max_attempts=settings.max_attempts(os.environ),
             dispatch_deadline=runtime.dispatch_deadline,
+            tracing=runtime.tracing,
         )
     except (settings.SettingsError, argparse.ArgumentTypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

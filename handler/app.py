@@ -35,6 +35,7 @@ from handler.deadlines import answer_budget
 from handler.logs import request_secrets
 from handler.store import Claim, IdempotencyStore, InMemoryStore
 from handler.task import MalformedTask, PermanentTaskError, TaskRequest, decode_payload, parse_task
+from handler.tracing import Tracing, annotate
 
 Processor = Callable[[TaskRequest], Mapping[str, object] | None]
 """The user's work: return normally once done (optionally a result to log), raise
@@ -64,6 +65,7 @@ HOLDER_POLL_S = 2.0
 
 
 def _log(task: TaskRequest, status: str, started: float, **extra: object) -> None:
+    annotate({"cloudtasks.queue": task.queue, "cloudtasks.task": task.name, "status": status})
     logger.log(
         _SEVERITY[status],
         {
@@ -96,10 +98,13 @@ def create_app(
     dead_letter: DeadLetterSink | None = None,
     max_attempts: int | None = None,
     dispatch_deadline: timedelta | None = None,
+    tracing: Tracing | None = None,
 ) -> Flask:
     """`max_attempts`: the queue's retry_config.max_attempts; None (unknown or unlimited)
     means a retryable failure is never treated as the last attempt. `dispatch_deadline`: the
-    queue's; None (unknown) means every answer is taken as heard."""
+    queue's; None (unknown) means every answer is taken as heard. `tracing`: spans and the
+    log lines' trace fields (handler/tracing.py); default: spans, no fields, no export."""
+    traces = tracing or Tracing(project=None)
     tasks = store or InMemoryStore()
     sink = dead_letter or LogDeadLetterSink()
     last_resort = LogDeadLetterSink()
@@ -188,7 +193,7 @@ def create_app(
     def handle(path: str) -> tuple[Response, int]:
         started = time.monotonic()
         headers = {name.lower(): value for name, value in request.headers.items()}
-        with request_secrets(headers):
+        with request_secrets(headers), traces.task_span(headers):
             try:
                 task = parse_task(headers, "/" + path, request.get_data())
             except MalformedTask as exc:
