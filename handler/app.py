@@ -102,11 +102,12 @@ def create_app(
 ) -> Flask:
     """`max_attempts`: the queue's retry_config.max_attempts; None (unknown or unlimited)
     means a retryable failure is never treated as the last attempt. `dispatch_deadline`: the
-    queue's; None (unknown) means every answer is taken as heard. `tracing`: spans and the
-    log lines' trace fields (handler/tracing.py); default: spans, no fields, no export."""
-    traces = tracing or Tracing(project=None)
+    queue's; None (unknown) means every answer is taken as heard."""
     tasks = store or InMemoryStore()
     sink = dead_letter or LogDeadLetterSink()
+    # Spans and the log lines' trace fields (handler/tracing.py); by default spans only: no
+    # project to name the trace in log fields, no export.
+    traces = tracing or Tracing(project=None)
     last_resort = LogDeadLetterSink()
     budget = None if dispatch_deadline is None else answer_budget(dispatch_deadline)
     app = Flask("handler")
