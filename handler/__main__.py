@@ -36,6 +36,7 @@ def main() -> int:
             max_attempts=settings.max_attempts(os.environ),
             max_retry_duration=settings.max_retry_duration(os.environ),
             dispatch_deadline=runtime.dispatch_deadline,
+            tracing=runtime.tracing,
         )
     except (settings.SettingsError, argparse.ArgumentTypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

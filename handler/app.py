@@ -43,6 +43,7 @@ from handler.logs import request_secrets
 from handler.store import Claim, IdempotencyStore, InMemoryStore
 from handler.task import MalformedTask, PermanentTaskError, TaskRequest, decode_payload, parse_task
 from handler.ticks import register_ticks
+from handler.tracing import Tracing, annotate
 
 Processor = Callable[[TaskRequest], Mapping[str, object] | None]
 """The user's work: return normally once done (optionally a result to log), raise
@@ -113,6 +114,7 @@ def result_fields(result: object) -> dict[str, object]:
 
 
 def _log(task: TaskRequest, status: str, started: float, **extra: object) -> None:
+    annotate({"cloudtasks.queue": task.queue, "cloudtasks.task": task.name, "status": status})
     logger.log(
         _SEVERITY[status],
         {
@@ -146,6 +148,7 @@ def create_app(
     max_attempts: int | None = None,
     max_retry_duration: timedelta | None = None,
     dispatch_deadline: timedelta | None = None,
+    tracing: Tracing | None = None,
 ) -> Flask:
     """`max_attempts`: the queue's retry_config.max_attempts, None for -1 (unlimited).
     `max_retry_duration`: its max_retry_duration, None for 0s (unlimited). With both None a
@@ -153,6 +156,9 @@ def create_app(
     queue's; None (unknown) means every answer is taken as heard."""
     tasks = store or InMemoryStore()
     sink = dead_letter or LogDeadLetterSink()
+    # Spans and the log lines' trace fields (handler/tracing.py); by default spans only: no
+    # project to name the trace in log fields, no export.
+    traces = tracing or Tracing(project=None)
     last_resort = LogDeadLetterSink()
     budget = None if dispatch_deadline is None else answer_budget(dispatch_deadline)
     skew = UNKNOWN_SKEW if dispatch_deadline is None else margin(dispatch_deadline)
@@ -316,7 +322,7 @@ def create_app(
     def handle(path: str) -> tuple[Response, int]:
         started = time.monotonic()
         headers = {name.lower(): value for name, value in request.headers.items()}
-        with request_secrets(headers):
+        with request_secrets(headers), traces.task_span(headers):
             try:
                 target = request_target(request.environ)
                 task = parse_task(headers, "/" + path, request.get_data(), target)

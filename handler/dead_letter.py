@@ -17,10 +17,11 @@ from typing import Protocol
 
 from handler.logs import is_credential
 from handler.task import REPLAY_OF_HEADER, TaskRequest
+from handler.tracing import trace_headers
 
 # Pub/Sub's limit on one attribute value: 1024 bytes (cloud.google.com/pubsub/quotas,
 # "Resource limits"; the API's own error text quoted in googleapis/google-cloud-python#7906).
-# Keys here are short fixed names, far below the key limit; 8 attributes, far below 100.
+# Keys here are short fixed names, far below the key limit; 10 attributes, far below 100.
 ATTRIBUTE_VALUE_MAX_BYTES = 1024
 # Cloud Logging refuses entries over 256 KB: the log record carries the body in parts of
 # this many bytes (base64 makes 4/3 of it), so that a body of any size is logged whole.
@@ -89,6 +90,15 @@ class DeadLetter:
                 break
             headers[name] = value
         attributes["headers"] = json.dumps(headers)
+        # The task's trace context, validated (handler/tracing.py), as attributes of their own
+        # so that the header cut never drops it: its replay keeps the trace id. traceparent
+        # is 55 characters; a tracestate that doesn't fit whole is left out (half of one is
+        # not valid).
+        for name, value in trace_headers(task.headers).items():
+            if len(value.encode()) > ATTRIBUTE_VALUE_MAX_BYTES:
+                truncated.append(name)
+            else:
+                attributes[name] = value
         if truncated:
             attributes["truncated"] = ",".join(truncated)
         return cls(attributes, tuple(truncated))
@@ -122,6 +132,7 @@ class LogDeadLetterSink:
                     "path": task.target,
                     "contentType": task.content_type,
                     "headers": replay_headers(task),
+                    "traceContext": trace_headers(task.headers),
                     "reason": reason,
                     "bodyBytes": len(body),
                     "part": part + 1,

@@ -117,12 +117,15 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
         "formatters": {"json": FORMATTER},
         # On the handler, not a logger: a handler's filters see every record it writes,
         # propagated ones included.
-        "filters": {"redact": {"()": "handler.logs.RedactCredentials"}},
+        "filters": {
+            "redact": {"()": "handler.logs.RedactCredentials"},
+            "trace": {"()": "handler.tracing.TraceLogFields"},
+        },
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
-                "filters": ["redact"],
+                "filters": ["redact", "trace"],
                 "stream": "ext://sys.stdout",
             }
         },
@@ -130,5 +133,14 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
             "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
+            # OpenTelemetry's propagator warns with the text of a malformed tracestate member
+            # (and about over-long headers): a caller's bytes, never to reach the log. The
+            # header is ignored all the same (handler/tracing.py).
+            "opentelemetry.trace.span": {"level": "ERROR", "handlers": [], "propagate": True},
+            "opentelemetry.trace.propagation.tracecontext": {
+                "level": "ERROR",
+                "handlers": [],
+                "propagate": True,
+            },
         },
     }

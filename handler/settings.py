@@ -19,6 +19,11 @@ TASK_FIRESTORE_DATABASE  Firestore database id: idempotency records there, share
                          honoured); unset: in memory, per instance
 TASK_DEAD_LETTER_TOPIC   projects/P/topics/T: dead letters published there (PUBSUB_EMULATOR_HOST
                          is honoured); unset: written to the log
+GOOGLE_CLOUD_PROJECT     the project (Firestore's, and the one in log lines' trace field,
+                         projects/P/traces/T); unset: log lines carry no trace fields
+TASK_TRACE_EXPORT        cloud-trace: the handler's spans are exported to Cloud Trace in
+                         GOOGLE_CLOUD_PROJECT (the runtime account needs roles/cloudtrace.agent);
+                         unset or off: not exported (handler/tracing.py)
 """
 
 import importlib
@@ -29,10 +34,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
 
+from opentelemetry.sdk.trace.export import SpanExporter
+
 from handler.app import Processor
 from handler.dead_letter import DeadLetterSink, LogDeadLetterSink
 from handler.deadlines import lease
 from handler.store import IdempotencyStore, InMemoryStore
+from handler.tracing import Tracing
 
 DEFAULT_PROCESSOR = "handler.example:process"
 DEFAULT_CONCURRENCY = 80
@@ -43,6 +51,11 @@ DEFAULT_DISPATCH_DEADLINE = timedelta(seconds=600)
 # pydantic, which the image doesn't install.
 _SECONDS = re.compile(r"([0-9]{1,12})(\.[0-9]{1,9})?s")
 _TOPIC = re.compile(r"projects/[^/\s]+/topics/[^/\s]+")
+# A project id's characters: lowercase letters, digits and hyphens, starting with a letter
+# (cloud.google.com/resource-manager/docs/creating-managing-projects), or the legacy
+# domain-scoped form `example.com:id`. It goes into every log line's trace field.
+_PROJECT = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]*")
+TRACE_EXPORTS = ("off", "cloud-trace")
 
 
 class SettingsError(ValueError):
@@ -108,6 +121,38 @@ def duration(environ: Mapping[str, str], name: str, default: timedelta) -> timed
     return timedelta(seconds=float(raw[:-1]))
 
 
+def tracing(environ: Mapping[str, str]) -> tuple[Tracing, str]:
+    """The handler's tracing and its description."""
+    project = environ.get("GOOGLE_CLOUD_PROJECT", "").strip() or None
+    if project is not None and not _PROJECT.fullmatch(project):
+        raise SettingsError(
+            f"GOOGLE_CLOUD_PROJECT: {project!r} must be a project id (lowercase letters,"
+            " digits and hyphens, starting with a letter)"
+        )
+    export = environ.get("TASK_TRACE_EXPORT", "").strip() or "off"
+    if export not in TRACE_EXPORTS:
+        raise SettingsError(
+            f"TASK_TRACE_EXPORT: {export!r} must be one of {', '.join(TRACE_EXPORTS)}"
+        )
+    fields = (
+        f"log lines in traces of project {project}"
+        if project
+        else "log lines carry no trace (GOOGLE_CLOUD_PROJECT is not set)"
+    )
+    if export == "off":
+        return Tracing(project), f"{fields}; spans not exported (TASK_TRACE_EXPORT is not set)"
+    if project is None:
+        raise SettingsError("TASK_TRACE_EXPORT: cloud-trace needs GOOGLE_CLOUD_PROJECT")
+
+    def cloud_trace() -> SpanExporter:
+        # Imported and created on first use, in the serving process (a gRPC client).
+        from opentelemetry.exporter.cloud_trace import CloudTraceSpanExporter
+
+        return CloudTraceSpanExporter(project_id=project)
+
+    return Tracing(project, cloud_trace), f"{fields}; spans exported to Cloud Trace"
+
+
 @dataclass(frozen=True)
 class Runtime:
     """What the environment asks for; `describe()` is logged once at start."""
@@ -118,6 +163,8 @@ class Runtime:
     threads: int
     store_description: str
     dead_letter_description: str
+    tracing: Tracing
+    tracing_description: str
 
     def describe(self) -> dict[str, object]:
         return {
@@ -125,6 +172,7 @@ class Runtime:
             "idempotencyStore": self.store_description,
             "deadLetters": self.dead_letter_description,
             "threads": self.threads,
+            "tracing": self.tracing_description,
         }
 
 
@@ -132,6 +180,7 @@ def runtime(environ: Mapping[str, str] = os.environ) -> Runtime:
     """Validates every setting before anything starts; the Google clients themselves are
     created on first use, in the serving process."""
     threads = concurrency(environ)
+    traces, traces_description = tracing(environ)
     deadline = duration(environ, "TASK_DISPATCH_DEADLINE", DEFAULT_DISPATCH_DEADLINE)
     database = environ.get("TASK_FIRESTORE_DATABASE", "").strip()
     topic = environ.get("TASK_DEAD_LETTER_TOPIC", "").strip()
@@ -170,4 +219,13 @@ def runtime(environ: Mapping[str, str] = os.environ) -> Runtime:
             f" at {environ['PUBSUB_EMULATOR_HOST']}" if "PUBSUB_EMULATOR_HOST" in environ else ""
         )
         sink_description = f"pubsub topic {topic}{where}, publish timeout {timeout_s:g}s"
-    return Runtime(deadline, store, sink, threads, store_description, sink_description)
+    return Runtime(
+        deadline,
+        store,
+        sink,
+        threads,
+        store_description,
+        sink_description,
+        traces,
+        traces_description,
+    )

@@ -5,8 +5,13 @@ The message format is the handler's: data = the exact request body; attributes `
 `queue`, `originalTask` (queue/name the replay's idempotency is keyed on, sent as
 X-Replay-Of), `retryCount`, `reason`, `path` (the request target as the handler got it: raw
 path and ?query, percent-encoding untouched; the replay requests exactly that, appended to
-the service URL), `contentType` and `headers` (JSON object of the request's non-credential
-headers).
+the service URL), `contentType`, `headers` (JSON object of the request's non-credential
+headers) and `traceparent`/`tracestate` (the original task's W3C trace context, attributes of
+their own so that the header cut for size never drops them).
+
+- The replayed task keeps the original's trace context, so the replay's handler logs under
+  the same trace id. Re-parsed by OpenTelemetry's propagator: a letter without one, or with
+  one that is not valid W3C, gets a new trace (a task is never held back over its trace).
 
 - The replayed task's id is the SHA-256 of `replay:<taskName>:<messageId>`: deterministic, so
   a message delivered or replayed twice finds its task ALREADY_EXISTS (then acknowledged)
@@ -32,12 +37,13 @@ import asyncio
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from google.api_core import exceptions
 from google.pubsub_v1 import PubsubMessage, ReceivedMessage, SubscriberAsyncClient
 
+from taskclient import tracing
 from taskclient.bulk import DRAIN_S, BulkOutcome, BulkRun, Circuit, Outcome, describe, fatal
 from taskclient.errors import UsageError
 from taskclient.pipelines import Pipeline
@@ -87,6 +93,8 @@ class DeadLetter:
     original_task: str = ""
     """queue/name of the task this dead letter's task is or replays (the handler's
     `originalTask` attribute; older letters have it as an X-Replay-Of header, or not at all)."""
+    trace: Mapping[str, str] = field(default_factory=dict)
+    """The original task's valid trace context headers; {} if it had none."""
 
     @property
     def replay_key(self) -> str:
@@ -111,6 +119,7 @@ class DeadLetter:
         }
         if self.content_type:
             headers["Content-Type"] = self.content_type
+        headers.update(self.trace)
         # The original task as queue/name, also for a replay's own dead letter: the handler
         # keys a replay's idempotency on it, so that the task runs once however many replays
         # it goes through, even on a queue that has since been replaced.
@@ -162,6 +171,9 @@ def decode(message: ReceivedMessage) -> DeadLetter:
         queue=attributes.get("queue", ""),
         retry_count=attributes.get("retryCount", ""),
         original_task=attributes.get("originalTask", ""),
+        trace=tracing.parsed(
+            {name: attributes[name] for name in tracing.TRACE_HEADERS if name in attributes}
+        ),
     )
 
 

@@ -18,6 +18,7 @@ from components.durations import (
     Duration,
 )
 from components.task_size import MAX_TASK_BYTES
+from taskclient import tracing
 from taskclient.errors import UsageError
 from taskclient.pipelines import Pipeline
 
@@ -32,6 +33,9 @@ class TaskSpec:
     `dispatch_deadline` defaults to the pipeline's. `dedup_key` is hashed into the task id.
     `replay_of` (`queue/task`, set by `replay` only) is sent as X-Replay-Of: the handler
     keys the task's idempotency on that original task, so the header is refused in `headers`.
+    Trace context: a `traceparent` (and `tracestate`) in `headers` is the task's (a replay
+    keeps its original's); else the current OpenTelemetry span's; else a new trace per task
+    (taskclient/tracing.py).
     """
 
     payload: object = None
@@ -64,8 +68,35 @@ def _body(spec: TaskSpec) -> tuple[bytes, str | None]:
         raise UsageError(f"payload: not JSON-serializable ({exc})") from None
 
 
+def _trace_headers(given: Mapping[str, str]) -> dict[str, str]:
+    """The task's trace context: `given` (its traceparent/tracestate headers) if any, else the
+    current span's, else a new trace.
+
+    A new trace per task, not per bulk run: each task is its own unit of work, and one trace
+    holding a whole run's tasks (up to millions of handler spans) would be unreadable. To group
+    a run, enqueue it inside a span: every task then carries that span's trace."""
+    if not given:
+        return tracing.current() or tracing.new_trace()
+    names = {name.lower(): name for name in given}
+    if "traceparent" not in names:
+        raise UsageError("--header: tracestate needs a traceparent header beside it")
+    headers = tracing.parsed(given)
+    if not headers:
+        raise UsageError(
+            f"--header: traceparent {given[names['traceparent']]!r} is not a valid W3C"
+            " traceparent (00-<32 hex trace id>-<16 hex span id>-<2 hex flags>, ids not all 0)"
+        )
+    if "tracestate" in names and "tracestate" not in headers:
+        raise UsageError(
+            f"--header: tracestate {given[names['tracestate']]!r} is not a valid W3C"
+            " tracestate (comma-separated key=value members)"
+        )
+    return headers
+
+
 def _headers(spec: TaskSpec, content_type: str | None) -> dict[str, str]:
     headers: dict[str, str] = {}
+    trace_given: dict[str, str] = {}
     for name, value in spec.headers.items():
         if not name or any(ch in name + value for ch in "\r\n") or ":" in name:
             raise UsageError(f"--header: {name!r} is not a valid header; use 'Name: value'")
@@ -73,7 +104,11 @@ def _headers(spec: TaskSpec, content_type: str | None) -> dict[str, str]:
             # A task carrying it shares another task's idempotency record: it could be
             # taken for that task's duplicate and never run.
             raise UsageError(f"--header: {name} is reserved for `taskclient replay`")
-        headers[name] = value
+        if name.lower() in tracing.TRACE_HEADERS:
+            trace_given[name] = value
+        else:
+            headers[name] = value
+    headers.update(_trace_headers(trace_given))
     if spec.replay_of is not None:
         headers[REPLAY_OF_HEADER] = spec.replay_of
     if content_type and not any(name.lower() == "content-type" for name in headers):

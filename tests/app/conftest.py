@@ -18,7 +18,14 @@ from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
 from local.processes import REPO, Child, start_emulator, start_handler
-from tests.app.helpers import LOCAL_STACK, MAX_ATTEMPTS, MAX_RETRIES, LocalRun, pipeline_output
+from tests.app.helpers import (
+    HANDLER_PROJECT,
+    LOCAL_STACK,
+    MAX_ATTEMPTS,
+    MAX_RETRIES,
+    LocalRun,
+    pipeline_output,
+)
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +45,8 @@ def emulator(logs_dir: Path) -> Iterator[Child]:
 
 @pytest.fixture(scope="session")
 def handler(logs_dir: Path) -> Iterator[Child]:
-    child = start_handler(logs_dir / "handler.log", env={"TASK_MAX_ATTEMPTS": str(MAX_ATTEMPTS)})
+    env = {"TASK_MAX_ATTEMPTS": str(MAX_ATTEMPTS), "GOOGLE_CLOUD_PROJECT": HANDLER_PROJECT}
+    child = start_handler(logs_dir / "handler.log", env=env)
     try:
         yield child
     finally:

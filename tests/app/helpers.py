@@ -24,6 +24,8 @@ T = TypeVar("T")
 # attempt is dead-lettered: 1 attempt + 2 retries.
 MAX_RETRIES = 2
 MAX_ATTEMPTS = MAX_RETRIES + 1
+# The handler's GOOGLE_CLOUD_PROJECT in tests: its log lines' trace field names it.
+HANDLER_PROJECT = "test-project"
 
 
 def require_gcloud(what: str) -> None:

@@ -22,6 +22,8 @@ def test_defaults_serve_80_at_once_from_memory_and_the_log() -> None:
         "idempotencyStore": "in memory (this instance only: TASK_FIRESTORE_DATABASE is not set)",
         "deadLetters": "log (TASK_DEAD_LETTER_TOPIC is not set)",
         "threads": 80,
+        "tracing": "log lines carry no trace (GOOGLE_CLOUD_PROJECT is not set); spans not"
+        " exported (TASK_TRACE_EXPORT is not set)",
     }
 
 

@@ -45,7 +45,9 @@ def test_bytes_payload_and_headers(pipeline: Pipeline) -> None:
     spec = TaskSpec(payload=b"\x00raw", headers={"X-Tenant": "acme"})
     request = build_task(pipeline, spec).http_request
     assert request.body == b"\x00raw"
-    assert request.headers == {"X-Tenant": "acme", "Content-Type": "application/octet-stream"}
+    headers = dict(request.headers)
+    assert headers.pop("traceparent").startswith("00-")  # tests/app/test_tracing_client.py
+    assert headers == {"X-Tenant": "acme", "Content-Type": "application/octet-stream"}
 
 
 def test_no_payload_sends_no_body(pipeline: Pipeline) -> None:
