@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Protocol
 
@@ -36,6 +36,7 @@ from handler.tick_wire import (
     TICK_PREFIX,
     tick_task_id,
 )
+from handler.tracing import trace_headers
 
 logger = logging.getLogger("handler.ticks")
 
@@ -70,10 +71,12 @@ def tick_task(
     body: bytes,
     content_type: str | None,
     dispatch_deadline: timedelta | None,
+    trace: Mapping[str, str],
 ) -> tasks_v2.Task:
     """The one task a tick becomes. No OIDC token of its own: the pipeline's queue routes
     every task to its service with the invoker's token (uri_override, ALWAYS), so the
-    creator needs no actAs on the invoker. `url` matters locally, where nothing rewrites it."""
+    creator needs no actAs on the invoker. `url` matters locally, where nothing rewrites it.
+    `trace`: the tick request's valid trace context, so the task's delivery joins its trace."""
     deadline = None
     if dispatch_deadline is not None:
         seconds = int(dispatch_deadline.total_seconds())
@@ -83,7 +86,7 @@ def tick_task(
         http_request=tasks_v2.HttpRequest(
             http_method=tasks_v2.HttpMethod.POST,
             url=url,
-            headers={"Content-Type": content_type} if content_type else {},
+            headers={**({"Content-Type": content_type} if content_type else {}), **trace},
             body=body,
         ),
         dispatch_deadline=deadline,
@@ -128,6 +131,7 @@ def register_ticks(
             request.get_data(),
             request.headers.get("Content-Type"),
             dispatch_deadline,
+            trace_headers({name.lower(): value for name, value in request.headers.items()}),
         )
         line["taskName"] = task.name.rsplit("/", 1)[-1]
         try:

@@ -18,7 +18,7 @@ import pytest
 
 from handler.tick_wire import JOB_HEADER, QUEUE_HEADER, SCHEDULE_TIME_HEADER, tick_task_id
 from local.processes import Child, start_handler
-from tests.app.helpers import MAX_ATTEMPTS, task_lines, wait_for
+from tests.app.helpers import HANDLER_PROJECT, MAX_ATTEMPTS, task_lines, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 JOB = "projects/test-project/locations/us-central1/jobs/orders_nightly-report"
@@ -29,7 +29,11 @@ def tick_handler(emulator: Child, logs_dir: Path) -> Iterator[Child]:
     """A handler that creates ticks' tasks on the emulator (the runtime account's role)."""
     child = start_handler(
         logs_dir / "tick-handler.log",
-        env={"TASK_MAX_ATTEMPTS": str(MAX_ATTEMPTS), "TASKS_EMULATOR_HOST": emulator.address},
+        env={
+            "TASK_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+            "TASKS_EMULATOR_HOST": emulator.address,
+            "GOOGLE_CLOUD_PROJECT": HANDLER_PROJECT,
+        },
     )
     try:
         yield child
@@ -93,6 +97,23 @@ def test_a_tick_delivered_twice_is_processed_once(tick_handler: Child, queue: st
     assert done["path"] == "/reports"
     assert done["queue"] == queue.rsplit("/", 1)[-1]
     assert done["result"] == {"echo": {"kind": "report"}, "path": "/reports", "headers": {}}
+
+
+def test_a_ticks_task_joins_the_trace_of_the_tick_request(tick_handler: Child, queue: str) -> None:
+    """Cloud Run's front end gives the scheduler's push a traceparent: the tick's task carries
+    it on, so the task's delivery is logged under the same trace. A malformed one is dropped."""
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traced = deliver(
+        tick_handler, queue, "2026-12-05T03:00:00Z",
+        {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+    )  # fmt: skip
+    [done] = settled(tick_handler, traced["task"], 1)
+    assert done["logging.googleapis.com/trace"] == f"projects/{HANDLER_PROJECT}/traces/{trace_id}"
+    malformed = deliver(
+        tick_handler, queue, "2026-12-06T03:00:00Z", {"traceparent": f"00-{trace_id}-bad-01"}
+    )
+    [other] = settled(tick_handler, malformed["task"], 1)
+    assert trace_id not in str(other["logging.googleapis.com/trace"])
 
 
 def test_two_ticks_of_one_job_are_two_tasks(tick_handler: Child, queue: str) -> None:
