@@ -15,6 +15,7 @@ from google.cloud import tasks_v2
 
 from handler.tick_wire import schedule_time
 from handler.ticks import tick_task
+from taskclient import tracing
 from taskclient.errors import EnqueueError, UsageError
 from taskclient.pipelines import Pipeline
 
@@ -43,6 +44,8 @@ def fire(client: tasks_v2.CloudTasksClient, pipeline: Pipeline, name: str, when:
         body,
         "application/json" if schedule.body is not None else None,
         timedelta(seconds=pipeline.dispatch_deadline.seconds),
+        # As every task the client makes: the current span's trace, else a new one.
+        tracing.current() or tracing.new_trace(),
     )
     try:
         client.create_task(parent=pipeline.queue, task=task)

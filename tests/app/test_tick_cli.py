@@ -9,7 +9,7 @@ import pytest
 
 from handler.tick_wire import tick_task_id
 from local.processes import REPO, Child
-from tests.app.helpers import pipeline_output
+from tests.app.helpers import HANDLER_PROJECT, pipeline_output, task_lines, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 JOB = "projects/test-project/locations/us-central1/jobs/orders_nightly"
@@ -32,7 +32,7 @@ def scheduled_outputs(tmp_path: Path, queue: str, handler: Child) -> Path:
 
 
 def test_a_tick_at_one_time_is_one_task(
-    emulator: Child, scheduled_outputs: Path, queue: str
+    emulator: Child, scheduled_outputs: Path, queue: str, handler: Child
 ) -> None:
     common = ["--outputs", str(scheduled_outputs), "--emulator", emulator.address]
     at = ["--pipeline", "orders", "--schedule", "nightly", "--at", "2026-12-04T03:00:00+01:00"]
@@ -43,6 +43,12 @@ def test_a_tick_at_one_time_is_one_task(
     second = tick(*common, *at)
     assert (second.returncode, second.stdout) == (0, first.stdout)
     assert "already existed" in second.stderr
+    # Like every task the client makes, it carries a trace the handler logs under.
+    name = first.stdout.strip().rsplit("/", 1)[-1]
+    [done] = wait_for(lambda: task_lines(handler, name) or None, f"{name} to be handled")
+    assert str(done["logging.googleapis.com/trace"]).startswith(
+        f"projects/{HANDLER_PROJECT}/traces/"
+    )
 
 
 def test_an_unknown_schedule_or_a_naive_time_is_a_usage_error(
