@@ -33,6 +33,7 @@ from flask import Flask, Response, jsonify, request
 from handler.dead_letter import DeadLetterSink, LogDeadLetterSink
 from handler.deadlines import answer_budget
 from handler.logs import request_secrets
+from handler.payloads import PayloadReader
 from handler.store import Claim, IdempotencyStore, InMemoryStore
 from handler.task import MalformedTask, PermanentTaskError, TaskRequest, decode_payload, parse_task
 
@@ -96,13 +97,16 @@ def create_app(
     dead_letter: DeadLetterSink | None = None,
     max_attempts: int | None = None,
     dispatch_deadline: timedelta | None = None,
+    payloads: PayloadReader | None = None,
 ) -> Flask:
     """`max_attempts`: the queue's retry_config.max_attempts; None (unknown or unlimited)
     means a retryable failure is never treated as the last attempt. `dispatch_deadline`: the
-    queue's; None (unknown) means every answer is taken as heard."""
+    queue's; None (unknown) means every answer is taken as heard. `payloads`: where claim
+    checks are read from (handler/payloads.py); None rejects them."""
     tasks = store or InMemoryStore()
     sink = dead_letter or LogDeadLetterSink()
     last_resort = LogDeadLetterSink()
+    claim_checks = payloads or PayloadReader(None)
     budget = None if dispatch_deadline is None else answer_budget(dispatch_deadline)
     app = Flask("handler")
 
@@ -128,8 +132,10 @@ def create_app(
 
     def attempt(task: TaskRequest) -> Outcome:
         try:
-            task = replace(task, payload=decode_payload(task))
-            result = processor(task)
+            # A claim check's original body for the processor; `task`, which any dead letter
+            # keeps, stays the reference.
+            delivered = claim_checks.resolve(task)
+            result = processor(replace(delivered, payload=decode_payload(delivered)))
         except (MalformedTask, PermanentTaskError) as exc:
             # Policy: what can never succeed is recorded and acknowledged, not retried.
             return record(task, str(exc), "rejected")
