@@ -130,8 +130,23 @@ ALERT_USER_LABEL = NameRule(
     "google.monitoring.v3.AlertPolicy.user_labels",
 )
 
+BUCKET_NAME = NameRule(
+    "Cloud Storage bucket name",
+    # Without dots (the program never adds one): 3-63 characters.
+    r"(?!goog)(?!.*(?:google|g00gle))[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]",
+    "3..63 lowercase letters, digits, '-' or '_', starting and ending with a letter or"
+    " digit, not starting with 'goog' and not containing 'google' or 'g00gle'",
+    # "Bucket names can only contain lowercase letters, numeric characters, dashes (-),
+    # underscores (_), and dots (.)... must start and end with a number or letter...
+    # contain 3-63 characters... cannot begin with the "goog" prefix... cannot contain
+    # "google" or close misspellings, such as "g00gle"" (cloud.google.com/storage/docs/
+    # buckets#naming). Bucket names are global: components/payloads.py adds a hash.
+    "cloud.google.com/storage/docs/buckets#naming",
+)
+
 RULES = (
     PUBSUB_ID,
+    BUCKET_NAME,
     SERVICE_ACCOUNT_ID,
     RUN_SERVICE,
     QUEUE_ID,
@@ -183,6 +198,17 @@ def dead_letters(pipeline: str) -> str:
     return f"{pipeline}-{DEAD_LETTERS}"
 
 
+BUCKET_HASH_CHARS = 10
+BUCKET_HASH_EXAMPLE = "5f6e7d8c9b"
+
+
+def payload_bucket(pipeline: str, unique: str) -> str:
+    """The pipeline's payload bucket: bucket names are global, so the pipeline name alone
+    could be taken in another project; UNIQUE (10 hex digits of a hash of project, stack and
+    pipeline, components/payloads.py) keeps it this stack's, and stable across updates."""
+    return f"{pipeline}-payloads-{unique}"
+
+
 def alert_display_name(pipeline: str, title: str) -> str:
     """What the console lists for one of the pipeline's alert policies."""
     return f"{pipeline}: {title}"
@@ -199,6 +225,7 @@ def pipeline_ids(pipeline: str) -> list[tuple[str, NameRule, str]]:
         ("runtime service account", SERVICE_ACCOUNT_ID, runtime_account(pipeline)),
         ("Cloud Run service", RUN_SERVICE, pipeline + AUTONAME_SUFFIX),
         ("queue", QUEUE_ID, pipeline + AUTONAME_SUFFIX),
+        ("payload bucket", BUCKET_NAME, payload_bucket(pipeline, BUCKET_HASH_EXAMPLE)),
         ("'pipeline' label", LABEL_VALUE, pipeline),
         ("alert policies' 'pipeline' label", ALERT_USER_LABEL, pipeline),
         *(

@@ -17,17 +17,11 @@ from components.durations import (
     NANOS_PER_SECOND,
     Duration,
 )
+from components.settings.payloads import MAX_TASK_BYTES
 from taskclient.errors import UsageError
 from taskclient.pipelines import Pipeline
 
-# The quotas page's limit for a task: "Maximum task size 1MB" (cloud.google.com/tasks/docs/
-# quotas). The tasks.create reference says 100KB, a line older API versions scoped to App
-# Engine queues ("For App Engine queues, the maximum task size is 100KB", v2beta2); HTTP
-# tasks above 100 KB are created in production (snarfed/bridgy-fed #2592 only fails above
-# 1 MB; googleapis/google-cloud-go #7821 asked about the discrepancy). Dead letters of
-# several hundred KB must be replayable, so 1 MB it is, counted as 10^6 bytes of the
-# serialized task (the smaller reading of "1MB").
-MAX_TASK_BYTES = 1_000_000
+# Cloud Tasks' task size limit, with its sources: components/settings/payloads.py.
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field
 from components.durations import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, Duration
 from components.name_rules import pipeline_problems
 from components.settings.alerts import PipelineAlerts
+from components.settings.payloads import PayloadSettings
 from components.settings.queue import MAX_CONCURRENT_DISPATCHES, QueueSettings
 from components.settings.service import ServiceSettings
 from components.settings.validation import (
@@ -86,6 +87,8 @@ class PipelineSettings(Settings):
     # from its dead-letter subscription and, like enqueuers, create tasks in its queue.
     replayers: list[Replayer] = Field(default_factory=list)
     alerts: PipelineAlerts = Field(default_factory=lambda: PipelineAlerts.model_validate({}))
+    # Bodies too big for a task go through a payload bucket (claim checks).
+    payloads: PayloadSettings = Field(default_factory=lambda: PayloadSettings.model_validate({}))
 
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:

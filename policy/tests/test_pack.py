@@ -24,7 +24,7 @@ ADVISORY = {"cloudrun-ingress-not-all", "queue-within-service-capacity"}
 
 def test_policy_names_are_unique_and_levels_as_documented() -> None:
     names = [p.name for p in POLICIES]
-    assert len(names) == len(set(names)) == 15
+    assert len(names) == len(set(names)) == 16
     advisory = {p.name for p in POLICIES if p.enforcement_level == EnforcementLevel.ADVISORY}
     assert advisory == ADVISORY
     assert all(
@@ -180,6 +180,7 @@ def test_insecure_fixture_violation_counts(insecure: Recording) -> None:
         "queue-within-service-capacity": 1,
         "dead-letter-subscriptions-keep-messages": 2,  # expires, keeps 10 minutes
         "datastore-grants-scoped-to-one-database": 1,
+        "buckets-private": 3,  # public access, ACLs, versions
     }
 
 
