@@ -12,6 +12,7 @@ components and components.names take these spellings from here.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import regex
@@ -203,9 +204,15 @@ BUCKET_HASH_CHARS = 10
 
 def payload_bucket(pipeline: str, unique: str) -> str:
     """The pipeline's payload bucket: bucket names are global, so the pipeline name alone
-    could be taken in another project; UNIQUE (10 hex digits of a hash of project, stack and
-    pipeline, components/payloads.py) keeps it this stack's, and stable across updates."""
+    could be taken in another project; UNIQUE (payload_bucket_name) keeps it this stack's."""
     return f"{pipeline}-payloads-{unique}"
+
+
+def payload_bucket_name(project: str, stack: str, pipeline: str) -> str:
+    """Unique per project, stack and pipeline (10 hex digits of their SHA-256), and stable
+    across updates: the same three always give the same name."""
+    digest = hashlib.sha256(f"{project}/{stack}/{pipeline}".encode()).hexdigest()
+    return payload_bucket(pipeline, digest[:BUCKET_HASH_CHARS])
 
 
 def alert_display_name(pipeline: str, title: str) -> str:

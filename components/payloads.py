@@ -11,7 +11,6 @@ nothing but the lifecycle rule deletes.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -19,14 +18,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.iam import IamMember, grant_all
-from components.name_rules import BUCKET_HASH_CHARS, payload_bucket
 from components.roles import OBJECT_VIEWER
-
-
-def bucket_name(project: str, stack: str, pipeline: str) -> str:
-    """Global, so unique per project, stack and pipeline; stable across updates."""
-    digest = hashlib.sha256(f"{project}/{stack}/{pipeline}".encode()).hexdigest()
-    return payload_bucket(pipeline, digest[:BUCKET_HASH_CHARS])
 
 
 @dataclass
@@ -35,7 +27,7 @@ class PayloadBucketArgs:
     location: str
     """The pipeline's region: the handler reads from it, in the same region as the service."""
     bucket: str
-    """bucket_name(...)"""
+    """components.name_rules.payload_bucket_name(...)"""
     object_age_days: int
     creators: Sequence[IamMember]
     """Enqueuers and replayers, as objectCreator grants."""

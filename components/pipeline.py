@@ -11,9 +11,14 @@ import pulumi_gcp as gcp
 from components.alerts import PipelineAlertsArgs, pipeline_alerts
 from components.iam import IamMember, grant_all, members
 from components.identities import ServiceAccount, ServiceAccountArgs
-from components.name_rules import dead_letters, invoker_account, runtime_account
+from components.name_rules import (
+    dead_letters,
+    invoker_account,
+    payload_bucket_name,
+    runtime_account,
+)
 from components.names import RUNTIME_KEY, grant
-from components.payloads import PayloadBucket, PayloadBucketArgs, bucket_name
+from components.payloads import PayloadBucket, PayloadBucketArgs
 from components.queue import TaskQueue, TaskQueueArgs
 from components.roles import (
     DATASTORE_USER,
@@ -193,7 +198,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 PayloadBucketArgs(
                     project=args.project,
                     location=location,
-                    bucket=bucket_name(args.project, pulumi.get_stack(), name),
+                    bucket=payload_bucket_name(args.project, pulumi.get_stack(), name),
                     object_age_days=object_age_days(s.queue, s.dispatch_deadline),
                     creators=members(OBJECT_CREATOR, s.task_creators),
                     reader=runtime.member,

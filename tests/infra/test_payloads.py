@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.durations import Duration
-from components.payloads import bucket_name
+from components.name_rules import payload_bucket_name
 from components.settings import ConfigError, parse_settings
 from components.settings.payloads import MAX_TASK_BYTES, object_age_days, retry_window
 from components.settings.queue import QueueSettings
@@ -36,7 +36,7 @@ def test_without_payloads_there_is_no_bucket_and_no_output() -> None:
 def test_the_bucket_is_private_unversioned_and_deletes_after_the_windows() -> None:
     rec = record(with_payloads({"enabled": True}))
     bucket = rec.one(BUCKET, "orders-payloads")
-    assert bucket.inputs["name"] == bucket_name(PROJECT, "test", "orders")
+    assert bucket.inputs["name"] == payload_bucket_name(PROJECT, "test", "orders")
     assert bucket.inputs["name"].startswith("orders-payloads-")
     assert bucket.inputs["location"] == "US-CENTRAL1"
     assert bucket.inputs["uniformBucketLevelAccess"] is True
@@ -57,12 +57,12 @@ def test_the_bucket_is_private_unversioned_and_deletes_after_the_windows() -> No
 
 def test_bucket_names_differ_per_project_and_stack_and_fit_the_rule() -> None:
     names = {
-        bucket_name(project, stack, "orders")
+        payload_bucket_name(project, stack, "orders")
         for project in ("acme-a", "acme-b")
         for stack in ("dev", "prod")
     }
     assert len(names) == 4
-    longest = bucket_name("p" * 30, "prod", "a" * 22)
+    longest = payload_bucket_name("p" * 30, "prod", "a" * 22)
     assert len(longest) <= 63
 
 
