@@ -17,11 +17,11 @@ from components.durations import (
     NANOS_PER_SECOND,
     Duration,
 )
+
+# Cloud Tasks' task size limit; its sources are cited beside it.
 from components.settings.payloads import MAX_TASK_BYTES
 from taskclient.errors import UsageError
 from taskclient.pipelines import Pipeline
-
-# Cloud Tasks' task size limit, with its sources: components/settings/payloads.py.
 
 
 @dataclass(frozen=True)
