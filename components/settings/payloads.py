@@ -4,12 +4,13 @@ size (taskclient/offload.py, handler/payloads.py, components/payloads.py)."""
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 from components.durations import MAX_SCHEDULE_AHEAD, Duration
 from components.settings.idempotency import DEAD_LETTER_RETENTION
 from components.settings.queue import QueueSettings
-from components.settings.validation import Settings, within
+from components.settings.validation import Problem, Settings, known, within
 
 # The quotas page's limit for a task: "Maximum task size 1MB" (cloud.google.com/tasks/docs/
 # quotas). The tasks.create reference says 100KB, a line older API versions scoped to App
@@ -30,6 +31,12 @@ class PayloadSettings(Settings):
 
     enabled: bool = False
     threshold: Annotated[int, within(1, MAX_TASK_BYTES)] | None = None
+
+    @classmethod
+    def rules(cls, view: Any) -> Iterator[Problem]:
+        # A threshold without a bucket would be ignored: say so instead.
+        if known(view.enabled, view.threshold) and view.threshold is not None and not view.enabled:
+            yield (("threshold",), "needs payloads.enabled: true", view.threshold)
 
 
 def retry_window(queue: QueueSettings, dispatch_deadline: Duration) -> Duration:

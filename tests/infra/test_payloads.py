@@ -107,6 +107,7 @@ def test_protected_stacks_protect_the_bucket() -> None:
         ({"enabled": True, "threshold": 0}, "payloads.threshold"),
         ({"enabled": True, "threshold": MAX_TASK_BYTES + 1}, "payloads.threshold"),
         ({"enabled": True, "bucket": "mine"}, "payloads.bucket"),
+        ({"threshold": 1000}, "payloads.threshold: needs payloads.enabled: true"),
     ],
 )
 def test_bad_payload_settings_name_the_key(payloads: dict[str, Any], message: str) -> None:
