@@ -12,6 +12,7 @@ components and components.names take these spellings from here.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import regex
@@ -130,8 +131,23 @@ ALERT_USER_LABEL = NameRule(
     "google.monitoring.v3.AlertPolicy.user_labels",
 )
 
+BUCKET_NAME = NameRule(
+    "Cloud Storage bucket name",
+    # Without dots (the program never adds one): 3-63 characters.
+    r"(?!goog)(?!.*(?:google|g00gle))[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]",
+    "3..63 lowercase letters, digits, '-' or '_', starting and ending with a letter or"
+    " digit, not starting with 'goog' and not containing 'google' or 'g00gle'",
+    # "Bucket names can only contain lowercase letters, numeric characters, dashes (-),
+    # underscores (_), and dots (.)... must start and end with a number or letter...
+    # contain 3-63 characters... cannot begin with the "goog" prefix... cannot contain
+    # "google" or close misspellings, such as "g00gle"" (cloud.google.com/storage/docs/
+    # buckets#naming). Bucket names are global: components/payloads.py adds a hash.
+    "cloud.google.com/storage/docs/buckets#naming",
+)
+
 RULES = (
     PUBSUB_ID,
+    BUCKET_NAME,
     SERVICE_ACCOUNT_ID,
     RUN_SERVICE,
     QUEUE_ID,
@@ -183,6 +199,22 @@ def dead_letters(pipeline: str) -> str:
     return f"{pipeline}-{DEAD_LETTERS}"
 
 
+BUCKET_HASH_CHARS = 10
+
+
+def payload_bucket(pipeline: str, unique: str) -> str:
+    """The pipeline's payload bucket: bucket names are global, so the pipeline name alone
+    could be taken in another project; UNIQUE (payload_bucket_name) keeps it this stack's."""
+    return f"{pipeline}-payloads-{unique}"
+
+
+def payload_bucket_name(project: str, stack: str, pipeline: str) -> str:
+    """Unique per project, stack and pipeline (10 hex digits of their SHA-256), and stable
+    across updates: the same three always give the same name."""
+    digest = hashlib.sha256(f"{project}/{stack}/{pipeline}".encode()).hexdigest()
+    return payload_bucket(pipeline, digest[:BUCKET_HASH_CHARS])
+
+
 def alert_display_name(pipeline: str, title: str) -> str:
     """What the console lists for one of the pipeline's alert policies."""
     return f"{pipeline}: {title}"
@@ -199,6 +231,9 @@ def pipeline_ids(pipeline: str) -> list[tuple[str, NameRule, str]]:
         ("runtime service account", SERVICE_ACCOUNT_ID, runtime_account(pipeline)),
         ("Cloud Run service", RUN_SERVICE, pipeline + AUTONAME_SUFFIX),
         ("queue", QUEUE_ID, pipeline + AUTONAME_SUFFIX),
+        # Its hash shown as an auto-name's suffix; the name is at most 22 + 20 characters,
+        # so the 3 fewer here never change the length check's verdict.
+        ("payload bucket", BUCKET_NAME, payload_bucket(pipeline, AUTONAME_SUFFIX[1:])),
         ("'pipeline' label", LABEL_VALUE, pipeline),
         ("alert policies' 'pipeline' label", ALERT_USER_LABEL, pipeline),
         *(

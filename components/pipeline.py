@@ -11,12 +11,19 @@ import pulumi_gcp as gcp
 from components.alerts import PipelineAlertsArgs, pipeline_alerts
 from components.iam import IamMember, grant_all, members
 from components.identities import ServiceAccount, ServiceAccountArgs
-from components.name_rules import dead_letters, invoker_account, runtime_account
+from components.name_rules import (
+    dead_letters,
+    invoker_account,
+    payload_bucket_name,
+    runtime_account,
+)
 from components.names import RUNTIME_KEY, grant
+from components.payloads import PayloadBucket, PayloadBucketArgs
 from components.queue import TaskQueue, TaskQueueArgs
 from components.roles import (
     DATASTORE_USER,
     ENQUEUER,
+    OBJECT_CREATOR,
     OPENID_TOKEN_CREATOR,
     PUBLISHER,
     RUN_INVOKER,
@@ -27,6 +34,7 @@ from components.schedule import PipelineSchedules, PipelineSchedulesArgs
 from components.service import TaskService, TaskServiceArgs
 from components.settings import PipelineSettings
 from components.settings.idempotency import DEAD_LETTER_RETENTION
+from components.settings.payloads import object_age_days
 from components.settings.schedule import body_text
 
 # Time a replayer has to create a message's task before Pub/Sub redelivers it (10..600 s;
@@ -185,6 +193,34 @@ class TaskPipeline(pulumi.ComponentResource):
             opts=child_after_apis,
         )
         topic_path = pulumi.Output.concat("projects/", args.project, "/topics/", topic.name)
+        pipeline_env: dict[str, pulumi.Input[str]] = {
+            "TASK_FIRESTORE_DATABASE": args.database,
+            "TASK_DEAD_LETTER_TOPIC": topic_path,
+            "TASK_DISPATCH_DEADLINE": str(s.dispatch_deadline),
+            # With TASK_MAX_ATTEMPTS: Cloud Tasks ends a task only once both are reached,
+            # and the handler's last attempt must be that one.
+            "TASK_MAX_RETRY_DURATION": str(s.queue.max_retry_duration),
+        }
+        grants: list[pulumi.Resource] = [publish, store]
+        payloads: PayloadBucket | None = None
+        if s.payloads.enabled:
+            payloads = PayloadBucket(
+                f"{name}-payloads",
+                PayloadBucketArgs(
+                    project=args.project,
+                    location=location,
+                    bucket=payload_bucket_name(args.project, pulumi.get_stack(), name),
+                    object_age_days=object_age_days(s.queue, s.dispatch_deadline),
+                    creators=members(OBJECT_CREATOR, s.task_creators),
+                    reader=runtime.member,
+                    labels=pulumi.Output.secret(labels) if args.secret_labels else labels,
+                    protect=args.protect,
+                    depends_on=args.depends_on,
+                ),
+                child,
+            )
+            pipeline_env["TASK_PAYLOAD_BUCKET"] = payloads.name
+            grants.append(payloads.read_grant)
         service = TaskService(
             name,
             TaskServiceArgs(
@@ -193,14 +229,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 settings=s.service,
                 service_account=runtime.email,
                 max_attempts=s.queue.max_attempts,
-                pipeline_env={
-                    "TASK_FIRESTORE_DATABASE": args.database,
-                    "TASK_DEAD_LETTER_TOPIC": topic_path,
-                    "TASK_DISPATCH_DEADLINE": str(s.dispatch_deadline),
-                    # With TASK_MAX_ATTEMPTS: Cloud Tasks ends a task only once both are
-                    # reached, and the handler's last attempt must be that one.
-                    "TASK_MAX_RETRY_DURATION": str(s.queue.max_retry_duration),
-                },
+                pipeline_env=pipeline_env,
                 iam_members=[IamMember(role=RUN_INVOKER, member=invoker.member, key="invoker")],
                 labels=labels,
                 secret_env=args.secret_env,
@@ -209,7 +238,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 depends_on=args.depends_on,
                 unaliased_secret_grants=args.unaliased_secret_grants,
                 # Its first requests claim records and may dead-letter: grants first.
-                grants=[publish, store],
+                grants=grants,
             ),
             child,
         )
@@ -291,4 +320,8 @@ class TaskPipeline(pulumi.ComponentResource):
                 }
                 for schedule, settings in s.schedules.items()
             }
+        if payloads is not None:
+            self.outputs["payloadBucket"] = payloads.name
+            if s.payloads.threshold is not None:
+                self.outputs["payloadThreshold"] = str(s.payloads.threshold)
         self.register_outputs({"outputs": self.outputs})

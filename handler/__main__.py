@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from handler import settings
+from handler import payloads, settings
 from handler.app import create_app
 from handler.server import HandlerServer
 
@@ -29,6 +29,7 @@ def main() -> int:
     try:
         port = args.port if args.port is not None else _port(os.environ.get("PORT", "8080"))
         runtime = settings.runtime(os.environ)
+        payload_reader = payloads.from_env(os.environ)
         app = create_app(
             settings.processor(),
             store=runtime.store,
@@ -37,12 +38,18 @@ def main() -> int:
             max_retry_duration=settings.max_retry_duration(os.environ),
             dispatch_deadline=runtime.dispatch_deadline,
             tracing=runtime.tracing,
+            payloads=payload_reader,
         )
-    except (settings.SettingsError, argparse.ArgumentTypeError) as exc:
+    except (
+        settings.SettingsError,
+        payloads.PayloadSettingsError,
+        argparse.ArgumentTypeError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    described = {**runtime.describe(), "payloadBucket": payload_reader.describe()}
     server = HandlerServer(
-        app, host=args.host, port=port, threads=runtime.threads, settings=runtime.describe()
+        app, host=args.host, port=port, threads=runtime.threads, settings=described
     )
     server.run()
     return 0

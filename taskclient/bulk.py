@@ -29,6 +29,7 @@ from google.cloud import tasks_v2
 
 from taskclient import retries
 from taskclient.errors import UsageError
+from taskclient.offload import Offloader, UploadError, needs_offload
 from taskclient.pipelines import Pipeline
 from taskclient.task_builder import TaskSpec, build_task
 
@@ -196,6 +197,7 @@ class BulkRun:
         if concurrency < 1:
             raise UsageError(f"--concurrency: {concurrency} must be at least 1")
         self._client, self._pipeline = client, pipeline
+        self._offloader = Offloader(pipeline)
         self._concurrency = concurrency
         self._call_timeout_s = call_timeout_s
         self._on_outcome = on_outcome
@@ -262,8 +264,11 @@ class BulkRun:
 
     async def _send(self, spec: TaskSpec, flight: _Flight) -> BulkOutcome:
         try:
+            if needs_offload(self._pipeline, spec):
+                # The upload blocks: in a thread, so other tasks of the run go on meanwhile.
+                spec = await asyncio.to_thread(self._offloader.offload, spec)
             task = build_task(self._pipeline, spec)
-        except UsageError as exc:
+        except (UsageError, UploadError) as exc:
             return BulkOutcome(flight.index, Outcome.FAILED, error=str(exc))
         circuit = self.circuit
         if circuit.remaining() == 0:

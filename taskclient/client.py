@@ -11,6 +11,7 @@ from google.cloud import tasks_v2
 from taskclient import pipelines, retries, transport
 from taskclient.bulk import BulkOutcome, BulkRun, describe
 from taskclient.errors import EnqueueError
+from taskclient.offload import Offloader, UploadError
 from taskclient.pipelines import Pipeline
 from taskclient.replay import Replayed, ReplayRun, subscription_of
 from taskclient.task_builder import TaskSpec, build_task
@@ -55,6 +56,7 @@ class TaskClient:
         self._retry_deadline_s = retry_deadline_s
         self._call_timeout_s = call_timeout_s
         self._sync: tasks_v2.CloudTasksClient | None = None
+        self._offloaders: dict[str, Offloader] = {}
 
     @classmethod
     def from_env(cls) -> "TaskClient":
@@ -65,8 +67,13 @@ class TaskClient:
         return pipelines.select(self._pipelines, name)
 
     def enqueue(self, pipeline_name: str, spec: TaskSpec) -> EnqueueResult:
-        """Creates one task; UsageError for bad input, EnqueueError if Cloud Tasks refuses."""
+        """Creates one task; UsageError for bad input, EnqueueError if Cloud Tasks refuses
+        (or a body over the pipeline's threshold could not be stored in its bucket)."""
         pipeline = self.pipeline(pipeline_name)
+        try:
+            spec = self._offloaders.setdefault(pipeline_name, Offloader(pipeline)).prepare(spec)
+        except UploadError as exc:
+            raise EnqueueError(str(exc)) from exc
         task = build_task(pipeline, spec)
         if self._sync is None:
             self._sync = transport.sync_client(self._emulator)

@@ -63,6 +63,11 @@ class Pipeline(BaseModel):
     firestore_database: str | None = None
     # What `taskclient tick` fires: absent for pipelines without schedules.
     schedules: dict[str, Schedule] = Field(default_factory=dict)
+    # Claim checks (taskclient/offload.py): the pipeline's payload bucket when payloads are
+    # enabled, and the body size above which a body goes there (None: when the task would
+    # not fit Cloud Tasks' size limit otherwise).
+    payload_bucket: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+    payload_threshold: int | None = Field(None, ge=0)
 
 
 def parse_pipelines(raw: object, *, source: str) -> dict[str, Pipeline]:

@@ -57,7 +57,7 @@ def task_id(dedup_key: str) -> str:
     return hashlib.sha256(dedup_key.encode("utf-8")).hexdigest()
 
 
-def _body(spec: TaskSpec) -> tuple[bytes, str | None]:
+def body_of(spec: TaskSpec) -> tuple[bytes, str | None]:
     if spec.payload is None:
         return b"", None
     if isinstance(spec.payload, bytes):
@@ -139,7 +139,24 @@ def _schedule_time(spec: TaskSpec) -> timestamp_pb2.Timestamp | datetime | None:
 def build_task(pipeline: Pipeline, spec: TaskSpec) -> tasks_v2.Task:
     """The task for `spec` on `pipeline`: URL = service URL + path, OIDC token for the invoker
     account with the service URL as audience (set explicitly: the default audience is the full
-    URL, which makes paths and query strings fail with 401)."""
+    URL, which makes paths and query strings fail with 401). UsageError if it is over
+    Cloud Tasks' size limit (taskclient/offload.py moves big bodies out first)."""
+    task, size = build_task_unchecked(pipeline, spec)
+    if size > MAX_TASK_BYTES:
+        hint = (
+            ""
+            if pipeline.payload_bucket
+            else "; enable `payloads` on the pipeline to send bigger bodies through Cloud Storage"
+        )
+        raise UsageError(
+            f"task: {size} bytes, over Cloud Tasks' task size limit of {MAX_TASK_BYTES} bytes"
+            f" (1 MB, Cloud Tasks quotas){hint}"
+        )
+    return task
+
+
+def build_task_unchecked(pipeline: Pipeline, spec: TaskSpec) -> tuple[tasks_v2.Task, int]:
+    """The task and its serialized size, whatever the size."""
     if not spec.path.startswith("/"):
         raise UsageError(f"--path: {spec.path!r} must start with '/'")
     deadline = spec.dispatch_deadline or pipeline.dispatch_deadline
@@ -150,7 +167,7 @@ def build_task(pipeline: Pipeline, spec: TaskSpec) -> tasks_v2.Task:
         )
     if spec.dedup_key is not None and not spec.dedup_key:
         raise UsageError("--dedup-key: must not be empty")
-    body, content_type = _body(spec)
+    body, content_type = body_of(spec)
     task = tasks_v2.Task(
         # Unnamed tasks get a random id from Cloud Tasks, which is cheaper than a named one.
         name=f"{pipeline.queue}/tasks/{task_id(spec.dedup_key)}" if spec.dedup_key else "",
@@ -169,10 +186,4 @@ def build_task(pipeline: Pipeline, spec: TaskSpec) -> tasks_v2.Task:
         ),
         schedule_time=_schedule_time(spec),
     )
-    size = tasks_v2.Task.pb(task).ByteSize()
-    if size > MAX_TASK_BYTES:
-        raise UsageError(
-            f"task: {size} bytes, over Cloud Tasks' task size limit of {MAX_TASK_BYTES} bytes"
-            " (1 MB, Cloud Tasks quotas)"
-        )
-    return task
+    return task, tasks_v2.Task.pb(task).ByteSize()

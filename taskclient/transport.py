@@ -1,4 +1,4 @@
-"""Cloud Tasks and Pub/Sub clients for the real APIs or the local emulators.
+"""Cloud Tasks, Pub/Sub and Cloud Storage clients for the real APIs or the local emulators.
 
 The emulators speak plain gRPC without TLS or auth: a client must be handed an insecure
 channel through its transport (api_endpoint + anonymous credentials does not work).
@@ -8,8 +8,10 @@ import ipaddress
 import os
 import re
 import socket
+from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.auth.credentials import AnonymousCredentials
 from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import (
@@ -20,6 +22,9 @@ from google.pubsub_v1 import SubscriberAsyncClient
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcAsyncIOTransport
 
 from taskclient.errors import UsageError
+
+if TYPE_CHECKING:
+    from taskclient.pipelines import Pipeline
 
 EMULATOR_ENV = "TASKS_EMULATOR_HOST"
 # The variable Google's Pub/Sub clients read for their emulator.
@@ -107,5 +112,19 @@ def async_subscriber(emulator: str | None) -> SubscriberAsyncClient:
         return SubscriberAsyncClient(transport=SubscriberGrpcAsyncIOTransport(channel=channel))
     try:
         return SubscriberAsyncClient()
+    except DefaultCredentialsError:
+        raise _no_credentials() from None
+
+
+def storage_client(pipeline: "Pipeline") -> Any:
+    """Cloud Storage for a pipeline's payload bucket (the project from its queue), or the
+    emulator at STORAGE_EMULATOR_HOST, which google-cloud-storage reads itself."""
+    from google.cloud import storage
+
+    project = pipeline.queue.split("/")[1]
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        return storage.Client(project=project, credentials=AnonymousCredentials())
+    try:
+        return storage.Client(project=project)
     except DefaultCredentialsError:
         raise _no_credentials() from None

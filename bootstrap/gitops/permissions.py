@@ -137,6 +137,19 @@ RESOURCE_PERMISSIONS: Final[dict[str, TypePermissions]] = {
     "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember": _iam_member(
         "pubsub.subscriptions", "https://cloud.google.com/pubsub/docs/access-control"
     ),
+    # Payload buckets (components/payloads.py). buckets.insert needs storage.buckets.create
+    # (enableObjectRetention and setIpFilter only for buckets that set those, which these
+    # don't); get and patch/update are what the provider calls to read and change one.
+    "gcp:storage/bucket:Bucket": TypePermissions(
+        create=_perms("storage.buckets.create"),
+        update=_perms("storage.buckets.update"),
+        delete=_perms("storage.buckets.delete"),
+        read=_perms("storage.buckets.get"),
+        source="https://cloud.google.com/storage/docs/access-control/iam-json",
+    ),
+    "gcp:storage/bucketIAMMember:BucketIAMMember": _iam_member(
+        "storage.buckets", "https://cloud.google.com/storage/docs/access-control/iam-json"
+    ),
     # Project-level grants (the runtime's conditional datastore.user): the deployer's
     # projectIamAdmin is limited by an IAM condition to the roles the program grants.
     "gcp:projects/iAMMember:IAMMember": _iam_member(

@@ -24,6 +24,7 @@ VIEWER_ROLES: Final = (
     "roles/iam.serviceAccountViewer",
     "roles/serviceusage.serviceUsageViewer",
     "roles/cloudscheduler.viewer",
+    "roles/storage.viewer",
 )
 
 Roles = Mapping[str, frozenset[str]]

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field
 from components.durations import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, Duration
 from components.name_rules import pipeline_problems
 from components.settings.alerts import PipelineAlerts
+from components.settings.payloads import PayloadSettings
 from components.settings.queue import MAX_CONCURRENT_DISPATCHES, QueueSettings
 from components.settings.schedule import ScheduleName, ScheduleSettings
 from components.settings.service import ServiceSettings
@@ -90,6 +91,8 @@ class PipelineSettings(Settings):
     alerts: PipelineAlerts = Field(default_factory=lambda: PipelineAlerts.model_validate({}))
     # Periodic work: each schedule's ticks become tasks in this pipeline's queue.
     schedules: dict[ScheduleName, ScheduleSettings] = Field(default_factory=dict)
+    # Bodies too big for a task go through a payload bucket (claim checks).
+    payloads: PayloadSettings = Field(default_factory=lambda: PayloadSettings.model_validate({}))
 
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:

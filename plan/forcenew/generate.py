@@ -55,6 +55,8 @@ TYPES = (
     "gcp:secretmanager/secretIamMember:SecretIamMember",
     "gcp:serviceaccount/account:Account",
     "gcp:serviceaccount/iAMMember:IAMMember",
+    "gcp:storage/bucket:Bucket",
+    "gcp:storage/bucketIAMMember:BucketIAMMember",
 )
 
 

@@ -181,6 +181,7 @@ def test_insecure_fixture_violation_counts(insecure: Recording) -> None:
         "dead-letter-subscriptions-keep-messages": 2,  # expires, keeps 10 minutes
         "datastore-grants-scoped-to-one-database": 1,
         "schedule-identity-least-privilege": 1,
+        "buckets-private": 3,  # public access, ACLs, versions
     }
 
 

@@ -136,7 +136,7 @@ def test_the_handler_gets_the_stores_and_the_stack_wide_limits(root: Path, tmp_p
     in_memory = Shared(None, None, None, None, " (--in-memory)")
     tasks = Child("tasks emulator", cast(subprocess.Popen[bytes], None), tmp_path, 3333)
     # orders: 300 s, reports: 600 s. The shortest: no answer past either's budget is unheard.
-    assert _handler_env([orders, reports], in_memory, tasks) == {
+    assert _handler_env([orders, reports], in_memory, tasks, None) == {
         "TASK_MAX_ATTEMPTS": "3",
         "TASK_MAX_RETRY_DURATION": "0s",
         "TASK_DISPATCH_DEADLINE": "300s",
@@ -146,7 +146,7 @@ def test_the_handler_gets_the_stores_and_the_stack_wide_limits(root: Path, tmp_p
     firestore = Child("firestore emulator", cast(subprocess.Popen[bytes], None), tmp_path, 1111)
     pubsub = Child("pubsub emulator", cast(subprocess.Popen[bytes], None), tmp_path, 2222)
     topic = orders.dead_letter_topic
-    env = _handler_env([orders], Shared(firestore, pubsub, "tasks-dev", topic, ""), tasks)
+    env = _handler_env([orders], Shared(firestore, pubsub, "tasks-dev", topic, ""), tasks, None)
     assert env == {
         "TASK_MAX_ATTEMPTS": "5",
         "TASK_MAX_RETRY_DURATION": "0s",
@@ -159,3 +159,45 @@ def test_the_handler_gets_the_stores_and_the_stack_wide_limits(root: Path, tmp_p
         "TASK_FIRESTORE_DATABASE": "tasks-dev",
         "TASK_DEAD_LETTER_TOPIC": "projects/acme-local/topics/orders-dead-letters",
     }
+
+
+PAYLOAD_STACK = """
+config:
+  gcp:project: acme-local
+  gcp:region: us-central1
+  cloudrun-tasks:pipelines:
+    orders:
+      service: {image: us-docker.pkg.dev/cloudrun/container/hello}
+      payloads: {enabled: true}
+"""
+
+
+def test_local_with_payloads_starts_the_storage_emulator_and_a_5mb_body_arrives(
+    start_local: Callable[..., LocalRun], root: Path, tmp_path: Path
+) -> None:
+    (root / "Pulumi.big.yaml").write_text(PAYLOAD_STACK)
+    local = start_local("big")
+    text = local.text()
+    storage = local.children["storage emulator"]
+    assert listening_addresses(storage["port"]) == ["0100007F"]  # 127.0.0.1 only
+    outputs = json.loads((local.directory / "pipelines.json").read_text())
+    bucket = outputs["orders"]["payloadBucket"]
+    assert bucket.startswith("orders-payloads-")
+    assert f"payloads: bucket {bucket} on the storage emulator" in text
+    body = tmp_path / "big.bin"
+    body.write_bytes(os.urandom(5 * 1024 * 1024))
+    printed = printed_enqueue(text)
+    command = [*printed[: printed.index("--data")], "--data-file", str(body)]
+    env = {**os.environ, "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{storage['port']}"}
+    enqueue = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    assert enqueue.returncode == 0, enqueue.stderr
+    short = enqueue.stdout.strip().rsplit("/", 1)[-1]
+
+    def done_line() -> str | None:
+        lines = local.text().splitlines()
+        return next((line for line in lines if short in line and '"done"' in line), None)
+
+    wait_for(done_line, "the offloaded task in the followed log")
+    os.killpg(local.process.pid, signal.SIGTERM)
+    assert local.process.wait(30) == 0
+    assert listening_addresses(storage["port"]) == []

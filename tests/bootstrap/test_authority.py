@@ -29,9 +29,9 @@ BOOTSTRAP_STACKS = sorted(p.stem.removeprefix("Pulumi.") for p in BOOTSTRAP.glob
 PROJECT_MEMBER = "gcp:projects/iAMMember:IAMMember"
 CUSTOM_ROLE = "gcp:projects/iAMCustomRole:IAMCustomRole"
 
-# A stack with every option switched on: stack-wide channels and emails (the one type
-# only this config registers, NotificationChannel), secrets, a paused queue, replayers,
-# a named Firestore database, protection, labels.
+# A stack with every option switched on: stack-wide channels and emails, secrets, a paused
+# queue, replayers, a named Firestore database, protection, labels, a payload bucket (the
+# types only this config registers: NotificationChannel, Bucket, BucketIAMMember).
 EVERY_OPTION: dict[str, Any] = {
     "gcp:project": "acme-tasks-test",
     "gcp:region": "us-central1",
@@ -53,6 +53,7 @@ EVERY_OPTION: dict[str, Any] = {
             "queue": {"paused": True},
             "enqueuers": ["serviceAccount:api@acme-tasks-test.iam.gserviceaccount.com"],
             "replayers": ["serviceAccount:ops@acme-tasks-test.iam.gserviceaccount.com"],
+            "payloads": {"enabled": True, "threshold": 100000},
         }
     },
 }
@@ -160,14 +161,20 @@ def test_the_every_option_config_reaches_types_the_stacks_do_not(
     stack_types = {r.type for rec in stacks for r in rec.resources if r.custom}
     every_types = {r.type for r in every.resources if r.custom}
     assert every_types >= stack_types
-    assert every_types - stack_types == {"gcp:monitoring/notificationChannel:NotificationChannel"}
+    assert every_types - stack_types == {
+        "gcp:monitoring/notificationChannel:NotificationChannel",
+        "gcp:storage/bucket:Bucket",
+        "gcp:storage/bucketIAMMember:BucketIAMMember",
+    }
 
 
 def test_a_new_type_without_permissions_is_caught(program_types: set[str]) -> None:
     table = {t: p for t, p in permissions.granted().items() if t != "gcp:pubsub/topic:Topic"}
     assert types_without_permissions(program_types, table) == {"gcp:pubsub/topic:Topic"}
-    new = {*program_types, "gcp:storage/bucket:Bucket"}
-    assert types_without_permissions(new, permissions.granted()) == {"gcp:storage/bucket:Bucket"}
+    new = {*program_types, "gcp:storage/bucketObject:BucketObject"}
+    assert types_without_permissions(new, permissions.granted()) == {
+        "gcp:storage/bucketObject:BucketObject"
+    }
 
 
 def test_nothing_is_granted_for_a_type_the_program_does_not_register(
@@ -360,6 +367,8 @@ def test_roles_viewer_would_miss_reads_and_hold_writes(snapshot: Roles) -> None:
         "cloudtasks.queues.getIamPolicy",
         "pubsub.subscriptions.getIamPolicy",
         "pubsub.topics.getIamPolicy",
+        "storage.buckets.get",
+        "storage.buckets.getIamPolicy",
     }
     assert {"iam.serviceAccounts.create", "storage.buckets.create"} & viewer == set()
     assert len(role_snapshot.writes(viewer, snapshot)) > 100

@@ -39,6 +39,7 @@ from google.cloud import (
     service_usage_v1,
     tasks_v2,
 )
+from google.cloud._storage_v2.types import storage as storage_v2
 from google.cloud.firestore_admin_v1.types import database as firestore_database
 from google.cloud.firestore_admin_v1.types import field as firestore_field
 from google.iam.v1 import policy_pb2
@@ -89,6 +90,29 @@ def _binding(api: dict[str, Any]) -> dict[str, Any]:
 def _account(api: dict[str, Any]) -> dict[str, Any]:
     account = {k: api.pop(k) for k in ("displayName", "description") if k in api}
     return {**api, "serviceAccount": account}
+
+
+def _bucket(api: dict[str, Any]) -> dict[str, Any]:
+    """The provider's flat bucket fields where google.storage.v2.Bucket nests them (the
+    JSON API has no proto; google-cloud-storage ships the gRPC API's, google/storage/v2/
+    storage.proto): IAM settings under iamConfig, lifecycle rules under lifecycle.rule,
+    a rule's age in days as ageDays."""
+    iam = {}
+    if "uniformBucketLevelAccess" in api:
+        iam["uniformBucketLevelAccess"] = {"enabled": api.pop("uniformBucketLevelAccess")}
+    if "publicAccessPrevention" in api:
+        iam["publicAccessPrevention"] = api.pop("publicAccessPrevention")
+    rules = []
+    for rule in api.pop("lifecycleRules", []):
+        condition = dict(rule.get("condition", {}))
+        if "age" in condition:
+            condition["ageDays"] = condition.pop("age")
+        rules.append({**rule, "condition": condition})
+    return {
+        **api,
+        **({"iamConfig": iam} if iam else {}),
+        **({"lifecycle": {"rule": rules}} if rules else {}),
+    }
 
 
 # The parent each *IamMember is on: the provider reads its policy, adds the binding and
@@ -185,6 +209,14 @@ TABLE: dict[str, ApiType] = {
         name=_named(PROJECT + "/services/{service}", project="project", service="service"),
         dropped=("project", "service"),
     ),
+    "gcp:storage/bucket:Bucket": ApiType(
+        _pb(storage_v2.Bucket),
+        name=_named("projects/_/buckets/{name}", name="name"),
+        # Terraform's switch to delete the objects with the bucket; no API field.
+        dropped=("project", "forceDestroy"),
+        wrap=_bucket,
+    ),
+    "gcp:storage/bucketIAMMember:BucketIAMMember": _iam("bucket"),
     "gcp:projects/iAMMember:IAMMember": _iam("project"),
     "gcp:serviceaccount/iAMMember:IAMMember": _iam("serviceAccountId"),
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": _iam(*_IAM_PARENT),

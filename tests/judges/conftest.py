@@ -62,6 +62,7 @@ def every_option_config() -> dict[str, Any]:
                 },
                 "enqueuers": [ENQUEUER, "user:dev@example.com"],
                 "replayers": [ENQUEUER, REPLAYER],
+                "payloads": {"enabled": True, "threshold": 100_000},
                 "alerts": {
                     "enabled": False,
                     "backlog": {"threshold": 500, "duration": "10m"},

@@ -94,7 +94,11 @@ def test_google_ads_is_a_config_error_before_any_resource() -> None:
     assert raised.value.problems == [
         "pipelines.google-ads: its dead-letter topic and dead-letter subscription would be"
         " 'google-ads-dead-letters-…': a Pub/Sub topic or subscription id must not start"
-        " with 'goog' (google.pubsub.v1.Topic.name, Subscription.name), got \"google-ads\"",
+        " with 'goog' (google.pubsub.v1.Topic.name, Subscription.name); its payload bucket"
+        " would be 'google-ads-payloads-…': a Cloud Storage bucket name must be 3..63"
+        " lowercase letters, digits, '-' or '_', starting and ending with a letter or digit,"
+        " not starting with 'goog' and not containing 'google' or 'g00gle'"
+        ' (cloud.google.com/storage/docs/buckets#naming), got "google-ads"',
         'pipelines.orders.service.timeout: must be >= dispatchDeadline (600s), got "1s"',
     ]
 

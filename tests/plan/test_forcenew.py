@@ -38,6 +38,7 @@ def every_option_on() -> dict[str, Any]:
     orders["service"]["ingress"] = "internal-and-cloud-load-balancing"
     orders["queue"]["paused"] = True
     orders["replayers"] = ["group:oncall@acme.example"]
+    orders["payloads"] = {"enabled": True, "threshold": 100_000}
     orders["alerts"] = {
         "backlog": {"threshold": 500, "duration": "600s"},
         "failingAttempts": {"ratio": 0.2, "window": "900s", "duration": "600s"},
@@ -115,6 +116,9 @@ def test_every_option_on_reaches_more_inputs_than_the_stacks(
         ("gcp:cloudrunv2/service:Service", "template.containers[0].image", None),
         ("gcp:cloudrunv2/service:Service", "labels.team", None),
         ("gcp:monitoring/dashboard:Dashboard", "dashboardJson", None),
+        ("gcp:storage/bucket:Bucket", "name", "name"),
+        ("gcp:storage/bucket:Bucket", "location", "location"),
+        ("gcp:storage/bucket:Bucket", "lifecycleRules[0].condition.age", None),
     ],
 )
 def test_forcing_field(type_: str, path: str, forced_by: str | None) -> None:

@@ -1,0 +1,54 @@
+"""A pipeline's claim checks: whether big bodies go through a payload bucket, and from what
+size (taskclient/offload.py, handler/payloads.py, components/payloads.py)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from components.durations import MAX_SCHEDULE_AHEAD, Duration
+from components.settings.idempotency import DEAD_LETTER_RETENTION
+from components.settings.queue import QueueSettings
+from components.settings.validation import Problem, Settings, known, within
+from components.task_size import MAX_TASK_BYTES
+
+DAY = 24 * 3600
+
+
+class PayloadSettings(Settings):
+    """`payloads: {enabled: true, threshold: N}`. Without a threshold a body is offloaded
+    when its task would not fit MAX_TASK_BYTES with its headers; with one, when the body is
+    over N bytes (1..MAX_TASK_BYTES: a lower one keeps tasks small, at two Cloud Storage
+    operations per offloaded task)."""
+
+    enabled: bool = False
+    threshold: Annotated[int, within(1, MAX_TASK_BYTES)] | None = None
+
+    @classmethod
+    def rules(cls, view: Any) -> Iterator[Problem]:
+        # A threshold without a bucket would be ignored: say so instead.
+        if known(view.enabled, view.threshold) and view.threshold is not None and not view.enabled:
+            yield (("threshold",), "needs payloads.enabled: true", view.threshold)
+
+
+def retry_window(queue: QueueSettings, dispatch_deadline: Duration) -> Duration:
+    """An upper bound on how long Cloud Tasks may keep retrying a task, from its first
+    attempt: retries stop only once both maxAttempts and maxRetryDuration are reached
+    (RetryConfig), so the longer of maxRetryDuration and maxAttempts attempts, each waiting
+    at most maxBackoff and running at most the dispatch deadline. -1 attempts: the
+    duration alone bounds it (settings refuse -1 with 0s)."""
+    if queue.max_attempts == -1:
+        return queue.max_retry_duration
+    per_attempt = queue.max_backoff.nanos + dispatch_deadline.nanos
+    return max(queue.max_retry_duration, Duration(queue.max_attempts * per_attempt))
+
+
+def object_age_days(queue: QueueSettings, dispatch_deadline: Duration) -> int:
+    """Days after which the lifecycle rule deletes an object: the task may wait 30 days
+    for its schedule time, retry for its window, be kept as a dead letter for 31 days,
+    and be replayed and retried for a window again; rounded up to whole days (the rule's
+    `age` is in days)."""
+    window = retry_window(queue, dispatch_deadline)
+    total = MAX_SCHEDULE_AHEAD.nanos + 2 * window.nanos + DEAD_LETTER_RETENTION.nanos
+    return math.ceil(total / (DAY * 10**9))
