@@ -24,7 +24,7 @@ ADVISORY = {"cloudrun-ingress-not-all", "queue-within-service-capacity"}
 
 def test_policy_names_are_unique_and_levels_as_documented() -> None:
     names = [p.name for p in POLICIES]
-    assert len(names) == len(set(names)) == 16
+    assert len(names) == len(set(names)) == 17
     advisory = {p.name for p in POLICIES if p.enforcement_level == EnforcementLevel.ADVISORY}
     assert advisory == ADVISORY
     assert all(
