@@ -31,7 +31,7 @@ CUSTOM_ROLE = "gcp:projects/iAMCustomRole:IAMCustomRole"
 
 # A stack with every option switched on: stack-wide channels and emails (the one type
 # only this config registers, NotificationChannel), secrets, a paused queue, replayers,
-# a named Firestore database, protection, labels.
+# a named Firestore database, a paused schedule with a body, protection, labels.
 EVERY_OPTION: dict[str, Any] = {
     "gcp:project": "acme-tasks-test",
     "gcp:region": "us-central1",
@@ -53,6 +53,15 @@ EVERY_OPTION: dict[str, Any] = {
             "queue": {"paused": True},
             "enqueuers": ["serviceAccount:api@acme-tasks-test.iam.gserviceaccount.com"],
             "replayers": ["serviceAccount:ops@acme-tasks-test.iam.gserviceaccount.com"],
+            "schedules": {
+                "hourly-sync": {
+                    "cron": "15 * * * 1-5",
+                    "timeZone": "Europe/Paris",
+                    "body": {"kind": "sync"},
+                    "path": "/sync",
+                    "paused": True,
+                }
+            },
         }
     },
 }
@@ -332,6 +341,7 @@ def test_predefined_roles_add_no_writes_beyond_the_collections_the_program_manag
         ("roles/iam.serviceAccountAdmin", "iam.serviceAccountApiKeyBindings.create"),
         ("roles/secretmanager.admin", "secretmanager.versions.access"),
         ("roles/monitoring.editor", "monitoring.timeSeries.create"),
+        ("roles/logging.configWriter", "logging.sinks.create"),
     ],
 )
 def test_broader_roles_are_refused_by_the_same_rule(
