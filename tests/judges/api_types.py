@@ -48,9 +48,9 @@ from google.cloud import (
     service_usage_v1,
     tasks_v2,
 )
-from google.cloud.logging_v2.types import logging_metrics
 from google.cloud.firestore_admin_v1.types import database as firestore_database
 from google.cloud.firestore_admin_v1.types import field as firestore_field
+from google.cloud.logging_v2.types import logging_metrics
 from google.iam.v1 import policy_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
