@@ -5,7 +5,7 @@ one dashboard."""
 import pulumi
 
 from components.alerts import AlertChannels, AlertChannelsArgs, StackDashboard, StackDashboardArgs
-from components.apis import CLOUDSCHEDULER, SECRET_MANAGER, ProjectApis, ProjectApisArgs
+from components.apis import CLOUDSCHEDULER, LOGGING, SECRET_MANAGER, ProjectApis, ProjectApisArgs
 from components.idempotency import IdempotencyStore, IdempotencyStoreArgs
 from components.names import CHANNELS, IDEMPOTENCY, STACK_DASHBOARD, check_names
 from components.pipeline import TaskPipeline, TaskPipelineArgs
@@ -22,7 +22,7 @@ apis = ProjectApis(
         project=settings.project,
         extra_services=[
             *([SECRET_MANAGER] if settings.uses_secrets else []),
-            *([CLOUDSCHEDULER] if settings.uses_schedules else []),
+            *([CLOUDSCHEDULER, LOGGING] if settings.uses_schedules else []),
         ],
     ),
 )

@@ -26,7 +26,7 @@ from components.name_rules import (
     FAILING_ATTEMPTS,
     alert_display_name,
 )
-from components.names import alert_policy, email_channel
+from components.names import alert_policy, email_channel, schedule_job
 from components.observability import PipelineNames
 from components.settings import PipelineSettings
 
@@ -231,7 +231,12 @@ class StackDashboard(pulumi.ComponentResource):
     ) -> None:
         super().__init__("cloudrun-tasks:index:StackDashboard", name, None, opts)
         fixed = [
-            (s.resolved_location, s.service.max_instances, p, bool(s.schedules))
+            (
+                s.resolved_location,
+                s.service.max_instances,
+                p,
+                tuple(schedule_job(p, schedule) for schedule in s.schedules),
+            )
             for s, p, *_ in args.rows
         ]
         names = [value for _, _, *row_names in args.rows for value in row_names]
@@ -241,9 +246,9 @@ class StackDashboard(pulumi.ComponentResource):
                 RowInput(
                     PipelineNames(pipeline, args.project, location, *values[3 * i : 3 * i + 3]),
                     max_instances,
-                    scheduled,
+                    jobs,
                 )
-                for i, (location, max_instances, pipeline, scheduled) in enumerate(fixed)
+                for i, (location, max_instances, pipeline, jobs) in enumerate(fixed)
             ]
             layout = dashboard_layout(args.stack, rows)
             return json.dumps(layout.to_json(), sort_keys=True)

@@ -22,8 +22,10 @@ REQUIRED_SERVICES = (
     PUBSUB,
 )
 SECRET_MANAGER = "secretmanager.googleapis.com"
-# Only for stacks with schedules (components/schedule.py).
+# Only for stacks with schedules (components/schedule.py): the jobs, and the Logging API
+# that holds each pipeline's logs-based tick metric (projects.metrics.create).
 CLOUDSCHEDULER = "cloudscheduler.googleapis.com"
+LOGGING = "logging.googleapis.com"
 
 
 @dataclass

@@ -129,8 +129,9 @@ class RowInput:
 
     names: PipelineNames
     max_instances: int
-    has_schedules: bool = False
-    """Adds the ticks-per-job chart (components/schedule.py's logs-based metric)."""
+    schedule_jobs: tuple[str, ...] = ()
+    """The pipeline's Cloud Scheduler job ids: with any, the row has the ticks-per-job chart
+    (components/schedule.py's logs-based metric)."""
 
 
 def _rate(metric: str, selector: str, by: str = "") -> str:
@@ -194,14 +195,16 @@ def pipeline_charts(row: RowInput) -> list[Chart]:
                     "Schedule ticks/min by job",
                     (
                         Series(
-                            q.ticks_per_job_query(n.pipeline, n.project, n.location),
+                            q.ticks_per_job_query(
+                                n.pipeline, n.project, n.location, list(row.schedule_jobs)
+                            ),
                             "${labels.job_id} ${labels.status}",
                         ),
                     ),
                     "ticks/min",
                 )
             ]
-            if row.has_schedules
+            if row.schedule_jobs
             else []
         ),
     ]

@@ -304,10 +304,12 @@ def failing_ticks_query(pipeline: str, project: str, location: str, job: str, wi
     return f"sum(increase({failed}[{_seconds(window)}])) > 0"
 
 
-def ticks_per_job_query(pipeline: str, project: str, location: str) -> str:
-    """The dashboard's chart: tick attempts per job and status, per minute."""
+def ticks_per_job_query(pipeline: str, project: str, location: str, jobs: list[str]) -> str:
+    """The dashboard's chart: tick attempts of JOBS (the pipeline's) per job and status,
+    per minute. Job ids are letters, digits, `-` and `_`: nothing a regex would read."""
     selector = (
-        f'monitored_resource="{SCHEDULER_RESOURCE}",project_id="{project}",location="{location}"'
+        f'monitored_resource="{SCHEDULER_RESOURCE}",project_id="{project}",'
+        f'location="{location}",job_id=~"{"|".join(jobs)}"'
     )
     return (
         f"sum by (job_id, {TICK_STATUS})"

@@ -17,6 +17,9 @@ DEPLOYER_PREDEFINED_ROLES: Final = (
     # Queues and their IAM; cloudtasks.admin would add tasks.*: creating, running and
     # deleting tasks.
     "roles/cloudtasks.queueAdmin",
+    # Schedules' jobs; beyond the need it adds cloudscheduler.jobs.run (run a job now), on
+    # the jobs the program manages.
+    "roles/cloudscheduler.admin",
     "roles/monitoring.alertPolicyEditor",
     "roles/monitoring.dashboardEditor",
     "roles/monitoring.notificationChannelEditor",

@@ -199,9 +199,17 @@ RESOURCE_PERMISSIONS: Final[dict[str, TypePermissions]] = {
         read=_perms("monitoring.notificationChannels.get"),
         source="https://cloud.google.com/monitoring/access-control",
     ),
-    # An HTTP job's oidcToken/oauthToken account needs actAs, as a queue's does.
+    # An HTTP job's oidcToken account needs actAs, as a queue's does. The provider sends
+    # no `paused` to the API (its encoder drops it): after jobs.create, and after a
+    # jobs.patch that changes it, it calls jobs.pause or jobs.resume, which Google checks
+    # as cloudscheduler.jobs.pause and cloudscheduler.jobs.enable.
     "gcp:cloudscheduler/job:Job": TypePermissions(
-        create=_perms("cloudscheduler.jobs.create", ACT_AS),
+        create=_perms(
+            "cloudscheduler.jobs.create",
+            "cloudscheduler.jobs.pause",
+            "cloudscheduler.jobs.enable",
+            ACT_AS,
+        ),
         update=_perms(
             "cloudscheduler.jobs.update",
             "cloudscheduler.jobs.pause",
@@ -210,15 +218,23 @@ RESOURCE_PERMISSIONS: Final[dict[str, TypePermissions]] = {
         ),
         delete=_perms("cloudscheduler.jobs.delete"),
         read=_perms("cloudscheduler.jobs.get"),
-        source="https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs",
+        source="https://cloud.google.com/scheduler/docs/access-control",
+    ),
+    # The ticks' logs-based metric: projects.metrics.create / update (PUT) / delete / get.
+    "gcp:logging/metric:Metric": TypePermissions(
+        create=_perms("logging.logMetrics.create"),
+        update=_perms("logging.logMetrics.update"),
+        delete=_perms("logging.logMetrics.delete"),
+        read=_perms("logging.logMetrics.get"),
+        source="https://cloud.google.com/logging/docs/access-control",
     ),
 }
 
-# Ready in the table but not granted yet: the program does not register these types.
-# Granting them early would give the deployer authority nothing uses; the change that
-# adds such a type to the program removes it here (tests/bootstrap/test_authority.py
-# fails until it does).
-NOT_YET_GRANTED: Final = frozenset({"gcp:cloudscheduler/job:Job"})
+# Ready in the table but not granted yet: types the program does not register. Granting
+# them early would give the deployer authority nothing uses; the change that adds such a
+# type to the program removes it here (tests/bootstrap/test_authority.py fails until it
+# does).
+NOT_YET_GRANTED: Final[frozenset[str]] = frozenset()
 
 
 def granted() -> dict[str, TypePermissions]:

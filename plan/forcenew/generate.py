@@ -38,10 +38,12 @@ DESCRIPTION = "Regenerate plan/forcenew/table.json from the provider's ForceNew 
 TYPES = (
     "gcp:cloudrunv2/service:Service",
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember",
+    "gcp:cloudscheduler/job:Job",
     "gcp:cloudtasks/queue:Queue",
     "gcp:cloudtasks/queueIamMember:QueueIamMember",
     "gcp:firestore/database:Database",
     "gcp:firestore/field:Field",
+    "gcp:logging/metric:Metric",
     "gcp:monitoring/alertPolicy:AlertPolicy",
     "gcp:monitoring/dashboard:Dashboard",
     "gcp:monitoring/notificationChannel:NotificationChannel",

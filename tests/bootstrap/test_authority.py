@@ -30,8 +30,9 @@ PROJECT_MEMBER = "gcp:projects/iAMMember:IAMMember"
 CUSTOM_ROLE = "gcp:projects/iAMCustomRole:IAMCustomRole"
 
 # A stack with every option switched on: stack-wide channels and emails, secrets, a paused
-# queue, replayers, a named Firestore database, protection, labels, a payload bucket (the
-# types only this config registers: NotificationChannel, Bucket, BucketIAMMember).
+# queue, replayers, a named Firestore database, a paused schedule with a body, protection,
+# labels, a payload bucket (the types only this config registers: NotificationChannel,
+# Bucket, BucketIAMMember).
 EVERY_OPTION: dict[str, Any] = {
     "gcp:project": "acme-tasks-test",
     "gcp:region": "us-central1",
@@ -54,6 +55,15 @@ EVERY_OPTION: dict[str, Any] = {
             "enqueuers": ["serviceAccount:api@acme-tasks-test.iam.gserviceaccount.com"],
             "replayers": ["serviceAccount:ops@acme-tasks-test.iam.gserviceaccount.com"],
             "payloads": {"enabled": True, "threshold": 100000},
+            "schedules": {
+                "hourly-sync": {
+                    "cron": "15 * * * 1-5",
+                    "timeZone": "Europe/Paris",
+                    "body": {"kind": "sync"},
+                    "path": "/sync",
+                    "paused": True,
+                }
+            },
         }
     },
 }
@@ -339,6 +349,7 @@ def test_predefined_roles_add_no_writes_beyond_the_collections_the_program_manag
         ("roles/iam.serviceAccountAdmin", "iam.serviceAccountApiKeyBindings.create"),
         ("roles/secretmanager.admin", "secretmanager.versions.access"),
         ("roles/monitoring.editor", "monitoring.timeSeries.create"),
+        ("roles/logging.configWriter", "logging.sinks.create"),
     ],
 )
 def test_broader_roles_are_refused_by_the_same_rule(

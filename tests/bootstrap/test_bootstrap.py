@@ -112,6 +112,7 @@ def test_deployer_gets_exactly_these_roles(recording: Recording) -> None:
     env = recording.stack.capitalize()
     assert _roles(recording, "deployer") == {
         "roles/cloudtasks.queueAdmin",
+        "roles/cloudscheduler.admin",
         "roles/monitoring.alertPolicyEditor",
         "roles/monitoring.dashboardEditor",
         "roles/monitoring.notificationChannelEditor",

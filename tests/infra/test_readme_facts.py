@@ -28,14 +28,23 @@ def test_the_generated_section_is_current(plans: dict[str, dict[str, Any]]) -> N
 
 def test_the_section_has_the_counts_the_issue_found(plans: dict[str, dict[str, Any]]) -> None:
     section = readme.current(README)
-    assert "| dev | 1 | 29 | 8 |" in section
-    assert "Per pipeline (dev's `orders`): 19 cloud resources in 5 components" in section
-    for component in ("IdempotencyStore", "StackDashboard", "ProjectApis", "TaskPipeline"):
+    # Issue 20 found 29 and 8 for dev; its schedule (issue 21) added 10 resources
+    # (APIs, agent, ticker, grants, job, tick metric, alert) in 2 components.
+    assert "| dev | 1 | 39 | 10 |" in section
+    assert "Per pipeline (dev's `orders`): 26 cloud resources in 7 components" in section
+    for component in (
+        "IdempotencyStore",
+        "StackDashboard",
+        "ProjectApis",
+        "TaskPipeline",
+        "Schedules",
+    ):
         assert f"| `{component}`" in section
 
 
 def test_a_stale_count_is_caught(plans: dict[str, dict[str, Any]]) -> None:
-    stale = README.replace("| dev | 1 | 29 | 8 |", "| dev | 1 | 6 | 5 |")
+    stale = README.replace("| dev | 1 | 39 | 10 |", "| dev | 1 | 29 | 8 |")
+    assert stale != README
     assert readme.current(stale) != readme.render(plans)
 
 
@@ -67,7 +76,14 @@ def test_the_diagram_names_every_api_and_stack_component(
     }
     missing = {c for c in stack_components if c not in diagram}
     assert missing == set()
-    for product in ("Firestore", "Pub/Sub", "Cloud Monitoring", "Cloud Tasks", "Cloud Run"):
+    for product in (
+        "Firestore",
+        "Pub/Sub",
+        "Cloud Monitoring",
+        "Cloud Tasks",
+        "Cloud Run",
+        "Cloud Scheduler",
+    ):
         assert product in diagram
 
 

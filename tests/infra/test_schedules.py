@@ -133,12 +133,22 @@ def test_the_ticker_and_runtime_hold_exactly_what_a_tick_needs(rec: Recording) -
     assert agent.inputs["service"] == "cloudscheduler.googleapis.com"
 
 
-def test_the_scheduler_api_is_enabled_and_kept_on_destroy(rec: Recording) -> None:
-    api = rec.one(API, "apis-cloudscheduler")
-    assert api.inputs["service"] == "cloudscheduler.googleapis.com"
-    assert api.inputs["disableOnDestroy"] is False
+def test_the_scheduler_and_logging_apis_are_enabled_and_kept_on_destroy(
+    rec: Recording,
+) -> None:
+    """Cloud Scheduler for the jobs, Logging for the tick metric (projects.metrics.create);
+    the metric waits for the APIs."""
+    for name, service in (
+        ("apis-cloudscheduler", "cloudscheduler.googleapis.com"),
+        ("apis-logging", "logging.googleapis.com"),
+    ):
+        api = rec.one(API, name)
+        assert api.inputs["service"] == service
+        assert api.inputs["disableOnDestroy"] is False
+    metric = rec.one(LOG_METRIC, "cloudrun-tasks-orders-ticks")
+    assert rec.one(API, "apis-logging").urn in metric.dependencies
     assert {r.inputs["service"] for r in record(base_config()).of_type(API)}.isdisjoint(
-        {"cloudscheduler.googleapis.com"}
+        {"cloudscheduler.googleapis.com", "logging.googleapis.com"}
     )
 
 

@@ -16,7 +16,15 @@ one entry per resource type, and nowhere else:
   set, the associated resource never expires": google.pubsub.v1.ExpirationPolicy.ttl);
 - `wrap`: where the provider calls a method rather than writing a resource: the request
   or policy message that carries the inputs (a service account is created by
-  CreateServiceAccountRequest; an `*IamMember` adds one binding to an IAM Policy).
+  CreateServiceAccountRequest; an `*IamMember` adds one binding to an IAM Policy), or
+  where an input is applied by a method of its own (a job's `paused`: jobs.pause or
+  jobs.resume after the create, which leave the job's `state` PAUSED or ENABLED).
+
+The messages come from Google's client libraries (dev lock only): google-cloud-run,
+-monitoring, -monitoring-dashboards, -iam, -service-usage, -tasks, -pubsub, -firestore,
+-scheduler (google.cloud.scheduler.v1.Job) and -logging (google.logging.v2.LogMetric, the
+proto-plus class in google.cloud.logging_v2.types: the one PyPI package that ships the
+message; googleapis-common-protos has only google.logging.type).
 
 `json_format.ParseDict(..., ignore_unknown_fields=False)` then refuses any field the
 message does not have, a string where an enum or a Duration goes (`15m` is not a
@@ -36,12 +44,14 @@ from google.cloud import (
     monitoring_dashboard_v1,
     monitoring_v3,
     run_v2,
+    scheduler_v1,
     service_usage_v1,
     tasks_v2,
 )
 from google.cloud._storage_v2.types import storage as storage_v2
 from google.cloud.firestore_admin_v1.types import database as firestore_database
 from google.cloud.firestore_admin_v1.types import field as firestore_field
+from google.cloud.logging_v2.types import logging_metrics
 from google.iam.v1 import policy_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -85,6 +95,14 @@ def _binding(api: dict[str, Any]) -> dict[str, Any]:
     if "condition" in api:
         binding["condition"] = api.pop("condition")
     return {"version": 3, "bindings": [binding], **api}
+
+
+def _job_state(api: dict[str, Any]) -> dict[str, Any]:
+    """A job's `paused`, which the provider strips from the body ("Field doesn't exist in
+    API", resourceCloudSchedulerJobEncoder) and applies with jobs.pause or jobs.resume: the
+    Job.state those leave."""
+    paused = api.pop("paused", False)
+    return {**api, "state": "PAUSED" if paused else "ENABLED"}
 
 
 def _account(api: dict[str, Any]) -> dict[str, Any]:
@@ -217,6 +235,20 @@ TABLE: dict[str, ApiType] = {
         wrap=_bucket,
     ),
     "gcp:storage/bucketIAMMember:BucketIAMMember": _iam("bucket"),
+    "gcp:cloudscheduler/job:Job": ApiType(
+        _pb(scheduler_v1.Job),
+        name=_named(
+            PROJECT + "/locations/{region}/jobs/{name}",
+            project="project",
+            region="region",
+            name="name",
+        ),
+        dropped=("project", "region"),
+        wrap=_job_state,
+    ),
+    # projects.metrics.create: the metric's `name` is its id (the provider sends it as
+    # given; the parent project is in the URL).
+    "gcp:logging/metric:Metric": ApiType(_pb(logging_metrics.LogMetric), dropped=("project",)),
     "gcp:projects/iAMMember:IAMMember": _iam("project"),
     "gcp:serviceaccount/iAMMember:IAMMember": _iam("serviceAccountId"),
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": _iam(*_IAM_PARENT),

@@ -19,7 +19,8 @@ def every_option_config() -> dict[str, Any]:
     """Every config key set, away from its default where it has one: protection, labels,
     both kinds of alert channel, the database's id, location and TTL, and two pipelines
     in two regions with every service, queue and alert key, secrets, enqueuers and
-    replayers (one of them both)."""
+    replayers (one of them both), and schedules (one with every key, paused; one with
+    its defaults) in each region."""
     return {
         "gcp:project": PROJECT,
         "gcp:region": "europe-west1",
@@ -61,6 +62,16 @@ def every_option_config() -> dict[str, Any]:
                     "paused": True,
                 },
                 "enqueuers": [ENQUEUER, "user:dev@example.com"],
+                "schedules": {
+                    "nightly-report": {
+                        "cron": "30 2 * * 1-5",
+                        "timeZone": "America/New_York",
+                        "body": {"kind": "report", "days": [1, 2]},
+                        "path": "/reports",
+                        "paused": True,
+                    },
+                    "hourly": {"cron": "0 * * * *"},
+                },
                 "replayers": [ENQUEUER, REPLAYER],
                 "payloads": {"enabled": True, "threshold": 100_000},
                 "alerts": {
@@ -73,6 +84,7 @@ def every_option_config() -> dict[str, Any]:
             "reports": {
                 "location": "europe-west4",
                 "service": {"image": "europe-docker.pkg.dev/acme/tasks/reports:1.0"},
+                "schedules": {"weekly": {"cron": "0 6 * * MON", "timeZone": "Europe/Amsterdam"}},
             },
         },
     }

@@ -110,6 +110,8 @@ def _with(resource: RecordedResource, **inputs: Any) -> RecordedResource:
 
 QUEUE = "gcp:cloudtasks/queue:Queue"
 SERVICE = "gcp:cloudrunv2/service:Service"
+JOB = "gcp:cloudscheduler/job:Job"
+METRIC = "gcp:logging/metric:Metric"
 
 
 @pytest.mark.parametrize(
@@ -146,6 +148,28 @@ SERVICE = "gcp:cloudrunv2/service:Service"
             {"alertStrategy": {"autoClose": "30m"}},
             "30m",
         ),
+        # A job's attempt deadline in config's spelling, an HTTP method Cloud Scheduler
+        # does not have, a fractional retry count.
+        (JOB, {"attemptDeadline": "15m"}, "15m"),
+        (
+            JOB,
+            {"httpTarget": {"uri": "https://x.run.app/_tick/", "httpMethod": "FETCH"}},
+            "FETCH",
+        ),
+        (JOB, {"retryConfig": {"retryCount": 2.5}}, "2.5"),
+        # A log metric's kind and label type outside google.api.MetricDescriptor's enums.
+        (METRIC, {"metricDescriptor": {"metricKind": "COUNTER", "valueType": "INT64"}}, "COUNTER"),
+        (
+            METRIC,
+            {
+                "metricDescriptor": {
+                    "metricKind": "DELTA",
+                    "valueType": "INT64",
+                    "labels": [{"key": "status", "valueType": "TEXT"}],
+                }
+            },
+            "TEXT",
+        ),
         # An IAM condition with a field google.type.Expr does not have.
         (
             "gcp:projects/iAMMember:IAMMember",
@@ -169,6 +193,16 @@ def test_a_provider_only_field_left_undropped_is_refused(judged: dict[str, Recor
     undropped = dataclasses.replace(TABLE[resource.type], dropped=("project",))
     with pytest.raises(ParseError, match="deletionPolicy"):
         parse(resource, undropped)
+
+
+def test_a_job_sent_with_paused_is_refused(judged: dict[str, Recording]) -> None:
+    """`paused` is the provider's: Job has no such field, only the `state` that
+    jobs.pause and jobs.resume leave; the wrap is what lets it pass."""
+    resource = _one(judged[EVERY_OPTION_STACK], JOB)
+    assert resource.inputs["paused"] is True
+    unwrapped = dataclasses.replace(TABLE[JOB], wrap=None)
+    with pytest.raises(ParseError, match="paused"):
+        parse(resource, unwrapped)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ def test_default_is_the_readable_tree(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["--stack", "dev"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(
-        "Offline plan of stack dev (cloudrun-tasks): 38 resources in 10 components"
+        "Offline plan of stack dev (cloudrun-tasks): 39 resources in 10 components"
     )
     assert "└─ TaskPipeline orders" in out
 
@@ -50,11 +51,18 @@ def test_markdown_with_diff_heads_the_comment_with_the_changes(tmp_path: Path) -
     sections = ["## Offline plan: stack `dev`", "### Policy", "### Changes"]
     assert [text.index(s) for s in sections] == sorted(text.index(s) for s in sections)
     assert "!! REPLACE cloudtasks.Queue orders: location (ForceNew location) changed --" in text
-    # The changes alone: the full tree and graph are the plan without --diff.
+    # The changes alone: the full tree and graph are the plan without --diff; the last
+    # line gives the head plan's size, counted here from its document.
     assert "### Resources" not in text and "flowchart" not in text
+    head = tmp_path / "head.json"
+    assert main([*argv, "--format", "json", "-o", str(head)]) == 0
+    planned = document.resources(json.loads(head.read_text())).values()
+    custom = sum(not r.component for r in planned)
+    components = sum(r.component for r in planned)
+    assert custom > components > 0
     assert text.endswith(
-        "Stack dev plans 29 resources in 8 components (the full tree and graph:"
-        " `make plan STACK=dev FORMAT=markdown`).\n"
+        f"Stack dev plans {custom} resources in {components} components (the full tree and"
+        " graph: `make plan STACK=dev FORMAT=markdown`).\n"
     )
 
 

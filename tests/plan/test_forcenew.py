@@ -255,3 +255,17 @@ def test_the_table_is_what_the_generator_makes_of_its_source() -> None:
         pytest.skip(f"mirror lacks the tag: {error}")
     made["source"]["generated"] = source["generated"]
     assert json.loads(json.dumps(made)) == committed
+
+
+def test_schedule_replacements_are_flagged_with_what_they_lose() -> None:
+    """A job's region (its pipeline's location) and a tick metric's label type force a
+    replacement; the text says what a job or a metric loses."""
+    assert replacement.forcing("gcp:cloudscheduler/job:Job", "region") == "region"
+    assert replacement.forcing("gcp:cloudscheduler/job:Job", "schedule") is None
+    assert (
+        replacement.forcing("gcp:logging/metric:Metric", "metricDescriptor.labels[0].valueType")
+        == "metric_descriptor.labels.value_type"
+    )
+    assert replacement.forcing("gcp:logging/metric:Metric", "filter") is None
+    assert "ticks due while no job exists" in replacement.lost("gcp:cloudscheduler/job:Job", {})
+    assert "never counted" in replacement.lost("gcp:logging/metric:Metric", {})

@@ -22,7 +22,7 @@ def test_every_resource_is_drawn_once(dev_plan: dict[str, Any]) -> None:
     text = graph.render(dev_plan)
     assert text.startswith("flowchart LR\n")
     ids = _ids(text)
-    assert len(ids) == len(resources(dev_plan)) == 48
+    assert len(ids) == len(resources(dev_plan)) == 49
     assert text.count("subgraph ") == text.count("  end\n") == 10
     assert "cloudtasks.Queue<br/>orders" in ids.values()
 

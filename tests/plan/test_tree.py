@@ -17,7 +17,7 @@ DEV_ENQUEUERS = (
 def test_every_resource_of_the_recording_is_in_the_tree(dev_plan: dict[str, Any]) -> None:
     text = tree.render(dev_plan)
     labels = [r.label for r in resources(dev_plan).values()]
-    assert len(labels) == 48
+    assert len(labels) == 49
     missing = [label for label in labels if f"─ {label}" not in text]
     assert missing == []
 
