@@ -15,8 +15,8 @@ the chart beside it read the same series.
 Metric names in PromQL (monitoring/promql/promql-mapping): the first `/` becomes `:`,
 every other special character `_`, and a distribution's series get `_bucket`, `_count`
 and `_sum`. Every selector names the monitored resource type and all of its identifying
-labels (project, location, queue or service), so a query matches this pipeline's series
-and no other pipeline's, in this project or another.
+labels (project, location, queue or service; project and name for a bucket), so a query
+matches this pipeline's series and no other pipeline's, in this project or another.
 """
 
 from __future__ import annotations

@@ -39,9 +39,7 @@ def picture_layout(stack: str = STACK) -> Layout:
                 f"{name}-XXXX",
                 name,
                 f"{name}-dead-letters-XXXX",
-                payload_bucket_name(settings.project, stack, name)
-                if p.payloads.enabled
-                else None,
+                payload_bucket_name(settings.project, stack, name) if p.payloads.enabled else None,
             ),
             p.service.max_instances,
             tuple(schedule_job(name, schedule) for schedule in p.schedules),
