@@ -85,6 +85,7 @@ dashboard = StackDashboard(
                 p.queue_name,
                 p.service_name,
                 p.dead_letter_subscription,
+                p.payload_bucket,
             )
             for name, p in pipelines.items()
         ],

@@ -214,10 +214,17 @@ class StackDashboardArgs:
     project: str
     stack: str
     rows: Sequence[
-        tuple[PipelineSettings, str, pulumi.Input[str], pulumi.Input[str], pulumi.Input[str]]
+        tuple[
+            PipelineSettings,
+            str,
+            pulumi.Input[str],
+            pulumi.Input[str],
+            pulumi.Input[str],
+            pulumi.Input[str] | None,
+        ]
     ]
-    """(settings, pipeline name, queue name, service name, dead-letter subscription id),
-    one row each, in order."""
+    """(settings, pipeline name, queue name, service name, dead-letter subscription id,
+    payload bucket name or None without payloads), one row each, in order."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
@@ -239,12 +246,23 @@ class StackDashboard(pulumi.ComponentResource):
             )
             for s, p, *_ in args.rows
         ]
-        names = [value for _, _, *row_names in args.rows for value in row_names]
+        # Four names a row; "" for a row without a payload bucket.
+        names = [
+            value if value is not None else ""
+            for _, _, *row_names in args.rows
+            for value in row_names
+        ]
 
         def render(values: list[str]) -> str:
             rows = [
                 RowInput(
-                    PipelineNames(pipeline, args.project, location, *values[3 * i : 3 * i + 3]),
+                    PipelineNames(
+                        pipeline,
+                        args.project,
+                        location,
+                        *values[4 * i : 4 * i + 3],
+                        payload_bucket=values[4 * i + 3] or None,
+                    ),
                     max_instances,
                     jobs,
                 )

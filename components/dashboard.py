@@ -30,12 +30,14 @@ class Series:
     query: str
     legend: str = ""
     """Dashboard legend template, e.g. `${labels.response_code}` (DataSet.legendTemplate)."""
+    right_axis: bool = False
+    """Plotted against the chart's right axis (DataSet.targetAxis Y2): a second unit."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "timeSeriesQuery": {"prometheusQuery": self.query},
             "plotType": "LINE",
-            "targetAxis": "Y1",
+            "targetAxis": "Y2" if self.right_axis else "Y1",
         }
         if self.legend:
             data["legendTemplate"] = self.legend
@@ -51,12 +53,16 @@ class Chart:
     y_label: str = ""
     thresholds: tuple[tuple[float, str], ...] = ()
     """(value, label): a line such as the service's instance ceiling."""
+    y2_label: str = ""
+    """The right axis' label, for series with `right_axis` (XyChart.y2Axis)."""
 
     def to_json(self) -> dict[str, Any]:
         chart: dict[str, Any] = {
             "dataSets": [s.to_json() for s in self.series],
             "yAxis": {"label": self.y_label, "scale": "LINEAR"},
         }
+        if any(s.right_axis for s in self.series):
+            chart["y2Axis"] = {"label": self.y2_label, "scale": "LINEAR"}
         if self.thresholds:
             chart["thresholds"] = [
                 {"value": value, "label": label, "color": "RED", "direction": "ABOVE"}
@@ -146,6 +152,21 @@ def _quantile(quantile: float, metric: str, selector: str) -> str:
     )
 
 
+def payload_chart(project: str, bucket: str) -> Chart:
+    """The claim checks waiting in the payload bucket: objects, and bytes on the right
+    axis. Google measures both once a day (components/observability.py): the title says
+    so, lest a flat line read as "nothing offloaded since this morning"."""
+    return Chart(
+        "Payload bucket (measured daily)",
+        (
+            Series(q.stored_objects(project, bucket), "objects"),
+            Series(q.stored_bytes(project, bucket), "bytes", right_axis=True),
+        ),
+        "objects",
+        y2_label="bytes",
+    )
+
+
 def pipeline_charts(row: RowInput) -> list[Chart]:
     """The charts of one row, left to right."""
     n = row.names
@@ -189,6 +210,7 @@ def pipeline_charts(row: RowInput) -> list[Chart]:
             thresholds=((float(row.max_instances), "maxInstances"),),
         ),
         Chart("Dead letters waiting", (Series(q.dead_letters(n), "messages"),), "messages"),
+        *([payload_chart(n.project, n.payload_bucket)] if n.payload_bucket else []),
         *(
             [
                 Chart(

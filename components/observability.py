@@ -15,8 +15,8 @@ the chart beside it read the same series.
 Metric names in PromQL (monitoring/promql/promql-mapping): the first `/` becomes `:`,
 every other special character `_`, and a distribution's series get `_bucket`, `_count`
 and `_sum`. Every selector names the monitored resource type and all of its identifying
-labels (project, location, queue or service), so a query matches this pipeline's series
-and no other pipeline's, in this project or another.
+labels (project, location, queue or service; project and name for a bucket), so a query
+matches this pipeline's series and no other pipeline's, in this project or another.
 """
 
 from __future__ import annotations
@@ -38,6 +38,14 @@ LATENCIES = "run_googleapis_com:request_latencies"
 INSTANCES = "run_googleapis_com:container_instance_count"
 # Alert 3's metric: messages waiting in the dead-letter subscription.
 UNDELIVERED = "pubsub_googleapis_com:subscription_num_undelivered_messages"
+# The payload bucket's contents (monitoring/api/metrics_gcp_p_z#gcp-storage, resource
+# gcs_bucket: project_id, bucket_name, location; metric label storage_class). Google measures
+# both once a day and repeats that value every 300 s until the next measurement, visible up
+# to 690 s later; a bucket with no objects has no series at all. A day-old count can't say
+# anything timely, so these are charted, never alerted on (README, "Claim checks").
+BUCKET_RESOURCE = "gcs_bucket"
+STORED_OBJECTS = "storage_googleapis_com:storage_object_count"
+STORED_BYTES = "storage_googleapis_com:storage_total_bytes"
 # Cloud Tasks reports response_code as lowercase gRPC code names; "ok" is success
 # (Google's own Cloud Tasks dashboard sample, GoogleCloudPlatform/
 # monitoring-dashboard-samples, dashboards/google-cloud-tasks).
@@ -57,6 +65,8 @@ class PipelineNames:
     service: str
     dead_letter_subscription: str
     """The subscription (id, not path) that keeps the pipeline's dead letters for replay."""
+    payload_bucket: str | None = None
+    """The claim checks' bucket, for a pipeline with `payloads.enabled` only."""
 
     @property
     def queue_selector(self) -> str:
@@ -78,6 +88,12 @@ class PipelineNames:
             f'monitored_resource="{SUBSCRIPTION_RESOURCE}",project_id="{self.project}",'
             f'subscription_id="{self.dead_letter_subscription}"'
         )
+
+
+def bucket_selector(project: str, bucket: str) -> str:
+    """One bucket: its name is unique across Cloud Storage, and the project pins whose.
+    Not its location, whose spelling in the label (case) the reference leaves open."""
+    return f'monitored_resource="{BUCKET_RESOURCE}",project_id="{project}",bucket_name="{bucket}"'
 
 
 def _seconds(duration: str) -> str:
@@ -120,6 +136,16 @@ def server_errors_query(n: PipelineNames, ratio: float, window: str) -> str:
 def dead_letters(n: PipelineNames) -> str:
     """Messages waiting in the pipeline's dead-letter subscription (chart and alert 3)."""
     return f"sum({UNDELIVERED}{{{n.subscription_selector}}})"
+
+
+def stored_objects(project: str, bucket: str) -> str:
+    """Objects in BUCKET, every storage class together (the dashboard's payload chart)."""
+    return f"sum({STORED_OBJECTS}{{{bucket_selector(project, bucket)}}})"
+
+
+def stored_bytes(project: str, bucket: str) -> str:
+    """Bytes in BUCKET, every storage class together."""
+    return f"sum({STORED_BYTES}{{{bucket_selector(project, bucket)}}})"
 
 
 def dead_letters_query(n: PipelineNames) -> str:

@@ -92,6 +92,8 @@ class TaskPipeline(pulumi.ComponentResource):
     queue_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
     dead_letter_subscription: pulumi.Output[str]
+    payload_bucket: pulumi.Output[str] | None
+    """With payloads.enabled only."""
     outputs: dict[str, object]
     """The stack output entry: what enqueue code needs to create a task. One output per
     field, so a preview shows the fields already known (location, deadline); with
@@ -296,6 +298,7 @@ class TaskPipeline(pulumi.ComponentResource):
             ).jobs
         self.queue_name, self.service_name = queue.queue_name, service.service_name
         self.dead_letter_subscription = subscription.name
+        self.payload_bucket = payloads.name if payloads is not None else None
         self.outputs = {
             "queue": queue.path,
             "queueName": queue.queue_name,

@@ -14,6 +14,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from components.dashboard import COLUMNS, Chart, Layout, RowInput, Text, dashboard_layout
+from components.name_rules import payload_bucket_name
+from components.names import schedule_job
 from components.observability import PipelineNames
 from components.settings import settings_from_config
 from plan.stackfile import read_stack_file
@@ -37,8 +39,10 @@ def picture_layout(stack: str = STACK) -> Layout:
                 f"{name}-XXXX",
                 name,
                 f"{name}-dead-letters-XXXX",
+                payload_bucket_name(settings.project, stack, name) if p.payloads.enabled else None,
             ),
             p.service.max_instances,
+            tuple(schedule_job(name, schedule) for schedule in p.schedules),
         )
         for name, p in settings.pipelines.items()
     ]

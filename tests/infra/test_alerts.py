@@ -115,6 +115,24 @@ def check_alerts(rec: Recording, config: dict[str, Any]) -> None:
         assert queries(mine["capacity"])[0].endswith(f") >= {max_instances}")
 
 
+PAYLOAD_CHART = "Payload bucket (measured daily)"
+
+
+def check_payload_chart(tile: Any, project: str, bucket: str) -> None:
+    """Objects on the left axis, bytes on the right, of BUCKET alone."""
+    chart = tile.widget.xy_chart
+    by_axis = {
+        data.target_axis.name: data.time_series_query.prometheus_query for data in chart.data_sets
+    }
+    assert by_axis == {
+        "Y1": "sum(storage_googleapis_com:storage_object_count{"
+        f'monitored_resource="gcs_bucket",project_id="{project}",bucket_name="{bucket}"}})',
+        "Y2": "sum(storage_googleapis_com:storage_total_bytes{"
+        f'monitored_resource="gcs_bucket",project_id="{project}",bucket_name="{bucket}"}})',
+    }
+    assert (chart.y_axis.label, chart.y2_axis.label) == ("objects", "bytes")
+
+
 def check_dashboard(rec: Recording, config: dict[str, Any]) -> None:
     [dashboard] = rec.of_type(DASHBOARD)
     text = dashboard.inputs["dashboardJson"]
@@ -129,6 +147,7 @@ def check_dashboard(rec: Recording, config: dict[str, Any]) -> None:
         assert header.widget.title == f"Pipeline {name}"
         row = [t for t in layout.tiles if t.y_pos == header.y_pos + header.height]
         scheduled = bool(config[P][name].get("schedules"))
+        offloads = config[P][name].get("payloads", {}).get("enabled", False)
         assert [t.widget.title for t in row] == [
             "Queue depth",
             "Attempts/s by response code",
@@ -137,9 +156,14 @@ def check_dashboard(rec: Recording, config: dict[str, Any]) -> None:
             "Cloud Run latency",
             "Cloud Run instances",
             "Dead letters waiting",
+            *([PAYLOAD_CHART] if offloads else []),
             *(["Schedule ticks/min by job"] if scheduled else []),
         ]
         assert sum(t.width for t in row) == 48
+        if offloads:
+            [payloads] = [t for t in row if t.widget.title == PAYLOAD_CHART]
+            check_payload_chart(payloads, config["gcp:project"], outputs[name]["payloadBucket"])
+            row = [t for t in row if t is not payloads]
         if scheduled:
             # Every job of this pipeline, and no other pipeline's, by its monitored resource.
             [ticks] = row[-1].widget.xy_chart.data_sets
@@ -255,6 +279,38 @@ def test_queries_use_the_auto_generated_names_not_the_logical_one() -> None:
     for policy in rec.of_type(POLICY):
         for query in queries(policy):
             assert 'queue_id="orders"' not in query and 'service_name="orders"' not in query
+
+
+def test_only_a_pipeline_with_payloads_charts_its_bucket_and_nothing_alerts_on_it() -> None:
+    config = base_config()
+    config[P]["orders"]["payloads"] = {"enabled": True}
+    config[P]["reports"] = {
+        "service": {"image": "us-docker.pkg.dev/cloudrun/container/hello"},
+        "payloads": {"enabled": False},
+    }
+    rec = record(config)
+    check_dashboard(rec, config)
+    bucket = rec.outputs["pipelines"]["orders"]["payloadBucket"]
+    assert "payloadBucket" not in rec.outputs["pipelines"]["reports"]
+    [dashboard] = rec.of_type(DASHBOARD)
+    text = dashboard.inputs["dashboardJson"]
+    tiles = Dashboard.from_json(text, ignore_unknown_fields=False).mosaic_layout.tiles
+    assert [t.widget.title for t in tiles].count(PAYLOAD_CHART) == 1
+    [chart] = [t for t in tiles if t.widget.title == PAYLOAD_CHART]
+    [orders_header, _] = [t for t in tiles if t.widget.text.content]
+    assert chart.y_pos == orders_header.y_pos + orders_header.height
+    check_payload_chart(chart, config["gcp:project"], bucket)
+    # The bucket is read in that one chart and nowhere else: no policy watches it.
+    assert set(re.findall(r'bucket_name=\\"([^\\"]+)', text)) == {bucket}
+    assert text.count("gcs_bucket") == 2
+    assert not [q for p in rec.of_type(POLICY) for q in queries(p) if "gcs_bucket" in q]
+
+
+def test_without_payloads_the_row_has_no_bucket_chart() -> None:
+    rec = record(base_config())
+    [dashboard] = rec.of_type(DASHBOARD)
+    assert PAYLOAD_CHART not in dashboard.inputs["dashboardJson"]
+    assert "gcs_bucket" not in dashboard.inputs["dashboardJson"]
 
 
 def test_dashboard_schema_check_can_fail() -> None:

@@ -3,7 +3,7 @@
 checked against the kept catalogue of Cloud Monitoring's metrics and monitored resources
 (monitoring_catalogue.yaml, each entry with its page) and against the logs-based metrics
 the stack defines. Each selector must also pin its resource's identifying labels to one
-pipeline's own queue, service, subscription or Cloud Scheduler jobs."""
+pipeline's own queue, service, subscription, Cloud Scheduler jobs or payload bucket."""
 
 from __future__ import annotations
 
@@ -166,8 +166,9 @@ def problems(
 
 
 def pins(rec: Recording, pipelines: list[str]) -> dict[str, set[str]]:
-    """The identifying label values of PIPELINES' queues, services, subscriptions and
-    Cloud Scheduler jobs, and the PIPELINES themselves (whose logs-based metrics)."""
+    """The identifying label values of PIPELINES' queues, services, subscriptions, Cloud
+    Scheduler jobs and payload buckets (of those with payloads), and the PIPELINES
+    themselves (whose logs-based metrics)."""
     outputs = rec.outputs["pipelines"]
     project = {r.inputs["project"] for r in rec.resources if r.type == POLICY}
     return {
@@ -179,6 +180,9 @@ def pins(rec: Recording, pipelines: list[str]) -> dict[str, set[str]]:
         "service_name": {outputs[p]["serviceName"] for p in pipelines},
         "subscription_id": {
             outputs[p]["deadLetterSubscription"].rsplit("/", 1)[1] for p in pipelines
+        },
+        "bucket_name": {
+            outputs[p]["payloadBucket"] for p in pipelines if "payloadBucket" in outputs[p]
         },
     }
 
@@ -407,4 +411,74 @@ def test_a_query_of_its_own_jobs_passes(query: str) -> None:
 )
 def test_job_scope_refuses_what_selects_beyond_the_pipelines_jobs(query: str, refused: str) -> None:
     found = problems(query, JOBS_PINNED, OWN)
+    assert any(refused in p for p in found), found
+
+
+# --- bucket scope: the payload bucket's daily measurements --------------------------------
+
+OBJECTS = "storage_googleapis_com:storage_object_count"
+BYTES = "storage_googleapis_com:storage_total_bytes"
+BUCKET = 'monitored_resource="gcs_bucket",project_id="p",bucket_name="orders-payloads-0a1b2c3d4e"'
+OTHER_PROJECT = BUCKET.replace('project_id="p"', 'project_id="q"')
+BUCKETS_PINNED = {**PINNED, "bucket_name": {"orders-payloads-0a1b2c3d4e"}}
+
+
+def test_the_storage_metrics_are_spelled_by_the_mapping_rule() -> None:
+    assert promql_name("storage.googleapis.com/storage/object_count") == OBJECTS
+    assert promql_name("storage.googleapis.com/storage/total_bytes") == BYTES
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"sum({OBJECTS}{{{BUCKET}}})",
+        f"sum({BYTES}{{{BUCKET}}})",
+        f'sum by (storage_class) ({BYTES}{{{BUCKET},storage_class="STANDARD"}})',
+    ],
+)
+def test_a_query_of_its_own_bucket_passes(query: str) -> None:
+    assert problems(query, BUCKETS_PINNED) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "refused"),
+    [
+        # Another pipeline's bucket, no bucket, a regex reaching beyond it, a negative
+        # matcher, another project.
+        (f"sum({OBJECTS}{{{BUCKET.replace('orders', 'reports')}}})", "bucket_name"),
+        (f'sum({OBJECTS}{{monitored_resource="gcs_bucket",project_id="p"}})', "bucket_name"),
+        (
+            f'sum({OBJECTS}{{monitored_resource="gcs_bucket",project_id="p",'
+            'bucket_name=~"orders-payloads-.*"})',
+            "bucket_name",
+        ),
+        (
+            f'sum({OBJECTS}{{monitored_resource="gcs_bucket",project_id="p",'
+            'bucket_name!="reports-payloads-0a1b2c3d4e"})',
+            "bucket_name",
+        ),
+        (f"sum({BYTES}{{{OTHER_PROJECT}}})", "project_id"),
+        # A label the resource does not have (the bucket's is `bucket_name`), the metric
+        # type's spelling, the bucket metrics read on the queue's resource.
+        (
+            f'sum({OBJECTS}{{monitored_resource="gcs_bucket",project_id="p",'
+            'bucket="orders-payloads-0a1b2c3d4e"})',
+            "no label 'bucket'",
+        ),
+        (f"sum(storage_googleapis_com:storage/object_count{{{BUCKET}}})", "storage"),
+        (
+            f'sum({OBJECTS}{{{QUEUE},bucket_name="orders-payloads-0a1b2c3d4e"}})',
+            "monitored_resource='gcs_bucket'",
+        ),
+        # Grouped by a label the bucket's series do not have.
+        (f"sum by (queue_id) ({OBJECTS}{{{BUCKET}}})", "by (queue_id)"),
+    ],
+)
+def test_bucket_scope_refuses_what_selects_beyond_the_pipelines_bucket(
+    query: str, refused: str
+) -> None:
+    try:
+        found = problems(query, BUCKETS_PINNED)
+    except ValueError:
+        found = ["parse error"]
     assert any(refused in p for p in found), found
