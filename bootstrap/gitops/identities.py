@@ -148,7 +148,7 @@ class PipelineIdentities(pulumi.ComponentResource):
             project=args.project,
             role_id=f"cloudrunTasksPayloadBuckets{env.capitalize()}",
             title=f"cloudrun-tasks payload buckets ({env})",
-            description="Payload buckets' settings and IAM; granted under a condition on their names.",
+            description="Payload buckets' settings and IAM, under a condition on their names.",
             permissions=payload_bucket_permissions(),
             opts=child,
         )
