@@ -4,10 +4,11 @@ program names, false for the state bucket and for near misses.
 
 IAM evaluates a bucket permission with resource.type `storage.googleapis.com/Bucket` and
 resource.name `projects/_/buckets/BUCKET` (cloud.google.com/iam/docs/
-conditions-resource-attributes). `extract()` is Google's extension to CEL
-(iam/docs/conditions-attribute-reference: the text the template's `{...}` stands for, at
-the first place the template fits, or "" when it fits nowhere); cel-python has no such
-function, so EXTRACT below supplies it and is checked against that description. Parsing,
+conditions-resource-attributes). `extract()` is Google's extension to CEL for
+resource names (iam/docs/conditions-attribute-reference); cel-python has no such function,
+so `extract` below supplies the behaviour the condition relies on: the text the template's
+`{...}` stands for at the first place the template's literal text fits, or "" when it fits
+nowhere. That reading is ours, not checked against Google's evaluator. Parsing,
 `startsWith`, `==`, `!=` and `&&` are cel-python's own.
 
 A bucket name carries no project (`projects/_/`): a `x-payloads-…` bucket of another
@@ -152,7 +153,8 @@ def test_a_condition_that_misjudges_a_bucket_is_caught(expression: str, wrong: s
 @pytest.mark.parametrize(
     ("name", "template", "expected"),
     [
-        # Google's examples (iam/docs/conditions-attribute-reference, extract()).
+        # Templates in the forms public IAM conditions use (GKE's cross-account roles:
+        # extract("projects/{name}"); secrets: extract("/secrets/{name}/versions/")).
         ("projects/p/secrets/s/versions/1", "/secrets/{name}/versions/", "s"),
         ("projects/p/zones/z/instances/i", "projects/{project}/", "p"),
         ("projects/p/zones/z/instances/i", "/instances/{name}", "i"),
