@@ -19,6 +19,8 @@ from gitops.authority import (
     PROJECT_IAM_ADMIN,
     deployer_custom_permissions,
     grant_limit_expression,
+    payload_bucket_condition,
+    payload_bucket_permissions,
     previewer_permissions,
 )
 from gitops.github_federation import GitHubFederation
@@ -141,6 +143,27 @@ class PipelineIdentities(pulumi.ComponentResource):
                 member=account.member,
                 opts=child,
             )
+        payload_role = gcp.projects.IAMCustomRole(
+            f"{name}-deployer-payload-buckets-role",
+            project=args.project,
+            role_id=f"cloudrunTasksPayloadBuckets{env.capitalize()}",
+            title=f"cloudrun-tasks payload buckets ({env})",
+            description="Payload buckets' settings and IAM, under a condition on their names.",
+            permissions=payload_bucket_permissions(),
+            opts=child,
+        )
+        gcp.projects.IAMMember(
+            f"{name}-deployer-payload-buckets",
+            project=args.project,
+            role=payload_role.role_id.apply(lambda rid: f"projects/{args.project}/roles/{rid}"),
+            member=deployer.member,
+            condition=gcp.projects.IAMMemberConditionArgs(
+                title="payload buckets only",
+                description="Buckets named <pipeline>-payloads-<hash>, never the state bucket.",
+                expression=args.state_bucket.name.apply(payload_bucket_condition),
+            ),
+            opts=child,
+        )
         for account, prefix, state_role, key_role in (
             (deployer, f"{name}-deployer", DEPLOYER_STATE_ROLE, DEPLOYER_KEY_ROLE),
             (previewer, f"{name}-previewer", PREVIEWER_STATE_ROLE, PREVIEWER_KEY_ROLE),

@@ -321,13 +321,62 @@ def test_project_iam_is_limited_to_the_roles_the_program_grants(
         "api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', [])"
         ".hasOnly(['roles/datastore.user'])"
     )
-    # Every other deployer grant is unconditional.
-    others = [
-        c
-        for r, c in project_grants(bootstrap, "deployer").items()
-        if r != authority.PROJECT_IAM_ADMIN
+    # Every other deployer grant is unconditional but the payload buckets' role.
+    conditional = {r for r, c in project_grants(bootstrap, "deployer").items() if c is not None} - {
+        authority.PROJECT_IAM_ADMIN
+    }
+    assert conditional == {payload_role(bootstrap)}
+
+
+def payload_role(recording: Recording) -> str:
+    project = stack_config(BOOTSTRAP, recording.stack)["gcp:project"]
+    return f"projects/{project}/roles/cloudrunTasksPayloadBuckets{recording.stack.capitalize()}"
+
+
+def bucket_writes_held_unconditionally(
+    recording: Recording, grants: Mapping[str, Any], snapshot: Roles
+) -> set[str]:
+    """storage.buckets.* writes the deployer holds on every bucket of the project."""
+    unconditional = [r for r, c in grants.items() if c is None]
+    held = granted_permissions(recording, unconditional, snapshot)
+    return {p for p in role_snapshot.writes(held, snapshot) if p.startswith("storage.buckets.")}
+
+
+def test_bucket_writes_are_held_only_on_payload_buckets(
+    bootstrap: Recording, snapshot: Roles
+) -> None:
+    """A permission under a condition covers only what the condition admits: the bucket
+    types' needs are covered by the conditional role (tests/bootstrap/
+    test_payload_bucket_condition.py judges which buckets it admits), and no unconditional
+    grant reaches the state bucket's settings, policy or existence. Create is the one
+    exception: Google checks it on the project, where a bucket-name condition can't apply."""
+    grants = project_grants(bootstrap, "deployer")
+    assert bucket_writes_held_unconditionally(bootstrap, grants, snapshot) == {
+        "storage.buckets.create"
+    }
+    bucket_types = [
+        permissions.RESOURCE_PERMISSIONS[t]
+        for t in ("gcp:storage/bucket:Bucket", "gcp:storage/bucketIAMMember:BucketIAMMember")
     ]
-    assert others and all(c is None for c in others)
+    bucket_needs = frozenset().union(*(e.writes | e.read for e in bucket_types))
+    on_payloads = granted_permissions(bootstrap, [payload_role(bootstrap)], snapshot)
+    assert on_payloads == bucket_needs - {"storage.buckets.create"}
+    condition = grants[payload_role(bootstrap)]
+    [state] = bootstrap.of_type("gcp:storage/bucket:Bucket")
+    assert condition["expression"] == authority.payload_bucket_condition(state.inputs["name"])
+
+
+def test_bucket_writes_granted_project_wide_are_caught(
+    bootstrap: Recording, snapshot: Roles
+) -> None:
+    """The design this replaced: the payload role granted without its condition."""
+    grants = {**project_grants(bootstrap, "deployer"), payload_role(bootstrap): None}
+    assert bucket_writes_held_unconditionally(bootstrap, grants, snapshot) == {
+        "storage.buckets.create",
+        "storage.buckets.update",
+        "storage.buckets.delete",
+        "storage.buckets.setIamPolicy",
+    }
 
 
 def test_predefined_roles_add_no_writes_beyond_the_collections_the_program_manages(

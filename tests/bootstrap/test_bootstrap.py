@@ -119,6 +119,8 @@ def test_deployer_gets_exactly_these_roles(recording: Recording) -> None:
         "roles/iam.serviceAccountUser",
         "roles/resourcemanager.projectIamAdmin",
         f"projects/{project}/roles/cloudrunTasksDeployer{env}",
+        # Under a condition on payload buckets' names: test_payload_bucket_condition.py.
+        f"projects/{project}/roles/cloudrunTasksPayloadBuckets{env}",
         "roles/storage.objectUser",
         "roles/cloudkms.cryptoKeyEncrypterDecrypter",
     }

@@ -209,3 +209,35 @@ def test_a_previewer_given_a_write_fails_these_tests(
     assert [b.role for b in writes(granted, previewer)] == [role]
     with pytest.raises(AssertionError):
         exact_test(mutated)
+
+
+def test_deployer_holds_no_project_wide_bucket_change_but_create(recording: Recording) -> None:
+    """The state bucket's settings, policy and existence are out of the deployer's reach:
+    its unconditional custom role holds no storage.buckets.* but create (checked on the
+    project, so a name condition can't scope it); the rest sits under the payload-bucket
+    condition (judged in test_payload_bucket_condition.py)."""
+    deployer = account(recording, "deployer")
+    conditions = {
+        r.inputs["role"]: r.inputs.get("condition")
+        for r in recording.of_type("gcp:projects/iAMMember:IAMMember")
+        if r.inputs["member"] == deployer
+    }
+    roles = {
+        f"projects/{r.inputs['project']}/roles/{r.inputs['roleId']}": r.inputs["permissions"]
+        for r in recording.of_type("gcp:projects/iAMCustomRole:IAMCustomRole")
+    }
+    unconditional = {
+        p
+        for role, condition in conditions.items()
+        if condition is None and role in roles
+        for p in roles[role]
+        if p.startswith("storage.")
+    }
+    assert unconditional == {"storage.buckets.create"}
+    conditioned = {
+        p
+        for role, condition in conditions.items()
+        if condition is not None and role in roles
+        for p in roles[role]
+    }
+    assert {"storage.buckets.setIamPolicy", "storage.buckets.delete"} <= conditioned
