@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from components.durations import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, Duration
-from components.name_rules import pipeline_problems
-from components.settings.alerts import PipelineAlerts
-from components.settings.queue import MAX_CONCURRENT_DISPATCHES, QueueSettings
-from components.settings.service import ServiceSettings
-from components.settings.validation import (
+from ..durations import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, Duration
+from ..name_rules import pipeline_problems
+from .alerts import PipelineAlerts
+from .queue import MAX_CONCURRENT_DISPATCHES, QueueSettings
+from .service import ServiceSettings
+from .validation import (
     Problem,
     Settings,
     duration_within,

@@ -7,17 +7,17 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, PrivateAttr
 
-from components.name_rules import LABEL_KEY, LABEL_VALUE
-from components.settings.alerts import StackAlerts
-from components.settings.idempotency import (
+from ..name_rules import LABEL_KEY, LABEL_VALUE
+from .alerts import StackAlerts
+from .idempotency import (
     IdempotencySettings,
     database_for_stack,
     default_location,
     location_problem,
     retry_window,
 )
-from components.settings.pipeline import PipelineName, PipelineSettings, Region
-from components.settings.validation import (
+from .pipeline import PipelineName, PipelineSettings, Region
+from .validation import (
     INVALID,
     NAMESPACE,
     Problem,
