@@ -16,6 +16,7 @@ from typing import Any, NotRequired, TypedDict, TypeVar
 
 import pulumi
 
+from .settings.stack import ProjectId
 from .settings.validation import ConfigError, Settings, nested, validated
 
 M = TypeVar("M", bound=Settings)
@@ -156,13 +157,34 @@ def config_keys(model: type[Settings], values: Mapping[str, Any]) -> dict[str, A
     return keys
 
 
-def validate(model: type[M], values: Mapping[str, Any], what: str, prefix: str) -> M:
-    """VALUES checked as MODEL is in a stack file: every problem at once, one line each,
-    named by its key under PREFIX (the arg it came in), in a ConfigError saying WHAT."""
+class ProjectArgs(Settings):
+    """The `project` arg every component takes, checked as a stack's gcp:project."""
+
+    project: ProjectId
+
+
+_UNCHECKED = object()
+
+
+def validate(
+    model: type[M], values: Mapping[str, Any], what: str, prefix: str, project: Any = _UNCHECKED
+) -> M:
+    """VALUES checked as MODEL is in a stack file, and PROJECT as gcp:project: every problem
+    at once, one line each, named by its key under PREFIX (the arg it came in), in a
+    ConfigError saying WHAT."""
+    problems: list[str] = []
     try:
-        return validated(model, config_keys(model, values))
+        if project is not _UNCHECKED:
+            validated(ProjectArgs, {"project": project})
     except ConfigError as error:
-        raise ArgsError(what, [f"{prefix}.{line}" for line in error.problems]) from None
+        problems += [f"args.{line}" for line in error.problems]
+    try:
+        settings = validated(model, config_keys(model, values))
+    except ConfigError as error:
+        problems += [f"{prefix}.{line}" for line in error.problems]
+    if problems:
+        raise ArgsError(what, sorted(problems))
+    return settings
 
 
 def required(what: str, args: Mapping[str, Any], *keys: str) -> None:
