@@ -178,11 +178,12 @@ def validate(
             validated(ProjectArgs, {"project": project})
     except ConfigError as error:
         problems += [f"args.{line}" for line in error.problems]
+    settings: M | None = None
     try:
         settings = validated(model, config_keys(model, values))
     except ConfigError as error:
         problems += [f"{prefix}.{line}" for line in error.problems]
-    if problems:
+    if problems or settings is None:
         raise ArgsError(what, sorted(problems))
     return settings
 

@@ -95,7 +95,7 @@ def test_a_bad_input_is_one_line_naming_it(changes: dict[str, Any], line: str) -
 
 def test_every_problem_at_once() -> None:
     error = direct_error(
-        inputs(dispatch_deadline="5s", service__timeout="1s", queue__max_attempts=0)
+        inputs(dispatch_deadline="5s", service__timeout="4000s", queue__max_attempts=0)
     )
     assert [p.split(":")[0] for p in error.problems] == [
         "args.pipeline.dispatchDeadline",
