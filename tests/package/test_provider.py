@@ -1,0 +1,183 @@
+"""The component provider, built in-process as `pulumi package add` would run it: the
+schema Pulumi's analyzer infers from the components, and `construct` under mocks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi.provider.experimental.component import ComponentProvider
+
+from components.provider import COMPONENTS, NAME
+from plan.recorder import Recording, run_program
+from tests.package.conftest import ROOT
+
+SNAPSHOT = ROOT / "provider" / "schema.json"
+# The package version is left out of the snapshot (it changes with every commit).
+VERSION = "0.0.0"
+PROJECT = "acme-tasks-pkg"
+IMAGE = "us-docker.pkg.dev/cloudrun/container/hello"
+ENQUEUER = "serviceAccount:api@acme-tasks-pkg.iam.gserviceaccount.com"
+
+
+def inferred_schema() -> dict[str, Any]:
+    provider = ComponentProvider(COMPONENTS, NAME, None, VERSION)
+    assert provider.schema is not None
+    return json.loads(provider.schema)
+
+
+def test_inferred_schema_matches_the_snapshot() -> None:
+    schema = inferred_schema()
+    text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(text)
+    assert text == SNAPSHOT.read_text(), (
+        "the components' public interface changed: say what a consumer must change in"
+        " CHANGELOG.md (Unreleased), then refresh with"
+        " UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/package"
+    )
+
+
+def test_every_component_input_and_output_is_typed_and_described() -> None:
+    schema = inferred_schema()
+    assert sorted(schema["resources"]) == sorted(f"{NAME}:index:{c.__name__}" for c in COMPONENTS)
+    properties: dict[str, dict[str, Any]] = {}
+    for token, resource in schema["resources"].items():
+        assert resource["isComponent"] and resource["description"], token
+        for kind in ("inputProperties", "properties"):
+            assert resource[kind], (token, kind)
+            for name, prop in resource[kind].items():
+                properties[f"{token}.{kind}.{name}"] = prop
+    for token, type_ in schema["types"].items():
+        assert type_["description"], token
+        for name, prop in type_["properties"].items():
+            properties[f"{token}.{name}"] = prop
+    undescribed = [where for where, prop in properties.items() if not prop.get("description")]
+    untyped = [
+        where for where, prop in properties.items() if not ("type" in prop or "$ref" in prop)
+    ]
+    assert (undescribed, untyped) == ([], [])
+    pipeline = schema["resources"][f"{NAME}:index:TaskPipeline"]
+    assert pipeline["inputProperties"]["pipeline"]["$ref"] == f"#/types/{NAME}:index:PipelineInputs"
+    assert sorted(pipeline["requiredInputs"]) == [
+        "cloudtasksAgentMember",
+        "database",
+        "pipeline",
+        "project",
+    ]
+
+
+PYTHON_ROUTE = f"""
+import pulumi
+from components import IdempotencyStore, ProjectApis, TaskPipeline
+
+apis = ProjectApis("apis", {{"project": "{PROJECT}"}})
+after = pulumi.ResourceOptions(depends_on=[apis])
+store = IdempotencyStore(
+    "store", {{"project": "{PROJECT}", "database": "tasks-pkg", "location": "nam5"}}, after
+)
+for name in ("orders", "mail"):
+    TaskPipeline(
+        name,
+        {{
+            "project": "{PROJECT}",
+            "pipeline": {{
+                "location": "us-central1",
+                "service": {{"image": "{IMAGE}", "max_instances": 2, "env": {{"LOG_LEVEL": "info"}}}},
+                "queue": {{"max_attempts": 5, "max_retry_duration": "600s"}},
+                "enqueuers": ["{ENQUEUER}"],
+            }},
+            "cloudtasks_agent_member": apis.cloudtasks_agent_member,
+            "database": store.database_id,
+        }},
+        after,
+    )
+"""
+
+# The same, as the engine hands it to the provider: camelCase inputs, depends_on as
+# resources the provider only knows by URN.
+PROVIDER_ROUTE = f"""
+import pulumi
+from pulumi.provider.experimental.component import ComponentProvider
+from pulumi.resource import DependencyResource
+from components.apis import REQUIRED_SERVICES
+from components.provider import COMPONENTS, NAME
+
+provider = ComponentProvider(COMPONENTS, NAME, None, "0.0.0")
+apis = provider.construct("apis", NAME + ":index:ProjectApis", {{"project": "{PROJECT}"}})
+# What the engine passes for depends_on=[apis]: the caller's SDK expands a component into
+# its children, so the provider gets their URNs.
+inside = "urn:pulumi:test::consumer::" + NAME + ":index:ProjectApis$gcp:projects/"
+children = [
+    *(inside + "service:Service::apis-" + api.split(".")[0] for api in REQUIRED_SERVICES),
+    inside + "serviceIdentity:ServiceIdentity::apis-cloudtasks-agent",
+]
+after = pulumi.ResourceOptions(depends_on=[DependencyResource(urn) for urn in children])
+store = provider.construct(
+    "store",
+    NAME + ":index:IdempotencyStore",
+    {{"project": "{PROJECT}", "database": "tasks-pkg", "location": "nam5"}},
+    after,
+)
+for name in ("orders", "mail"):
+    provider.construct(
+        name,
+        NAME + ":index:TaskPipeline",
+        {{
+            "project": "{PROJECT}",
+            "pipeline": {{
+                "location": "us-central1",
+                "service": {{"image": "{IMAGE}", "maxInstances": 2, "env": {{"LOG_LEVEL": "info"}}}},
+                "queue": {{"maxAttempts": 5, "maxRetryDuration": "600s"}},
+                "enqueuers": ["{ENQUEUER}"],
+            }},
+            "cloudtasksAgentMember": apis.state["cloudtasksAgentMember"],
+            "database": store.state["databaseId"],
+        }},
+        after,
+    )
+"""
+
+
+def run(tmp_path: Path, program: str) -> Recording:
+    tmp_path.mkdir()
+    (tmp_path / "Pulumi.yaml").write_text("name: consumer\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text(program)
+    return run_program(tmp_path, "test", {"gcp:project": PROJECT})
+
+
+def resources(recording: Recording) -> dict[str, tuple[Any, ...]]:
+    return {
+        r.urn: (r.parent, sorted(r.dependencies), r.protect, json.dumps(r.inputs, sort_keys=True))
+        for r in recording.resources
+    }
+
+
+@pytest.fixture(scope="module")
+def routes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Recording, Recording]:
+    base = tmp_path_factory.mktemp("routes")
+    return run(base / "python", PYTHON_ROUTE), run(base / "provider", PROVIDER_ROUTE)
+
+
+def test_construct_registers_what_the_python_route_registers(
+    routes: tuple[Recording, Recording],
+) -> None:
+    python, provider = routes
+    assert resources(provider) == resources(python)
+    types = [r.type for r in python.resources]
+    # Not two empty runs: both pipelines whole, with the per-stack components.
+    assert types.count("cloudrun-tasks:index:TaskPipeline") == 2
+    assert types.count("gcp:cloudtasks/queue:Queue") == 2
+    assert types.count("gcp:cloudrunv2/service:Service") == 2
+    assert types.count("gcp:firestore/database:Database") == 1
+    # ProjectApis: itself, 6 APIs, the agent; the store: itself, database, TTL field.
+    assert len(python.resources) == 8 + 3 + 2 * 21
+
+
+def test_construct_reports_a_bad_input_by_name(tmp_path: Path) -> None:
+    program = PROVIDER_ROUTE.replace('"600s"', '"ten minutes"')
+    with pytest.raises(Exception, match=r"args\.pipeline\.queue\.maxRetryDuration: must be"):
+        run(tmp_path / "bad", program)
