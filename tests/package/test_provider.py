@@ -86,7 +86,7 @@ for name in ("orders", "mail"):
             "project": "{PROJECT}",
             "pipeline": {{
                 "location": "us-central1",
-                "service": {{"image": "{IMAGE}", "max_instances": 2, "env": {{"LOG_LEVEL": "info"}}}},
+                "service": {{"image": "{IMAGE}", "max_instances": 2, "env": {{"LEVEL": "info"}}}},
                 "queue": {{"max_attempts": 5, "max_retry_duration": "600s"}},
                 "enqueuers": ["{ENQUEUER}"],
             }},
@@ -130,7 +130,7 @@ for name in ("orders", "mail"):
             "project": "{PROJECT}",
             "pipeline": {{
                 "location": "us-central1",
-                "service": {{"image": "{IMAGE}", "maxInstances": 2, "env": {{"LOG_LEVEL": "info"}}}},
+                "service": {{"image": "{IMAGE}", "maxInstances": 2, "env": {{"LEVEL": "info"}}}},
                 "queue": {{"maxAttempts": 5, "maxRetryDuration": "600s"}},
                 "enqueuers": ["{ENQUEUER}"],
             }},
