@@ -1,18 +1,22 @@
-"""The component provider, built in-process as `pulumi package add` would run it: the
-schema Pulumi's analyzer infers from the components, and `construct` under mocks."""
+"""The component provider, built as `pulumi package add` would run it: the schema Pulumi's
+analyzer infers from the components, and `construct` under mocks.
+
+Each in a process of its own: `pulumi.provider` registers Pulumi's copy of
+google/rpc/status.proto, which collides with googleapis-common-protos' once another test
+has imported a Google client (as the plugin's own process never does)."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi.provider.experimental.component import ComponentProvider
 
 from components.provider import COMPONENTS, NAME
-from plan.recorder import Recording, run_program
 from tests.package.conftest import ROOT
 
 SNAPSHOT = ROOT / "provider" / "schema.json"
@@ -23,10 +27,23 @@ IMAGE = "us-docker.pkg.dev/cloudrun/container/hello"
 ENQUEUER = "serviceAccount:api@acme-tasks-pkg.iam.gserviceaccount.com"
 
 
+def python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+SCHEMA = f"""
+from pulumi.provider.experimental.component import ComponentProvider
+from components.provider import COMPONENTS, NAME
+print(ComponentProvider(COMPONENTS, NAME, None, "{VERSION}").schema)
+"""
+
+
 def inferred_schema() -> dict[str, Any]:
-    provider = ComponentProvider(COMPONENTS, NAME, None, VERSION)
-    assert provider.schema is not None
-    return json.loads(provider.schema)
+    result = python(SCHEMA)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def test_inferred_schema_matches_the_snapshot() -> None:
@@ -142,42 +159,60 @@ for name in ("orders", "mail"):
 """
 
 
-def run(tmp_path: Path, program: str) -> Recording:
+RECORD = f"""
+import json, sys
+from pathlib import Path
+from plan.recorder import run_program
+recording = run_program(Path(sys.argv[1]), "test", {{"gcp:project": "{PROJECT}"}})
+print(json.dumps([
+    [r.type, r.urn, r.parent, sorted(r.dependencies), r.protect, r.inputs]
+    for r in recording.resources
+]))
+"""
+
+
+def run(tmp_path: Path, program: str) -> subprocess.CompletedProcess[str]:
     tmp_path.mkdir()
     (tmp_path / "Pulumi.yaml").write_text("name: consumer\nruntime: python\n")
     (tmp_path / "__main__.py").write_text(program)
-    return run_program(tmp_path, "test", {"gcp:project": PROJECT})
+    return python(RECORD, str(tmp_path))
 
 
-def resources(recording: Recording) -> dict[str, tuple[Any, ...]]:
-    return {
-        r.urn: (r.parent, sorted(r.dependencies), r.protect, json.dumps(r.inputs, sort_keys=True))
-        for r in recording.resources
-    }
+def recorded(tmp_path: Path, program: str) -> list[list[Any]]:
+    result = run(tmp_path, program)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def resources(recording: list[list[Any]]) -> dict[str, tuple[Any, ...]]:
+    return {urn: tuple(rest) for _, urn, *rest in recording}
 
 
 @pytest.fixture(scope="module")
-def routes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Recording, Recording]:
+def routes(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[list[Any]], list[list[Any]]]:
     base = tmp_path_factory.mktemp("routes")
-    return run(base / "python", PYTHON_ROUTE), run(base / "provider", PROVIDER_ROUTE)
+    return recorded(base / "python", PYTHON_ROUTE), recorded(base / "provider", PROVIDER_ROUTE)
 
 
 def test_construct_registers_what_the_python_route_registers(
-    routes: tuple[Recording, Recording],
+    routes: tuple[list[list[Any]], list[list[Any]]],
 ) -> None:
-    python, provider = routes
-    assert resources(provider) == resources(python)
-    types = [r.type for r in python.resources]
+    by_python, by_provider = routes
+    assert resources(by_provider) == resources(by_python)
+    types = [type_ for type_, *_ in by_python]
     # Not two empty runs: both pipelines whole, with the per-stack components.
     assert types.count("cloudrun-tasks:index:TaskPipeline") == 2
     assert types.count("gcp:cloudtasks/queue:Queue") == 2
     assert types.count("gcp:cloudrunv2/service:Service") == 2
     assert types.count("gcp:firestore/database:Database") == 1
     # ProjectApis: itself, 6 APIs, the agent; the store: itself, database, TTL field.
-    assert len(python.resources) == 8 + 3 + 2 * 21
+    assert len(by_python) == 8 + 3 + 2 * 21
 
 
 def test_construct_reports_a_bad_input_by_name(tmp_path: Path) -> None:
-    program = PROVIDER_ROUTE.replace('"600s"', '"ten minutes"')
-    with pytest.raises(Exception, match=r"args\.pipeline\.queue\.maxRetryDuration: must be"):
-        run(tmp_path / "bad", program)
+    result = run(tmp_path / "bad", PROVIDER_ROUTE.replace('"600s"', '"ten minutes"'))
+    assert result.returncode != 0
+    assert (
+        "invalid args of TaskPipeline 'orders' (1 problem):\n"
+        "  args.pipeline.queue.maxRetryDuration: must be a duration such as"
+    ) in result.stderr
