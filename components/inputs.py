@@ -11,13 +11,14 @@ exactly the checks a stack file gets, and the same error lines.
 No `from __future__ import annotations`: the analyzer reads annotations as objects.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, NotRequired, TypedDict, TypeVar
 
 import pulumi
+from pydantic import Field
 
-from .settings.stack import ProjectId
-from .settings.validation import ConfigError, Settings, nested, validated
+from .settings.stack import LabelKey, LabelValue, ProjectId, label_count_problems
+from .settings.validation import ConfigError, Problem, Settings, nested, validated
 
 M = TypeVar("M", bound=Settings)
 
@@ -157,25 +158,31 @@ def config_keys(model: type[Settings], values: Mapping[str, Any]) -> dict[str, A
     return keys
 
 
-class ProjectArgs(Settings):
-    """The `project` arg every component takes, checked as a stack's gcp:project."""
+class CommonArgs(Settings):
+    """Args several components take, checked as a stack's gcp:project and labels are."""
 
     project: ProjectId
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
 
-
-_UNCHECKED = object()
+    @classmethod
+    def rules(cls, view: Any) -> Iterator[Problem]:
+        yield from label_count_problems(view.labels)
 
 
 def validate(
-    model: type[M], values: Mapping[str, Any], what: str, prefix: str, project: Any = _UNCHECKED
+    model: type[M],
+    values: Mapping[str, Any],
+    what: str,
+    prefix: str,
+    common: Mapping[str, Any] | None = None,
 ) -> M:
-    """VALUES checked as MODEL is in a stack file, and PROJECT as gcp:project: every problem
-    at once, one line each, named by its key under PREFIX (the arg it came in), in a
-    ConfigError saying WHAT."""
+    """VALUES checked as MODEL is in a stack file, and COMMON (project, labels) as CommonArgs:
+    every problem at once, one line each, named by its key under PREFIX (the arg it came
+    in), in a ConfigError saying WHAT."""
     problems: list[str] = []
     try:
-        if project is not _UNCHECKED:
-            validated(ProjectArgs, {"project": project})
+        if common is not None:
+            validated(CommonArgs, common)
     except ConfigError as error:
         problems += [f"args.{line}" for line in error.problems]
     settings: M | None = None

@@ -17,7 +17,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from . import alerts, apis, idempotency, pipeline
-from .inputs import ArgsError, PipelineInputs, ProjectArgs, required, validate
+from .inputs import ArgsError, CommonArgs, PipelineInputs, required, validate
 from .names import StackNames
 from .settings import PipelineSettings
 from .settings.alerts import StackAlerts
@@ -68,7 +68,7 @@ class ProjectApis(apis.ProjectApis):
     def __init__(
         self, name: str, args: ProjectApisArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        validate(ProjectArgs, {"project": args.get("project")}, f"ProjectApis {name!r}", "args")
+        validate(CommonArgs, {"project": args.get("project")}, f"ProjectApis {name!r}", "args")
         super().__init__(
             name,
             apis.ProjectApisArgs(
@@ -111,7 +111,7 @@ class IdempotencyStore(idempotency.IdempotencyStore):
             {key: value for key, value in args.items() if key in ("database", "location", "ttl")},
             what,
             "args",
-            args.get("project"),
+            {"project": args.get("project")},
         )
         assert store.database is not None and store.location is not None  # required above
         super().__init__(
@@ -184,7 +184,13 @@ class TaskPipeline(pipeline.TaskPipeline):
             if region is None:
                 raise ArgsError(what, ["args.pipeline.location: required (no gcp:region set)"])
             raw["location"] = region
-        settings = validate(PipelineSettings, raw, what, "args.pipeline", args.get("project"))
+        settings = validate(
+            PipelineSettings,
+            raw,
+            what,
+            "args.pipeline",
+            {"project": args.get("project"), "labels": args.get("labels", {})},
+        )
         super().__init__(
             name,
             pipeline.TaskPipelineArgs(
@@ -233,7 +239,7 @@ class AlertChannels(alerts.AlertChannels):
             },
             what,
             "args",
-            args.get("project"),
+            {"project": args.get("project")},
         )
         super().__init__(
             name,

@@ -52,6 +52,17 @@ def _label_value(value: str) -> str:
     return value
 
 
+def label_count_problems(labels: Any) -> Iterator[Problem]:
+    """Too many labels for Cloud Run once the project's own are added (LABELS rule)."""
+    if labels is not INVALID and len(labels) > MAX_LABELS - len(PROJECT_LABELS):
+        yield (
+            ("labels",),
+            f"has {len(labels)} labels: at most {MAX_LABELS - len(PROJECT_LABELS)}, since"
+            f" Cloud Run takes {MAX_LABELS} and the project adds {', '.join(PROJECT_LABELS)}",
+            None,
+        )
+
+
 LabelKey = Annotated[str, AfterValidator(_label_key)]
 LabelValue = Annotated[str, AfterValidator(_label_value)]
 ProjectId = Annotated[
@@ -94,13 +105,7 @@ class StackSettings(Settings):
 
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:
-        if view.labels is not INVALID and len(view.labels) > MAX_LABELS - len(PROJECT_LABELS):
-            yield (
-                ("labels",),
-                f"has {len(view.labels)} labels: at most {MAX_LABELS - len(PROJECT_LABELS)}, since"
-                f" Cloud Run takes {MAX_LABELS} and the project adds {', '.join(PROJECT_LABELS)}",
-                None,
-            )
+        yield from label_count_problems(view.labels)
         if view.pipelines is INVALID:
             return
         if view.region is None:

@@ -128,3 +128,38 @@ def test_validated_settings_round_trip_as_args() -> None:
     ).pipelines["orders"]
     again = validate(PipelineSettings, pipeline_inputs(settings), "t", "args")
     assert again == settings
+
+
+def test_labels_and_project_are_checked_as_stack_files_are() -> None:
+    with pytest.raises(ConfigError) as raised:
+        TaskPipeline(
+            "orders",
+            {
+                "project": "Acme",
+                "pipeline": inputs(),
+                "cloudtasks_agent_member": "m",
+                "database": "d",
+                "labels": {"Team": "payments", "pipeline": "x"},
+            },
+        )
+    assert [p.split(":")[0] for p in raised.value.problems] == [
+        "args.labels.Team",
+        "args.labels.pipeline",
+        "args.project",
+    ]
+    many = {f"k{i}": "v" for i in range(63)}
+    with pytest.raises(ConfigError) as raised:
+        TaskPipeline(
+            "orders",
+            {
+                "project": PROJECT,
+                "pipeline": inputs(),
+                "cloudtasks_agent_member": "m",
+                "database": "d",
+                "labels": many,
+            },
+        )
+    assert raised.value.problems == [
+        "args.labels: has 63 labels: at most 62, since Cloud Run takes 64 and the project adds"
+        " pipeline, goog-pulumi-provisioned"
+    ]
