@@ -3,9 +3,16 @@ module of it importable without the repository, and a version from the git tag."
 
 from __future__ import annotations
 
+import ast
 import subprocess
+import sys
 import zipfile
+from email.parser import Parser
+from importlib.metadata import packages_distributions
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.package.conftest import ROOT, build_wheel, outside, pip
 
@@ -45,6 +52,40 @@ def test_installed_package_imports_outside_the_repository(installed: Path, tmp_p
     # An absolute `components.` import inside the package would have failed above; nothing
     # reached for this repository's folder either.
     assert repository_imported == "False"
+
+
+def imported_distributions(package: Path) -> dict[str, set[str]]:
+    """Each third-party top-level module the package's source imports, with the
+    distributions that provide it here (empty: nothing installed provides it)."""
+    provided = packages_distributions()
+    found: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                tops = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                tops = [node.module.split(".")[0]]
+            else:
+                continue
+            for top in tops:
+                if top not in sys.stdlib_module_names and top != "__future__":
+                    found[top] = {canonicalize_name(d) for d in provided.get(top, [])}
+    return found
+
+
+def test_every_third_party_import_is_a_declared_dependency(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        headers = Parser().parsestr(archive.read(metadata).decode())
+    declared = {canonicalize_name(Requirement(r).name) for r in headers.get_all("Requires-Dist")}
+    imported = imported_distributions(ROOT / "components")
+    # pydantic pins pydantic-core exactly and its docs import custom errors from it.
+    declared |= {"pydantic-core"} if "pydantic" in declared else set()
+    # A module of this repository outside components/ (handler, taskclient) is provided by
+    # no distribution: the installed package could not import it.
+    undeclared = {top: dists for top, dists in imported.items() if not dists & declared}
+    assert undeclared == {}
+    assert {"pulumi", "pulumi-gcp", "pydantic", "cronsim"} <= declared
 
 
 def test_declared_dependency_ranges_accept_the_locked_versions(installed: Path) -> None:
