@@ -161,7 +161,7 @@ class PipelineInputs(TypedDict):
     """Alert policy settings."""
     schedules: NotRequired[dict[str, ScheduleInputs]]
     """Periodic work, by schedule name (1..477 of A-Za-z0-9_-): each tick becomes a task
-    in this pipeline's queue. Needs TaskPipeline's cloudscheduler_agent_member."""
+    in this pipeline's queue. Needs TaskPipeline.cloudschedulerAgentMember."""
     payloads: NotRequired[PayloadInputs]
     """Claim checks for big bodies."""
 

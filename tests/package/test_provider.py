@@ -7,6 +7,7 @@ has imported a Google client (as the plugin's own process never does)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -25,6 +26,15 @@ VERSION = "0.0.0"
 PROJECT = "acme-tasks-pkg"
 IMAGE = "us-docker.pkg.dev/cloudrun/container/hello"
 ENQUEUER = "serviceAccount:api@acme-tasks-pkg.iam.gserviceaccount.com"
+# One pipeline of each route has a schedule (its body with a null inside, which must reach
+# the job as it is) and a payload bucket.
+SCHEDULE = {
+    "cron": "0 3 * * 1-5",
+    "time_zone": "Europe/Berlin",
+    "body": {"report": "daily", "since": None},
+    "path": "/reports",
+    "paused": True,
+}
 
 
 def python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -90,12 +100,17 @@ def test_every_component_input_and_output_is_typed_and_described() -> None:
 PYTHON_ROUTE = f"""
 import pulumi
 from components import IdempotencyStore, ProjectApis, TaskPipeline
+from components.apis import CLOUDSCHEDULER
 
-apis = ProjectApis("apis", {{"project": "{PROJECT}"}})
+apis = ProjectApis("apis", {{"project": "{PROJECT}", "extra_services": [CLOUDSCHEDULER]}})
 after = pulumi.ResourceOptions(depends_on=[apis])
 store = IdempotencyStore(
     "store", {{"project": "{PROJECT}", "database": "tasks-pkg", "location": "nam5"}}, after
 )
+extra = {{
+    "schedules": {{"nightly": {SCHEDULE!r}}},
+    "payloads": {{"enabled": True, "threshold": 100000}},
+}}
 for name in ("orders", "mail"):
     TaskPipeline(
         name,
@@ -106,13 +121,21 @@ for name in ("orders", "mail"):
                 "service": {{"image": "{IMAGE}", "max_instances": 2, "env": {{"LEVEL": "info"}}}},
                 "queue": {{"max_attempts": 5, "max_retry_duration": "600s"}},
                 "enqueuers": ["{ENQUEUER}"],
+                **(extra if name == "orders" else {{}}),
             }},
             "cloudtasks_agent_member": apis.cloudtasks_agent_member,
             "database": store.database_id,
+            "cloudscheduler_agent_member": apis.cloudscheduler_agent_member,
         }},
         after,
     )
 """
+
+
+def camel(schedule: dict[str, Any]) -> dict[str, Any]:
+    """A schedule's keys as the schema spells them (the body is a JSON value, kept)."""
+    return {"timeZone" if key == "time_zone" else key: value for key, value in schedule.items()}
+
 
 # The same, as the engine hands it to the provider: camelCase inputs, depends_on as
 # resources the provider only knows by URN.
@@ -120,17 +143,25 @@ PROVIDER_ROUTE = f"""
 import pulumi
 from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.resource import DependencyResource
-from components.apis import REQUIRED_SERVICES
+from components.apis import CLOUDSCHEDULER, REQUIRED_SERVICES
 from components.provider import COMPONENTS, NAME
 
 provider = ComponentProvider(COMPONENTS, NAME, None, "0.0.0")
-apis = provider.construct("apis", NAME + ":index:ProjectApis", {{"project": "{PROJECT}"}})
+apis = provider.construct(
+    "apis",
+    NAME + ":index:ProjectApis",
+    {{"project": "{PROJECT}", "extraServices": [CLOUDSCHEDULER]}},
+)
 # What the engine passes for depends_on=[apis]: the caller's SDK expands a component into
 # its children, so the provider gets their URNs.
 inside = "urn:pulumi:test::consumer::" + NAME + ":index:ProjectApis$gcp:projects/"
 children = [
-    *(inside + "service:Service::apis-" + api.split(".")[0] for api in REQUIRED_SERVICES),
+    *(
+        inside + "service:Service::apis-" + api.split(".")[0]
+        for api in (*REQUIRED_SERVICES, CLOUDSCHEDULER)
+    ),
     inside + "serviceIdentity:ServiceIdentity::apis-cloudtasks-agent",
+    inside + "serviceIdentity:ServiceIdentity::apis-cloudscheduler-agent",
 ]
 after = pulumi.ResourceOptions(depends_on=[DependencyResource(urn) for urn in children])
 store = provider.construct(
@@ -139,6 +170,10 @@ store = provider.construct(
     {{"project": "{PROJECT}", "database": "tasks-pkg", "location": "nam5"}},
     after,
 )
+extra = {{
+    "schedules": {{"nightly": {camel(SCHEDULE)!r}}},
+    "payloads": {{"enabled": True, "threshold": 100000}},
+}}
 for name in ("orders", "mail"):
     provider.construct(
         name,
@@ -150,9 +185,11 @@ for name in ("orders", "mail"):
                 "service": {{"image": "{IMAGE}", "maxInstances": 2, "env": {{"LEVEL": "info"}}}},
                 "queue": {{"maxAttempts": 5, "maxRetryDuration": "600s"}},
                 "enqueuers": ["{ENQUEUER}"],
+                **(extra if name == "orders" else {{}}),
             }},
             "cloudtasksAgentMember": apis.state["cloudtasksAgentMember"],
             "database": store.state["databaseId"],
+            "cloudschedulerAgentMember": apis.state["cloudschedulerAgentMember"],
         }},
         after,
     )
@@ -205,8 +242,21 @@ def test_construct_registers_what_the_python_route_registers(
     assert types.count("gcp:cloudtasks/queue:Queue") == 2
     assert types.count("gcp:cloudrunv2/service:Service") == 2
     assert types.count("gcp:firestore/database:Database") == 1
-    # ProjectApis: itself, 6 APIs, the agent; the store: itself, database, TTL field.
-    assert len(by_python) == 8 + 3 + 2 * 21
+    assert types.count("gcp:cloudscheduler/job:Job") == 1
+    assert types.count("gcp:storage/bucket:Bucket") == 1
+    # ProjectApis: itself, 7 APIs, two agents; the store: itself, database, TTL field; a
+    # pipeline 21; orders' payloads 4 (component, bucket, two grants) and schedule 9
+    # (component, ticker account and its grant, invoke and enqueue grants, job, its
+    # log metric and alert).
+    assert len(by_python) == 10 + 3 + 2 * 21 + 4 + 9
+    (job,) = [inputs for type_, *_, inputs in by_python if type_ == "gcp:cloudscheduler/job:Job"]
+    assert (job["schedule"], job["timeZone"], job["paused"]) == (
+        "0 3 * * 1-5",
+        "Europe/Berlin",
+        True,
+    )
+    assert json.loads(base64.b64decode(job["httpTarget"]["body"])) == SCHEDULE["body"]
+    assert job["httpTarget"]["uri"].endswith("/_tick/reports")
 
 
 def test_construct_reports_a_bad_input_by_name(tmp_path: Path) -> None:
