@@ -41,6 +41,7 @@ def direct_error(pipeline: PipelineInputs) -> ConfigError:
                 "pipeline": pipeline,
                 "cloudtasks_agent_member": "m",
                 "database": "d",
+                "cloudscheduler_agent_member": "s",
             },
         )
     return raised.value
@@ -81,6 +82,26 @@ def stack_file_lines(pipeline: PipelineInputs) -> list[str]:
             " allowed keys: image, ingress, timeout, concurrency, minInstances, maxInstances,"
             " cpu, memory, env, secrets",
         ),
+        (
+            {"schedules": {"nightly": {"cron": "0 3 L * *"}}},
+            "args.pipeline.schedules.nightly.cron: uses L, LW or # (last day, last weekday, nth"
+            ' weekday), which Cloud Scheduler does not support, got "0 3 L * *"',
+        ),
+        (
+            {"schedules": {"nightly": {"cron": "0 3 * * *", "time_zone": "Mars/Olympus"}}},
+            "args.pipeline.schedules.nightly.timeZone: must be an IANA time zone name such as"
+            " 'UTC' or 'Europe/Berlin' (the tz database, as Cloud Scheduler takes it), got"
+            ' "Mars/Olympus"',
+        ),
+        (
+            {"schedules": {"nightly": {"cron": "0 3 * * *", "path": "/_tick/x"}}},
+            "args.pipeline.schedules.nightly.path: must not start with /_tick (reserved for the"
+            ' ticks themselves), got "/_tick/x"',
+        ),
+        (
+            {"payloads": {"threshold": 1000}},
+            "args.pipeline.payloads.threshold: needs payloads.enabled: true, got 1000",
+        ),
     ],
 )
 def test_a_bad_input_is_one_line_naming_it(changes: dict[str, Any], line: str) -> None:
@@ -104,6 +125,25 @@ def test_every_problem_at_once() -> None:
     ]
 
 
+def test_schedules_need_the_scheduler_agent_said_with_the_other_problems() -> None:
+    pipeline = inputs(schedules={"nightly": {"cron": "0 3 * * *", "time_zone": "Mars"}})
+    with pytest.raises(ConfigError) as raised:
+        TaskPipeline(
+            "orders",
+            {
+                "project": PROJECT,
+                "pipeline": pipeline,
+                "cloudtasks_agent_member": "m",
+                "database": "d",
+            },
+        )
+    assert [p.split(":")[0] for p in raised.value.problems] == [
+        "args.cloudschedulerAgentMember",
+        "args.pipeline.schedules.nightly.timeZone",
+    ]
+    assert "ProjectApis.cloudschedulerAgentMember" in raised.value.problems[0]
+
+
 def test_idempotency_store_args_are_checked() -> None:
     with pytest.raises(ConfigError) as raised:
         IdempotencyStore("s", {"project": "P", "database": "x", "location": "nam5", "ttl": "5q"})
@@ -119,15 +159,22 @@ def test_idempotency_store_args_are_checked() -> None:
 
 def test_validated_settings_round_trip_as_args() -> None:
     """The program hands its validated pipelines to the public component: nothing changes."""
+    pipeline = inputs(
+        schedules={
+            "nightly": {"cron": "0 3 * * *", "time_zone": "Asia/Tokyo", "body": {"a": None}}
+        },
+        payloads={"enabled": True, "threshold": 10},
+    )
     settings = settings_from_config(
         {
             "gcp:project": PROJECT,
             "gcp:region": "europe-west1",
-            "cloudrun-tasks:pipelines": {"orders": config_keys(PipelineSettings, inputs())},
+            "cloudrun-tasks:pipelines": {"orders": config_keys(PipelineSettings, pipeline)},
         }
     ).pipelines["orders"]
     again = validate(PipelineSettings, pipeline_inputs(settings), "t", "args")
     assert again == settings
+    assert (again.schedules["nightly"].time_zone, again.payloads.threshold) == ("Asia/Tokyo", 10)
 
 
 def test_labels_and_project_are_checked_as_stack_files_are() -> None:
