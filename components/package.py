@@ -155,7 +155,7 @@ class TaskPipelineArgs(TypedDict):
     """The env values are secrets: kept as secret Outputs (state, previews)."""
     secret_labels: NotRequired[bool]
     """The labels are secrets."""
-    cloudscheduler_agent_member: NotRequired[pulumi.Input[str]]
+    cloudscheduler_agent_member: NotRequired[pulumi.Input[str] | None]
     """The Cloud Scheduler service agent (ProjectApis.cloudschedulerAgentMember): required
     when the pipeline has schedules."""
 
