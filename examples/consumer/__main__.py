@@ -8,7 +8,10 @@ from cloudrun_tasks import IdempotencyStore, PipelineInputs, ProjectApis, TaskPi
 project = pulumi.Config("gcp").require("project")
 stack = pulumi.get_stack()
 
-apis = ProjectApis("apis", {"project": project})
+# Cloud Scheduler for the invoices' nightly dunning run (its service agent comes with it).
+apis = ProjectApis(
+    "apis", {"project": project, "extra_services": ["cloudscheduler.googleapis.com"]}
+)
 after_apis = pulumi.ResourceOptions(depends_on=[apis])
 store = IdempotencyStore(
     "idempotency",
@@ -21,6 +24,9 @@ PIPELINES: dict[str, PipelineInputs] = {
         "service": {"image": "europe-docker.pkg.dev/acme/apps/invoices:1.4.2", "max_instances": 4},
         "queue": {"max_dispatches_per_second": 20, "max_attempts": 10},
         "enqueuers": [f"serviceAccount:billing@{project}.iam.gserviceaccount.com"],
+        "schedules": {
+            "dunning": {"cron": "0 6 * * 1-5", "time_zone": "Europe/Berlin", "path": "/dunning"}
+        },
     },
     "thumbnails": {
         "dispatch_deadline": "300s",
@@ -37,6 +43,7 @@ pipelines = {
             "pipeline": settings,
             "cloudtasks_agent_member": apis.cloudtasks_agent_member,
             "database": store.database_id,
+            "cloudscheduler_agent_member": apis.cloudscheduler_agent_member,
         },
         after_apis,
     )

@@ -47,10 +47,24 @@ PIPELINE = {
     "gcp:projects/iAMMember:IAMMember": 1,
     "gcp:monitoring/alertPolicy:AlertPolicy": 4,
 }
+# The invoices' one schedule: its job, the ticker account that calls the service, the
+# grants (the agent mints the ticker's tokens, the ticker invokes, the runtime enqueues),
+# and the failing-ticks log metric and alert.
+SCHEDULE = {
+    "cloudrun-tasks:index:Schedules": 1,
+    "cloudrun-tasks:index:ServiceAccount": 1,
+    "gcp:serviceaccount/account:Account": 1,
+    "gcp:serviceaccount/iAMMember:IAMMember": 1,
+    "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": 1,
+    "gcp:cloudtasks/queueIamMember:QueueIamMember": 1,
+    "gcp:cloudscheduler/job:Job": 1,
+    "gcp:logging/metric:Metric": 1,
+    "gcp:monitoring/alertPolicy:AlertPolicy": 1,
+}
 STACK = {
     "cloudrun-tasks:index:ProjectApis": 1,
-    "gcp:projects/service:Service": 6,
-    "gcp:projects/serviceIdentity:ServiceIdentity": 1,
+    "gcp:projects/service:Service": 7,
+    "gcp:projects/serviceIdentity:ServiceIdentity": 2,
     "cloudrun-tasks:index:IdempotencyStore": 1,
     "gcp:firestore/database:Database": 1,
     "gcp:firestore/field:Field": 1,
@@ -75,7 +89,7 @@ def test_example_runs_from_the_wheel_and_registers_the_expected_resources(
     run = json.loads(result.stdout)
     assert "/site-packages/cloudrun_tasks/" in run["package"]
     resources = run["resources"]
-    expected = Counter(STACK) + Counter({t: 2 * n for t, n in PIPELINE.items()})
+    expected = Counter(STACK) + Counter({t: 2 * n for t, n in PIPELINE.items()}) + Counter(SCHEDULE)
     assert Counter(t for t, _, _ in resources) == expected
     top = sorted((t, n) for t, n, parent in resources if "::pulumi:pulumi:Stack::" in parent)
     assert top == [
@@ -87,3 +101,7 @@ def test_example_runs_from_the_wheel_and_registers_the_expected_resources(
     assert sorted(run["outputs"]["pipelines"]) == ["invoices", "thumbnails"]
     thumbnails = run["outputs"]["pipelines"]["thumbnails"]
     assert (thumbnails["location"], thumbnails["dispatchDeadline"]) == ("europe-west1", "300s")
+    assert "schedules" not in thumbnails
+    dunning = run["outputs"]["pipelines"]["invoices"]["schedules"]["dunning"]
+    # The job's name (an id from the mocks here) holds its job id, PIPELINE_SCHEDULE.
+    assert ("invoices_dunning" in dunning["job"], dunning["path"]) == (True, "/dunning")
