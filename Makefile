@@ -25,8 +25,8 @@ EMULATOR_VENV := .venv-emulator
 BIN := $(VENV)/bin
 
 .PHONY: test lint types unit policy-types policy-test workflows zizmor lock lock-upgrade \
-	lock-check venv policy-venv emulator-venv local plan bench-enqueue bench-scale bench-handler \
-	soak clean
+	lock-check venv policy-venv emulator-venv local plan wheel bench-enqueue bench-scale \
+	bench-handler soak clean
 
 test: lint types unit policy-types policy-test workflows zizmor lock-check
 
@@ -150,6 +150,12 @@ plan: venv policy-venv
 LOCAL_STATE ?= build/local
 local: venv emulator-venv
 	$(BIN)/python -m local --stack $(STACK) --state $(LOCAL_STATE) $(if $(TICK),--tick-now $(TICK))
+
+# --- the package ------------------------------------------------------------------
+# The cloudrun-tasks wheel (components/ as cloudrun_tasks, version from the git tag) in
+# build/dist/, built with .venv's locked setuptools and setuptools-scm: nothing downloaded.
+wheel: venv
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir build/dist .
 
 # --- benchmarks (figures and ratios, not tests) ------------------------------------
 # Bulk enqueue against one call per task, on the emulator, without and with a simulated RTT.

@@ -4,11 +4,11 @@ one dashboard."""
 
 import pulumi
 
-from components.alerts import AlertChannels, AlertChannelsArgs, StackDashboard, StackDashboardArgs
-from components.apis import CLOUDSCHEDULER, LOGGING, SECRET_MANAGER, ProjectApis, ProjectApisArgs
-from components.idempotency import IdempotencyStore, IdempotencyStoreArgs
+from components import AlertChannels, IdempotencyStore, ProjectApis, TaskPipeline
+from components.alerts import StackDashboard, StackDashboardArgs
+from components.apis import CLOUDSCHEDULER, LOGGING, SECRET_MANAGER
+from components.inputs import pipeline_inputs
 from components.names import CHANNELS, IDEMPOTENCY, STACK_DASHBOARD, check_names
-from components.pipeline import TaskPipeline, TaskPipelineArgs
 from components.settings import load_settings
 
 # Validates the whole config, and every name derived from it, before any resource is
@@ -16,27 +16,31 @@ from components.settings import load_settings
 settings = load_settings()
 names = check_names(settings)
 
+# The package's public components (`import cloudrun_tasks` for a consumer): this program
+# is their first consumer. Their args are re-checked as a consumer's would be; all of it
+# passed the stack-wide validation above already.
 apis = ProjectApis(
     "apis",
-    ProjectApisArgs(
-        project=settings.project,
-        extra_services=[
+    {
+        "project": settings.project,
+        "extra_services": [
             *([SECRET_MANAGER] if settings.uses_secrets else []),
             *([CLOUDSCHEDULER, LOGGING] if settings.uses_schedules else []),
         ],
-    ),
+    },
 )
+after_apis = pulumi.ResourceOptions(depends_on=[apis])
 
 store = IdempotencyStore(
     IDEMPOTENCY,
-    IdempotencyStoreArgs(
-        project=settings.project,
-        database=settings.database_id,
-        location=settings.database_location,
-        ttl=settings.idempotency.ttl,
-        protect=settings.protect,
-        depends_on=[apis],
-    ),
+    {
+        "project": settings.project,
+        "database": settings.database_id,
+        "location": settings.database_location,
+        "ttl": str(settings.idempotency.ttl),
+        "protect": settings.protect,
+    },
+    after_apis,
 )
 
 # Email channels are the only resources here: without them, the ids pass straight through.
@@ -44,31 +48,31 @@ channels: list[pulumi.Input[str]] = list(settings.alerts.notification_channels)
 if settings.alerts.emails:
     channels = AlertChannels(
         CHANNELS,
-        AlertChannelsArgs(
-            project=settings.project,
-            channel_ids=settings.alerts.notification_channels,
-            emails=settings.alerts.emails,
-            depends_on=[apis],
-        ),
+        {
+            "project": settings.project,
+            "notification_channels": settings.alerts.notification_channels,
+            "emails": settings.alerts.emails,
+        },
+        after_apis,
     ).ids
 
 pipelines = {
     name: TaskPipeline(
         name,
-        TaskPipelineArgs(
-            project=settings.project,
-            settings=pipeline,
-            cloudtasks_agent_member=apis.cloudtasks_agent_member,
-            database=store.database_id,
-            protect=settings.protect,
-            labels=settings.labels,
-            secret_env=settings.secret_env,
-            secret_labels=settings.secret_labels,
-            depends_on=[apis],
-            unaliased_secret_grants=names.unaliased_secret_grants,
-            notification_channels=channels,
-            cloudscheduler_agent_member=apis.cloudscheduler_agent_member,
-        ),
+        {
+            "project": settings.project,
+            "pipeline": pipeline_inputs(pipeline),
+            "cloudtasks_agent_member": apis.cloudtasks_agent_member,
+            "database": store.database_id,
+            "protect": settings.protect,
+            "labels": settings.labels,
+            "secret_env": settings.secret_env,
+            "secret_labels": settings.secret_labels,
+            "notification_channels": channels,
+            "cloudscheduler_agent_member": apis.cloudscheduler_agent_member,
+        },
+        after_apis,
+        names=names,
     )
     for name, pipeline in settings.pipelines.items()
 }

@@ -7,8 +7,6 @@ service names are auto-generated, so the queries are built from their outputs, n
 from the pipeline's logical name.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,9 +14,9 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from components import observability as q
-from components.dashboard import RowInput, dashboard_layout
-from components.name_rules import (
+from . import observability as q
+from .dashboard import RowInput, dashboard_layout
+from .name_rules import (
     ALERT_TITLES,
     BACKLOG,
     CAPACITY,
@@ -26,9 +24,9 @@ from components.name_rules import (
     FAILING_ATTEMPTS,
     alert_display_name,
 )
-from components.names import alert_policy, email_channel, schedule_job
-from components.observability import PipelineNames
-from components.settings import PipelineSettings
+from .names import alert_policy, email_channel, schedule_job
+from .observability import PipelineNames
+from .settings import PipelineSettings
 
 # PromQL conditions are evaluated on a multiple of 30 s (monitoring/promql/promql-in-alerting);
 # the metrics are sampled every 60 s, so evaluating more often would only repeat points.

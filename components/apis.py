@@ -1,7 +1,5 @@
 """The project's Google APIs, enabled once per stack, and the Cloud Tasks service agent."""
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from components import observability as q
-from components.observability import PipelineNames
+from . import observability as q
+from .observability import PipelineNames
 
 COLUMNS = 48
 HEADER_HEIGHT = 4

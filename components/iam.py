@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components import names
+from . import names
 
 
 @dataclass(frozen=True)

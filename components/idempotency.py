@@ -7,15 +7,13 @@ expiration offset; firestore/native/docs/ttl, Admin API Field.TtlConfig), so ret
 set here, in stack config, and a change applies to records already written.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
 
-from components.durations import Duration
+from .durations import Duration
 
 RECORDS = "idempotency"
 """Collection group of the handler's records."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from components.iam import IamMember, grant_all
+from .iam import IamMember, grant_all
 
 
 @dataclass

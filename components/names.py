@@ -45,9 +45,9 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.name_rules import ALERT_KINDS, dead_letters, invoker_account, runtime_account
-from components.observability import tick_metric_name
-from components.roles import (
+from .name_rules import ALERT_KINDS, dead_letters, invoker_account, runtime_account
+from .observability import tick_metric_name
+from .roles import (
     DATASTORE_USER,
     ENQUEUER,
     OPENID_TOKEN_CREATOR,
@@ -56,8 +56,8 @@ from components.roles import (
     SERVICE_ACCOUNT_USER,
     SUBSCRIBER,
 )
-from components.settings import ConfigError, PipelineSettings, StackSettings
-from components.settings.pipeline import MEMBER_PREFIXES
+from .settings import ConfigError, PipelineSettings, StackSettings
+from .settings.pipeline import MEMBER_PREFIXES
 
 # MEMBER_PREFIXES: the prefixes settings accept for enqueuers. None has a hyphen, which
 # is what keeps `prefix-rest` injective.

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from components.iam import IamMember, grant_all
-from components.roles import OBJECT_VIEWER
+from .iam import IamMember, grant_all
+from .roles import OBJECT_VIEWER
 
 
 @dataclass

@@ -1,26 +1,24 @@
 """One pipeline: queue -> private Cloud Run service, with the identities and IAM between them."""
 
-from __future__ import annotations
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
 
-from components.alerts import PipelineAlertsArgs, pipeline_alerts
-from components.iam import IamMember, grant_all, members
-from components.identities import ServiceAccount, ServiceAccountArgs
-from components.name_rules import (
+from .alerts import PipelineAlertsArgs, pipeline_alerts
+from .iam import IamMember, grant_all, members
+from .identities import ServiceAccount, ServiceAccountArgs
+from .name_rules import (
     dead_letters,
     invoker_account,
     payload_bucket_name,
     runtime_account,
 )
-from components.names import RUNTIME_KEY, grant
-from components.payloads import PayloadBucket, PayloadBucketArgs
-from components.queue import TaskQueue, TaskQueueArgs
-from components.roles import (
+from .names import RUNTIME_KEY, grant
+from .payloads import PayloadBucket, PayloadBucketArgs
+from .queue import TaskQueue, TaskQueueArgs
+from .roles import (
     DATASTORE_USER,
     ENQUEUER,
     OBJECT_CREATOR,
@@ -30,12 +28,12 @@ from components.roles import (
     SERVICE_ACCOUNT_USER,
     SUBSCRIBER,
 )
-from components.schedule import PipelineSchedules, PipelineSchedulesArgs
-from components.service import TaskService, TaskServiceArgs
-from components.settings import PipelineSettings
-from components.settings.idempotency import DEAD_LETTER_RETENTION
-from components.settings.payloads import object_age_days
-from components.settings.schedule import body_text
+from .schedule import PipelineSchedules, PipelineSchedulesArgs
+from .service import TaskService, TaskServiceArgs
+from .settings import PipelineSettings
+from .settings.idempotency import DEAD_LETTER_RETENTION
+from .settings.payloads import object_age_days
+from .settings.schedule import body_text
 
 # Time a replayer has to create a message's task before Pub/Sub redelivers it (10..600 s;
 # a redelivery is harmless, the replayed task's name is derived from the dead letter's).

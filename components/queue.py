@@ -9,8 +9,8 @@ from urllib.parse import urlparse
 import pulumi
 import pulumi_gcp as gcp
 
-from components.iam import IamMember, grant_all
-from components.settings import QueueSettings
+from .iam import IamMember, grant_all
+from .settings import QueueSettings
 
 
 @dataclass

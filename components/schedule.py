@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from components import observability as q
-from components.alerts import AUTO_CLOSE, EVALUATION_INTERVAL, MARKDOWN
-from components.iam import IamMember
-from components.identities import ServiceAccount, ServiceAccountArgs
-from components.names import (
+from . import observability as q
+from .alerts import AUTO_CLOSE, EVALUATION_INTERVAL, MARKDOWN
+from .iam import IamMember
+from .identities import ServiceAccount, ServiceAccountArgs
+from .names import (
     FAILING_TICKS,
     RUNTIME_KEY,
     SCHEDULER_AGENT_KEY,
@@ -41,10 +41,10 @@ from components.names import (
     schedule_job,
     ticker_account,
 )
-from components.roles import ENQUEUER, OPENID_TOKEN_CREATOR, RUN_INVOKER
-from components.settings import ScheduleSettings
-from components.settings.schedule import body_bytes
-from handler.tick_wire import QUEUE_HEADER, TICK_PREFIX
+from .roles import ENQUEUER, OPENID_TOKEN_CREATOR, RUN_INVOKER
+from .settings import ScheduleSettings
+from .settings.schedule import body_bytes
+from .ticks import QUEUE_HEADER, TICK_PREFIX
 
 # A tick only creates a task, so its attempt is short: 60 s is ample for one CreateTask
 # (HTTP jobs take 15 s..30 min, google.cloud.scheduler.v1.Job.attempt_deadline).

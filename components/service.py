@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from components.iam import IamMember, grant_all
-from components.names import secret_grant
-from components.settings import ServiceSettings
+from .iam import IamMember, grant_all
+from .names import secret_grant
+from .settings import ServiceSettings
 
 INGRESS = {
     "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",

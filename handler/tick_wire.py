@@ -1,8 +1,10 @@
 """What a schedule's Cloud Scheduler job sends the handler, and what the handler makes of it.
 
-Shared by the job (components/schedule.py), the handler's tick endpoint (handler/ticks.py),
-the local loop (local/schedules.py) and `taskclient tick`: no dependencies, so the Pulumi
-program and the policy pack import it too.
+Shared by the handler's tick endpoint (handler/ticks.py), the local loop
+(local/schedules.py) and `taskclient tick`: no dependencies. The job's side
+(components/schedule.py) takes TICK_PREFIX and QUEUE_HEADER from components/ticks.py, as
+the installed components have no `handler`; tests/infra/test_schedules.py checks the jobs
+against the values here.
 """
 
 import hashlib

@@ -7,19 +7,19 @@ locations), `config` (reading Pulumi config, secret keys, unknown namespaces);
 key (camelCase aliases), so an error's location is the key path the user typed.
 """
 
-from components.settings.config import (
+from .config import (
     gcp_provider_keys,
     load_settings,
     parse_pipeline,
     parse_settings,
     settings_from_config,
 )
-from components.settings.pipeline import PipelineSettings
-from components.settings.queue import QueueSettings
-from components.settings.schedule import ScheduleSettings
-from components.settings.service import ServiceSettings
-from components.settings.stack import StackSettings
-from components.settings.validation import NAMESPACE, ConfigError
+from .pipeline import PipelineSettings
+from .queue import QueueSettings
+from .schedule import ScheduleSettings
+from .service import ServiceSettings
+from .stack import StackSettings
+from .validation import NAMESPACE, ConfigError
 
 __all__ = [
     "NAMESPACE",

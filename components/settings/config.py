@@ -14,10 +14,10 @@ from collections.abc import Collection, Mapping
 from functools import cache
 from typing import Any
 
-from components.settings.alerts import prod_problems
-from components.settings.pipeline import PipelineSettings
-from components.settings.stack import StackSettings
-from components.settings.validation import (
+from .alerts import prod_problems
+from .pipeline import PipelineSettings
+from .stack import StackSettings
+from .validation import (
     NAMESPACE,
     Loc,
     closest,

@@ -19,9 +19,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from components.durations import NANOS_PER_SECOND, Duration
-from components.name_rules import FIRESTORE_DATABASE_ID
-from components.settings.validation import Settings, fail, matching
+from ..durations import NANOS_PER_SECOND, Duration
+from ..name_rules import FIRESTORE_DATABASE_ID
+from .validation import Settings, fail, matching
 
 # Database ids: components.name_rules.FIRESTORE_DATABASE_ID. `(default)` is the project's
 # default database, which this program never uses (its location is tied to the project's

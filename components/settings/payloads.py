@@ -7,11 +7,11 @@ import math
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from components.durations import MAX_SCHEDULE_AHEAD, Duration
-from components.settings.idempotency import DEAD_LETTER_RETENTION
-from components.settings.queue import QueueSettings
-from components.settings.validation import Problem, Settings, known, within
-from components.task_size import MAX_TASK_BYTES
+from ..durations import MAX_SCHEDULE_AHEAD, Duration
+from ..task_size import MAX_TASK_BYTES
+from .idempotency import DEAD_LETTER_RETENTION
+from .queue import QueueSettings
+from .validation import Problem, Settings, known, within
 
 DAY = 24 * 3600
 

@@ -8,14 +8,14 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from components.durations import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, Duration
-from components.name_rules import pipeline_problems
-from components.settings.alerts import PipelineAlerts
-from components.settings.payloads import PayloadSettings
-from components.settings.queue import MAX_CONCURRENT_DISPATCHES, QueueSettings
-from components.settings.schedule import ScheduleName, ScheduleSettings
-from components.settings.service import ServiceSettings
-from components.settings.validation import (
+from ..durations import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, Duration
+from ..name_rules import pipeline_problems
+from .alerts import PipelineAlerts
+from .payloads import PayloadSettings
+from .queue import MAX_CONCURRENT_DISPATCHES, QueueSettings
+from .schedule import ScheduleName, ScheduleSettings
+from .service import ServiceSettings
+from .validation import (
     Problem,
     Settings,
     duration_within,

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from components.durations import Duration
-from components.settings.validation import (
+from ..durations import Duration
+from .validation import (
     INT32_MAX,
     Problem,
     Settings,

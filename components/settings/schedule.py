@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo, available_timezones
 from cronsim import CronSim, CronSimError
 from pydantic import AfterValidator, Field, JsonValue
 
-from components.settings.validation import Settings, fail, matching
-from components.task_size import MAX_TASK_BYTES
-from handler.tick_wire import TICK_PREFIX
+from ..task_size import MAX_TASK_BYTES
+from ..ticks import TICK_PREFIX
+from .validation import Settings, fail, matching
 
 # A job's name is projects/P/locations/L/jobs/JOB_ID; "JOB_ID can contain only letters
 # ([A-Za-z]), numbers ([0-9]), hyphens (-), or underscores (_). The maximum length is 500

@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 from docker_image.reference import InvalidReference, Reference
 from pydantic import AfterValidator, Field
 
-from components.durations import Duration
-from components.settings.validation import (
+from ..durations import Duration
+from .validation import (
     INVALID,
     Problem,
     Settings,

@@ -7,17 +7,17 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, PrivateAttr
 
-from components.name_rules import LABEL_KEY, LABEL_VALUE
-from components.settings.alerts import StackAlerts
-from components.settings.idempotency import (
+from ..name_rules import LABEL_KEY, LABEL_VALUE
+from .alerts import StackAlerts
+from .idempotency import (
     IdempotencySettings,
     database_for_stack,
     default_location,
     location_problem,
     retry_window,
 )
-from components.settings.pipeline import PipelineName, PipelineSettings, Region
-from components.settings.validation import (
+from .pipeline import PipelineName, PipelineSettings, Region
+from .validation import (
     INVALID,
     NAMESPACE,
     Problem,
@@ -50,6 +50,17 @@ def _label_value(value: str) -> str:
     if LABEL_VALUE.problem(value) is not None:
         raise fail(f"must be a label value: {LABEL_VALUE.allowed}")
     return value
+
+
+def label_count_problems(labels: Any) -> Iterator[Problem]:
+    """Too many labels for Cloud Run once the project's own are added (LABELS rule)."""
+    if labels is not INVALID and len(labels) > MAX_LABELS - len(PROJECT_LABELS):
+        yield (
+            ("labels",),
+            f"has {len(labels)} labels: at most {MAX_LABELS - len(PROJECT_LABELS)}, since"
+            f" Cloud Run takes {MAX_LABELS} and the project adds {', '.join(PROJECT_LABELS)}",
+            None,
+        )
 
 
 LabelKey = Annotated[str, AfterValidator(_label_key)]
@@ -94,13 +105,7 @@ class StackSettings(Settings):
 
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:
-        if view.labels is not INVALID and len(view.labels) > MAX_LABELS - len(PROJECT_LABELS):
-            yield (
-                ("labels",),
-                f"has {len(view.labels)} labels: at most {MAX_LABELS - len(PROJECT_LABELS)}, since"
-                f" Cloud Run takes {MAX_LABELS} and the project adds {', '.join(PROJECT_LABELS)}",
-                None,
-            )
+        yield from label_count_problems(view.labels)
         if view.pipelines is INVALID:
             return
         if view.region is None:

@@ -23,7 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, TypeAdapter, Validat
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from components.durations import Duration
+from ..durations import Duration
 
 NAMESPACE = "cloudrun-tasks"
 # Protobuf int32, the type of Cloud Tasks' and Cloud Run's integer fields.

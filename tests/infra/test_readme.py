@@ -52,6 +52,10 @@ def test_documented_error_is_the_real_one() -> None:
 
 def test_component_example_runs_as_a_program(tmp_path: Path) -> None:
     [example] = [b for b in blocks("python") if "TaskPipeline(" in b]
+    # In this repository the package's source folder is importable as `components`; the
+    # installed route is tests/package/test_consumer_example.py.
+    assert "from cloudrun_tasks import" in example
+    example = example.replace("from cloudrun_tasks import", "from components import")
     (tmp_path / "__main__.py").write_text(example)
     (tmp_path / "Pulumi.yaml").write_text("name: other-program\nruntime: python\n")
     (tmp_path / "Pulumi.test.yaml").write_text("config: {}\n")
