@@ -15,6 +15,7 @@ from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_gcp as gcp
+from pydantic import TypeAdapter, ValidationError
 
 from . import alerts, apis, idempotency, pipeline
 from .inputs import ArgsError, CommonArgs, PipelineInputs, required, validate
@@ -22,6 +23,8 @@ from .names import StackNames
 from .settings import PipelineSettings
 from .settings.alerts import StackAlerts
 from .settings.idempotency import IdempotencySettings
+from .settings.pipeline import PipelineName
+from .settings.validation import shown
 
 
 def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
@@ -45,6 +48,9 @@ def _own(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions | None:
     own = copy.copy(opts)
     own.depends_on = None
     return own
+
+
+_PIPELINE_NAME = TypeAdapter(PipelineName)
 
 
 class ProjectApisArgs(TypedDict):
@@ -192,6 +198,13 @@ class TaskPipeline(pipeline.TaskPipeline):
         what = f"TaskPipeline {name!r}"
         raw = dict(args["pipeline"])
         missing: list[str] = []
+        # The component's name is the pipeline's (a stack file's key under `pipelines`):
+        # every id Google will see is derived from it, so it gets the same rules.
+        try:
+            _PIPELINE_NAME.validate_python(name)
+        except ValidationError as error:
+            got = shown(name, secret=False)
+            missing += [f"name: {problem['msg']}, got {got}" for problem in error.errors()]
         if "location" not in raw:
             region = pulumi.Config("gcp").get("region")
             if region is None:

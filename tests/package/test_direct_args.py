@@ -210,3 +210,33 @@ def test_labels_and_project_are_checked_as_stack_files_are() -> None:
         "args.labels: has 63 labels: at most 62, since Cloud Run takes 64 and the project adds"
         " pipeline, goog-pulumi-provisioned"
     ]
+
+
+@pytest.mark.parametrize("name", ["google-ads", "Orders", "orders-", "a-very-long-pipeline-name-x"])
+def test_a_name_google_would_refuse_is_said_with_the_other_problems(name: str) -> None:
+    """The name becomes the dead-letter topic, accounts, service, queue and labels: a
+    consumer gets the stack-file route's line for it (`google-ads`: Pub/Sub refuses ids
+    starting with `goog`), beside any other problem, before any resource."""
+    with pytest.raises(ConfigError) as raised:
+        TaskPipeline(
+            name,
+            {
+                "project": PROJECT,
+                "pipeline": inputs(queue__max_attempts=0),
+                "cloudtasks_agent_member": "m",
+                "database": "d",
+            },
+        )
+    lines = [p.split(":")[0] for p in raised.value.problems]
+    assert lines == ["args.pipeline.queue.maxAttempts", "name"]
+    with pytest.raises(ConfigError) as stack_file:
+        settings_from_config(
+            {
+                "gcp:project": PROJECT,
+                "cloudrun-tasks:pipelines": {
+                    name: config_keys(PipelineSettings, inputs(queue__max_attempts=0))
+                },
+            }
+        )
+    [line] = [p for p in stack_file.value.problems if p.startswith(f"pipelines.{name}:")]
+    assert raised.value.problems[1] == "name:" + line.removeprefix(f"pipelines.{name}:")
