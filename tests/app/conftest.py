@@ -17,7 +17,7 @@ import pytest
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
-from local.processes import REPO, Child, start_emulator, start_handler
+from local.processes import REPO, Child, start_emulator, start_handler, start_pubsub_emulator
 from tests.app.helpers import (
     HANDLER_PROJECT,
     LOCAL_STACK,
@@ -25,6 +25,7 @@ from tests.app.helpers import (
     MAX_RETRIES,
     LocalRun,
     pipeline_output,
+    require_gcloud,
 )
 
 
@@ -41,6 +42,18 @@ def emulator(logs_dir: Path) -> Iterator[Child]:
     finally:
         assert child.stop() is not None
         assert child.process.poll() is not None
+
+
+@pytest.fixture(scope="session")
+def pubsub(logs_dir: Path) -> Iterator[Child]:
+    """One Pub/Sub emulator for the tests that dead-letter and replay; each test file keeps
+    its own topic and subscription on it (helpers.dead_letter_topic)."""
+    require_gcloud("the dead letter and replay tests on the Pub/Sub emulator")
+    child = start_pubsub_emulator(logs_dir / "pubsub.log")
+    try:
+        yield child
+    finally:
+        child.stop()
 
 
 @pytest.fixture(scope="session")

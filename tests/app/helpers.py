@@ -9,12 +9,16 @@ import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import grpc
 import pytest
+from google.pubsub_v1 import PublisherClient, SubscriberClient
+from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
 from local.processes import Child, gcloud_available, group_members
 
@@ -194,3 +198,20 @@ def wait_all_gone(pids: list[int], ports: list[int], what: str) -> None:
         what,
         timeout_s=GONE_WITHIN_S,
     )
+
+
+@contextlib.contextmanager
+def dead_letter_topic(pubsub: Child, topic: str, subscription: str) -> Iterator[str]:
+    """TOPIC and its SUBSCRIPTION on the Pub/Sub emulator, as a pipeline's dead letters have
+    them; yields the subscription's name and deletes both after."""
+    channel = grpc.insecure_channel(pubsub.address)
+    publisher = PublisherClient(transport=PublisherGrpcTransport(channel=channel))
+    subscriber = SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
+    publisher.create_topic(name=topic)
+    subscriber.create_subscription(name=subscription, topic=topic)
+    try:
+        yield subscription
+    finally:
+        subscriber.delete_subscription(subscription=subscription)
+        publisher.delete_topic(topic=topic)
+        channel.close()

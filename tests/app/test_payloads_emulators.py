@@ -16,8 +16,7 @@ import grpc
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage, tasks_v2
-from google.pubsub_v1 import PublisherClient, SubscriberClient
-from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+from google.pubsub_v1 import SubscriberClient
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
 from components.durations import Duration
@@ -26,14 +25,19 @@ from local.processes import (
     Child,
     gcloud_available,
     start_handler,
-    start_pubsub_emulator,
     start_storage_emulator,
 )
 from taskclient.bulk import Outcome
 from taskclient.client import TaskClient
 from taskclient.pipelines import Pipeline
 from taskclient.task_builder import MAX_TASK_BYTES, TaskSpec
-from tests.app.helpers import MAX_ATTEMPTS, pipeline_output, require_gcloud, task_lines, wait_for
+from tests.app.helpers import (
+    MAX_ATTEMPTS,
+    dead_letter_topic,
+    pipeline_output,
+    task_lines,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -223,19 +227,9 @@ def test_a_reference_to_another_bucket_is_rejected(
 
 
 @pytest.fixture(scope="module")
-def pubsub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Child]:
-    require_gcloud("the claim-check dead letter test on the Pub/Sub emulator")
-    child = start_pubsub_emulator(tmp_path_factory.mktemp("pubsub") / "pubsub.log")
-    try:
-        channel = grpc.insecure_channel(child.address)
-        PublisherClient(transport=PublisherGrpcTransport(channel=channel)).create_topic(name=TOPIC)
-        SubscriberClient(transport=SubscriberGrpcTransport(channel=channel)).create_subscription(
-            name=SUBSCRIPTION, topic=TOPIC
-        )
-        channel.close()
-        yield child
-    finally:
-        child.stop()
+def subscription(pubsub: Child) -> Iterator[str]:
+    with dead_letter_topic(pubsub, TOPIC, SUBSCRIPTION) as name:
+        yield name
 
 
 def dead_letters(pubsub: Child) -> list[tuple[bytes, dict[str, str]]]:
@@ -259,6 +253,7 @@ def test_a_rejected_5mb_task_is_dead_lettered_by_reference_and_replayed_byte_for
     emulator: Child,
     gcs: Child,
     pubsub: Child,
+    subscription: str,
     queue: str,
     bucket: storage.Bucket,
 ) -> None:

@@ -34,13 +34,19 @@ from local.processes import (
     REPO,
     Child,
     start_handler,
-    start_pubsub_emulator,
 )
 from taskclient import transport
 from taskclient.bulk import BulkRun, Outcome
 from taskclient.pipelines import Pipeline
 from taskclient.replay import ReplayRun, replay_task_id
-from tests.app.helpers import pipeline_output, require_gcloud, run_async, task_lines, wait_for
+from tests.app.helpers import (
+    dead_letter_topic,
+    pipeline_output,
+    require_gcloud,
+    run_async,
+    task_lines,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -50,15 +56,6 @@ TOPIC = "projects/test-project/topics/orders-dead-letters"
 SUBSCRIPTION = "projects/test-project/subscriptions/orders-dead-letters"
 # Several hundred KB: well over the 64 KiB the log sink kept, under Cloud Tasks' 1 MB.
 BODY = json.dumps({"id": "big", "blob": "x" * 400_000, "reject": True}).encode()
-
-
-@pytest.fixture(scope="module")
-def pubsub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Child]:
-    child = start_pubsub_emulator(tmp_path_factory.mktemp("pubsub") / "pubsub.log")
-    try:
-        yield child
-    finally:
-        child.stop()
 
 
 @pytest.fixture(scope="module")
@@ -74,17 +71,8 @@ def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Child]:
 
 @pytest.fixture
 def subscription(pubsub: Child) -> Iterator[str]:
-    channel = grpc.insecure_channel(pubsub.address)
-    publisher = PublisherClient(transport=PublisherGrpcTransport(channel=channel))
-    subscriber = SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
-    publisher.create_topic(name=TOPIC)
-    subscriber.create_subscription(name=SUBSCRIPTION, topic=TOPIC)
-    try:
-        yield SUBSCRIPTION
-    finally:
-        subscriber.delete_subscription(subscription=SUBSCRIPTION)
-        publisher.delete_topic(topic=TOPIC)
-        channel.close()
+    with dead_letter_topic(pubsub, TOPIC, SUBSCRIPTION) as name:
+        yield name
 
 
 def publish(

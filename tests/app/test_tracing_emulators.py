@@ -9,22 +9,18 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
-from google.pubsub_v1 import PublisherClient, SubscriberClient
-from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
-from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from local.processes import Child, start_handler, start_pubsub_emulator
+from local.processes import Child, start_handler
 from taskclient import TaskClient, TaskSpec, load_file
 from taskclient.replay import replay_task_id
 from tests.app.helpers import (
     HANDLER_PROJECT,
     MAX_ATTEMPTS,
+    dead_letter_topic,
     pipeline_output,
-    require_gcloud,
     task_lines,
     wait_for,
 )
@@ -71,28 +67,9 @@ def test_a_task_enqueued_in_a_span_is_logged_by_the_handler_under_its_trace(
 
 
 @pytest.fixture(scope="module")
-def pubsub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Child]:
-    require_gcloud("the dead letter and replay trace test on the Pub/Sub emulator")
-    child = start_pubsub_emulator(tmp_path_factory.mktemp("pubsub") / "pubsub.log")
-    try:
-        yield child
-    finally:
-        child.stop()
-
-
-@pytest.fixture(scope="module")
 def subscription(pubsub: Child) -> Iterator[str]:
-    channel = grpc.insecure_channel(pubsub.address)
-    publisher = PublisherClient(transport=PublisherGrpcTransport(channel=channel))
-    subscriber = SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
-    publisher.create_topic(name=TOPIC)
-    subscriber.create_subscription(name=SUBSCRIPTION, topic=TOPIC)
-    try:
-        yield SUBSCRIPTION
-    finally:
-        subscriber.delete_subscription(subscription=SUBSCRIPTION)
-        publisher.delete_topic(topic=TOPIC)
-        channel.close()
+    with dead_letter_topic(pubsub, TOPIC, SUBSCRIPTION) as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
