@@ -206,6 +206,15 @@ BIG = "x" * (MAX_BODY_BYTES + 1)
             ["pipelines.orders.schedules.a.cron: must be a unix-cron schedule of 5 fields"],
         ),
         (
+            # A macro is named as unsupported, with the fields expected instead.
+            {"a": {"cron": "@daily"}},
+            [
+                "pipelines.orders.schedules.a.cron: @daily and the other @ macros are not"
+                " supported: write the 5 unix-cron fields (minute hour day-of-month month"
+                " day-of-week), e.g. '0 0 * * *' for daily"
+            ],
+        ),
+        (
             {"a": {"cron": "0 0 L * *"}},
             ["pipelines.orders.schedules.a.cron: uses L, LW or #"],
         ),
