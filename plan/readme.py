@@ -21,6 +21,7 @@ from typing import Any
 from plan import document
 from plan.document import Resource, short_type
 from plan.recorder import run_program
+from plan.stackfile import stacks
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -29,12 +30,6 @@ END = "<!-- /plan-facts -->"
 PIPELINE = "cloudrun-tasks:index:TaskPipeline"
 TIMES = "\N{MULTIPLICATION SIGN}"
 DESCRIPTION = "Write the README's counts and tables of what gets built, from the plans."
-
-
-def stacks(root: Path = ROOT) -> list[str]:
-    return sorted(
-        p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("Pulumi.*.yaml")
-    )
 
 
 def plans(root: Path = ROOT) -> dict[str, dict[str, Any]]:

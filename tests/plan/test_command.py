@@ -161,7 +161,10 @@ def test_bad_config_lists_every_problem_by_key_and_exits_1(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--stack", "nope"], f"error: no stack file {ROOT}/Pulumi.nope.yaml"),
+        (
+            ["--stack", "nope"],
+            f"error: no stack file {ROOT}/Pulumi.nope.yaml (stacks: dev, prod, staging)",
+        ),
         (
             ["--stack", "dev", "--diff", "/nonexistent.json"],
             "error: /nonexistent.json: cannot read",
