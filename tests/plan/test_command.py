@@ -210,3 +210,16 @@ def test_the_command_reports_bad_config_without_a_traceback(tmp_path: Path) -> N
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == ("error: invalid stack config (1 problem):\n  pipelines: is required\n")
+
+
+def test_the_consumer_example_plans_from_a_checkout() -> None:
+    """examples/consumer/ imports `cloudrun_tasks`, which a checkout's .venv does not have
+    installed: the plan gives it this checkout's components (before: ModuleNotFoundError,
+    with a traceback)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "plan", "--program-dir", "examples/consumer", "--stack", "dev"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "TaskPipeline invoices" in result.stdout and "TaskPipeline thumbnails" in result.stdout
+    assert "Traceback" not in result.stderr
