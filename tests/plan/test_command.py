@@ -89,6 +89,10 @@ def test_prod_plan_fails_on_the_placeholder_digest_and_says_how_to_fix_it(
             f"  MANDATORY cloudrun-image-pinned-by-digest [cloudrunv2.Service {service}]:"
         )
         assert PLACEHOLDER_MESSAGE in line and "Pin the image's real digest" in line
+    # The way out, for the module and for make (whose variable is POLICY, not a flag).
+    assert verdicts[3].endswith(
+        "or see the plan anyway with --policy report (`make plan POLICY=report`)."
+    )
     assert "would stop here" in captured.err
 
 
