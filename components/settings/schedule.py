@@ -45,6 +45,12 @@ DEFAULT_TIME_ZONE = "UTC"
 def _cron(expression: str) -> str:
     # cronsim also takes a sixth (seconds) field: Cloud Scheduler takes exactly five.
     fields = expression.split()
+    if len(fields) == 1 and fields[0].startswith("@"):
+        # Vixie cron's macros (@daily, @hourly, @reboot...): not in Cloud Scheduler's format.
+        raise fail(
+            f"{fields[0]} and the other @ macros are not supported: write the 5 unix-cron"
+            " fields (minute hour day-of-month month day-of-week), e.g. '0 0 * * *' for daily"
+        )
     if len(fields) != 5:
         raise fail(
             "must be a unix-cron schedule of 5 fields (minute hour day-of-month month"
