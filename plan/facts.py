@@ -1,9 +1,9 @@
 """`python -m plan.facts`: the documentation's counts and tables of what gets built, from
 the plans.
 
-The section between the `plan-facts` markers of docs/concepts/pipeline.md is generated from each stack's
-offline plan (resources and components per stack and per pipeline, the APIs enabled,
-which resources each component holds), so it can't drift from the program:
+The section between the `plan-facts` markers of docs/concepts/pipeline.md is generated
+from each stack's offline plan (resources and components per stack and per pipeline, the
+APIs enabled, which resources each component holds), so it can't drift from the program:
 tests/infra/test_readme_facts.py fails when it is not what this writes.
 
     .venv/bin/python -m plan.facts            # rewrite the section
@@ -142,9 +142,7 @@ def current(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m plan.facts", description=DESCRIPTION)
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 if the section is stale"
-    )
+    parser.add_argument("--check", action="store_true", help="exit 1 if the section is stale")
     args = parser.parse_args(argv)
     text = PAGE.read_text(encoding="utf-8")
     fresh = render(plans())
