@@ -169,11 +169,13 @@ $(MERMAID): docs/mermaid/package-lock.json
 	npm ci --prefix docs/mermaid --ignore-scripts --no-audit --no-fund --silent >&2
 
 # Debian's chromium and its chromedriver, for the site's browser test
-# (tests/docs/test_site.py): installed when missing (CI and these machines run as root).
+# (tests/docs/test_site.py): installed when missing (as root here and in CI; through sudo
+# for anyone else).
+AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo)
 chromium:
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver \
-		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends chromium chromium-driver) >&2
+		|| ($(AS_ROOT) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(AS_ROOT) \
+			apt-get install -y -qq --no-install-recommends chromium chromium-driver) >&2
 
 # --- the package ------------------------------------------------------------------
 # The cloudrun-tasks wheel (components/ as cloudrun_tasks, version from the git tag) in

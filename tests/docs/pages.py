@@ -11,8 +11,9 @@ README = ROOT / "README.md"
 
 
 def pages() -> list[Path]:
-    """The README and every page of the site (placeholders of other pages included)."""
-    return [README, *sorted(DOCS.rglob("*.md"))]
+    """The README and every page of the site (placeholders of other pages included); not
+    docs/mermaid/, where `npm ci` puts Mermaid's packages and their READMEs."""
+    return [README, *sorted(p for p in DOCS.rglob("*.md") if "mermaid" not in p.parts)]
 
 
 def text(page: str) -> str:

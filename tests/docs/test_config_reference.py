@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from components.settings import ConfigError, settings_from_config
 from components.settings.validation import Settings
 from docs.config_reference import MARKER, on_page_markdown, render, settings
 
@@ -37,3 +38,16 @@ def test_the_hook_fills_only_the_marked_page() -> None:
     assert on_page_markdown("no marker here") == "no marker here"
     filled = on_page_markdown(f"before\n{MARKER}\nafter")
     assert filled.startswith("before\n| Key | Type | Default |") and filled.endswith("\nafter")
+
+
+def test_the_pipeline_name_rule_is_the_one_enforced() -> None:
+    """The reference once left out "not ending with a hyphen"; the models enforce it."""
+    [row] = [r for r in render().splitlines() if r.startswith("| **`cloudrun-tasks:pipelines`**")]
+    assert "1..22 of `a-z 0-9 -`, starting with a letter and not ending with a hyphen" in row
+    config = {
+        "gcp:project": "acme-tasks-dev",
+        "gcp:region": "us-central1",
+        "cloudrun-tasks:pipelines": {"orders-": {"service": {"image": "gcr.io/a/b"}}},
+    }
+    with pytest.raises(ConfigError, match="not ending with a hyphen"):
+        settings_from_config(config, set(), stack="dev")

@@ -20,7 +20,7 @@ def test_default_is_the_readable_tree(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["--stack", "dev"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(
-        "Offline plan of stack dev (cloudrun-tasks): 39 resources in 10 components"
+        "Offline plan of stack dev (cloudrun-tasks): 43 resources in 11 components"
     )
     assert "└─ TaskPipeline orders" in out
 
