@@ -26,9 +26,12 @@ BIN := $(VENV)/bin
 
 .PHONY: test lint types unit policy-types policy-test workflows zizmor lock lock-upgrade \
 	lock-check venv policy-venv emulator-venv local plan wheel bench-enqueue bench-scale \
-	bench-handler soak clean
+	bench-handler soak clean docs chromium mermaid
 
-test: lint types unit policy-types policy-test workflows zizmor lock-check
+# docs first: it installs chromium, which the site's browser test in `unit` drives.
+test: \
+	docs \
+	lint types unit policy-types policy-test workflows zizmor lock-check
 
 # --- virtualenvs ---------------------------------------------------------------
 venv: $(VENV)/.installed
@@ -151,6 +154,29 @@ LOCAL_STATE ?= build/local
 local: venv emulator-venv
 	$(BIN)/python -m local --stack $(STACK) --state $(LOCAL_STATE) $(if $(TICK),--tick-now $(TICK))
 
+# --- documentation ----------------------------------------------------------------
+# The site (MkDocs + Material, mkdocs.yml) in build/site, built strictly: a broken link, a
+# missing page or any warning fails. The configuration reference is generated from the
+# settings models at build time, the API reference from the code (mkdocstrings).
+docs: venv chromium mermaid
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --quiet
+
+# Mermaid for the site's diagrams, served with it (no CDN): npm ci from the lock, integrity
+# hashes checked, no install scripts run.
+MERMAID := docs/mermaid/node_modules/.package-lock.json
+mermaid: $(MERMAID)
+$(MERMAID): docs/mermaid/package-lock.json
+	npm ci --prefix docs/mermaid --ignore-scripts --no-audit --no-fund --silent >&2
+
+# Debian's chromium and its chromedriver, for the site's browser test
+# (tests/docs/test_site.py): installed when missing (as root here and in CI; through sudo
+# for anyone else).
+AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver \
+		|| ($(AS_ROOT) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(AS_ROOT) \
+			apt-get install -y -qq --no-install-recommends chromium chromium-driver) >&2
+
 # --- the package ------------------------------------------------------------------
 # The cloudrun-tasks wheel (components/ as cloudrun_tasks, version from the git tag) in
 # build/dist/, built with .venv's locked setuptools and setuptools-scm: nothing downloaded.
@@ -178,4 +204,4 @@ bench-scale: venv
 	$(BIN)/python -m bench.scale
 
 clean:
-	rm -rf $(VENV) $(POLICY_VENV) $(EMULATOR_VENV) build/local $(LOCK_CHECK_DIR) build/lock-cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(POLICY_VENV) $(EMULATOR_VENV) build/local build/site docs/mermaid/node_modules $(LOCK_CHECK_DIR) build/lock-cache .pytest_cache .ruff_cache

@@ -50,6 +50,8 @@ from .observability import tick_metric_name
 from .roles import (
     DATASTORE_USER,
     ENQUEUER,
+    OBJECT_CREATOR,
+    OBJECT_VIEWER,
     OPENID_TOKEN_CREATOR,
     PUBLISHER,
     RUN_INVOKER,
@@ -95,6 +97,9 @@ PROJECT_MEMBER = "gcp:projects/iAMMember:IAMMember"
 STORE_COMPONENT = "cloudrun-tasks:index:IdempotencyStore"
 DATABASE = "gcp:firestore/database:Database"
 TTL_FIELD = "gcp:firestore/field:Field"
+PAYLOADS_COMPONENT = "cloudrun-tasks:index:PayloadBucket"
+BUCKET = "gcp:storage/bucket:Bucket"
+BUCKET_MEMBER = "gcp:storage/bucketIAMMember:BucketIAMMember"
 ACCOUNT_ID = "account id"
 # The spellings Google sees as ids (account ids, the dead-letter topic, alert kinds) live
 # in components.name_rules, beside Google's rules for them.
@@ -225,6 +230,7 @@ def pipeline_names(pipeline: str, settings: PipelineSettings) -> list[Derived]:
     return [
         *(Derived(kind, Name(name, name), at) for kind, name in fixed),
         *schedule_names(pipeline, settings),
+        *payload_names(pipeline, settings),
         Derived(SERVICE_MEMBER, grant(pipeline, RUN_INVOKER, "invoker"), at),
         Derived(ACCOUNT_MEMBER, grant(invoker, OPENID_TOKEN_CREATOR, "cloudtasks-agent"), at),
         Derived(TOPIC_MEMBER, grant(dead_letters(pipeline), PUBLISHER, RUNTIME_KEY), at),
@@ -281,6 +287,23 @@ def schedule_names(pipeline: str, settings: PipelineSettings) -> list[Derived]:
                 (JOB, schedule_job(pipeline, schedule)),
                 (ALERT_POLICY, schedule_alert(pipeline, schedule)),
             )
+        ),
+    ]
+
+
+def payload_names(pipeline: str, settings: PipelineSettings) -> list[Derived]:
+    """What PayloadBucket registers (components/payloads.py): nothing without payloads."""
+    if not settings.payloads.enabled:
+        return []
+    at = f"pipelines.{pipeline}.payloads"
+    bucket = f"{pipeline}-payloads"
+    return [
+        Derived(PAYLOADS_COMPONENT, Name(bucket, bucket), at),
+        Derived(BUCKET, Name(bucket, bucket), at),
+        Derived(BUCKET_MEMBER, grant(bucket, OBJECT_VIEWER, RUNTIME_KEY), at),
+        *(
+            Derived(BUCKET_MEMBER, grant(bucket, OBJECT_CREATOR, member), path)
+            for member, path in task_creators(settings, f"pipelines.{pipeline}").items()
         ),
     ]
 

@@ -1,4 +1,4 @@
-"""Draw the README's dashboard picture: `python -m docs.dashboard` writes docs/dashboard.png.
+"""The operations page's dashboard picture: `python -m docs.dashboard` writes docs/dashboard.png.
 
 The picture is drawn from the same `Layout` object whose `to_json()` the program deploys
 (components/dashboard.py), for the prod stack's pipelines, so the picture and the JSON

@@ -259,10 +259,12 @@ def _started(
         f"  log {_shown(child.log)}\n"
         for child in children
     )
+    # The client uploads big bodies itself: the commands name the storage emulator too.
+    storage = f" --storage-emulator {payloads.storage.address}" if payloads else ""
     replay = (
         f"replay dead letters (once what rejected them is fixed):\n"
         f"  {python} -m taskclient replay --outputs {_shown(outputs)} "
-        f"--emulator {emulator.address} --pubsub-emulator {shared.pubsub.address} "
+        f"--emulator {emulator.address} --pubsub-emulator {shared.pubsub.address}{storage} "
         f"--pipeline {pipelines[0].name}\n"
         if shared.dead_letter_topic and shared.pubsub
         else ""
@@ -283,8 +285,8 @@ def _started(
         else ""
     )
     offload = (
-        f"payloads: bucket {payloads.bucket} on the storage emulator; the client needs"
-        f" STORAGE_EMULATOR_HOST=http://{payloads.storage.address}\n"
+        f"payloads: bucket {payloads.bucket} on the storage emulator at"
+        f" {payloads.storage.address}\n"
         if payloads
         else ""
     )
@@ -298,7 +300,8 @@ def _started(
         f"{offload}"
         f"enqueue from another terminal:\n"
         f"  {python} -m taskclient enqueue --outputs {_shown(outputs)} "
-        f"--emulator {emulator.address} --pipeline {pipelines[0].name} --data '{{\"id\": 1}}'\n"
+        f"--emulator {emulator.address}{storage} --pipeline {pipelines[0].name}"
+        f" --data '{{\"id\": 1}}'\n"
         f"{replay}"
         f"{ticks}"
         f"stop: Ctrl-C here, or `kill {os.getpid()}` (SIGTERM or SIGHUP work too)\n"

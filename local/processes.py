@@ -252,6 +252,17 @@ def start_storage_emulator(log: Path) -> Child:
     return _ready(child, "port", READY_TIMEOUT_S)
 
 
+def start_static_server(directory: Path, log: Path) -> Child:
+    """Python's http.server over DIRECTORY on 127.0.0.1 (the built documentation site, for
+    its browser test), under local.supervise like the emulators: gone with its parent."""
+    port = free_port()
+    command = [sys.executable, "-m", "local.supervise", "--port", str(port)]
+    command += ["--parent", str(os.getpid()), "--"]
+    command += [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    command += ["--directory", str(directory)]
+    return _ready(_spawn("site", command, log, {}, die_with_parent=False), "port", READY_TIMEOUT_S)
+
+
 def start_firestore_emulator(log: Path) -> Child:
     """Firestore in Native mode (named databases, transactions). Clients find it through
     FIRESTORE_EMULATOR_HOST=child.address."""

@@ -12,7 +12,7 @@ from components.name_rules import dead_letters
 from components.names import schedule_job
 from components.settings import ConfigError, ScheduleSettings, StackSettings, settings_from_config
 from components.settings.schedule import body_text
-from plan.stackfile import StackFileError, read_stack_file
+from plan.stackfile import StackFileError, read_stack_file, stacks
 
 
 class StackConfigError(ValueError):
@@ -52,12 +52,6 @@ class LocalPipeline:
             f"projects/{self.project}/locations/{self.location}/jobs/"
             f"{schedule_job(self.name, schedule)}"
         )
-
-
-def stacks(root: Path) -> list[str]:
-    return sorted(
-        p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("Pulumi.*.yaml")
-    )
 
 
 def _settings(root: Path, stack: str) -> StackSettings:

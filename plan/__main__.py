@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -68,7 +69,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--program-dir",
         type=Path,
         default=ROOT,
-        help="directory holding __main__.py and the stack files (default: this project)",
+        help="directory holding __main__.py and the stack files (default: this project); a"
+        " program that imports cloudrun_tasks, when that is not installed, gets this"
+        " checkout's components/ under that name",
     )
     args = parser.parse_args(argv)
     if args.diff and args.format not in ("text", "markdown"):
@@ -101,8 +104,19 @@ def _labels(plan: dict) -> dict[str, str]:
     return {prefix + key: r.label for key, r in document.resources(plan).items()}
 
 
+def _package_from_checkout() -> None:
+    """A consumer program (examples/consumer/) imports the package as `cloudrun_tasks`, the
+    name `components/` is installed under. Not installed here, it gets this checkout's
+    copy, so that its plan shows what this checkout's components would register."""
+    if importlib.util.find_spec("cloudrun_tasks") is None:
+        import components
+
+        sys.modules["cloudrun_tasks"] = components
+
+
 def _render(args: argparse.Namespace) -> tuple[str, bool]:
     """The output, and whether the policy pack blocks it."""
+    _package_from_checkout()
     base = document.load(args.diff) if args.diff else None
     stack_file = read_stack_file(args.stack_file) if args.stack_file else None
     recording = run_program(

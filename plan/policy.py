@@ -40,7 +40,7 @@ def evaluate(recording: Recording, stack: str) -> list[Violation]:
     if not POLICY_PYTHON.is_file():
         raise PolicyError(
             f"no {POLICY_PYTHON.relative_to(ROOT)}: run `make policy-venv` (the pack needs"
-            " its own virtualenv), or pass --policy off"
+            " its own virtualenv), or pass --policy off (`make plan POLICY=off`)"
         )
     done = subprocess.run(
         [str(POLICY_PYTHON), "offline.py", "--stack", stack],
@@ -74,7 +74,8 @@ def render(violations: list[Violation], stack: str, labels: dict[str, str]) -> s
     if mandatory:
         lines.append(
             "  A mandatory violation stops `pulumi preview` and `pulumi up`: fix it as the"
-            " message says (or run with --policy report to see the plan anyway)."
+            " message says, or see the plan anyway with --policy report"
+            " (`make plan POLICY=report`)."
         )
     return "\n".join(lines) + "\n"
 

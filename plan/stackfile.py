@@ -104,10 +104,20 @@ def _hide_secure(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
+def stacks(root: Path) -> list[str]:
+    """The stacks of the program in ROOT: one per Pulumi.<stack>.yaml."""
+    return sorted(
+        p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("Pulumi.*.yaml")
+    )
+
+
 def read_stack_file(path: Path) -> StackFile:
     """The `config:` map of a stack file, checked as the Pulumi CLI checks it."""
     if not path.is_file():
-        raise FileNotFoundError(f"no stack file {path}")
+        # A stack's own file missing: say which stacks the program has.
+        known = f" (stacks: {', '.join(stacks(path.parent)) or 'none'})"
+        named = path.name.startswith("Pulumi.") and path.name.endswith(".yaml")
+        raise FileNotFoundError(f"no stack file {path}{known if named else ''}")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:

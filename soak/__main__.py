@@ -7,11 +7,15 @@ Tasks: each task is delivered --copies times at once (at-least-once delivery's d
 each copy to a random live handler and again, with the next retry count, after any answer
 but a 2xx, until one comes. Meanwhile the main thread (which must outlive the children it
 starts: local/processes.py) injects faults:
-  a random handler SIGKILLed every --kill-every seconds (on average), restarted a second later
-  the Firestore emulator frozen (SIGSTOP) for --freeze-seconds every --freeze-every seconds
-  the Pub/Sub emulator frozen for --pubsub-down-seconds, once, --pubsub-down-at in
+  - a random handler SIGKILLed every --kill-every seconds (on average), restarted a second
+    later;
+  - the Firestore emulator frozen (SIGSTOP) for --freeze-seconds every --freeze-every
+    seconds;
+  - the Pub/Sub emulator frozen for --pubsub-down-seconds, once, --pubsub-down-at seconds
+    into the run.
 The run ends when every copy is acknowledged, or at --time-limit (what is left then is lost).
-It prints the figures soak/report.py defines and exits 1 on any lost or doubled task.
+It prints the figures soak/report.py defines and its verdict, PASS, or FAIL and exit 1 on
+any lost or doubled task.
 Every process binds 127.0.0.1 on a free port, in its own process group, and dies with this
 one (local/processes.py).
 """
@@ -283,7 +287,11 @@ def soak(args: argparse.Namespace, directory: Path) -> SoakReport:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m soak", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m soak",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the list of faults
+    )
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--copies", type=int, default=3, help="deliveries of each task at once")
     parser.add_argument("--reject-share", type=float, default=0.05)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 EMULATOR_ENV = "TASKS_EMULATOR_HOST"
 # The variable Google's Pub/Sub clients read for their emulator.
 PUBSUB_EMULATOR_ENV = "PUBSUB_EMULATOR_HOST"
+STORAGE_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 
 
 # How long an emulator address may take to accept a connection before the run is refused.
@@ -73,6 +74,19 @@ def emulator_from_env() -> str | None:
 
 def pubsub_emulator_from_env() -> str | None:
     return os.environ.get(PUBSUB_EMULATOR_ENV) or None
+
+
+def storage_emulator_from_env() -> str | None:
+    """HOST:PORT of a storage emulator from STORAGE_EMULATOR_HOST, which google-cloud-storage
+    takes as a URL (`http://HOST:PORT`)."""
+    value = os.environ.get(STORAGE_EMULATOR_ENV) or None
+    return value.removeprefix("http://") if value else None
+
+
+def use_storage_emulator(address: str) -> None:
+    """Points this process's google-cloud-storage at a checked emulator address: the
+    library reads STORAGE_EMULATOR_HOST itself (storage_client below)."""
+    os.environ[STORAGE_EMULATOR_ENV] = f"http://{address}"
 
 
 def _no_credentials() -> UsageError:
@@ -122,7 +136,7 @@ def storage_client(pipeline: "Pipeline") -> Any:
     from google.cloud import storage
 
     project = pipeline.queue.split("/")[1]
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
+    if os.environ.get(STORAGE_EMULATOR_ENV):
         return storage.Client(project=project, credentials=AnonymousCredentials())
     try:
         return storage.Client(project=project)

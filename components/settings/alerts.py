@@ -69,23 +69,32 @@ class BacklogAlert(Settings):
 
     # Default (None): ten minutes of work at maxDispatchesPerSecond (PipelineSettings.resolve).
     threshold: Annotated[int, within(1, MAX_BACKLOG_THRESHOLD)] | None = None
+    """Tasks waiting, 1..10^9; default ten minutes of work at `queue.maxDispatchesPerSecond` (10/s:
+    6000)."""
     duration: AlertDuration = Duration.of_seconds(300)
+    """How long above the threshold: whole minutes, 60s..24h."""
 
 
 class FailingAttemptsAlert(Settings):
     """Alert 2: share of attempts answered non-OK (`queue/task_attempt_count`) over `window`."""
 
     ratio: Ratio = 0.1
+    """Share of attempts answered non-OK, in (0, 1]."""
     window: AlertDuration = Duration.of_seconds(600)
+    """Over how long the share is taken: whole minutes, 60s..24h."""
     duration: AlertDuration = Duration.of_seconds(300)
+    """How long above the ratio: whole minutes, 60s..24h."""
 
 
 class CapacityAlert(Settings):
     """Alert 4: the service at maxInstances for `duration`, or 5xx share above `errorRatio`."""
 
     duration: AlertDuration = Duration.of_seconds(900)
+    """How long at `maxInstances`: whole minutes, 60s..24h."""
     error_ratio: Ratio = Field(0.05, alias="errorRatio")
+    """Share of 5xx answers, in (0, 1]."""
     error_window: AlertDuration = Field(Duration.of_seconds(300), alias="errorWindow")
+    """Over how long the 5xx share is taken: whole minutes, 60s..24h."""
 
 
 class PipelineAlerts(Settings):
@@ -93,11 +102,16 @@ class PipelineAlerts(Settings):
     refuses that in prod): history stays and turning them back on changes one field."""
 
     enabled: bool = True
+    """`false` keeps the policies, disabled; the policy pack's `queue-alerts-present` refuses that
+    in prod."""
     backlog: BacklogAlert = Field(default_factory=lambda: BacklogAlert.model_validate({}))
+    """The backlog alert (queue depth)."""
     failing_attempts: FailingAttemptsAlert = Field(
         default_factory=lambda: FailingAttemptsAlert.model_validate({}), alias="failingAttempts"
     )
+    """The failing-attempts alert (share of non-OK attempts)."""
     capacity: CapacityAlert = Field(default_factory=lambda: CapacityAlert.model_validate({}))
+    """The capacity alert (instances at the maximum, or 5xx answers)."""
 
     def resolve_backlog(self, max_dispatches_per_second: float) -> None:
         if self.backlog.threshold is None:
@@ -125,7 +139,9 @@ class StackAlerts(Settings):
     notification_channels: list[ChannelId] = Field(
         default_factory=list, alias="notificationChannels"
     )
+    """Existing Cloud Monitoring channels, `projects/PROJECT/notificationChannels/NUMBER`."""
     emails: list[Email] = Field(default_factory=list)
+    """Email addresses the stack creates email channels for."""
 
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:

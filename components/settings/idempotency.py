@@ -128,8 +128,14 @@ class IdempotencySettings(Settings):
     """The stack's Firestore database for the handler's idempotency records."""
 
     database: DatabaseId | None = None
+    """Firestore database id, default `tasks-<stack>`: 4..63 of `[a-z0-9-]`, starting with a
+    letter, ending with a letter or digit."""
     location: Annotated[str, AfterValidator(_location)] | None = None
+    """A Firestore location (`nam5`, `nam7`, `eur3` or a region); default and rule: near the
+    pipelines (see Concepts: Claims). A database's location can't change later."""
     ttl: Annotated[Duration, AfterValidator(_ttl)] = DEFAULT_TTL
+    """Whole seconds, `2678400s` (31 days, the dead letters' retention, so that a replay finds its
+    task's record)..`2147483647s`, and at least every pipeline's retry window. Default `744h`."""
 
 
 def near(location: str, region: str) -> bool:

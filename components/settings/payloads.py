@@ -23,7 +23,10 @@ class PayloadSettings(Settings):
     operations per offloaded task)."""
 
     enabled: bool = False
+    """`true`: a payload bucket for bodies that would not fit a task (see Concepts: Payloads)."""
     threshold: Annotated[int, within(1, MAX_TASK_BYTES)] | None = None
+    """1..1000000 bytes of body above which a body is offloaded; unset: when the task would not fit
+    1 MB with its headers. Needs `enabled: true`."""
 
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:

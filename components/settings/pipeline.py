@@ -79,20 +79,33 @@ class PipelineSettings(Settings):
 
     # Defaults to gcp:region (resolved by StackSettings); queue AND service live here.
     location: Region | None = None
+    """Region of the pipeline's queue **and** service; defaults to `gcp:region`."""
     dispatch_deadline: Annotated[
         Duration, duration_within(MIN_DISPATCH_DEADLINE, MAX_DISPATCH_DEADLINE)
     ] = Field(DEFAULT_DISPATCH_DEADLINE, alias="dispatchDeadline")
+    """How long Cloud Tasks waits for an answer per attempt: `15s`..`1800s` (Cloud Tasks HTTP
+    limits)."""
     service: ServiceSettings
+    """The pipeline's private Cloud Run service."""
     queue: QueueSettings = Field(default_factory=lambda: QueueSettings.model_validate({}))
+    """Rate and retry limits of the pipeline's Cloud Tasks queue."""
     enqueuers: list[Enqueuer] = Field(default_factory=list)
+    """IAM members allowed to create tasks (`serviceAccount:`, `user:`, `group:`, `principal:`,
+    `principalSet:`); never `allUsers`/`allAuthenticatedUsers`."""
     # Who may pull this pipeline's dead letters and re-create them as tasks: they consume
     # from its dead-letter subscription and, like enqueuers, create tasks in its queue.
     replayers: list[Replayer] = Field(default_factory=list)
+    """Same syntax and checks as `enqueuers`: may pull the pipeline's dead letters and re-create
+    them as tasks."""
     alerts: PipelineAlerts = Field(default_factory=lambda: PipelineAlerts.model_validate({}))
+    """The pipeline's alert policies (see Operations)."""
     # Periodic work: each schedule's ticks become tasks in this pipeline's queue.
     schedules: dict[ScheduleName, ScheduleSettings] = Field(default_factory=dict)
+    """Periodic tasks, by schedule name: 1..477 of `A-Za-z0-9_-` (the job id `PIPELINE_NAME` is at
+    most 500 such characters: Cloud Scheduler `Job.name`)."""
     # Bodies too big for a task go through a payload bucket (claim checks).
     payloads: PayloadSettings = Field(default_factory=lambda: PayloadSettings.model_validate({}))
+    """Claim checks: bodies too big for a task go through a payload bucket."""
 
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:

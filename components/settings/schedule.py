@@ -45,6 +45,12 @@ DEFAULT_TIME_ZONE = "UTC"
 def _cron(expression: str) -> str:
     # cronsim also takes a sixth (seconds) field: Cloud Scheduler takes exactly five.
     fields = expression.split()
+    if len(fields) == 1 and fields[0].startswith("@"):
+        # Vixie cron's macros (@daily, @hourly, @reboot...): not in Cloud Scheduler's format.
+        raise fail(
+            f"{fields[0]} and the other @ macros are not supported: write the 5 unix-cron"
+            " fields (minute hour day-of-month month day-of-week), e.g. '0 0 * * *' for daily"
+        )
     if len(fields) != 5:
         raise fail(
             "must be a unix-cron schedule of 5 fields (minute hour day-of-month month"
@@ -119,11 +125,19 @@ class ScheduleSettings(Settings):
     """One Cloud Scheduler job: every tick becomes one task in the pipeline's queue."""
 
     cron: Cron
+    """5 unix-cron fields (minute hour day-of-month month day-of-week: ranges, steps, lists,
+    `JAN`..`DEC`, `SUN`..`SAT`, 7 = Sunday), parsed by cronsim; no seconds field, no
+    `@daily`-style macros, no `L`, `LW` or `#` (Cloud Scheduler's "Cron job format")."""
     time_zone: TimeZone = Field(DEFAULT_TIME_ZONE, alias="timeZone")
+    """A name of the IANA tz database, such as `Europe/Berlin`."""
     # None sends no body; anything else is sent as JSON (Content-Type application/json).
     body: Body = None
+    """Any JSON value sent as the task body, at most 983,616 bytes as compact JSON (Cloud Tasks' 1
+    MB task less 16 KiB for the rest of the task and job); unset: no body."""
     path: TaskPath = "/"
+    """The task's URL path; not under `/_tick` (where ticks arrive)."""
     paused: bool = False
+    """`true` keeps the job, paused."""
 
     def runs(self, after: datetime) -> Iterator[datetime]:
         """Every tick time after AFTER (timezone-aware), in the schedule's zone: the plan

@@ -148,18 +148,36 @@ class ServiceSettings(Settings):
     """The Cloud Run service that handles the pipeline's tasks."""
 
     image: Annotated[str, AfterValidator(_image)]
+    """Container image, `REGISTRY/PATH[:TAG][@sha256:DIGEST]`, lowercase path; in prod pinned by
+    digest, not a placeholder such as `sha256:000…0` (policy `cloudrun-image-pinned-by-digest`,
+    advisory in dev and staging)."""
     ingress: Literal["internal", "internal-and-cloud-load-balancing", "all"] = "internal"
+    """`internal`, `internal-and-cloud-load-balancing` or `all`."""
     # Defaults to the pipeline's dispatchDeadline (resolved by PipelineSettings).
     timeout: (
         Annotated[Duration, duration_within(Duration.of_seconds(1), MAX_REQUEST_TIMEOUT)] | None
     ) = None
+    """Request timeout, `1s`..`3600s` and at least `dispatchDeadline` (its default), else Cloud
+    Tasks retries work still running."""
     concurrency: Annotated[int, within(1, MAX_CONCURRENCY)] = 80
+    """Requests per instance, 1..1000; 1 below 1 vCPU."""
     min_instances: Annotated[int, within(0, MAX_INSTANCES)] = Field(0, alias="minInstances")
+    """0..1000, at most `maxInstances`."""
     max_instances: Annotated[int, within(1, MAX_INSTANCES)] = Field(10, alias="maxInstances")
+    """1..1000."""
     cpu: Annotated[str, AfterValidator(_cpu)] = "1"
+    """vCPUs as a string: `"0.08"`..`"1"` in steps of 0.001 (or millicpu, `"500m"`), or `"1"`,
+    `"2"`, `"4"`, `"6"`, `"8"`; below 1 vCPU `concurrency` must be 1."""
     memory: Annotated[str, AfterValidator(_memory)] = "512Mi"
+    """A number and `k`/`K`/`M`/`G`/`Ki`/`Mi`/`Gi`, `128Mi`..`32Gi`, within what the cpu allows: <
+    0.5 vCPU up to 512Mi, < 1 up to 1Gi, 1 up to 4Gi, 2 up to 8Gi, 4: 2-16Gi, 6: 4-24Gi, 8:
+    4-32Gi."""
     env: dict[EnvName, str] = Field(default_factory=dict)
+    """Environment variables (plain text in state): names `[A-Za-z_][A-Za-z0-9_]*`, not
+    `PORT`/`K_*` nor the `TASK_*` variables the stack sets for the handler."""
     secrets: dict[EnvName, SecretRef] = Field(default_factory=dict)
+    """`ENV: "SECRET:VERSION"` (version `latest` or a number) from Secret Manager in the same
+    project; not also in `env`."""
 
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:

@@ -77,14 +77,30 @@ class StackSettings(Settings):
     """Everything a stack file configures for this project."""
 
     project: ProjectId = Field(alias="gcp:project")
+    """The project every resource is created in (`gcp:project`): 6..30 lowercase letters, digits
+    and hyphens."""
     region: Region | None = Field(None, alias="gcp:region")
+    """Default location of every pipeline (`gcp:region`), such as `us-central1`; required unless
+    every pipeline sets `location`."""
     protect: bool = False
+    """`true`: Pulumi `protect` on queues, services and the idempotency database, Cloud Run
+    deletion protection and Firestore delete protection on (prod)."""
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    """GCP labels on every resource that takes them (Google's syntax, international characters
+    allowed); at most 62, as the project adds `pipeline: NAME` and the provider
+    `goog-pulumi-provisioned` to every Cloud Run service, and those two keys are refused."""
     pipelines: dict[PipelineName, PipelineSettings] = Field(min_length=1)
+    """At least one pipeline, by name: 1..22 of `a-z 0-9 -`, starting with a letter and not ending
+    with a hyphen (`NAME-invoker`/`NAME-runtime` must fit a 30-character account id); every id
+    Google will see for it follows its field's rule, so `google-ads` is refused (Pub/Sub ids
+    must not start with `goog`)."""
     alerts: StackAlerts = Field(default_factory=lambda: StackAlerts.model_validate({}))
+    """Where the stack's alerts go. A stack named `prod` (or `production`) must name a channel or
+    an email."""
     idempotency: IdempotencySettings = Field(
         default_factory=lambda: IdempotencySettings.model_validate({})
     )
+    """The stack's Firestore database for the handler's idempotency records."""
     _secret_keys: frozenset[str] = PrivateAttr(default=frozenset())
     _stack: str = PrivateAttr(default="")
 

@@ -89,7 +89,13 @@ class Settings(BaseModel):
 
     # strict: no silent coercion of "10" to 10 or "true" to True in stack files.
     model_config = ConfigDict(
-        extra="forbid", strict=True, populate_by_name=False, allow_inf_nan=False
+        extra="forbid",
+        strict=True,
+        populate_by_name=False,
+        allow_inf_nan=False,
+        # A field's docstring is its description: the documentation's configuration
+        # reference is generated from these models (docs/config_reference.py).
+        use_attribute_docstrings=True,
     )
 
     @classmethod

@@ -1,6 +1,7 @@
 """Bad input and unreachable endpoints: one line on stderr naming the problem, non-zero exit."""
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,40 @@ def test_emulator_address_is_checked_before_any_work(
     )  # fmt: skip
     assert result.returncode == 2
     assert one_line_error(result).startswith(f"error: {message}")
+
+
+def test_a_payload_bucket_with_a_local_emulator_names_the_missing_storage_emulator(
+    tmp_path: Path,
+) -> None:
+    """Before: "no Google credentials found ... or pass --emulator", with --emulator given."""
+    queue = "projects/p/locations/us-central1/queues/orders"
+    entry = {**pipeline_output(queue, "http://127.0.0.1:9"), "payloadBucket": "orders-payloads-1"}
+    outputs = tmp_path / "pipelines.json"
+    outputs.write_text(json.dumps({"orders": entry}))
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        emulator = f"127.0.0.1:{listening.getsockname()[1]}"
+        result = cli(
+            "enqueue", "--outputs", str(outputs), "--pipeline", "orders", "--data", "{}",
+            "--emulator", emulator,
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert one_line_error(result) == (
+        "error: --storage-emulator: pipeline 'orders' has a payload bucket (orders-payloads-1)"
+        " and --emulator is a local Cloud Tasks emulator: its big bodies go to a local storage"
+        " emulator too; pass --storage-emulator HOST:PORT (make local prints it) or set"
+        " STORAGE_EMULATOR_HOST"
+    )
+    # Given, it is checked like the other emulators' addresses.
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        emulator = f"127.0.0.1:{listening.getsockname()[1]}"
+        result = cli(
+            "enqueue", "--outputs", str(outputs), "--pipeline", "orders", "--data", "{}",
+            "--emulator", emulator, "--storage-emulator", "127.0.0.1:9",
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert one_line_error(result).startswith(
+        "error: --storage-emulator: nothing answers at 127.0.0.1:9"
+    )
 
 
 def test_non_utf8_outputs_and_input(tmp_path: Path, outputs: Path) -> None:

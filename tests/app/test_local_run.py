@@ -187,8 +187,10 @@ def test_local_with_payloads_starts_the_storage_emulator_and_a_5mb_body_arrives(
     body = tmp_path / "big.bin"
     body.write_bytes(os.urandom(5 * 1024 * 1024))
     printed = printed_enqueue(text)
+    # The printed command names the storage emulator itself: no variable to set by hand.
+    assert printed[printed.index("--storage-emulator") + 1] == f"127.0.0.1:{storage['port']}"
     command = [*printed[: printed.index("--data")], "--data-file", str(body)]
-    env = {**os.environ, "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{storage['port']}"}
+    env = {k: v for k, v in os.environ.items() if k != "STORAGE_EMULATOR_HOST"}
     enqueue = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
     assert enqueue.returncode == 0, enqueue.stderr
     short = enqueue.stdout.strip().rsplit("/", 1)[-1]

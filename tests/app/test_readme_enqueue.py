@@ -1,4 +1,4 @@
-"""The README's enqueue example, `--at` included, runs as written against the emulator: its
+"""The enqueue client page's example, `--at` included, runs as written against the emulator: its
 date is computed when it runs (tomorrow), so it can't fall outside Cloud Tasks' 30 days."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _example() -> list[str]:
-    """The README's first `taskclient enqueue` example, every optional part taken, the
+    """The documentation's first `taskclient enqueue --at` example, every optional part taken, the
     `--delay | --at` alternative as `--at`, its shell substitution run by a shell."""
     [command] = [c for c in commands() if "--at " in c and " enqueue " in c][:1]
     command = re.sub(r"\[--delay [^|\]]+\| (--at [^\]]+)\]", r"\1", command)
@@ -41,7 +41,7 @@ def test_the_at_example_is_accepted_and_scheduled(
     assert words[:4] == [".venv/bin/python", "-m", "taskclient", "enqueue"]
     when = datetime.fromisoformat(words[words.index("--at") + 1])
     assert timedelta(hours=23) < when - datetime.now(UTC) < timedelta(hours=25)
-    # The README's placeholders: this test's outputs file and emulator, not a stack.
+    # The page's placeholders: this test's outputs file and emulator, not a stack.
     args = [w for w in words[4:] if w not in ("--stack", "dev")]
     args = _with(args, "--outputs", str(outputs_file))
     args = _with(args, "--emulator", emulator.address)
@@ -55,7 +55,7 @@ def test_the_at_example_is_accepted_and_scheduled(
 
 
 def test_the_old_fixed_date_would_be_refused(outputs_file: Path, emulator: Child) -> None:
-    """The example the README had: fixed in 2030, more than 30 days ahead."""
+    """The example the documentation once had: fixed in 2030, more than 30 days ahead."""
     result = subprocess.run(
         [
             sys.executable, "-m", "taskclient", "enqueue", "--outputs", str(outputs_file),

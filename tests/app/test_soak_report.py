@@ -1,5 +1,8 @@
 """The soak's verdict (soak/report.py): which tasks are lost or doubled, and its exit code."""
 
+import subprocess
+import sys
+
 from soak.report import Run, judge
 
 
@@ -62,3 +65,15 @@ def test_two_runs_are_doubled_unless_the_first_was_cut_by_a_kill_after_returning
     # Three runs with one cut: one extra run is unexplained.
     third = Run("a", "h2-5", 0)
     assert verdict([*ONCE, second, third], cut={ONCE[0]}).doubled == ["a"]
+
+
+def test_help_keeps_the_faults_as_a_list_of_sentences() -> None:
+    """Before: argparse refilled the list into "...once, --pubsub-down-at in The run ends"."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "soak", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "  - the Pub/Sub emulator frozen for --pubsub-down-seconds, once, --pubsub-down-at" in (
+        shown
+    )
+    assert "seconds\n    into the run.\nThe run ends" in shown
+    assert "--pubsub-down-at in The run" not in " ".join(shown.split())

@@ -23,6 +23,9 @@ SUBSCRIPTION = "gcp:pubsub/subscription:Subscription"
 TOPIC_MEMBER = "gcp:pubsub/topicIAMMember:TopicIAMMember"
 SUBSCRIPTION_MEMBER = "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember"
 PROJECT_MEMBER = "gcp:projects/iAMMember:IAMMember"
+# A payload bucket's grants (objectCreator to task creators, objectViewer to the runtime
+# account: tests/infra/test_payloads.py), on that bucket only.
+BUCKET_MEMBER = "gcp:storage/bucketIAMMember:BucketIAMMember"
 DATABASE = "gcp:firestore/database:Database"
 TTL_FIELD = "gcp:firestore/field:Field"
 API = "gcp:projects/service:Service"
@@ -238,6 +241,7 @@ MEMBER_TYPES = {
     TOPIC_MEMBER,
     SUBSCRIPTION_MEMBER,
     PROJECT_MEMBER,
+    BUCKET_MEMBER,
 }
 
 

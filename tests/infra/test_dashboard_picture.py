@@ -1,4 +1,5 @@
-"""The README's dashboard picture is what docs/dashboard.py draws from the deployed layout."""
+"""The operations page's dashboard picture is what docs/dashboard.py draws from the layout
+the program deploys."""
 
 from __future__ import annotations
 

@@ -211,7 +211,7 @@ def test_a_member_spelling_out_another_members_hash_is_a_config_error() -> None:
         " is also derived from pipelines.orders.enqueuers.0",
     ]
     assert recording.resources == []
-    assert f"  {caught.value.problems[1]}\n" in (ROOT / "README.md").read_text()
+    assert f"  {caught.value.problems[1]}\n" in (ROOT / "docs" / "configuration.md").read_text()
 
 
 CONFIGS = {

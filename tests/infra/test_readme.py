@@ -1,8 +1,8 @@
-"""The README's examples are run, so they can't drift from the program."""
+"""The documentation's examples are run, so they can't drift from the program: the
+configuration page's stack file and error, and the package page's program."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -10,18 +10,16 @@ import yaml
 
 from components.settings import ConfigError
 from plan.recorder import run_program
+from tests.docs.pages import blocks, text
 from tests.infra.conftest import ROOT
 from tests.infra.expectations import check_pipeline
 
-README = (ROOT / "README.md").read_text()
-
-
-def blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
+CONFIGURATION = text("configuration.md")
+PACKAGE = text("package.md")
 
 
 def config_example() -> dict:
-    [block] = [b for b in blocks("yaml") if "cloudrun-tasks:pipelines" in b]
+    [block] = [b for b in blocks(CONFIGURATION, "yaml") if "cloudrun-tasks:pipelines" in b]
     return yaml.safe_load(block)["config"]
 
 
@@ -46,12 +44,12 @@ def test_documented_error_is_the_real_one() -> None:
     orders["service"]["minInstances"] = 20
     with pytest.raises(ConfigError) as caught:
         run_program(ROOT, "readme", config)
-    [documented] = [b for b in blocks("text") if "invalid stack config" in b]
+    [documented] = [b for b in blocks(CONFIGURATION, "text") if "invalid stack config" in b]
     assert f"error: {caught.value}\n" == documented
 
 
 def test_component_example_runs_as_a_program(tmp_path: Path) -> None:
-    [example] = [b for b in blocks("python") if "TaskPipeline(" in b]
+    [example] = [b for b in blocks(PACKAGE, "python") if "TaskPipeline(" in b]
     # In this repository the package's source folder is importable as `components`; the
     # installed route is tests/package/test_consumer_example.py.
     assert "from cloudrun_tasks import" in example

@@ -1,6 +1,8 @@
-"""The README is a contract: every command in its shell blocks is a real `make` target with
-real variables, or `.venv/bin/python -m MODULE` with flags that MODULE's `--help` lists;
-only the Pulumi CLI and git (which need a real project or a checkout) are taken on trust."""
+"""The README and the site are a contract: every command in their shell blocks is a real
+`make` target with real variables, or `.venv/bin/python -m MODULE` with flags that MODULE's
+`--help` lists, or `cd` into a directory of this repository; only the commands that need a
+real project, a checkout or a Docker engine (pulumi, gcloud, git, docker) are taken on
+trust, as the getting-started page says."""
 
 from __future__ import annotations
 
@@ -9,26 +11,27 @@ import shlex
 import subprocess
 import sys
 from functools import cache
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+from tests.docs.pages import ROOT, block_commands, pages, text
+
 MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
-# Commands that act on a real Google Cloud project or a git checkout: not run here.
-TRUSTED = {"pulumi", "git"}
+# Commands that act on a real Google Cloud project, a git checkout or a Docker engine.
+TRUSTED = {"pulumi", "gcloud", "git", "docker"}
 
 
 def commands() -> list[str]:
-    """Each command of the README's sh blocks: continuation lines joined, comments cut."""
-    found = []
-    for block in re.findall(r"```sh\n(.*?)```", README, re.S):
-        for line in block.replace("\\\n", " ").splitlines():
-            command = line.split(" #", 1)[0].strip()
-            if command and not command.startswith("#"):
-                found.append(command)
-    return found
+    """Each command of every page's sh blocks, in page order."""
+    return [c for page in pages() for c in block_commands(page.read_text(encoding="utf-8"))]
+
+
+def _where() -> dict[str, str]:
+    return {
+        c: str(page.relative_to(ROOT))
+        for page in pages()
+        for c in block_commands(page.read_text(encoding="utf-8"))
+    }
 
 
 def flags(command: str) -> list[str]:
@@ -53,36 +56,53 @@ def make_targets() -> set[str]:
 
 
 COMMANDS = commands()
+WHERE = _where()
 
 
-def test_the_readme_has_commands() -> None:
-    assert len(COMMANDS) >= 10
+def test_the_pages_have_commands() -> None:
+    assert len(COMMANDS) >= 30
+    # Every page with a shell block is read, not only the README.
+    assert {"README.md", "docs/client.md", "docs/plan.md", "docs/gitops.md"} <= set(WHERE.values())
+
+
+def test_what_the_site_says_about_its_commands_is_this_test() -> None:
+    """getting-started.md names the programs taken on trust: exactly TRUSTED."""
+    said = " ".join(text("getting-started.md").split())
+    named = re.search(r"or is a (.*?) command that needs a real project", said)
+    assert named, "getting-started.md no longer says which commands are taken on trust"
+    assert set(re.findall(r"`(\w+)`", named.group(1))) == TRUSTED
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_command_is_a_make_target_or_the_venvs_python(command: str) -> None:
     words = shlex.split(command.replace("[", " ").replace("]", " ").replace("|", " "))
     program = words[0]
+    where = WHERE[command]
     if program in TRUSTED:
+        return
+    if program == "cd":
+        assert len(words) == 2 and (ROOT / words[1]).is_dir(), f"{where}: {command!r}"
         return
     if program == "make":
         targets = [w for w in words[1:] if "=" not in w]
         variables = [w.split("=", 1)[0] for w in words[1:] if "=" in w]
-        assert set(targets) <= make_targets(), command
-        assert all(f"$({v})" in MAKEFILE for v in variables), command
+        assert set(targets) <= make_targets(), f"{where}: {command!r}"
+        assert all(f"$({v})" in MAKEFILE for v in variables), f"{where}: {command!r}"
         return
     assert program == ".venv/bin/python" and words[1] == "-m", (
-        f"{command!r}: use a make target or .venv/bin/python (no bare python -m, which only"
-        " works inside an activated virtualenv)"
+        f"{where}: {command!r}: use a make target or .venv/bin/python (no bare python -m,"
+        " which only works inside an activated virtualenv)"
     )
     module = words[2]
     assert (ROOT / module.replace(".", "/") / "__main__.py").is_file() or (
         ROOT / f"{module.replace('.', '/')}.py"
-    ).is_file(), command
+    ).is_file(), f"{where}: {command!r}"
     subcommand = words[3] if len(words) > 3 and not words[3].startswith("-") else None
     listed = help_text(module, subcommand)
     missing = [flag for flag in flags(command) if flag not in listed]
-    assert missing == [], f"{command!r}: {missing} not in `{module} {subcommand or ''} --help`"
+    assert missing == [], (
+        f"{where}: {command!r}: {missing} not in `{module} {subcommand or ''} --help`"
+    )
 
 
 def test_a_made_up_flag_is_caught() -> None:

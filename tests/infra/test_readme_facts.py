@@ -1,8 +1,11 @@
-"""The README's facts about what gets built come from the plans: counts, APIs, components,
-the diagram's parts and the alert table can't drift from the program."""
+"""The documentation's facts about what gets built come from the plans: the counts and the
+stack output on the pipelines page, the README's diagram (which the site includes), the
+alert table on the operations page and the plan review commands can't drift from the
+program."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -10,42 +13,66 @@ from typing import Any
 
 import pytest
 
-from plan import document, readme
+from plan import document, facts
+from tests.docs.pages import blocks, snippet, text
 
-README = readme.README.read_text(encoding="utf-8")
+PIPELINES = text("concepts/pipeline.md")
 
 
 @pytest.fixture(scope="module")
 def plans() -> dict[str, dict[str, Any]]:
-    return readme.plans()
+    return facts.plans()
 
 
 def test_the_generated_section_is_current(plans: dict[str, dict[str, Any]]) -> None:
-    assert readme.current(README) == readme.render(plans), (
-        "README.md's plan-facts section is stale: run .venv/bin/python -m plan.readme"
+    assert facts.current(PIPELINES) == facts.render(plans), (
+        "docs/concepts/pipeline.md's plan-facts section is stale:"
+        " run .venv/bin/python -m plan.facts"
     )
 
 
-def test_the_section_has_the_counts_the_issue_found(plans: dict[str, dict[str, Any]]) -> None:
-    section = readme.current(README)
-    # Issue 20 found 29 and 8 for dev; its schedule (issue 21) added 10 resources
-    # (APIs, agent, ticker, grants, job, tick metric, alert) in 2 components.
-    assert "| dev | 1 | 39 | 10 |" in section
-    assert "Per pipeline (dev's `orders`): 26 cloud resources in 7 components" in section
+def test_the_section_has_the_counts_of_the_stacks(plans: dict[str, dict[str, Any]]) -> None:
+    section = facts.current(PIPELINES)
+    # dev: 1 pipeline with a schedule and payloads on (the schedule adds 10 resources in 2
+    # components, the payload bucket 4 in 1).
+    assert "| dev | 1 | 43 | 11 |" in section
+    assert "Per pipeline (dev's `orders`): 30 cloud resources in 8 components" in section
     for component in (
         "IdempotencyStore",
         "StackDashboard",
         "ProjectApis",
         "TaskPipeline",
         "Schedules",
+        "PayloadBucket",
     ):
         assert f"| `{component}`" in section
 
 
 def test_a_stale_count_is_caught(plans: dict[str, dict[str, Any]]) -> None:
-    stale = README.replace("| dev | 1 | 39 | 10 |", "| dev | 1 | 29 | 8 |")
-    assert stale != README
-    assert readme.current(stale) != readme.render(plans)
+    stale = PIPELINES.replace("| dev | 1 | 43 | 11 |", "| dev | 1 | 39 | 10 |")
+    assert stale != PIPELINES
+    assert facts.current(stale) != facts.render(plans)
+
+
+def _keys(value: Any, prefix: str = "") -> set[str]:
+    if not isinstance(value, dict):
+        return set()
+    return {f"{prefix}{k}" for k in value} | {
+        key for k, v in value.items() for key in _keys(v, f"{prefix}{k}.")
+    }
+
+
+def test_the_sample_stack_output_has_every_key_dev_exports(
+    plans: dict[str, dict[str, Any]],
+) -> None:
+    """The page's `pipelines` sample is the dev stack's, key for key (it once lacked the
+    dead-letter, Firestore and schedule keys)."""
+    [sample] = [json.loads(b) for b in blocks(PIPELINES, "json") if '"queueName"' in b]
+    exported = plans["dev"]["outputs"]["pipelines"]
+    assert _keys(sample) == _keys(exported)
+    assert {"deadLetterTopic", "deadLetterSubscription", "firestoreDatabase"} <= set(
+        sample["orders"]
+    )
 
 
 def _apis(plans: dict[str, dict[str, Any]]) -> set[str]:
@@ -58,14 +85,16 @@ def _apis(plans: dict[str, dict[str, Any]]) -> set[str]:
 
 
 def _diagram() -> str:
-    section = README[README.index("## What gets built") :]
-    return section[section.index("```mermaid") : section.index("```\n", 10)]
+    """The README's diagram, which the site's home and pipelines pages include."""
+    [diagram] = blocks(snippet("diagram"), "mermaid")
+    return diagram
 
 
 def test_the_diagram_names_every_api_and_stack_component(
     plans: dict[str, dict[str, Any]],
 ) -> None:
     diagram = _diagram()
+    assert '--8<-- "README.md:diagram"' in PIPELINES  # the site shows this one diagram
     [listed] = re.findall(r"ProjectApis: ([a-z, ]+)\]", diagram)
     assert set(listed.split(", ")) == _apis(plans)
     stack_components = {
@@ -90,7 +119,8 @@ def test_the_diagram_names_every_api_and_stack_component(
 def test_the_alert_table_has_every_alert_the_plans_create(
     plans: dict[str, dict[str, Any]],
 ) -> None:
-    section = README[README.index("| policy (`alert` label)") :]
+    operations = text("operations.md")
+    section = operations[operations.index("| policy (`alert` label)") :]
     table = section[: section.index("\n\n")]
     rows = dict(re.findall(r"^\| `([a-z-]+)` \(([A-Z]+)\)", table, re.M))
     planned = {
@@ -104,9 +134,10 @@ def test_the_alert_table_has_every_alert_the_plans_create(
 
 
 def test_the_plan_review_commands_run_as_written(tmp_path: Path) -> None:
-    """The README's "Reviewing a branch" block, with this checkout as the base branch's
+    """The plan page's "Reviewing a branch" block, with this checkout as the base branch's
     worktree (git itself is taken on trust): each plan command exits 0."""
-    block = README[README.index("Reviewing a branch:") :]
+    page = text("plan.md")
+    block = page[page.index("Reviewing a branch:") :]
     block = block[block.index("```sh\n") + 6 : block.index("```", block.index("```sh\n") + 6)]
     outputs = []
     for line in block.splitlines():
@@ -114,9 +145,9 @@ def test_the_plan_review_commands_run_as_written(tmp_path: Path) -> None:
         if not command or command.startswith("git "):
             continue
         command = command.replace("/tmp/base.json", str(tmp_path / "base.json"))
-        command = command.replace("/tmp/base", str(readme.ROOT))
+        command = command.replace("/tmp/base", str(facts.ROOT))
         result = subprocess.run(
-            ["bash", "-c", command], cwd=readme.ROOT, capture_output=True, text=True,
+            ["bash", "-c", command], cwd=facts.ROOT, capture_output=True, text=True,
             timeout=300, check=False,
         )  # fmt: skip
         assert result.returncode == 0, f"{command}: {result.stderr}"

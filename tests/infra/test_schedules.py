@@ -206,6 +206,15 @@ BIG = "x" * (MAX_BODY_BYTES + 1)
             ["pipelines.orders.schedules.a.cron: must be a unix-cron schedule of 5 fields"],
         ),
         (
+            # A macro is named as unsupported, with the fields expected instead.
+            {"a": {"cron": "@daily"}},
+            [
+                "pipelines.orders.schedules.a.cron: @daily and the other @ macros are not"
+                " supported: write the 5 unix-cron fields (minute hour day-of-month month"
+                " day-of-week), e.g. '0 0 * * *' for daily"
+            ],
+        ),
+        (
             {"a": {"cron": "0 0 L * *"}},
             ["pipelines.orders.schedules.a.cron: uses L, LW or #"],
         ),
@@ -254,9 +263,8 @@ def test_bad_schedules_are_one_config_error_naming_each_key(
     assert recording.resources == []
 
 
-def test_the_readme_schedule_example_and_its_errors_are_the_real_ones() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Scheduled work\n", 1)[1].split("\n## ", 1)[0]
+def test_the_documented_schedule_example_and_its_errors_are_the_real_ones() -> None:
+    section = (ROOT / "docs" / "concepts" / "schedules.md").read_text(encoding="utf-8")
     [example] = [b for b in re.findall(r"```yaml\n(.*?)```", section, re.S) if "schedules:" in b]
     schedules = yaml.safe_load(example)["orders"]["schedules"]
     jobs = {r.name: r.inputs for r in record(with_schedules(schedules)).of_type(JOB)}

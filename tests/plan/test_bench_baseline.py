@@ -38,17 +38,14 @@ def _row(pipelines: int, components: float, plain: float, ratio: float) -> dict[
     }
 
 
-def test_the_report_judges_each_target_and_says_when_the_sdk_alone_misses_the_time_bar() -> None:
+def test_the_report_judges_the_ratios_and_sets_no_absolute_time() -> None:
     met = report([_row(10, 0.5, 0.45, 1.1), _row(100, 2.9, 2.5, 1.16)])
     assert "100 vs 10 pipelines: 5.8x (target <= 11x): met" in met
     assert "(median of rounds): 1.16x (target <= 1.3x): met" in met
-    assert "100 pipelines end to end: 2.90 s (target < 3 s): met" in met
-    assert "plain program alone" not in met
+    assert "100 pipelines end to end: 2.90 s, the plain program 2.50 s for the same 1,610" in met
 
     missed = report([_row(10, 0.5, 0.45, 1.1), _row(100, 4.3, 3.9, 1.4)])
     assert "1.40x (target <= 1.3x): MISSED" in missed
-    assert "100 pipelines end to end: 4.30 s (target < 3 s): MISSED" in missed
-    assert (
-        "the plain program alone takes 3.90 s for the same 1,610 resources: the 3 s bar is"
-        " below the Pulumi SDK's own cost on this machine"
-    ) in missed
+    # The time is a figure beside the SDK's floor, never a target of its own.
+    assert "100 pipelines end to end: 4.30 s, the plain program 3.90 s" in missed
+    assert "< 3 s" not in missed and missed.count("MISSED") == 1

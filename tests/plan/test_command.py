@@ -20,7 +20,7 @@ def test_default_is_the_readable_tree(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["--stack", "dev"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(
-        "Offline plan of stack dev (cloudrun-tasks): 39 resources in 10 components"
+        "Offline plan of stack dev (cloudrun-tasks): 43 resources in 11 components"
     )
     assert "└─ TaskPipeline orders" in out
 
@@ -89,6 +89,10 @@ def test_prod_plan_fails_on_the_placeholder_digest_and_says_how_to_fix_it(
             f"  MANDATORY cloudrun-image-pinned-by-digest [cloudrunv2.Service {service}]:"
         )
         assert PLACEHOLDER_MESSAGE in line and "Pin the image's real digest" in line
+    # The way out, for the module and for make (whose variable is POLICY, not a flag).
+    assert verdicts[3].endswith(
+        "or see the plan anyway with --policy report (`make plan POLICY=report`)."
+    )
     assert "would stop here" in captured.err
 
 
@@ -161,7 +165,10 @@ def test_bad_config_lists_every_problem_by_key_and_exits_1(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--stack", "nope"], f"error: no stack file {ROOT}/Pulumi.nope.yaml"),
+        (
+            ["--stack", "nope"],
+            f"error: no stack file {ROOT}/Pulumi.nope.yaml (stacks: dev, prod, staging)",
+        ),
         (
             ["--stack", "dev", "--diff", "/nonexistent.json"],
             "error: /nonexistent.json: cannot read",
@@ -207,3 +214,16 @@ def test_the_command_reports_bad_config_without_a_traceback(tmp_path: Path) -> N
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == ("error: invalid stack config (1 problem):\n  pipelines: is required\n")
+
+
+def test_the_consumer_example_plans_from_a_checkout() -> None:
+    """examples/consumer/ imports `cloudrun_tasks`, which a checkout's .venv does not have
+    installed: the plan gives it this checkout's components (before: ModuleNotFoundError,
+    with a traceback)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "plan", "--program-dir", "examples/consumer", "--stack", "dev"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "TaskPipeline invoices" in result.stdout and "TaskPipeline thumbnails" in result.stdout
+    assert "Traceback" not in result.stderr

@@ -17,7 +17,7 @@ DEV_ENQUEUERS = (
 def test_every_resource_of_the_recording_is_in_the_tree(dev_plan: dict[str, Any]) -> None:
     text = tree.render(dev_plan)
     labels = [r.label for r in resources(dev_plan).values()]
-    assert len(labels) == 49
+    assert len(labels) == 54  # dev: one pipeline with a schedule and a payload bucket
     missing = [label for label in labels if f"─ {label}" not in text]
     assert missing == []
 
@@ -49,7 +49,7 @@ def test_queue_and_service_settings(dev_plan: dict[str, Any]) -> None:
     assert (
         "env: GOOGLE_CLOUD_PROJECT, LOG_LEVEL, TASK_CONCURRENCY, TASK_DEAD_LETTER_TOPIC,"
         " TASK_DISPATCH_DEADLINE, TASK_FIRESTORE_DATABASE, TASK_MAX_ATTEMPTS,"
-        " TASK_MAX_RETRY_DURATION;"
+        " TASK_MAX_RETRY_DURATION, TASK_PAYLOAD_BUCKET;"
         " secrets: -"
     ) in text
     assert "deletion protection off" in text
