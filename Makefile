@@ -170,10 +170,14 @@ $(MERMAID): docs/mermaid/package-lock.json
 
 # Debian's chromium and its chromedriver, for the site's browser test
 # (tests/docs/test_site.py): installed when missing (as root here and in CI; through sudo
-# for anyone else).
+# for anyone else). CHROMIUM and CHROMEDRIVER name another matching pair where one is
+# installed already (the GitHub workflows pass the runner image's Google Chrome).
 AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo)
+CHROMIUM ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+export CHROMIUM CHROMEDRIVER
 chromium:
-	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver \
+	@test -x $(CHROMIUM) -a -x $(CHROMEDRIVER) \
 		|| ($(AS_ROOT) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(AS_ROOT) \
 			apt-get install -y -qq --no-install-recommends chromium chromium-driver) >&2
 

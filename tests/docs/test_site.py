@@ -29,8 +29,10 @@ from tests.docs.pages import ROOT
 
 pytestmark = pytest.mark.timeout(300)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Debian's by default; CHROMIUM and CHROMEDRIVER name another matching pair (GitHub's
+# Ubuntu runners ship Google Chrome and its ChromeDriver, and Ubuntu's chromium is a snap).
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
 FLAGS = (
     "--headless",
     "--no-sandbox",
