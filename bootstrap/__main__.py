@@ -5,12 +5,22 @@ import pulumi
 from gitops.apis import BootstrapApis, BootstrapApisArgs
 from gitops.github_federation import GitHubFederation, GitHubFederationArgs
 from gitops.identities import PipelineIdentities, PipelineIdentitiesArgs
-from gitops.settings import load_settings
+from gitops.settings import ConfigError, load_settings
+from gitops.stack_needs import stack_needs
 from gitops.state_backend import StateBackend, StateBackendArgs
 
 # Validates the whole config before any resource is registered.
 settings = load_settings()
 env = settings.environment
+try:
+    needs = stack_needs(env)
+except ValueError as error:
+    raise ConfigError(str(error)) from None
+if needs.project != settings.project:
+    raise ConfigError(
+        f"gcp:project is {settings.project!r} but the main stack file Pulumi.{env}.yaml"
+        f" deploys to {needs.project!r}: the deployer's grants are on this project"
+    )
 
 apis = BootstrapApis("apis", BootstrapApisArgs(project=settings.project))
 state = StateBackend(
@@ -44,6 +54,8 @@ identities = PipelineIdentities(
         federation=federation,
         state_bucket=state.bucket,
         secrets_key=state.key,
+        project_number=settings.project_number,
+        stack=needs,
         depends_on=[apis],
     ),
 )

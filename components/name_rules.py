@@ -194,6 +194,23 @@ def runtime_account(pipeline: str) -> str:
     return f"{pipeline}-runtime"
 
 
+def invoker_display_name(pipeline: str) -> str:
+    return f"Cloud Tasks invoker of pipeline {pipeline}"
+
+
+def runtime_display_name(pipeline: str) -> str:
+    return f"Cloud Run runtime of pipeline {pipeline}"
+
+
+def ticker_display_name(pipeline: str) -> str:
+    """The account Cloud Scheduler calls the service as (components.names.ticker_account).
+
+    The bootstrap creates the three accounts with these display names before the program
+    adopts them (docs/gitops.md, "Service accounts and secrets"): equal names keep the
+    adoption from showing a diff."""
+    return f"Cloud Scheduler ticks of pipeline {pipeline}"
+
+
 def dead_letters(pipeline: str) -> str:
     """The pipeline's dead-letter topic and its one subscription (different types)."""
     return f"{pipeline}-{DEAD_LETTERS}"

@@ -31,6 +31,7 @@ from . import observability as q
 from .alerts import AUTO_CLOSE, EVALUATION_INTERVAL, MARKDOWN
 from .iam import IamMember
 from .identities import ServiceAccount, ServiceAccountArgs
+from .name_rules import ticker_display_name
 from .names import (
     FAILING_TICKS,
     RUNTIME_KEY,
@@ -98,7 +99,7 @@ class PipelineSchedules(pulumi.ComponentResource):
             ServiceAccountArgs(
                 project=args.project,
                 account_id=ticker_account(name),
-                display_name=f"Cloud Scheduler ticks of pipeline {name}",
+                display_name=ticker_display_name(name),
                 iam_members=[
                     IamMember(
                         role=OPENID_TOKEN_CREATOR,
