@@ -60,7 +60,8 @@ def test_provider_trusts_only_github_and_this_repository(recording: Recording) -
     assert provider["oidc"] == {"issuerUri": "https://token.actions.githubusercontent.com"}
     assert provider["attributeMapping"]["google.subject"] == "assertion.sub"
     assert provider["attributeCondition"].startswith(
-        f"assertion.repository == '{REPO}' && assertion.event_name in ['push', 'pull_request']"
+        f"assertion.repository == '{REPO}'"
+        " && assertion.event_name in ['push', 'pull_request', 'schedule']"
     )
     # Fork pull requests' privileged triggers can't sign in, whatever a workflow says.
     assert "pull_request_target" not in provider["attributeCondition"]
@@ -73,7 +74,7 @@ def test_prod_provider_admits_only_prod_environments() -> None:
     provider = one(run("prod"), "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider")
     assert provider["attributeCondition"] == (
         f"assertion.repository == '{REPO}'"
-        " && assertion.event_name in ['push', 'pull_request']"
+        " && assertion.event_name in ['push', 'pull_request', 'schedule']"
         " && assertion.environment in ['prod', 'prod-preview']"
     )
 
