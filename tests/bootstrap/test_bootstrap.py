@@ -88,11 +88,17 @@ def test_each_account_is_impersonable_from_one_environment_only(recording: Recor
     }
     # The other account grants are the deployer's on the main stack's accounts
     # (test_no_escalation.py): no one else may impersonate any account.
-    assert set(grants) == {"pipeline-deployer-github", "pipeline-previewer-github"}
+    # The image pusher only where images are built (dev): test_image_registry.py.
+    pusher = {"image-pusher-github"} if env == "dev" else set()
+    assert set(grants) == {"pipeline-deployer-github", "pipeline-previewer-github"} | pusher
     number = stack_config(BOOTSTRAP, env)[f"{NS}:projectNumber"]
     pool = f"projects/{number}/locations/global/workloadIdentityPools/github-{env}"
-    for account, github_env in (("deployer", env), ("previewer", f"{env}-preview")):
-        grant = grants[f"pipeline-{account}-github"]
+    for name, github_env in (
+        ("pipeline-deployer-github", env),
+        ("pipeline-previewer-github", f"{env}-preview"),
+        *((name, f"{env}-image") for name in pusher),
+    ):
+        grant = grants[name]
         assert grant["role"] == "roles/iam.workloadIdentityUser"
         assert grant["member"] == (
             f"principal://iam.googleapis.com/{pool}/subject/repo:{REPO}:environment:{github_env}"

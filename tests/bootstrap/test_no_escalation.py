@@ -39,6 +39,8 @@ ACCOUNT = "gcp:serviceaccount/account:Account"
 ACCOUNT_MEMBER = "gcp:serviceaccount/iAMMember:IAMMember"
 SECRET_MEMBER = "gcp:secretmanager/secretIamMember:SecretIamMember"
 stack_needs = bootstrap_module("stack_needs")
+# The workflows' own accounts: deployer, previewer, image pusher.
+PIPELINE_ACCOUNTS = ("pulumi-", "image-pusher-")
 Roles = Mapping[str, frozenset[str]]
 
 
@@ -69,7 +71,7 @@ def bootstrap_accounts(bootstrap: Recording) -> dict[str, str]:
     return {
         r.inputs["accountId"]: r.inputs["displayName"]
         for r in bootstrap.of_type(ACCOUNT)
-        if not r.inputs["accountId"].startswith("pulumi-")
+        if not r.inputs["accountId"].startswith(PIPELINE_ACCOUNTS)
     }
 
 
@@ -200,7 +202,7 @@ def test_the_deployer_may_act_as_and_grant_on_each_stack_account_alone(
     stack_accounts = {
         r.outputs["name"]
         for r in bootstrap.of_type(ACCOUNT)
-        if not r.inputs["accountId"].startswith("pulumi-")
+        if not r.inputs["accountId"].startswith(PIPELINE_ACCOUNTS)
     }
     # Exactly the stack's accounts: not the deployer or previewer themselves.
     assert set(grants) == stack_accounts

@@ -32,7 +32,14 @@ def all_workflows() -> list[str]:
 
 
 def test_the_workflows_exist() -> None:
-    assert all_workflows() == ["deploy.yml", "drift.yml", "pull-request.yml", "pulumi-stack.yml"]
+    assert all_workflows() == [
+        "deploy.yml",
+        "drift.yml",
+        "image.yml",
+        "promote.yml",
+        "pull-request.yml",
+        "pulumi-stack.yml",
+    ]
 
 
 @pytest.mark.parametrize("name", all_workflows())
