@@ -497,6 +497,8 @@ def test_the_figures_in_the_docs_are_the_snapshots(snapshot: Roles) -> None:
         f"`monitoring.editor` would add {extra['roles/monitoring.editor']} writes",
         f"in the snapshot has {len(snapshot['roles/viewer'])} permissions",
         f"`roles/iam.securityReviewer` ({len(snapshot['roles/iam.securityReviewer'])} permissions)",
+        f"on that repository ({len(snapshot['roles/artifactregistry.writer'])} permissions in the"
+        " snapshot",
     ):
         assert phrase in text
     for role in [*authority.DEPLOYER_PREDEFINED_ROLES, authority.PROJECT_IAM_ADMIN]:
