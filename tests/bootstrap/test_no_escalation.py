@@ -38,6 +38,7 @@ from tests.infra.conftest import ROOT
 ACCOUNT = "gcp:serviceaccount/account:Account"
 ACCOUNT_MEMBER = "gcp:serviceaccount/iAMMember:IAMMember"
 SECRET_MEMBER = "gcp:secretmanager/secretIamMember:SecretIamMember"
+PROJECT_MEMBER = "gcp:projects/iAMMember:IAMMember"
 stack_needs = bootstrap_module("stack_needs")
 # The workflows' own accounts: deployer, previewer, image pusher.
 PIPELINE_ACCOUNTS = ("pulumi-", "image-pusher-")
@@ -133,6 +134,23 @@ def test_no_unconditional_project_grant_escalates(
     grants = project_grants(bootstrap, kind)
     assert grants
     assert escalating_unconditional(bootstrap, grants, snapshot) == set()
+
+
+def test_no_account_of_the_bootstrap_holds_an_escalating_unconditional_grant(
+    pair: tuple[Recording, Recording], snapshot: Roles
+) -> None:
+    """Every member the bootstrap grants anything at project level (deployer, previewer,
+    and any account a later change adds), not only the two named above."""
+    bootstrap, _ = pair
+    members = {r.inputs["member"] for r in bootstrap.of_type(PROJECT_MEMBER)}
+    assert members
+    for member in members:
+        grants = {
+            r.inputs["role"]: r.inputs.get("condition")
+            for r in bootstrap.of_type(PROJECT_MEMBER)
+            if r.inputs["member"] == member
+        }
+        assert escalating_unconditional(bootstrap, grants, snapshot) == set(), member
 
 
 @pytest.mark.parametrize(
