@@ -23,6 +23,7 @@ from .name_rules import (
     DEAD_LETTERS,
     FAILING_ATTEMPTS,
     alert_display_name,
+    alert_subject,
 )
 from .names import alert_policy, email_channel, schedule_job
 from .observability import PipelineNames
@@ -162,7 +163,7 @@ def pipeline_alerts(
                 for condition, query, duration in conditions
             ],
             documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
-                subject=f"cloudrun-tasks {name}: {title}",
+                subject=alert_subject(name, title),
                 content=runbook,
                 mime_type=MARKDOWN,
             ),

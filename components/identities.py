@@ -39,6 +39,11 @@ class ServiceAccount(pulumi.ComponentResource):
             project=args.project,
             account_id=args.account_id,
             display_name=args.display_name,
+            # The pipeline's bootstrap creates each account first and grants the deployer
+            # actAs and IAM on it alone (docs/gitops.md, "Service accounts and secrets"):
+            # the deployer holds neither project-wide. Create then adopts the existing
+            # account (the provider answers a 409 by reading it) instead of failing.
+            create_ignore_already_exists=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         # Bind to the account's own outputs, never a hand-built email: a new account can

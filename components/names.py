@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from .name_rules import ALERT_KINDS, dead_letters, invoker_account, runtime_account
+from .name_rules import ALERT_KINDS, dead_letters, invoker_account, job_id, runtime_account
 from .observability import tick_metric_name
 from .roles import (
     DATASTORE_USER,
@@ -174,7 +174,7 @@ def ticker_account(pipeline: str) -> str:
 
 def schedule_job(pipeline: str, schedule: str) -> str:
     """The Cloud Scheduler job id (and logical name) of one schedule."""
-    return f"{pipeline}_{schedule}"
+    return job_id(pipeline, schedule)
 
 
 def schedule_alert(pipeline: str, schedule: str) -> str:

@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from . import alerts, apis, idempotency, pipeline
 from .inputs import ArgsError, CommonArgs, PipelineInputs, required, validate
+from .name_rules import schedule_problems
 from .names import StackNames
 from .settings import PipelineSettings
 from .settings.alerts import StackAlerts
@@ -205,6 +206,12 @@ class TaskPipeline(pipeline.TaskPipeline):
         except ValidationError as error:
             got = shown(name, secret=False)
             missing += [f"name: {problem['msg']}, got {got}" for problem in error.errors()]
+        schedules = raw.get("schedules")
+        for schedule in sorted(schedules if isinstance(schedules, dict) else {}):
+            missing += [
+                f"args.pipeline.schedules.{schedule}: {problem}"
+                for problem in schedule_problems(name, str(schedule))
+            ]
         if "location" not in raw:
             region = pulumi.Config("gcp").get("region")
             if region is None:

@@ -12,8 +12,10 @@ from .identities import ServiceAccount, ServiceAccountArgs
 from .name_rules import (
     dead_letters,
     invoker_account,
+    invoker_display_name,
     payload_bucket_name,
     runtime_account,
+    runtime_display_name,
 )
 from .names import RUNTIME_KEY, grant
 from .payloads import PayloadBucket, PayloadBucketArgs
@@ -109,7 +111,7 @@ class TaskPipeline(pulumi.ComponentResource):
             ServiceAccountArgs(
                 project=args.project,
                 account_id=invoker_account(name),
-                display_name=f"Cloud Tasks invoker of pipeline {name}",
+                display_name=invoker_display_name(name),
                 iam_members=[
                     *members(SERVICE_ACCOUNT_USER, s.task_creators),
                     IamMember(
@@ -127,7 +129,7 @@ class TaskPipeline(pulumi.ComponentResource):
             ServiceAccountArgs(
                 project=args.project,
                 account_id=runtime_account(name),
-                display_name=f"Cloud Run runtime of pipeline {name}",
+                display_name=runtime_display_name(name),
                 depends_on=args.depends_on,
             ),
             child,

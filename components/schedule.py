@@ -31,6 +31,15 @@ from . import observability as q
 from .alerts import AUTO_CLOSE, EVALUATION_INTERVAL, MARKDOWN
 from .iam import IamMember
 from .identities import ServiceAccount, ServiceAccountArgs
+from .name_rules import (
+    alert_display_name,
+    alert_subject,
+    job_description,
+    schedule_alert_title,
+    tick_condition_display_name,
+    tick_metric_description,
+    ticker_display_name,
+)
 from .names import (
     FAILING_TICKS,
     RUNTIME_KEY,
@@ -98,7 +107,7 @@ class PipelineSchedules(pulumi.ComponentResource):
             ServiceAccountArgs(
                 project=args.project,
                 account_id=ticker_account(name),
-                display_name=f"Cloud Scheduler ticks of pipeline {name}",
+                display_name=ticker_display_name(name),
                 iam_members=[
                     IamMember(
                         role=OPENID_TOKEN_CREATOR,
@@ -137,7 +146,7 @@ class PipelineSchedules(pulumi.ComponentResource):
             q.tick_metric_name(name),
             project=args.project,
             name=q.tick_metric_name(name),
-            description=f"Tick attempts of the Cloud Scheduler jobs of pipeline {name}, by status.",
+            description=tick_metric_description(name),
             filter=q.tick_log_filter(
                 args.project, args.location, [schedule_job(name, s) for s in args.schedules]
             ),
@@ -161,7 +170,7 @@ class PipelineSchedules(pulumi.ComponentResource):
             gcp.monitoring.AlertPolicy(
                 schedule_alert(name, schedule),
                 project=args.project,
-                display_name=f"{name}: schedule {schedule} failing",
+                display_name=alert_display_name(name, schedule_alert_title(schedule)),
                 combiner="OR",
                 enabled=args.alerts_enabled,
                 severity="ERROR",
@@ -169,7 +178,7 @@ class PipelineSchedules(pulumi.ComponentResource):
                 user_labels={"pipeline": name, "alert": FAILING_TICKS},
                 conditions=[
                     gcp.monitoring.AlertPolicyConditionArgs(
-                        display_name=f"a tick of {job_id} failed",
+                        display_name=tick_condition_display_name(name, schedule),
                         condition_prometheus_query_language=gcp.monitoring.AlertPolicyConditionConditionPrometheusQueryLanguageArgs(
                             query=q.failing_ticks_query(
                                 name, args.project, args.location, job_id, FAILING_TICKS_WINDOW
@@ -180,7 +189,7 @@ class PipelineSchedules(pulumi.ComponentResource):
                     )
                 ],
                 documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
-                    subject=f"cloudrun-tasks {name}: schedule {schedule} failing",
+                    subject=alert_subject(name, schedule_alert_title(schedule)),
                     content=q.failing_ticks_runbook(
                         args.project, args.location, job_id, FAILING_TICKS_WINDOW
                     ),
@@ -215,7 +224,7 @@ class PipelineSchedules(pulumi.ComponentResource):
             project=args.project,
             region=args.location,
             name=schedule_job(pipeline, schedule),
-            description=f"Schedule {schedule} of pipeline {pipeline} (cloudrun-tasks)",
+            description=job_description(pipeline, schedule),
             schedule=s.cron,
             time_zone=s.time_zone,
             paused=s.paused,

@@ -91,6 +91,7 @@ for name, p in pipelines.items():
         project=project,
         account_id=f"{name}-invoker",
         display_name=f"Cloud Tasks invoker of pipeline {name}",
+        create_ignore_already_exists=True,
         opts=after_apis,
     )
     runtime = gcp.serviceaccount.Account(
@@ -98,6 +99,7 @@ for name, p in pipelines.items():
         project=project,
         account_id=f"{name}-runtime",
         display_name=f"Cloud Run runtime of pipeline {name}",
+        create_ignore_already_exists=True,
         opts=after_apis,
     )
     for member in enqueuers:

@@ -15,6 +15,7 @@ SERVICES = (
     "storage.googleapis.com",  # state bucket
     "cloudresourcemanager.googleapis.com",  # project-level IAM grants
     "serviceusage.googleapis.com",  # the deployer enables the main program's APIs
+    "artifactregistry.googleapis.com",  # the handler image's registry (dev)
 )
 
 

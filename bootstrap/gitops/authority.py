@@ -23,11 +23,58 @@ DEPLOYER_PREDEFINED_ROLES: Final = (
     "roles/monitoring.alertPolicyEditor",
     "roles/monitoring.dashboardEditor",
     "roles/monitoring.notificationChannelEditor",
-    # actAs: deploying a service that runs as the runtime account, and setting the
-    # queue's OIDC account. The accounts are created by the main program after this
-    # bootstrap, so the grant can't name them; see docs/gitops.md for the trade-off.
-    "roles/iam.serviceAccountUser",
 )
+
+# No escalation: nothing granted project-wide without a condition may let the deployer
+# act as, or grant itself rights on, an account or secret the stacks don't name, or change
+# the project's policy. tests/bootstrap/test_authority.py checks every unconditional
+# project-level grant of both accounts against these (CIS GCP Benchmark 1.6 flags
+# project-level Service Account User and Token Creator for the same reason).
+ESCALATING: Final = frozenset(
+    {
+        "iam.serviceAccounts.actAs",
+        "iam.serviceAccounts.setIamPolicy",
+        "iam.serviceAccounts.getAccessToken",
+        "secretmanager.secrets.setIamPolicy",
+        "resourcemanager.projects.setIamPolicy",
+    }
+)
+
+# Service accounts: IAM conditions can't scope them. Google's list of the services whose
+# resources carry resource.name/resource.type into a condition (cloud.google.com/iam/docs/
+# conditions-resource-attributes: "Other services and resource types do not recognize
+# resource attributes") has secretmanager.googleapis.com and storage.googleapis.com but no
+# iam.googleapis.com. So the bootstrap creates the accounts the stack names
+# (gitops/stack_needs.py) and grants the deployer these on each account alone; the main
+# program adopts them (components/identities.py, create_ignore_already_exists).
+# - actAs (roles/iam.serviceAccountUser): deploy a service running as the runtime account,
+#   set the queue's and the jobs' OIDC accounts (invoker, ticker);
+# - getIamPolicy/setIamPolicy (a custom role, as no predefined role holds only these):
+#   the program's grants on the accounts (enqueuers may act as the invoker, the Tasks and
+#   Scheduler agents mint its and the ticker's tokens).
+ACCOUNT_USER: Final = "roles/iam.serviceAccountUser"
+ACCOUNT_SCOPED: Final = frozenset({"iam.serviceAccounts.actAs", "iam.serviceAccounts.setIamPolicy"})
+ACCOUNT_IAM_PERMISSIONS: Final = (
+    "iam.serviceAccounts.getIamPolicy",
+    "iam.serviceAccounts.setIamPolicy",
+)
+
+# Secrets do carry resource attributes (same page: resource type
+# secretmanager.googleapis.com/Secret, resource name "projects/PROJECT_NUMBER/secrets/
+# SECRET_ID"), so the deployer changes a secret's policy through one project-level grant
+# whose condition lists the secrets the stack names; the secrets need not exist when the
+# bootstrap runs. getIamPolicy, a read, stays project-wide.
+SECRET_SCOPED: Final = frozenset({"secretmanager.secrets.setIamPolicy"})
+SECRET_RESOURCE_TYPE: Final = "secretmanager.googleapis.com/Secret"
+
+
+def secret_condition(project_number: str, secrets: tuple[str, ...]) -> str:
+    """The CEL condition admitting exactly SECRETS of the project."""
+    names = " || ".join(
+        f"resource.name == 'projects/{project_number}/secrets/{secret}'" for secret in secrets
+    )
+    return f"resource.type == '{SECRET_RESOURCE_TYPE}' && ({names})"
+
 
 # Project-level grants are the one way to give the runtime per-database Firestore access
 # (a conditional roles/datastore.user). resourcemanager.projects.setIamPolicy would let
@@ -88,9 +135,10 @@ def payload_bucket_permissions() -> list[str]:
 
 def deployer_custom_permissions(snapshot: Roles) -> list[str]:
     """What the deployer needs that none of its predefined roles grants, less what it
-    holds only on payload buckets."""
+    holds only on the stack's accounts, secrets and payload buckets."""
     predefined = covered([*DEPLOYER_PREDEFINED_ROLES, PROJECT_IAM_ADMIN], snapshot)
-    return sorted(deployer_needs() - predefined - set(payload_bucket_permissions()))
+    scoped = ACCOUNT_SCOPED | SECRET_SCOPED | set(payload_bucket_permissions())
+    return sorted(deployer_needs() - predefined - scoped)
 
 
 def previewer_permissions() -> list[str]:

@@ -9,14 +9,15 @@ import pulumi_gcp as gcp
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 PROVIDER_ID = "github"
-# The only events whose jobs may sign in: `push` (deploy.yml, main only) and
-# `pull_request` (pull-request.yml previews). Not `pull_request_target` or `workflow_run`:
+# The only events whose jobs may sign in: `push` (deploy.yml, main only), `pull_request`
+# (pull-request.yml previews) and `schedule` (drift.yml, as the previewer; GitHub runs
+# scheduled workflows from the default branch only). Not `pull_request_target` or `workflow_run`:
 # those run with this repository's privileges (id-token included) on behalf of a fork's
 # pull request, so a future workflow using them can't reach Google Cloud at all. GitHub
 # sets `event_name` in every Actions OIDC token (docs.github.com/actions/reference/
 # security/oidc, "OIDC token claims"). A new trigger (e.g. workflow_dispatch) must be
 # added here, in the bootstrap, by an admin.
-GITHUB_EVENTS = ("push", "pull_request")
+GITHUB_EVENTS = ("push", "pull_request", "schedule")
 
 
 @dataclass

@@ -15,16 +15,21 @@ import pulumi
 import pulumi_gcp as gcp
 
 from gitops.authority import (
+    ACCOUNT_IAM_PERMISSIONS,
+    ACCOUNT_USER,
     DEPLOYER_PREDEFINED_ROLES,
     PROJECT_IAM_ADMIN,
+    SECRET_SCOPED,
     deployer_custom_permissions,
     grant_limit_expression,
     payload_bucket_condition,
     payload_bucket_permissions,
     previewer_permissions,
+    secret_condition,
 )
 from gitops.github_federation import GitHubFederation
 from gitops.role_snapshot import snapshot
+from gitops.stack_needs import StackNeeds
 
 # What each command does to the state bucket (gs://) and the gcpkms:// key, read in
 # pulumi/pulumi at tag v3.259.0 and on master up to 3.260.0-dev (2026-08-21), the newest
@@ -64,6 +69,9 @@ class PipelineIdentitiesArgs:
     federation: GitHubFederation
     state_bucket: gcp.storage.Bucket
     secrets_key: gcp.kms.CryptoKey
+    project_number: str
+    stack: StackNeeds
+    """The accounts and secrets of the environment's main stack."""
     depends_on: list[pulumi.Resource]
 
 
@@ -164,6 +172,9 @@ class PipelineIdentities(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self._stack_accounts(name, args, deployer)
+        if args.stack.secrets:
+            self._stack_secrets(name, args, deployer)
         for account, prefix, state_role, key_role in (
             (deployer, f"{name}-deployer", DEPLOYER_STATE_ROLE, DEPLOYER_KEY_ROLE),
             (previewer, f"{name}-previewer", PREVIEWER_STATE_ROLE, PREVIEWER_KEY_ROLE),
@@ -186,6 +197,65 @@ class PipelineIdentities(pulumi.ComponentResource):
         self.previewer_email = previewer.email
         self.register_outputs(
             {"deployerEmail": self.deployer_email, "previewerEmail": self.previewer_email}
+        )
+
+    def _stack_accounts(
+        self, name: str, args: PipelineIdentitiesArgs, deployer: gcp.serviceaccount.Account
+    ) -> None:
+        """The main stack's accounts, each with the deployer's actAs and IAM on it alone."""
+        env = args.environment
+        role = gcp.projects.IAMCustomRole(
+            f"{name}-deployer-account-iam-role",
+            project=args.project,
+            role_id=f"cloudrunTasksAccountIam{env.capitalize()}",
+            title=f"cloudrun-tasks account IAM ({env})",
+            description="The IAM policy of one service account the main stack names.",
+            permissions=list(ACCOUNT_IAM_PERMISSIONS),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+        )
+        role_name = role.role_id.apply(lambda rid: f"projects/{args.project}/roles/{rid}")
+        for account_id, display_name in args.stack.accounts.items():
+            account = gcp.serviceaccount.Account(
+                f"{name}-stack-{account_id}",
+                project=args.project,
+                account_id=account_id,
+                display_name=display_name,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+            )
+            for key, grant_role in (("act-as", ACCOUNT_USER), ("iam", role_name)):
+                gcp.serviceaccount.IAMMember(
+                    f"{name}-stack-{account_id}-deployer-{key}",
+                    service_account_id=account.name,
+                    role=grant_role,
+                    member=deployer.member,
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+
+    def _stack_secrets(
+        self, name: str, args: PipelineIdentitiesArgs, deployer: gcp.serviceaccount.Account
+    ) -> None:
+        """setIamPolicy on the secrets the main stack names, by a condition on their names."""
+        env = args.environment
+        role = gcp.projects.IAMCustomRole(
+            f"{name}-deployer-secret-iam-role",
+            project=args.project,
+            role_id=f"cloudrunTasksSecretIam{env.capitalize()}",
+            title=f"cloudrun-tasks secret IAM ({env})",
+            description="The IAM policy of the secrets the main stack names.",
+            permissions=sorted(SECRET_SCOPED),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+        )
+        gcp.projects.IAMMember(
+            f"{name}-deployer-secret-iam",
+            project=args.project,
+            role=role.role_id.apply(lambda rid: f"projects/{args.project}/roles/{rid}"),
+            member=deployer.member,
+            condition=gcp.projects.IAMMemberConditionArgs(
+                title="the main stack's secrets only",
+                description="Secrets the main stack's services read.",
+                expression=secret_condition(args.project_number, args.stack.secrets),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
         )
 
     def _account(

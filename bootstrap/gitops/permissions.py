@@ -47,13 +47,19 @@ RESOURCE_PERMISSIONS: Final[dict[str, TypePermissions]] = {
     # servicemanagement.services.bind on the service, which Google's public APIs grant to
     # every consumer); the provider waits on the returned operation (Service Usage's third
     # resource, "the long-running operation returned by certain methods") and reads
-    # enabled services with services.list. The program never disables an API on destroy
-    # (disableOnDestroy false, a mandatory policy), so a delete calls nothing.
+    # enabled services with services.list, after checking with Resource Manager's
+    # projects.get that the project still exists (gitops/provider_reads.py). The program
+    # never disables an API on destroy (disableOnDestroy false, a mandatory policy), so a
+    # delete calls nothing.
     "gcp:projects/service:Service": TypePermissions(
         create=_perms("serviceusage.services.enable", "serviceusage.operations.get"),
         update=_perms(),
         delete=_perms(),
-        read=_perms("serviceusage.services.get", "serviceusage.services.list"),
+        read=_perms(
+            "serviceusage.services.get",
+            "serviceusage.services.list",
+            "resourcemanager.projects.get",
+        ),
         source="https://cloud.google.com/service-usage/docs/access-control",
     ),
     # "Triggering service agent creation doesn't require any IAM permissions"; waiting on
@@ -156,9 +162,14 @@ RESOURCE_PERMISSIONS: Final[dict[str, TypePermissions]] = {
         "resourcemanager.projects",
         "https://cloud.google.com/resource-manager/docs/access-control-proj",
     ),
-    # Reading a database's configuration is datastore.databases.getMetadata
-    # (datastore.databases.get begins a transaction). With deletionPolicy ABANDON
-    # (protected stacks) a delete calls nothing.
+    # Reading a database's configuration is datastore.databases.getMetadata: "in Cloud
+    # Firestore, datastore.databases.get lets you begin or roll back a transaction. To
+    # retrieve a database object's information, use datastore.databases.getMetadata"
+    # (firebase.google.com/docs/firestore/security/iam). iam-dataset's gcp/map.json lists
+    # datastore.databases.get beside update for projects.databases.patch; a patch begins
+    # no transaction and the provider's update reads with GET (getMetadata), so the
+    # deployer is not given the data-plane permission on that map's word alone. With
+    # deletionPolicy ABANDON (protected stacks) a delete calls nothing.
     "gcp:firestore/database:Database": TypePermissions(
         create=_perms("datastore.databases.create", "datastore.operations.get"),
         update=_perms("datastore.databases.update", "datastore.operations.get"),

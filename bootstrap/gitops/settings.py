@@ -35,6 +35,8 @@ ALLOWED = {
     "restrictToEnvironment": "true or false",
     "protect": "true or false",
     "stateVersionsKept": "a whole number from 1 to 1000",
+    "buildsImages": "true or false",
+    "imagePullers": "a list of project numbers as strings, e.g. ['210987654321']",
 }
 
 
@@ -52,6 +54,14 @@ class BootstrapSettings(BaseModel):
     """Provider accepts only this environment's jobs; defaults to true for 'prod'."""
     protect: bool = True
     state_versions_kept: int = Field(100, alias="stateVersionsKept", ge=1, le=1000)
+    builds_images: bool | None = Field(None, alias="buildsImages")
+    """The handler image's registry and pusher live here; defaults to true for 'dev'."""
+    image_pullers: list[ProjectNumber] = Field(default_factory=list, alias="imagePullers")
+    """Projects (by number) whose Cloud Run may pull the handler image (staging, prod)."""
+
+    @property
+    def builds(self) -> bool:
+        return self.environment == "dev" if self.builds_images is None else self.builds_images
 
     @property
     def bucket(self) -> str:
@@ -75,7 +85,8 @@ def _describe(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key; allowed keys: {', '.join(ALLOWED)}"
     given = json.dumps(error.get("input"))
-    return f"{key}: must be {ALLOWED.get(key, error['msg'])}, got {given}"
+    allowed = ALLOWED.get(key, ALLOWED.get(key.split(".")[0], error["msg"]))
+    return f"{key}: must be {allowed}, got {given}"
 
 
 def parse_settings(raw: dict[str, Any]) -> BootstrapSettings:
@@ -113,7 +124,13 @@ def load_settings() -> BootstrapSettings:
 
 def _decode(key: str, value: str) -> Any:
     """Booleans and numbers come as JSON text; strings stay strings ('0123' is a string)."""
-    if key in ("restrictToEnvironment", "protect", "stateVersionsKept"):
+    if key in (
+        "restrictToEnvironment",
+        "protect",
+        "stateVersionsKept",
+        "buildsImages",
+        "imagePullers",
+    ):
         try:
             return json.loads(value)
         except ValueError:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, PrivateAttr
 
-from ..name_rules import LABEL_KEY, LABEL_VALUE
+from ..name_rules import LABEL_KEY, LABEL_VALUE, schedule_problems
 from .alerts import StackAlerts
 from .idempotency import (
     IdempotencySettings,
@@ -134,6 +134,7 @@ class StackSettings(Settings):
                     )
         if view.idempotency is not INVALID:
             yield from _idempotency_rules(view)
+        yield from _schedule_text_rules(view)
 
     def resolve(self) -> None:
         for pipeline in self.pipelines.values():
@@ -167,6 +168,18 @@ class StackSettings(Settings):
     @property
     def uses_schedules(self) -> bool:
         return any(p.schedules for p in self.pipelines.values())
+
+
+def _schedule_text_rules(view: Any) -> Iterator[Problem]:
+    """Texts made of a pipeline's and a schedule's names (job description, alert display
+    name, condition, subject) within Google's limits (components.name_rules): each name
+    passes its own rule, and together they may not."""
+    for name, pipeline in sorted(view.pipelines.items()):
+        if pipeline is INVALID or not known(pipeline.schedules):
+            continue
+        for schedule in sorted(pipeline.schedules):
+            for problem in schedule_problems(name, schedule):
+                yield (("pipelines", name, "schedules", schedule), problem, None)
 
 
 def _idempotency_rules(view: Any) -> Iterator[Problem]:

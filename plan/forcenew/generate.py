@@ -10,7 +10,11 @@ token of each Terraform resource, and which list blocks it flattens to one objec
 
     python -m plan.forcenew.generate \\
         --provider /work/.mirror/hashicorp+terraform-provider-google-beta/repo \\
-        --pulumi-gcp /work/.mirror/pulumi+pulumi-gcp/repo --pulumi-gcp-tag v9.35.0
+        --pulumi-gcp /work/.mirror/pulumi+pulumi-gcp/repo
+
+By default it reads the release requirements.in pins (`pulumi-gcp==X`, tag vX) and the
+provider tag that release's `upstream` submodule points at, so the table follows the pin;
+tests/plan/test_forcenew.py fails when the pin and the table's source disagree.
 
 The Go it reads is the SDKv2 schema literal (`map[string]*schema.Schema{...}`), nested
 blocks through `Elem: &schema.Resource{...}` or a function returning one, and IAM member
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 TABLE = Path(__file__).with_name("table.json")
+REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.in"
 DESCRIPTION = "Regenerate plan/forcenew/table.json from the provider's ForceNew schema."
 
 # The Pulumi types the program creates. A type the program starts using that is missing
@@ -132,6 +137,8 @@ class Package:
     """The Go files of one provider package (services/<svc> or tpgiamresource)."""
 
     text: str
+    shared: Package | None = None
+    """tpgresource, whose functions some schema entries call (`DeletionPolicySchemaEntry`)."""
 
     def block_after(self, pattern: str) -> str:
         """The {...} body that follows the first match of PATTERN."""
@@ -149,6 +156,21 @@ def _schema_map(package: Package, body: str, where: str) -> dict[str, str]:
     for match in re.finditer(r'"(\w+)"\s*:\s*\{', flat):
         open_at = match.end() - 1
         entries[match.group(1)] = body[open_at + 1 : _closing(body, open_at)]
+    # An entry given by a function call: read the schema literal it returns, never skip it.
+    for match in re.finditer(r'"(\w+)"\s*:\s*([\w.]+)\(', flat):
+        name, call = match.groups()
+        module, _, function = call.rpartition(".")
+        source = package.shared if module == "tpgresource" else package if not module else None
+        if source is None:
+            raise SourceError(
+                f"{where}.{name}: schema from {call}(), which this script doesn't read"
+            )
+        returned = source.block_after(rf"func {function}\([^)]*\) \*schema\.Schema \{{")
+        ret = re.search(r"return\s*&schema\.Schema\{", _top_level(returned))
+        if not ret:
+            raise SourceError(f"{where}.{name}: {call}() does not return a literal")
+        open_at = ret.end() - 1
+        entries[name] = returned[open_at + 1 : _closing(returned, open_at)]
     if not entries and "." not in where:  # nested blocks may be empty (`avro_format {}`)
         raise SourceError(f"{where}: empty schema map")
     return entries
@@ -253,10 +275,12 @@ def _walk(
             into[f"{path}[]"] = {**entry_out, "kind": "value"}
 
 
-def _package(repo: Path, tag: str, directory: str) -> Package:
+def _package(repo: Path, tag: str, directory: str, shared: bool = True) -> Package:
     names = _git(repo, "ls-tree", "--name-only", f"{tag}:{directory}").split()
     files = [n for n in names if n.endswith(".go") and not n.endswith("_test.go")]
-    return Package("\n".join(_git(repo, "show", f"{tag}:{directory}/{n}") for n in files))
+    text = "\n".join(_git(repo, "show", f"{tag}:{directory}/{n}") for n in files)
+    helpers = _package(repo, tag, "google-beta/tpgresource", shared=False) if shared else None
+    return Package(text, helpers)
 
 
 def _registration(repo: Path, tag: str, tf_name: str) -> tuple[str, str]:
@@ -319,6 +343,28 @@ def _schema_of(repo: Path, tag: str, tf_name: str) -> tuple[Package, dict[str, s
     return package, _resource_schema(package, body[open_at + 1 : _closing(body, open_at)], tf_name)
 
 
+def pinned_pulumi_gcp(requirements: Path = REQUIREMENTS) -> str:
+    """The pulumi-gcp version the program's requirements.in pins."""
+    found = re.findall(r"^pulumi-gcp==(\S+)\s*$", requirements.read_text(), re.M)
+    if len(found) != 1:
+        raise SourceError(f"{requirements}: no single `pulumi-gcp==VERSION` line")
+    return found[0]
+
+
+def upstream_tag(provider: Path, pulumi_gcp: Path, pulumi_tag: str) -> str:
+    """The provider tag pulumi-gcp PULUMI_TAG's `upstream` submodule points at."""
+    submodule = _git(pulumi_gcp, "ls-tree", pulumi_tag, "upstream").split()
+    if not submodule:
+        raise SourceError(f"pulumi-gcp {pulumi_tag} has no upstream submodule")
+    tags = _git(provider, "tag", "--points-at", submodule[2]).split()
+    releases = sorted(t for t in tags if re.fullmatch(r"v\d+\.\d+\.\d+", t))
+    if not releases:
+        raise SourceError(
+            f"pulumi-gcp {pulumi_tag} pins upstream {submodule[2]}, which no tag names"
+        )
+    return releases[-1]
+
+
 def generate(provider: Path, tag: str, pulumi_gcp: Path, pulumi_tag: str) -> dict[str, Any]:
     submodule = _git(pulumi_gcp, "ls-tree", pulumi_tag, "upstream").split()
     pinned = submodule[2] if submodule else ""
@@ -350,6 +396,7 @@ def generate(provider: Path, tag: str, pulumi_gcp: Path, pulumi_tag: str) -> dic
             "commit": commit,
             "commitDate": date,
             "bridgedBy": f"pulumi-gcp {pulumi_tag} (upstream submodule), bridge-metadata.json",
+            "pulumiGcp": pulumi_tag.removeprefix("v"),
             "generated": datetime.date.today().isoformat(),
             "generator": "python -m plan.forcenew.generate",
         },
@@ -364,13 +411,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--provider", type=Path, required=True, help="terraform-provider-google-beta git mirror"
     )
-    parser.add_argument("--tag", default="v7.45.0")
+    parser.add_argument("--tag", help="provider tag (default: what --pulumi-gcp-tag pins)")
     parser.add_argument("--pulumi-gcp", type=Path, required=True, help="pulumi-gcp git mirror")
-    parser.add_argument("--pulumi-gcp-tag", default="v9.35.0")
+    parser.add_argument("--pulumi-gcp-tag", help="default: v + requirements.in's pin")
     parser.add_argument("--output", type=Path, default=TABLE)
     args = parser.parse_args(argv)
     try:
-        table = generate(args.provider, args.tag, args.pulumi_gcp, args.pulumi_gcp_tag)
+        pulumi_tag = args.pulumi_gcp_tag or f"v{pinned_pulumi_gcp()}"
+        tag = args.tag or upstream_tag(args.provider, args.pulumi_gcp, pulumi_tag)
+        table = generate(args.provider, tag, args.pulumi_gcp, pulumi_tag)
     except (SourceError, subprocess.CalledProcessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -60,7 +60,8 @@ def test_provider_trusts_only_github_and_this_repository(recording: Recording) -
     assert provider["oidc"] == {"issuerUri": "https://token.actions.githubusercontent.com"}
     assert provider["attributeMapping"]["google.subject"] == "assertion.sub"
     assert provider["attributeCondition"].startswith(
-        f"assertion.repository == '{REPO}' && assertion.event_name in ['push', 'pull_request']"
+        f"assertion.repository == '{REPO}'"
+        " && assertion.event_name in ['push', 'pull_request', 'schedule']"
     )
     # Fork pull requests' privileged triggers can't sign in, whatever a workflow says.
     assert "pull_request_target" not in provider["attributeCondition"]
@@ -73,7 +74,7 @@ def test_prod_provider_admits_only_prod_environments() -> None:
     provider = one(run("prod"), "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider")
     assert provider["attributeCondition"] == (
         f"assertion.repository == '{REPO}'"
-        " && assertion.event_name in ['push', 'pull_request']"
+        " && assertion.event_name in ['push', 'pull_request', 'schedule']"
         " && assertion.environment in ['prod', 'prod-preview']"
     )
 
@@ -81,13 +82,23 @@ def test_prod_provider_admits_only_prod_environments() -> None:
 def test_each_account_is_impersonable_from_one_environment_only(recording: Recording) -> None:
     env = recording.stack
     grants = {
-        r.name: dict(r.inputs) for r in recording.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+        r.name: dict(r.inputs)
+        for r in recording.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+        if r.inputs["role"] == "roles/iam.workloadIdentityUser"
     }
-    assert set(grants) == {"pipeline-deployer-github", "pipeline-previewer-github"}
+    # The other account grants are the deployer's on the main stack's accounts
+    # (test_no_escalation.py): no one else may impersonate any account.
+    # The image pusher only where images are built (dev): test_image_registry.py.
+    pusher = {"image-pusher-github"} if env == "dev" else set()
+    assert set(grants) == {"pipeline-deployer-github", "pipeline-previewer-github"} | pusher
     number = stack_config(BOOTSTRAP, env)[f"{NS}:projectNumber"]
     pool = f"projects/{number}/locations/global/workloadIdentityPools/github-{env}"
-    for account, github_env in (("deployer", env), ("previewer", f"{env}-preview")):
-        grant = grants[f"pipeline-{account}-github"]
+    for name, github_env in (
+        ("pipeline-deployer-github", env),
+        ("pipeline-previewer-github", f"{env}-preview"),
+        *((name, f"{env}-image") for name in pusher),
+    ):
+        grant = grants[name]
         assert grant["role"] == "roles/iam.workloadIdentityUser"
         assert grant["member"] == (
             f"principal://iam.googleapis.com/{pool}/subject/repo:{REPO}:environment:{github_env}"
@@ -107,23 +118,25 @@ def _roles(recording: Recording, account: str) -> set[str]:
 
 
 def test_deployer_gets_exactly_these_roles(recording: Recording) -> None:
-    # Why each, and that together they cover the program: test_authority.py.
+    # Why each, and that together they cover the program: test_authority.py. actAs and
+    # account IAM are granted on each of the stack's accounts: test_no_escalation.py.
     project = stack_config(BOOTSTRAP, recording.stack)["gcp:project"]
     env = recording.stack.capitalize()
+    # Under a condition on the names of the secrets the main stack names.
+    secrets = {f"projects/{project}/roles/cloudrunTasksSecretIam{env}"}
     assert _roles(recording, "deployer") == {
         "roles/cloudtasks.queueAdmin",
         "roles/cloudscheduler.admin",
         "roles/monitoring.alertPolicyEditor",
         "roles/monitoring.dashboardEditor",
         "roles/monitoring.notificationChannelEditor",
-        "roles/iam.serviceAccountUser",
         "roles/resourcemanager.projectIamAdmin",
         f"projects/{project}/roles/cloudrunTasksDeployer{env}",
         # Under a condition on payload buckets' names: test_payload_bucket_condition.py.
         f"projects/{project}/roles/cloudrunTasksPayloadBuckets{env}",
         "roles/storage.objectUser",
         "roles/cloudkms.cryptoKeyEncrypterDecrypter",
-    }
+    } | (secrets if recording.stack != "dev" else set())
 
 
 def test_previewer_can_read_but_not_change_the_project(recording: Recording) -> None:

@@ -211,7 +211,8 @@ TABLE: dict[str, ApiType] = {
     "gcp:serviceaccount/account:Account": ApiType(
         _pb(iam_admin_v1.CreateServiceAccountRequest),
         name=_named(PROJECT, project="project"),
-        dropped=("project",),
+        # How the provider answers a 409 (read the existing account), not a request field.
+        dropped=("project", "createIgnoreAlreadyExists"),
         wrap=_account,
     ),
     # Turning an API on: services.enable; the disableOn* switches govern destroy only.

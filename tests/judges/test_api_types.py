@@ -42,7 +42,8 @@ def test_every_mapping_is_used(judged: dict[str, Recording]) -> None:
 
 
 def ids(rec: Recording) -> Iterator[tuple[rules.NameRule, str, str]]:
-    """(rule, id, where) for every id and display name the recording gives Google."""
+    """(rule, id, where) for every id, display name and derived text the recording gives
+    Google (tests/infra/test_derived_text_limits.py: the same at maximum name lengths)."""
     for r in custom(rec):
         where = f"{r.type} {r.name}"
         out: dict[str, Any] = dict(r.outputs)
@@ -54,6 +55,11 @@ def ids(rec: Recording) -> Iterator[tuple[rules.NameRule, str, str]]:
             yield rules.QUEUE_ID, out["name"], where
         elif r.type == "gcp:serviceaccount/account:Account":
             yield rules.SERVICE_ACCOUNT_ID, out["accountId"], where
+            yield rules.SERVICE_ACCOUNT_DISPLAY_NAME, out["displayName"], where
+        elif r.type == "gcp:cloudscheduler/job:Job":
+            yield rules.SCHEDULER_JOB_DESCRIPTION, out["description"], where
+        elif r.type == "gcp:logging/metric:Metric":
+            yield rules.LOG_METRIC_DESCRIPTION, out["description"], where
         elif r.type == "gcp:storage/bucket:Bucket":
             yield rules.BUCKET_NAME, out["name"], where
         elif r.type == "gcp:firestore/database:Database":
@@ -63,6 +69,11 @@ def ids(rec: Recording) -> Iterator[tuple[rules.NameRule, str, str]]:
             "gcp:monitoring/notificationChannel:NotificationChannel",
         ):
             yield rules.ALERT_DISPLAY_NAME, out["displayName"], where
+            for condition in out.get("conditions") or []:
+                yield rules.ALERT_CONDITION_DISPLAY_NAME, condition["displayName"], where
+            if doc := out.get("documentation"):
+                yield rules.ALERT_SUBJECT, doc["subject"], where
+                yield rules.ALERT_DOCUMENTATION, doc["content"], where
         elif r.type == "gcp:monitoring/dashboard:Dashboard":
             yield (
                 rules.DASHBOARD_DISPLAY_NAME,
@@ -88,6 +99,8 @@ def test_every_id_follows_googles_rule_for_its_field(
     checked = list(ids(judged[stack]))
     # dev and the every-option config enable payloads: the others have no bucket.
     unused = set() if stack in (EVERY_OPTION_STACK, "dev") else {rules.BUCKET_NAME}
+    if not judged[stack].of_type("gcp:cloudscheduler/job:Job"):
+        unused |= {rules.SCHEDULER_JOB_DESCRIPTION, rules.LOG_METRIC_DESCRIPTION}
     assert {rule for rule, _, _ in checked} == set(rules.RULES) - unused
     broken = [
         f"{where}: {rule.what} {value!r} {problem}"

@@ -4,6 +4,9 @@ the changes the issue found unflagged are flagged with the field that forces the
 from __future__ import annotations
 
 import copy
+import importlib
+import importlib.metadata
+import inspect
 import json
 import re
 import subprocess
@@ -250,7 +253,9 @@ def test_the_table_is_what_the_generator_makes_of_its_source() -> None:
     committed = replacement.table()
     source = committed["source"]
     try:
-        made = generate.generate(PROVIDER, source["tag"], PULUMI_GCP, "v9.35.0")
+        pulumi_tag = f"v{generate.pinned_pulumi_gcp()}"
+        assert generate.upstream_tag(PROVIDER, PULUMI_GCP, pulumi_tag) == source["tag"]
+        made = generate.generate(PROVIDER, source["tag"], PULUMI_GCP, pulumi_tag)
     except subprocess.CalledProcessError as error:
         pytest.skip(f"mirror lacks the tag: {error}")
     made["source"]["generated"] = source["generated"]
@@ -269,3 +274,58 @@ def test_schedule_replacements_are_flagged_with_what_they_lose() -> None:
     assert replacement.forcing("gcp:logging/metric:Metric", "filter") is None
     assert "ticks due while no job exists" in replacement.lost("gcp:cloudscheduler/job:Job", {})
     assert "never counted" in replacement.lost("gcp:logging/metric:Metric", {})
+
+
+# --- the table follows the pin ----------------------------------------------------------
+
+
+def sdk_inputs(token: str) -> set[str]:
+    """The inputs the installed pulumi-gcp SDK takes for TOKEN, as Pulumi spells them."""
+    module, name = token.split(":")[1].split("/")[0], token.split(":")[2]
+    args = getattr(importlib.import_module(f"pulumi_gcp.{module}"), f"{name}Args")
+    params = inspect.signature(args.__init__).parameters
+    return {generate._camel(p) for p in params if p not in ("self", "__self__")}
+
+
+def inputs_the_table_lacks(table: dict[str, Any], sdk: Any = sdk_inputs) -> dict[str, set[str]]:
+    lacking = {}
+    for token, entry in table["types"].items():
+        top = {key for key in entry["inputs"] if "." not in key and not key.endswith("[]")}
+        if missing := sdk(token) - top:
+            lacking[token] = missing
+    return lacking
+
+
+def test_the_table_describes_the_pinned_provider() -> None:
+    """requirements.in's pin, the installed SDK and the table's source are one release."""
+    source = replacement.table()["source"]
+    assert source["pulumiGcp"] == generate.pinned_pulumi_gcp()
+    assert importlib.metadata.version("pulumi-gcp") == source["pulumiGcp"]
+
+
+def test_a_pin_the_table_does_not_describe_is_caught(tmp_path: Path) -> None:
+    pinned = tmp_path / "requirements.in"
+    pinned.write_text("pulumi==3.272.0\npulumi-gcp==10.2.0\n")
+    assert generate.pinned_pulumi_gcp(pinned) != replacement.table()["source"]["pulumiGcp"]
+    pinned.write_text("pulumi==3.272.0\n")
+    with pytest.raises(generate.SourceError, match="no single"):
+        generate.pinned_pulumi_gcp(pinned)
+
+
+def test_every_input_of_the_installed_sdk_is_in_the_table() -> None:
+    """The SDK, a judge we did not write, takes no input the table doesn't know: with
+    pulumi-gcp 10.2.0 and a table of 9.35.0 this listed functionalType, sshEnabled and the
+    deletionPolicy the generator used to skip (a schema entry given by a function call)."""
+    assert inputs_the_table_lacks(replacement.table()) == {}
+
+
+def test_an_sdk_input_the_table_lacks_is_caught() -> None:
+    table = replacement.table()
+
+    def newer(token: str) -> set[str]:
+        extra = {"functionalType"} if token == "gcp:cloudrunv2/service:Service" else set()
+        return sdk_inputs(token) | extra
+
+    assert inputs_the_table_lacks(table, newer) == {
+        "gcp:cloudrunv2/service:Service": {"functionalType"}
+    }

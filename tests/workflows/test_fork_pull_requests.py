@@ -9,8 +9,8 @@ Layers, each tested here or in tests/bootstrap/:
    this repository (a job-level `if:` on the head repository), and no workflow uses
    `pull_request_target` or `workflow_run`, which run fork-triggered work with this
    repository's privileges (this file);
-3. the Workload Identity provider accepts only `push` and `pull_request` tokens of this
-   repository, and the previewer only the subject of environment `<env>-preview`
+3. the Workload Identity provider accepts only `push`, `pull_request` and `schedule` tokens
+   of this repository, and the previewer only the subject of environment `<env>-preview`
    (tests/bootstrap/test_bootstrap.py).
 """
 

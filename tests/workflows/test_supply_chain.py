@@ -288,9 +288,9 @@ def test_every_input_pin_is_in_its_lock(input_name: str) -> None:
 def test_lock_check_catches_a_stale_or_hashless_lock() -> None:
     input_text = (ROOT / "requirements.in").read_text()
     lock_text = (ROOT / "requirements.txt").read_text()
-    bumped = input_text.replace("pulumi-gcp==10.2.0", "pulumi-gcp==10.3.0")
+    bumped = input_text.replace("pulumi-gcp==9.35.0", "pulumi-gcp==9.36.0")
     assert lock_problems(bumped, lock_text, "requirements.txt") == [
-        "requirements.txt: pulumi-gcp==10.3.0 from its input is locked as 10.2.0 (run make lock)"
+        "requirements.txt: pulumi-gcp==9.36.0 from its input is locked as 9.35.0 (run make lock)"
     ]
     added = input_text + "requests==2.34.2\n"
     assert lock_problems(added, lock_text, "requirements.txt") == [

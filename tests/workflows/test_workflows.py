@@ -31,8 +31,15 @@ def all_workflows() -> list[str]:
     return sorted(p.name for p in WORKFLOWS.glob("*.yml"))
 
 
-def test_the_three_workflows_exist() -> None:
-    assert all_workflows() == ["deploy.yml", "pull-request.yml", "pulumi-stack.yml"]
+def test_the_workflows_exist() -> None:
+    assert all_workflows() == [
+        "deploy.yml",
+        "drift.yml",
+        "image.yml",
+        "promote.yml",
+        "pull-request.yml",
+        "pulumi-stack.yml",
+    ]
 
 
 @pytest.mark.parametrize("name", all_workflows())
