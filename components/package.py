@@ -11,11 +11,11 @@ No `from __future__ import annotations`: the analyzer reads annotations as objec
 """
 
 import copy
-from typing import Any, NotRequired, TypedDict
+from typing import Annotated, NotRequired, TypedDict
 
 import pulumi
 import pulumi_gcp as gcp
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from . import alerts, apis, idempotency, pipeline
 from .inputs import ArgsError, CommonArgs, PipelineInputs, required, validate
@@ -24,7 +24,9 @@ from .settings import PipelineSettings
 from .settings.alerts import StackAlerts
 from .settings.idempotency import IdempotencySettings
 from .settings.pipeline import PipelineName
-from .settings.validation import shown
+from .settings.schedule import ScheduleName
+from .settings.service import MAX_INSTANCES
+from .settings.validation import Settings, shown, within
 
 
 def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
@@ -168,22 +170,45 @@ class TaskPipelineArgs(TypedDict):
 
 class TaskPipeline(pipeline.TaskPipeline):
     """A Cloud Tasks queue pushing OIDC-authenticated tasks to a private Cloud Run service,
-    with its invoker and runtime accounts, least-privilege IAM, dead letters and alerts."""
+    with its invoker and runtime accounts, least-privilege IAM, dead letters and alerts.
+
+    In Python, `outputs` (not in the schema) is the pipeline's entry of a stack output
+    `pipelines` as the enqueue client reads it: a dict of the outputs above under their
+    camelCase names (queue is queuePath, deadLetterSubscription the path), and with
+    schedules, `schedules` (job, path and body of each)."""
 
     queue_name: pulumi.Output[str]
     """The queue's generated id."""
+    queue_path: pulumi.Output[str]
+    """The queue's path, projects/P/locations/L/queues/ID: where tasks are created."""
+    location: pulumi.Output[str]
+    """Region of the queue and the service."""
     service_name: pulumi.Output[str]
     """The Cloud Run service's generated name."""
+    service_url: pulumi.Output[str]
+    """The service's URL: the tasks' target and their OIDC audience."""
+    invoker_service_account: pulumi.Output[str]
+    """Email of the account whose OIDC token tasks carry (enqueuers may act as it)."""
+    runtime_service_account: pulumi.Output[str]
+    """Email of the account the service runs as: grant it what your handler calls."""
+    ticker_service_account: pulumi.Output[str] | None
+    """Email of the account Cloud Scheduler calls the service as; with schedules only."""
+    dispatch_deadline: pulumi.Output[str]
+    """How long Cloud Tasks waits for the service, a duration such as 600s."""
+    dead_letter_topic: pulumi.Output[str]
+    """Path of the dead-letter topic, projects/P/topics/ID."""
     dead_letter_subscription: pulumi.Output[str]
     """Id of the dead-letter subscription."""
+    dead_letter_subscription_path: pulumi.Output[str]
+    """Path of the dead-letter subscription, projects/P/subscriptions/ID: what replayers
+    pull from."""
+    firestore_database: pulumi.Output[str]
+    """Id of the idempotency database the service keeps its claims in."""
     payload_bucket: pulumi.Output[str] | None
     """The payload bucket's name (claim checks), with payloads enabled only."""
-    outputs: dict[str, Any]
-    """What enqueue code needs, strings: queue, queueName, location, serviceName,
-    serviceUrl, invokerServiceAccount, runtimeServiceAccount, dispatchDeadline,
-    deadLetterTopic, deadLetterSubscription, firestoreDatabase; with payloads,
-    payloadBucket (and payloadThreshold); with schedules, schedules: an object per
-    schedule with its job id (job), path and body (compact JSON, when it has one)."""
+    schedule_jobs: pulumi.Output[dict[str, str]]
+    """Cloud Scheduler job ids (projects/P/locations/L/jobs/ID), by schedule name; empty
+    without schedules."""
 
     def __init__(
         self,
@@ -286,6 +311,98 @@ class AlertChannels(alerts.AlertChannels):
                 project=args["project"],
                 channel_ids=alert_settings.notification_channels,
                 emails=alert_settings.emails,
+                depends_on=_depends_on(opts),
+            ),
+            _own(opts),
+        )
+
+
+class DashboardPipelineInputs(TypedDict):
+    """One pipeline's row of a StackDashboard: the TaskPipeline's outputs, its name and
+    what of its settings the charts show."""
+
+    name: str
+    """The pipeline's name (the TaskPipeline's)."""
+    location: pulumi.Input[str]
+    """TaskPipeline.location."""
+    queue_name: pulumi.Input[str]
+    """TaskPipeline.queueName."""
+    service_name: pulumi.Input[str]
+    """TaskPipeline.serviceName."""
+    dead_letter_subscription: pulumi.Input[str]
+    """TaskPipeline.deadLetterSubscription (the id)."""
+    payload_bucket: NotRequired[pulumi.Input[str]]
+    """TaskPipeline.payloadBucket, with payloads: the row charts the bucket."""
+    max_instances: NotRequired[int]
+    """The service's maxInstances, drawn on the instances chart (default 10)."""
+    schedules: NotRequired[list[str]]
+    """The pipeline's schedule names: the row charts their ticks."""
+
+
+class _DashboardPipeline(Settings):
+    name: PipelineName
+    max_instances: Annotated[int, within(1, MAX_INSTANCES)] = Field(10, alias="maxInstances")
+    schedules: list[ScheduleName] = Field(default_factory=list)
+
+
+class StackDashboardArgs(TypedDict):
+    """Inputs of StackDashboard."""
+
+    project: str
+    """Project of the dashboard (and of the pipelines it shows)."""
+    pipelines: list[DashboardPipelineInputs]
+    """One row per pipeline, in this order."""
+    stack: NotRequired[str]
+    """Shown in the dashboard's name (default: the Pulumi stack's name)."""
+
+
+class StackDashboard(alerts.StackDashboard):
+    """One Cloud Monitoring dashboard, a row per pipeline: queue depth and attempts,
+    service requests, latency and instances, dead letters waiting, payloads and ticks."""
+
+    url: pulumi.Output[str]
+    """The dashboard's Cloud Console URL."""
+
+    def __init__(
+        self, name: str, args: StackDashboardArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        what = f"StackDashboard {name!r}"
+        problems: list[str] = []
+        rows: list[alerts.DashboardRow] = []
+        for index, row in enumerate(args["pipelines"]):
+            try:
+                checked = validate(
+                    _DashboardPipeline,
+                    {k: row.get(k) for k in ("name", "max_instances", "schedules") if k in row},
+                    what,
+                    f"args.pipelines.{index}",
+                    {"project": args.get("project")} if index == 0 else None,
+                )
+            except ArgsError as error:
+                problems += error.problems
+                continue
+            rows.append(
+                alerts.DashboardRow(
+                    pipeline=checked.name,
+                    location=row["location"],
+                    max_instances=checked.max_instances,
+                    schedules=tuple(checked.schedules),
+                    queue_name=row["queue_name"],
+                    service_name=row["service_name"],
+                    dead_letter_subscription=row["dead_letter_subscription"],
+                    payload_bucket=row.get("payload_bucket"),
+                )
+            )
+        if not args["pipelines"]:
+            validate(CommonArgs, {"project": args.get("project")}, what, "args")
+        if problems:
+            raise ArgsError(what, sorted(problems))
+        super().__init__(
+            name,
+            alerts.StackDashboardArgs(
+                project=args["project"],
+                stack=args.get("stack", pulumi.get_stack()),
+                rows=rows,
                 depends_on=_depends_on(opts),
             ),
             _own(opts),

@@ -88,14 +88,21 @@ class TaskPipeline(pulumi.ComponentResource):
     """
 
     queue_name: pulumi.Output[str]
+    queue_path: pulumi.Output[str]
+    location: pulumi.Output[str]
     service_name: pulumi.Output[str]
+    service_url: pulumi.Output[str]
+    invoker_service_account: pulumi.Output[str]
+    runtime_service_account: pulumi.Output[str]
+    ticker_service_account: pulumi.Output[str] | None
+    dispatch_deadline: pulumi.Output[str]
+    dead_letter_topic: pulumi.Output[str]
     dead_letter_subscription: pulumi.Output[str]
+    dead_letter_subscription_path: pulumi.Output[str]
+    firestore_database: pulumi.Output[str]
     payload_bucket: pulumi.Output[str] | None
     """With payloads.enabled only."""
-    outputs: dict[str, object]
-    """The stack output entry: what enqueue code needs to create a task. One output per
-    field, so a preview shows the fields already known (location, deadline); with
-    schedules, what `taskclient tick` needs to fire one by hand."""
+    schedule_jobs: pulumi.Output[dict[str, str]]
 
     def __init__(
         self, name: str, args: TaskPipelineArgs, opts: pulumi.ResourceOptions | None = None
@@ -269,14 +276,15 @@ class TaskPipeline(pulumi.ComponentResource):
             ),
             self,
         )
-        self.schedule_jobs: dict[str, pulumi.Output[str]] = {}
+        jobs: dict[str, pulumi.Output[str]] = {}
+        ticker: pulumi.Output[str] | None = None
         if s.schedules:
             if args.cloudscheduler_agent_member is None:
                 raise ValueError(
                     "cloudscheduler_agent_member: required for schedules (ProjectApis with"
                     " the Cloud Scheduler API)"
                 )
-            self.schedule_jobs = PipelineSchedules(
+            schedules = PipelineSchedules(
                 name,
                 PipelineSchedulesArgs(
                     project=args.project,
@@ -293,29 +301,42 @@ class TaskPipeline(pulumi.ComponentResource):
                     depends_on=args.depends_on,
                 ),
                 child,
-            ).jobs
-        self.queue_name, self.service_name = queue.queue_name, service.service_name
+            )
+            jobs, ticker = schedules.jobs, schedules.ticker_email
+        self.queue_name, self.queue_path = queue.queue_name, queue.path
+        self.location = pulumi.Output.from_input(location)
+        self.service_name, self.service_url = service.service_name, service.url
+        self.invoker_service_account = invoker.email
+        self.runtime_service_account = runtime.email
+        self.ticker_service_account = ticker
+        self.dispatch_deadline = pulumi.Output.from_input(str(s.dispatch_deadline))
+        self.dead_letter_topic = topic_path
         self.dead_letter_subscription = subscription.name
+        self.dead_letter_subscription_path = pulumi.Output.concat(
+            "projects/", args.project, "/subscriptions/", subscription.name
+        )
+        self.firestore_database = pulumi.Output.from_input(args.database)
         self.payload_bucket = payloads.name if payloads is not None else None
-        self.outputs = {
-            "queue": queue.path,
-            "queueName": queue.queue_name,
+        self.schedule_jobs = pulumi.Output.all(**jobs).apply(dict)
+        # The stack output entry (a dict of Outputs, not one Output): a preview shows the
+        # fields already known (location, deadline).
+        self.outputs: dict[str, object] = {
+            "queue": self.queue_path,
+            "queueName": self.queue_name,
             "location": location,
-            "serviceName": service.service_name,
-            "serviceUrl": service.url,
-            "invokerServiceAccount": invoker.email,
-            "runtimeServiceAccount": runtime.email,
+            "serviceName": self.service_name,
+            "serviceUrl": self.service_url,
+            "invokerServiceAccount": self.invoker_service_account,
+            "runtimeServiceAccount": self.runtime_service_account,
             "dispatchDeadline": str(s.dispatch_deadline),
-            "deadLetterTopic": topic_path,
-            "deadLetterSubscription": pulumi.Output.concat(
-                "projects/", args.project, "/subscriptions/", subscription.name
-            ),
+            "deadLetterTopic": self.dead_letter_topic,
+            "deadLetterSubscription": self.dead_letter_subscription_path,
             "firestoreDatabase": args.database,
         }
-        if self.schedule_jobs:
+        if jobs:
             self.outputs["schedules"] = {
                 schedule: {
-                    "job": self.schedule_jobs[schedule],
+                    "job": jobs[schedule],
                     "path": settings.path,
                     **({"body": body_text(settings.body)} if settings.body is not None else {}),
                 }
@@ -325,4 +346,22 @@ class TaskPipeline(pulumi.ComponentResource):
             self.outputs["payloadBucket"] = payloads.name
             if s.payloads.threshold is not None:
                 self.outputs["payloadThreshold"] = str(s.payloads.threshold)
-        self.register_outputs({"outputs": self.outputs})
+        self.register_outputs(
+            {
+                "queueName": self.queue_name,
+                "queuePath": self.queue_path,
+                "location": self.location,
+                "serviceName": self.service_name,
+                "serviceUrl": self.service_url,
+                "invokerServiceAccount": self.invoker_service_account,
+                "runtimeServiceAccount": self.runtime_service_account,
+                "tickerServiceAccount": self.ticker_service_account,
+                "dispatchDeadline": self.dispatch_deadline,
+                "deadLetterTopic": self.dead_letter_topic,
+                "deadLetterSubscription": self.dead_letter_subscription,
+                "deadLetterSubscriptionPath": self.dead_letter_subscription_path,
+                "firestoreDatabase": self.firestore_database,
+                "payloadBucket": self.payload_bucket,
+                "scheduleJobs": self.schedule_jobs,
+            }
+        )

@@ -10,7 +10,7 @@ from importlib import metadata
 from packaging.version import InvalidVersion, Version
 from pulumi import ComponentResource
 
-from .package import AlertChannels, IdempotencyStore, ProjectApis, TaskPipeline
+from .package import AlertChannels, IdempotencyStore, ProjectApis, StackDashboard, TaskPipeline
 
 NAME = "cloudrun-tasks"
 """The package name: type tokens are `cloudrun-tasks:index:<Component>`, as in this
@@ -20,6 +20,7 @@ COMPONENTS: list[type[ComponentResource]] = [
     IdempotencyStore,
     TaskPipeline,
     AlertChannels,
+    StackDashboard,
 ]
 DISTRIBUTION = "cloudrun-tasks"
 
