@@ -38,7 +38,7 @@ MARKDOWN = "text/markdown"
 
 @dataclass
 class PipelineAlertsArgs:
-    project: str
+    project: pulumi.Input[str]
     settings: PipelineSettings
     """Validated pipeline settings: thresholds resolved (backlog from the queue's rate)."""
     queue_name: pulumi.Input[str]
@@ -64,8 +64,8 @@ def pipeline_alerts(
     a = s.alerts
     location = s.resolved_location
     names = pulumi.Output.all(
-        args.queue_name, args.service_name, args.dead_letter_subscription
-    ).apply(lambda v: PipelineNames(name, args.project, location, v[0], v[1], v[2]))
+        args.project, args.queue_name, args.service_name, args.dead_letter_subscription
+    ).apply(lambda v: PipelineNames(name, v[0], location, v[1], v[2], v[3]))
     backlog, failing, capacity = a.backlog, a.failing_attempts, a.capacity
     threshold = a.backlog_threshold
     max_instances = s.service.max_instances
@@ -175,8 +175,8 @@ def pipeline_alerts(
 
 @dataclass
 class AlertChannelsArgs:
-    project: str
-    channel_ids: Sequence[str] = field(default_factory=tuple)
+    project: pulumi.Input[str]
+    channel_ids: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     """Existing channels, `projects/P/notificationChannels/N`, passed through."""
     emails: Sequence[str] = field(default_factory=tuple)
     """Addresses the stack makes email channels for."""

@@ -3,7 +3,10 @@ provider (provider/) offer a consumer.
 
 Each is the repository's own component (same type token, same children, same URNs) with
 args a consumer can write: plain data and Outputs in a TypedDict (components/inputs.py),
-validated on construction exactly as a stack file is. Resources to wait for come in
+validated on construction exactly as a stack file is. An arg typed `pulumi.Input[T]` may
+be an Output of another resource: its value is checked when it resolves, with the same
+line, and the resources that take it fail then (components/deferred.py); every other arg
+must be plain (it names resources, or decides which exist). Resources to wait for come in
 `opts.depends_on`, as in any Pulumi program; they are handed to the children that call a
 Google API (a freshly enabled API can answer "not enabled" for a while).
 
@@ -11,13 +14,15 @@ No `from __future__ import annotations`: the analyzer reads annotations as objec
 """
 
 import copy
-from typing import Annotated, NotRequired, TypedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, NotRequired, TypedDict, TypeVar
 
 import pulumi
 import pulumi_gcp as gcp
 from pydantic import Field, TypeAdapter, ValidationError
 
-from . import alerts, apis, idempotency, pipeline
+from . import alerts, apis, deferred, idempotency, pipeline
+from .deferred import ANY, Path, Spec
 from .inputs import ArgsError, CommonArgs, PipelineInputs, required, validate
 from .names import StackNames
 from .settings import PipelineSettings
@@ -53,12 +58,66 @@ def _own(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions | None:
 
 
 _PIPELINE_NAME = TypeAdapter(PipelineName)
+T = TypeVar("T")
+
+
+def _checked(
+    what: str,
+    args: Mapping[str, object],
+    specs: Sequence[Spec],
+    check: Callable[[dict[str, object]], T],
+    resolved_rules: Callable[[dict[str, object], Sequence[Path]], list[str]] | None = None,
+) -> tuple[T, dict[Path, pulumi.Output[Any]]]:
+    """CHECK's result on ARGS, Outputs replaced by SPECS' placeholders, with every problem
+    at once (an Output where a plain value is needed among them), and the Outputs gated
+    on CHECK (and RESOLVED_RULES, for rules about values that came as Outputs) passing on
+    ARGS with every Output resolved in place. CHECK raises an ArgsError."""
+    plain, outputs, not_plain = deferred.split(args, specs)
+    try:
+        result = check(plain)
+    except ArgsError as error:
+        # What the check says of a refused Output's stand-in (None) is already said.
+        refused = [line.split(":")[0] for line in not_plain]
+        others = [
+            line
+            for line in error.problems
+            if not any(line.split(":")[0] == key or line.startswith(key + ".") for key in refused)
+        ]
+        raise ArgsError(what, sorted([*others, *not_plain])) from None
+    if not_plain:
+        raise ArgsError(what, sorted(not_plain))
+
+    def recheck(values: dict[Path, Any]) -> None:
+        resolved = deferred.put(plain, values)
+        problems: list[str] = []
+        try:
+            check(resolved)
+        except ArgsError as error:
+            problems += error.problems
+        problems += resolved_rules(resolved, list(values)) if resolved_rules else []
+        if problems:
+            raise ArgsError(what, sorted(problems))
+
+    return result, deferred.gate(outputs, recheck)
+
+
+# Placeholders checked while an Output is unknown: each passes every check, and list
+# members differ from each other.
+_PROJECT = Spec(("project",), lambda _: "deferred-project")
+
+
+def _member(path: Path) -> str:
+    return f"serviceAccount:deferred-{path[-2]}-{path[-1]}@deferred.iam.gserviceaccount.com"
+
+
+def _channel(path: Path) -> str:
+    return f"projects/deferred-project/notificationChannels/{path[-1]}"
 
 
 class ProjectApisArgs(TypedDict):
     """Inputs of ProjectApis."""
 
-    project: str
+    project: pulumi.Input[str]
     """Project the APIs are enabled in."""
     extra_services: NotRequired[list[str]]
     """APIs beyond the required ones, e.g. secretmanager.googleapis.com; with
@@ -81,11 +140,18 @@ class ProjectApis(apis.ProjectApis):
     def __init__(
         self, name: str, args: ProjectApisArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        validate(CommonArgs, {"project": args.get("project")}, f"ProjectApis {name!r}", "args")
+        what = f"ProjectApis {name!r}"
+        _, gated = _checked(
+            what,
+            {"project": args.get("project")},
+            [_PROJECT],
+            lambda plain: validate(CommonArgs, plain, what, "args"),
+        )
         super().__init__(
             name,
             apis.ProjectApisArgs(
-                project=args["project"], extra_services=args.get("extra_services", [])
+                project=gated.get(("project",), args["project"]),
+                extra_services=args.get("extra_services", []),
             ),
             opts,  # its resources call no API that must be enabled first
         )
@@ -94,7 +160,7 @@ class ProjectApis(apis.ProjectApis):
 class IdempotencyStoreArgs(TypedDict):
     """Inputs of IdempotencyStore."""
 
-    project: str
+    project: pulumi.Input[str]
     """Project of the Firestore database."""
     database: str
     """Database id: 4..63 of [a-z0-9-], starting with a letter."""
@@ -119,18 +185,23 @@ class IdempotencyStore(idempotency.IdempotencyStore):
     ) -> None:
         what = f"IdempotencyStore {name!r}"
         required(what, args, "database", "location")
-        store = validate(
-            IdempotencySettings,
-            {key: value for key, value in args.items() if key in ("database", "location", "ttl")},
+        store, gated = _checked(
             what,
-            "args",
             {"project": args.get("project")},
+            [_PROJECT],
+            lambda plain: validate(
+                IdempotencySettings,
+                {k: v for k, v in args.items() if k in ("database", "location", "ttl")},
+                what,
+                "args",
+                plain,
+            ),
         )
         assert store.database is not None and store.location is not None  # required above
         super().__init__(
             name,
             idempotency.IdempotencyStoreArgs(
-                project=args["project"],
+                project=gated.get(("project",), args["project"]),
                 database=store.database,
                 location=store.location,
                 ttl=store.ttl,
@@ -144,25 +215,28 @@ class IdempotencyStore(idempotency.IdempotencyStore):
 class TaskPipelineArgs(TypedDict):
     """Inputs of TaskPipeline."""
 
-    project: str
+    project: pulumi.Input[str]
     """Project of every resource of the pipeline."""
     pipeline: PipelineInputs
-    """The pipeline's settings, checked as a stack file's pipeline entry is."""
+    """The pipeline's settings, checked as a stack file's pipeline entry is. Its image,
+    enqueuers and replayers take Outputs; everything else in it is plain."""
     cloudtasks_agent_member: pulumi.Input[str]
     """The Cloud Tasks service agent (ProjectApis.cloudtasksAgentMember)."""
     database: pulumi.Input[str]
     """The idempotency database id (IdempotencyStore.databaseId): the runtime account may
     read and write it, and no other database."""
     protect: NotRequired[bool]
-    """Pulumi protect on the queue and the service, Cloud Run deletion protection on."""
-    labels: NotRequired[dict[str, str]]
-    """Labels of the service, topic and subscription (pipeline: NAME is added)."""
-    notification_channels: NotRequired[list[pulumi.Input[str]]]
+    """Pulumi protect on the queue and the service, Cloud Run deletion protection on.
+    Plain: it decides how the resources are registered."""
+    labels: NotRequired[Mapping[str, pulumi.Input[str]]]
+    """Labels of the service, topic and subscription (pipeline: NAME is added). The
+    values take Outputs; the keys are plain (they are checked and counted up front)."""
+    notification_channels: NotRequired[Sequence[pulumi.Input[str]]]
     """Notification channel ids every alert policy of the pipeline notifies."""
     secret_env: NotRequired[bool]
-    """The env values are secrets: kept as secret Outputs (state, previews)."""
+    """The env values are secrets: kept as secret Outputs (state, previews). Plain."""
     secret_labels: NotRequired[bool]
-    """The labels are secrets."""
+    """The labels are secrets. Plain."""
     cloudscheduler_agent_member: NotRequired[pulumi.Input[str] | None]
     """The Cloud Scheduler service agent (ProjectApis.cloudschedulerAgentMember): required
     when the pipeline has schedules."""
@@ -221,68 +295,122 @@ class TaskPipeline(pipeline.TaskPipeline):
         """NAMES: the stack's checked names (components.names.check_names), for a program
         that declares several pipelines from one config, as this repository's does."""
         what = f"TaskPipeline {name!r}"
-        raw = dict(args["pipeline"])
-        missing: list[str] = []
-        # The component's name is the pipeline's (a stack file's key under `pipelines`):
-        # every id Google will see is derived from it, so it gets the same rules.
-        try:
-            _PIPELINE_NAME.validate_python(name)
-        except ValidationError as error:
-            got = shown(name, secret=False)
-            missing += [f"name: {problem['msg']}, got {got}" for problem in error.errors()]
-        if "location" not in raw:
-            region = pulumi.Config("gcp").get("region")
-            if region is None:
-                missing.append("args.pipeline.location: required (no gcp:region set)")
-            raw["location"] = region
         scheduler_agent = args.get("cloudscheduler_agent_member")
-        if raw.get("schedules") and scheduler_agent is None:
-            missing.append(
-                "args.cloudschedulerAgentMember: required with args.pipeline.schedules"
-                " (ProjectApis.cloudschedulerAgentMember, with cloudscheduler.googleapis.com"
-                " in its extraServices)"
-            )
-        try:
-            settings = validate(
-                PipelineSettings,
-                raw,
-                what,
-                "args.pipeline",
-                {"project": args.get("project"), "labels": args.get("labels", {})},
-            )
-        except ArgsError as error:
-            raise ArgsError(what, sorted([*error.problems, *missing])) from None
-        if missing:
-            raise ArgsError(what, missing)
+        settings, gated = _checked(
+            what,
+            {
+                "project": args.get("project"),
+                "labels": args.get("labels", {}),
+                "pipeline": args["pipeline"],
+            },
+            _PIPELINE_INPUTS,
+            lambda plain: _pipeline_settings(name, what, plain, scheduler_agent is not None),
+            _outputs_listed_once,
+        )
         super().__init__(
             name,
             pipeline.TaskPipelineArgs(
-                project=args["project"],
+                project=gated.get(("project",), args["project"]),
                 settings=settings,
                 cloudtasks_agent_member=args["cloudtasks_agent_member"],
                 database=args["database"],
                 protect=args.get("protect", False),
-                labels=args.get("labels", {}),
+                labels={
+                    key: gated.get(("labels", key), value)
+                    for key, value in args.get("labels", {}).items()
+                },
                 secret_env=args.get("secret_env", False),
                 secret_labels=args.get("secret_labels", False),
                 depends_on=_depends_on(opts),
                 unaliased_secret_grants=names.unaliased_secret_grants if names else frozenset(),
                 notification_channels=args.get("notification_channels", []),
                 cloudscheduler_agent_member=scheduler_agent,
+                deferred={
+                    path[1:]: value for path, value in gated.items() if path[0] == "pipeline"
+                },
             ),
             _own(opts),
         )
 
 
+_PIPELINE_INPUTS = [
+    _PROJECT,
+    Spec(("labels", ANY), lambda _: ""),
+    Spec(("pipeline", "service", "image"), lambda _: "registry.invalid/deferred"),
+    Spec(("pipeline", "enqueuers", ANY), _member),
+    Spec(("pipeline", "replayers", ANY), _member),
+]
+
+
+def _pipeline_settings(
+    name: str, what: str, args: dict[str, Any], has_scheduler_agent: bool
+) -> PipelineSettings:
+    """ARGS (project, labels, pipeline) checked as a stack file's pipeline NAME is."""
+    raw = dict(args["pipeline"])
+    missing: list[str] = []
+    # The component's name is the pipeline's (a stack file's key under `pipelines`):
+    # every id Google will see is derived from it, so it gets the same rules.
+    try:
+        _PIPELINE_NAME.validate_python(name)
+    except ValidationError as error:
+        got = shown(name, secret=False)
+        missing += [f"name: {problem['msg']}, got {got}" for problem in error.errors()]
+    if "location" not in raw:
+        region = pulumi.Config("gcp").get("region")
+        if region is None:
+            missing.append("args.pipeline.location: required (no gcp:region set)")
+        raw["location"] = region
+    if raw.get("schedules") and not has_scheduler_agent:
+        missing.append(
+            "args.cloudschedulerAgentMember: required with args.pipeline.schedules"
+            " (ProjectApis.cloudschedulerAgentMember, with cloudscheduler.googleapis.com"
+            " in its extraServices)"
+        )
+    try:
+        settings = validate(
+            PipelineSettings,
+            raw,
+            what,
+            "args.pipeline",
+            {"project": args["project"], "labels": args["labels"]},
+        )
+    except ArgsError as error:
+        raise ArgsError(what, sorted([*error.problems, *missing])) from None
+    if missing:
+        raise ArgsError(what, missing)
+    return settings
+
+
+def _outputs_listed_once(args: dict[str, Any], from_outputs: Sequence[Path]) -> list[str]:
+    """A member that came as an Output gets a grant of its own (pipeline.creators): one
+    equal to any other enqueuer or replayer would be granted twice, and deleting either
+    grant would take the role from both."""
+    pipeline_args = args["pipeline"]
+    listed = [
+        (("pipeline", field_name, index), member)
+        for field_name in pipeline.TASK_CREATORS
+        for index, member in enumerate(pipeline_args.get(field_name, []))
+    ]
+    return [
+        f"{deferred.key(path)}: the same member as {deferred.key(other)}; a member from an"
+        f" Output must be listed once, got {shown(member, secret=False)}"
+        for path, member in listed
+        if path in from_outputs
+        for other, again in listed
+        # Twice in one list is the settings' own "is listed twice".
+        if other[1] != path[1] and again == member
+    ]
+
+
 class AlertChannelsArgs(TypedDict):
     """Inputs of AlertChannels."""
 
-    project: str
+    project: pulumi.Input[str]
     """Project of the email channels."""
-    notification_channels: NotRequired[list[str]]
+    notification_channels: NotRequired[Sequence[pulumi.Input[str]]]
     """Existing channels, projects/P/notificationChannels/N, passed through."""
     emails: NotRequired[list[str]]
-    """Addresses to create email channels for."""
+    """Addresses to create email channels for. Plain: each names a channel resource."""
 
 
 class AlertChannels(alerts.AlertChannels):
@@ -295,21 +423,31 @@ class AlertChannels(alerts.AlertChannels):
         self, name: str, args: AlertChannelsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         what = f"AlertChannels {name!r}"
-        alert_settings = validate(
-            StackAlerts,
-            {
-                "notification_channels": args.get("notification_channels", []),
-                "emails": args.get("emails", []),
-            },
+        given = {
+            "project": args.get("project"),
+            "notification_channels": args.get("notification_channels", []),
+            "emails": args.get("emails", []),
+        }
+        alert_settings, gated = _checked(
             what,
-            "args",
-            {"project": args.get("project")},
+            given,
+            [_PROJECT, Spec(("notification_channels", ANY), _channel)],
+            lambda plain: validate(
+                StackAlerts,
+                {k: v for k, v in plain.items() if k != "project"},
+                what,
+                "args",
+                {"project": plain["project"]},
+            ),
         )
         super().__init__(
             name,
             alerts.AlertChannelsArgs(
-                project=args["project"],
-                channel_ids=alert_settings.notification_channels,
+                project=gated.get(("project",), args["project"]),
+                channel_ids=[
+                    gated.get(("notification_channels", index), channel)
+                    for index, channel in enumerate(alert_settings.notification_channels)
+                ],
                 emails=alert_settings.emails,
                 depends_on=_depends_on(opts),
             ),
@@ -348,7 +486,7 @@ class _DashboardPipeline(Settings):
 class StackDashboardArgs(TypedDict):
     """Inputs of StackDashboard."""
 
-    project: str
+    project: pulumi.Input[str]
     """Project of the dashboard (and of the pipelines it shows)."""
     pipelines: list[DashboardPipelineInputs]
     """One row per pipeline, in this order."""
@@ -368,6 +506,16 @@ class StackDashboard(alerts.StackDashboard):
     ) -> None:
         what = f"StackDashboard {name!r}"
         problems: list[str] = []
+        gated: dict[Path, pulumi.Output[Any]] = {}
+        try:
+            _, gated = _checked(
+                what,
+                {"project": args.get("project")},
+                [_PROJECT],
+                lambda plain: validate(CommonArgs, plain, what, "args"),
+            )
+        except ArgsError as error:
+            problems += error.problems
         rows: list[alerts.DashboardRow] = []
         for index, row in enumerate(args["pipelines"]):
             try:
@@ -376,7 +524,6 @@ class StackDashboard(alerts.StackDashboard):
                     {k: row.get(k) for k in ("name", "max_instances", "schedules") if k in row},
                     what,
                     f"args.pipelines.{index}",
-                    {"project": args.get("project")} if index == 0 else None,
                 )
             except ArgsError as error:
                 problems += error.problems
@@ -393,14 +540,12 @@ class StackDashboard(alerts.StackDashboard):
                     payload_bucket=row.get("payload_bucket"),
                 )
             )
-        if not args["pipelines"]:
-            validate(CommonArgs, {"project": args.get("project")}, what, "args")
         if problems:
             raise ArgsError(what, sorted(problems))
         super().__init__(
             name,
             alerts.StackDashboardArgs(
-                project=args["project"],
+                project=gated.get(("project",), args["project"]),
                 stack=args.get("stack", pulumi.get_stack()),
                 rows=rows,
                 depends_on=_depends_on(opts),

@@ -7,6 +7,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from .alerts import PipelineAlertsArgs, pipeline_alerts
+from .deferred import Path
 from .iam import IamMember, grant_all, members
 from .identities import ServiceAccount, ServiceAccountArgs
 from .name_rules import (
@@ -35,6 +36,8 @@ from .settings.idempotency import DEAD_LETTER_RETENTION
 from .settings.payloads import object_age_days
 from .settings.schedule import body_text
 
+# Who creates tasks in the queue (PipelineSettings.task_creators).
+TASK_CREATORS = ("enqueuers", "replayers")
 # Time a replayer has to create a message's task before Pub/Sub redelivers it (10..600 s;
 # a redelivery is harmless, the replayed task's name is derived from the dead letter's).
 REPLAY_ACK_DEADLINE_SECONDS = 60
@@ -42,7 +45,7 @@ REPLAY_ACK_DEADLINE_SECONDS = 60
 
 @dataclass
 class TaskPipelineArgs:
-    project: str
+    project: pulumi.Input[str]
     settings: PipelineSettings
     """Validated pipeline settings with every default resolved (see components.settings)."""
     cloudtasks_agent_member: pulumi.Input[str]
@@ -51,7 +54,7 @@ class TaskPipelineArgs:
     """The stack's idempotency database id (IdempotencyStore.database_id): the runtime
     account may read and write it, and no other database."""
     protect: bool = False
-    labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     secret_env: bool = False
     """Env values came from a secret config key (StackSettings.secret_env)."""
     secret_labels: bool = False
@@ -65,6 +68,34 @@ class TaskPipelineArgs:
     cloudscheduler_agent_member: pulumi.Input[str] | None = None
     """The Cloud Scheduler service agent (ProjectApis.cloudscheduler_agent_member): required
     when the pipeline has schedules."""
+    deferred: Mapping[Path, pulumi.Output[str]] = field(default_factory=dict)
+    """Settings that came as Outputs, by path in the settings (("service", "image"),
+    ("enqueuers", 0)): `settings` holds a checked placeholder there, this the gated value
+    (components/deferred.py)."""
+
+
+def creators(
+    role: str, s: PipelineSettings, deferred: Mapping[Path, pulumi.Output[str]], *lists: str
+) -> list[IamMember]:
+    """ROLE for the members of LISTS (enqueuers, replayers), each once. A plain member is
+    its own grant key, as always; a member that came as an Output is known only once
+    deployed, so its grant is keyed by its place (`enqueuers-0`): reordering such members
+    replaces their grants. Two Outputs with one value are refused when they resolve."""
+    plain = [
+        member
+        for field_name in lists
+        for index, member in enumerate(getattr(s, field_name))
+        if (field_name, index) not in deferred
+    ]
+    return [
+        *members(role, dict.fromkeys(plain)),
+        *(
+            IamMember(role=role, member=deferred[(field_name, index)], key=f"{field_name}-{index}")
+            for field_name in lists
+            for index in range(len(getattr(s, field_name)))
+            if (field_name, index) in deferred
+        ),
+    ]
 
 
 class TaskPipeline(pulumi.ComponentResource):
@@ -118,7 +149,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 account_id=invoker_account(name),
                 display_name=f"Cloud Tasks invoker of pipeline {name}",
                 iam_members=[
-                    *members(SERVICE_ACCOUNT_USER, s.task_creators),
+                    *creators(SERVICE_ACCOUNT_USER, s, args.deferred, *TASK_CREATORS),
                     IamMember(
                         role=OPENID_TOKEN_CREATOR,
                         member=args.cloudtasks_agent_member,
@@ -171,7 +202,7 @@ class TaskPipeline(pulumi.ComponentResource):
         )
         grant_all(
             dead_letters(name),
-            members(SUBSCRIBER, s.replayers),
+            creators(SUBSCRIBER, s, args.deferred, "replayers"),
             lambda grant_name, member, aliases: gcp.pubsub.SubscriptionIAMMember(
                 grant_name,
                 project=args.project,
@@ -216,9 +247,11 @@ class TaskPipeline(pulumi.ComponentResource):
                 PayloadBucketArgs(
                     project=args.project,
                     location=location,
-                    bucket=payload_bucket_name(args.project, pulumi.get_stack(), name),
+                    bucket=pulumi.Output.from_input(args.project).apply(
+                        lambda project: payload_bucket_name(project, pulumi.get_stack(), name)
+                    ),
                     object_age_days=object_age_days(s.queue, s.dispatch_deadline),
-                    creators=members(OBJECT_CREATOR, s.task_creators),
+                    creators=creators(OBJECT_CREATOR, s, args.deferred, *TASK_CREATORS),
                     reader=runtime.member,
                     labels=pulumi.Output.secret(labels) if args.secret_labels else labels,
                     protect=args.protect,
@@ -246,6 +279,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 unaliased_secret_grants=args.unaliased_secret_grants,
                 # Its first requests claim records and may dead-letter: grants first.
                 grants=grants,
+                image=args.deferred.get(("service", "image")),
             ),
             child,
         )
@@ -257,7 +291,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 settings=s.queue,
                 target_url=service.url,
                 invoker_email=invoker.email,
-                iam_members=members(ENQUEUER, s.task_creators),
+                iam_members=creators(ENQUEUER, s, args.deferred, *TASK_CREATORS),
                 protect=args.protect,
                 depends_on=args.depends_on,
             ),

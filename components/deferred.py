@@ -1,0 +1,128 @@
+"""Outputs among a component's args: checked when they resolve, with the checks and the
+lines plain values get before any resource.
+
+A component's args go through `split`: each Output at a position that takes one (a
+`Spec`) is set aside and a placeholder that passes every check takes its place, so the
+plain values are checked at once, before any resource, exactly as before; an Output
+anywhere else is a problem of its own ("must be a plain value"). `gate` then returns, for
+each Output set aside, an Output of the same value that resolves only once the whole args,
+with every Output resolved in place, passed the same checks again: a bad resolved value
+fails the resources that would take it, with the line a plain value would have got. In a
+preview an unknown value is not checked (nothing to check yet), and neither is anything
+that waits for it.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+Path = tuple[str | int, ...]
+"""Where a value sits in the args: keys and list indexes, e.g. ("pipeline", "enqueuers", 0)."""
+
+ANY = "*"
+"""In a Spec's pattern: any key of a map or index of a list."""
+
+# Fields whose keys are the user's (label, env names), not field names to camel-case.
+_MAPS = frozenset({"labels", "env", "secrets", "schedules"})
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A position that takes an Output, and a placeholder checked in its stead."""
+
+    pattern: Path
+    placeholder: Callable[[Path], Any]
+    """The value checked while the Output is unknown, from the Output's path: it must pass
+    every check, and differ from any other placeholder where the checks want distinct
+    values (members of one list)."""
+
+
+def key(path: Path) -> str:
+    """PATH as problem lines spell it: args.pipeline.service.maxInstances, args.labels.team."""
+    parts: list[str] = []
+    for index, part in enumerate(path):
+        user_key = index > 0 and path[index - 1] in _MAPS
+        parts.append(str(part) if isinstance(part, int) or user_key else _camel(part))
+    return ".".join(["args", *parts])
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
+def _matches(pattern: Path, path: Path) -> bool:
+    return len(pattern) == len(path) and all(
+        p in (ANY, q) for p, q in zip(pattern, path, strict=True)
+    )
+
+
+def split(
+    args: Mapping[str, Any], specs: Sequence[Spec], reasons: Mapping[Path, str] | None = None
+) -> tuple[dict[str, Any], dict[Path, pulumi.Output[Any]], list[str]]:
+    """ARGS with each Output a SPEC allows replaced by its placeholder; the Outputs by path;
+    and a problem line per Output where a plain value is needed (REASONS: why, by
+    pattern)."""
+    outputs: dict[Path, pulumi.Output[Any]] = {}
+    problems: list[str] = []
+
+    def walk(value: Any, path: Path) -> Any:
+        if isinstance(value, pulumi.Output):
+            spec = next((s for s in specs if _matches(s.pattern, path)), None)
+            if spec is None:
+                why = next(
+                    (r for p, r in (reasons or {}).items() if _matches(p, path)),
+                    "it is checked before any resource",
+                )
+                problems.append(f"{key(path)}: must be a plain value, not an Output ({why})")
+                return None
+            outputs[path] = value
+            return spec.placeholder(path)
+        if isinstance(value, Mapping):
+            return {k: walk(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(v, (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    plain = {k: walk(v, (k,)) for k, v in args.items()}
+    return plain, outputs, problems
+
+
+def put(args: Mapping[str, Any], values: Mapping[Path, Any]) -> dict[str, Any]:
+    """ARGS (as `split` returned them) with VALUES set at their paths."""
+
+    def walk(value: Any, path: Path) -> Any:
+        if path in values:
+            return values[path]
+        if isinstance(value, Mapping):
+            return {k: walk(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    return {k: walk(v, (k,)) for k, v in args.items()}
+
+
+def gate(
+    outputs: Mapping[Path, pulumi.Output[Any]], check: Callable[[dict[Path, Any]], None]
+) -> dict[Path, pulumi.Output[Any]]:
+    """Each of OUTPUTS as an Output that resolves to its value once CHECK accepted all of
+    them resolved (CHECK raises otherwise, and every Output here fails with its error).
+
+    Each keeps its own secretness: the check's outcome is a bare "passed", unsecreted, so
+    a secret label does not make the image secret too."""
+    if not outputs:
+        return {}
+    paths = list(outputs)
+
+    def checked(values: list[Any]) -> bool:
+        check(dict(zip(paths, values, strict=True)))
+        return True
+
+    passed = pulumi.Output.unsecret(pulumi.Output.all(*outputs.values()).apply(checked))
+    return {
+        path: pulumi.Output.all(passed, output).apply(lambda both: both[1])
+        for path, output in outputs.items()
+    }
