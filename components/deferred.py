@@ -18,6 +18,8 @@ from typing import Any
 
 import pulumi
 
+from .settings.validation import SECRET
+
 Path = tuple[str | int, ...]
 """Where a value sits in the args: keys and list indexes, e.g. ("pipeline", "enqueuers", 0)."""
 
@@ -105,23 +107,43 @@ def put(args: Mapping[str, Any], values: Mapping[Path, Any]) -> dict[str, Any]:
     return {k: walk(v, (k,)) for k, v in args.items()}
 
 
+def redact(problems: Sequence[str], secret: set[Path]) -> list[str]:
+    """PROBLEMS with the value a line shows (after its last ", got ") replaced by
+    [secret] where the line is about a value that came as a secret Output."""
+    keys = {key(path) for path in secret}
+    shown: list[str] = []
+    for line in problems:
+        where = line.split(":", 1)[0]
+        if where in keys and ", got " in line:
+            line = line.rsplit(", got ", 1)[0] + f", got {SECRET}"
+        shown.append(line)
+    return shown
+
+
 def gate(
-    outputs: Mapping[Path, pulumi.Output[Any]], check: Callable[[dict[Path, Any]], None]
+    outputs: Mapping[Path, pulumi.Output[Any]],
+    check: Callable[[dict[Path, Any], set[Path]], None],
 ) -> dict[Path, pulumi.Output[Any]]:
     """Each of OUTPUTS as an Output that resolves to its value once CHECK accepted all of
-    them resolved (CHECK raises otherwise, and every Output here fails with its error).
+    them resolved, told which were secret (CHECK raises otherwise, and every Output here
+    fails with its error).
 
     Each keeps its own secretness: the check's outcome is a bare "passed", unsecreted, so
     a secret label does not make the image secret too."""
     if not outputs:
         return {}
     paths = list(outputs)
+    secret = [pulumi.Output.from_input(output.is_secret()) for output in outputs.values()]
 
-    def checked(values: list[Any]) -> bool:
-        check(dict(zip(paths, values, strict=True)))
+    def checked(resolved: list[Any]) -> bool:
+        values, flags = resolved[: len(paths)], resolved[len(paths) :]
+        check(
+            dict(zip(paths, values, strict=True)),
+            {path for path, flag in zip(paths, flags, strict=True) if flag},
+        )
         return True
 
-    passed = pulumi.Output.unsecret(pulumi.Output.all(*outputs.values()).apply(checked))
+    passed = pulumi.Output.unsecret(pulumi.Output.all(*outputs.values(), *secret).apply(checked))
     return {
         path: pulumi.Output.all(passed, output).apply(lambda both: both[1])
         for path, output in outputs.items()

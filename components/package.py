@@ -87,7 +87,7 @@ def _checked(
     if not_plain:
         raise ArgsError(what, sorted(not_plain))
 
-    def recheck(values: dict[Path, Any]) -> None:
+    def recheck(values: dict[Path, Any], secret: set[Path]) -> None:
         resolved = deferred.put(plain, values)
         problems: list[str] = []
         try:
@@ -96,7 +96,7 @@ def _checked(
             problems += error.problems
         problems += resolved_rules(resolved, list(values)) if resolved_rules else []
         if problems:
-            raise ArgsError(what, sorted(problems))
+            raise ArgsError(what, sorted(deferred.redact(problems, secret)))
 
     return result, deferred.gate(outputs, recheck)
 

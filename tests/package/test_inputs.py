@@ -275,3 +275,18 @@ def test_an_output_where_a_plain_value_is_needed_is_said_with_the_other_problems
         "  args.pipeline.queue.maxBackoff: must be a duration"
     ) in bad["error"]
     assert "cloudrun-tasks:index:TaskPipeline" not in registered(bad)
+
+
+def test_a_bad_secret_output_is_refused_without_showing_it(tmp_path: Path) -> None:
+    bad = run(
+        tmp_path / "secret",
+        program(label='pulumi.Output.secret("Payments Team")'),
+    )
+    assert bad["error"] is not None
+    assert "args.labels.team: " in bad["error"]
+    assert bad["error"].rstrip().endswith(", got [secret]")
+    assert "Payments" not in bad["error"]
+    shown = run(
+        tmp_path / "plain", program(label='api.display_name.apply(lambda _: "Payments Team")')
+    )
+    assert shown["error"] is not None and '"Payments Team"' in shown["error"]
