@@ -1,24 +1,27 @@
 """Outputs among a component's args: checked when they resolve, with the checks and the
 lines plain values get before any resource.
 
-A component's args go through `split`: each Output at a position that takes one (a
-`Spec`) is set aside and a placeholder that passes every check takes its place, so the
-plain values are checked at once, before any resource, exactly as before; an Output
-anywhere else is a problem of its own ("must be a plain value"). `gate` then returns, for
-each Output set aside, an Output of the same value that resolves only once the whole args,
-with every Output resolved in place, passed the same checks again: a bad resolved value
-fails the resources that would take it, with the line a plain value would have got. In a
-preview an unknown value is not checked (nothing to check yet), and neither is anything
-that waits for it.
+`checked` runs a component's check on its args through `split`: each Output at a
+position that takes one (a `Spec`) is set aside and a placeholder that passes every check
+takes its place, so the plain values are checked at once, before any resource, exactly as
+before; an Output anywhere else is a problem of its own ("must be a plain value"). `gate`
+then returns, for each Output set aside, an Output of the same value that resolves only
+once the whole args, with every Output resolved in place, passed the same check again: a
+bad resolved value fails the resources that would take it, with the line a plain value
+would have got. In a preview an unknown value is not checked (nothing to check yet), and
+neither is anything that waits for it.
 """
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 
+from .inputs import ArgsError
 from .settings.validation import SECRET
+
+T = TypeVar("T")
 
 Path = tuple[str | int, ...]
 """Where a value sits in the args: keys and list indexes, e.g. ("pipeline", "enqueuers", 0)."""
@@ -148,3 +151,43 @@ def gate(
         path: pulumi.Output.all(passed, output).apply(lambda both: both[1])
         for path, output in outputs.items()
     }
+
+
+def checked(
+    what: str,
+    args: Mapping[str, object],
+    specs: Sequence[Spec],
+    check: Callable[[dict[str, object]], T],
+    resolved_rules: Callable[[dict[str, object], Sequence[Path]], list[str]] | None = None,
+) -> tuple[T, dict[Path, pulumi.Output[Any]]]:
+    """CHECK's result on ARGS, Outputs replaced by SPECS' placeholders, with every problem
+    at once (an Output where a plain value is needed among them), and the Outputs gated
+    on CHECK (and RESOLVED_RULES, for rules about values that came as Outputs) passing on
+    ARGS with every Output resolved in place. CHECK raises an ArgsError."""
+    plain, outputs, not_plain = split(args, specs)
+    try:
+        result = check(plain)
+    except ArgsError as error:
+        # What the check says of a refused Output's stand-in (None) is already said.
+        refused = [line.split(":")[0] for line in not_plain]
+        others = [
+            line
+            for line in error.problems
+            if not any(line.split(":")[0] == key or line.startswith(key + ".") for key in refused)
+        ]
+        raise ArgsError(what, sorted([*others, *not_plain])) from None
+    if not_plain:
+        raise ArgsError(what, sorted(not_plain))
+
+    def recheck(values: dict[Path, Any], secret: set[Path]) -> None:
+        resolved = put(plain, values)
+        problems: list[str] = []
+        try:
+            check(resolved)
+        except ArgsError as error:
+            problems += error.problems
+        problems += resolved_rules(resolved, list(values)) if resolved_rules else []
+        if problems:
+            raise ArgsError(what, sorted(redact(problems, secret)))
+
+    return result, gate(outputs, recheck)

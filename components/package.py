@@ -14,8 +14,8 @@ No `from __future__ import annotations`: the analyzer reads annotations as objec
 """
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, NotRequired, TypedDict, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_gcp as gcp
@@ -58,47 +58,6 @@ def _own(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions | None:
 
 
 _PIPELINE_NAME = TypeAdapter(PipelineName)
-T = TypeVar("T")
-
-
-def _checked(
-    what: str,
-    args: Mapping[str, object],
-    specs: Sequence[Spec],
-    check: Callable[[dict[str, object]], T],
-    resolved_rules: Callable[[dict[str, object], Sequence[Path]], list[str]] | None = None,
-) -> tuple[T, dict[Path, pulumi.Output[Any]]]:
-    """CHECK's result on ARGS, Outputs replaced by SPECS' placeholders, with every problem
-    at once (an Output where a plain value is needed among them), and the Outputs gated
-    on CHECK (and RESOLVED_RULES, for rules about values that came as Outputs) passing on
-    ARGS with every Output resolved in place. CHECK raises an ArgsError."""
-    plain, outputs, not_plain = deferred.split(args, specs)
-    try:
-        result = check(plain)
-    except ArgsError as error:
-        # What the check says of a refused Output's stand-in (None) is already said.
-        refused = [line.split(":")[0] for line in not_plain]
-        others = [
-            line
-            for line in error.problems
-            if not any(line.split(":")[0] == key or line.startswith(key + ".") for key in refused)
-        ]
-        raise ArgsError(what, sorted([*others, *not_plain])) from None
-    if not_plain:
-        raise ArgsError(what, sorted(not_plain))
-
-    def recheck(values: dict[Path, Any], secret: set[Path]) -> None:
-        resolved = deferred.put(plain, values)
-        problems: list[str] = []
-        try:
-            check(resolved)
-        except ArgsError as error:
-            problems += error.problems
-        problems += resolved_rules(resolved, list(values)) if resolved_rules else []
-        if problems:
-            raise ArgsError(what, sorted(deferred.redact(problems, secret)))
-
-    return result, deferred.gate(outputs, recheck)
 
 
 # Placeholders checked while an Output is unknown: each passes every check, and list
@@ -141,7 +100,7 @@ class ProjectApis(apis.ProjectApis):
         self, name: str, args: ProjectApisArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         what = f"ProjectApis {name!r}"
-        _, gated = _checked(
+        _, gated = deferred.checked(
             what,
             {"project": args.get("project")},
             [_PROJECT],
@@ -185,7 +144,7 @@ class IdempotencyStore(idempotency.IdempotencyStore):
     ) -> None:
         what = f"IdempotencyStore {name!r}"
         required(what, args, "database", "location")
-        store, gated = _checked(
+        store, gated = deferred.checked(
             what,
             {"project": args.get("project")},
             [_PROJECT],
@@ -296,7 +255,7 @@ class TaskPipeline(pipeline.TaskPipeline):
         that declares several pipelines from one config, as this repository's does."""
         what = f"TaskPipeline {name!r}"
         scheduler_agent = args.get("cloudscheduler_agent_member")
-        settings, gated = _checked(
+        settings, gated = deferred.checked(
             what,
             {
                 "project": args.get("project"),
@@ -428,7 +387,7 @@ class AlertChannels(alerts.AlertChannels):
             "notification_channels": args.get("notification_channels", []),
             "emails": args.get("emails", []),
         }
-        alert_settings, gated = _checked(
+        alert_settings, gated = deferred.checked(
             what,
             given,
             [_PROJECT, Spec(("notification_channels", ANY), _channel)],
@@ -508,7 +467,7 @@ class StackDashboard(alerts.StackDashboard):
         problems: list[str] = []
         gated: dict[Path, pulumi.Output[Any]] = {}
         try:
-            _, gated = _checked(
+            _, gated = deferred.checked(
                 what,
                 {"project": args.get("project")},
                 [_PROJECT],
