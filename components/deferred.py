@@ -126,15 +126,34 @@ def redact(problems: Sequence[str], secret: set[Path]) -> list[str]:
 def gate(
     outputs: Mapping[Path, pulumi.Output[Any]],
     check: Callable[[dict[Path, Any], set[Path]], None],
+    together: Sequence[Sequence[Path]] = (),
 ) -> dict[Path, pulumi.Output[Any]]:
-    """Each of OUTPUTS as an Output that resolves to its value once CHECK accepted all of
-    them resolved, told which were secret (CHECK raises otherwise, and every Output here
-    fails with its error).
+    """Each of OUTPUTS as an Output that resolves to its value once CHECK accepted it,
+    told whether it was secret (CHECK raises otherwise, and the Output fails with its
+    error). Outputs matching the patterns of one TOGETHER group are checked together, all
+    resolved (rules between them); every other one on its own, the others left as
+    placeholders: an Output waits for no other, so one unknown in a preview (an image
+    being built) leaves the rest known (the project every resource takes, whose change
+    would mean replacement).
 
     Each keeps its own secretness: the check's outcome is a bare "passed", unsecreted, so
     a secret label does not make the image secret too."""
-    if not outputs:
-        return {}
+    groups: dict[object, dict[Path, pulumi.Output[Any]]] = {}
+    for path, output in outputs.items():
+        joint = next(
+            (i for i, patterns in enumerate(together) if any(_matches(p, path) for p in patterns)),
+            None,
+        )
+        groups.setdefault(path if joint is None else joint, {})[path] = output
+    return {
+        path: value for group in groups.values() for path, value in _gate_one(group, check).items()
+    }
+
+
+def _gate_one(
+    outputs: Mapping[Path, pulumi.Output[Any]],
+    check: Callable[[dict[Path, Any], set[Path]], None],
+) -> dict[Path, pulumi.Output[Any]]:
     paths = list(outputs)
     secret = [pulumi.Output.from_input(output.is_secret()) for output in outputs.values()]
 
@@ -159,11 +178,13 @@ def checked(
     specs: Sequence[Spec],
     check: Callable[[dict[str, object]], T],
     resolved_rules: Callable[[dict[str, object], Sequence[Path]], list[str]] | None = None,
+    together: Sequence[Sequence[Path]] = (),
 ) -> tuple[T, dict[Path, pulumi.Output[Any]]]:
     """CHECK's result on ARGS, Outputs replaced by SPECS' placeholders, with every problem
     at once (an Output where a plain value is needed among them), and the Outputs gated
     on CHECK (and RESOLVED_RULES, for rules about values that came as Outputs) passing on
-    ARGS with every Output resolved in place. CHECK raises an ArgsError."""
+    ARGS with the Output resolved in place (with those of its TOGETHER group). CHECK
+    raises an ArgsError."""
     plain, outputs, not_plain = split(args, specs)
     try:
         result = check(plain)
@@ -190,4 +211,4 @@ def checked(
         if problems:
             raise ArgsError(what, sorted(redact(problems, secret)))
 
-    return result, gate(outputs, recheck)
+    return result, gate(outputs, recheck, together)

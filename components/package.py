@@ -265,6 +265,8 @@ class TaskPipeline(pipeline.TaskPipeline):
             _PIPELINE_INPUTS,
             lambda plain: _pipeline_settings(name, what, plain, scheduler_agent is not None),
             _outputs_listed_once,
+            # Members are compared with each other (listed twice, listed once).
+            together=[[("pipeline", "enqueuers", ANY), ("pipeline", "replayers", ANY)]],
         )
         super().__init__(
             name,

@@ -209,28 +209,42 @@ def test_a_bad_resolved_output_is_refused_with_the_plain_values_line(tmp_path: P
     assert not [urn for _, urn, *_ in plain["resources"] if "TaskPipeline" in urn]
 
 
-def test_a_bad_resolved_project_and_image_are_said_together(tmp_path: Path) -> None:
-    source = program(
-        image='repository.location.apply(lambda _: "us-docker.pkg.dev/Cloudrun/hello")'
-    ).replace(
+def test_a_bad_resolved_project_is_refused_before_any_resource_of_the_pipeline(
+    tmp_path: Path,
+) -> None:
+    source = program().replace(
         '"project": project,\n        "pipeline"',
         '"project": api.project.apply(lambda _: "Acme"),\n        "pipeline"',
     )
     assert "Acme" in source
     bad = run(tmp_path / "output", source)
     assert bad["error"] is not None
-    head, *lines = bad["error"].split("\n")
-    assert head.endswith("invalid args of TaskPipeline 'orders' (2 problems):")
-    assert [line.split(":")[0].strip() for line in lines] == [
-        "args.pipeline.service.image",
-        "args.project",
-    ]
-    assert lines[1] == (
+    assert bad["error"].endswith(
+        "invalid args of TaskPipeline 'orders' (1 problem):\n"
         "  args.project: must be a project id (6..30 lowercase letters, digits, hyphens),"
         ' got "Acme"'
     )
     # Nothing of the pipeline took the project: every resource of it takes one.
     assert [t for t, urn, *_ in bad["resources"] if "TaskPipeline$gcp" in urn] == []
+
+
+def test_an_unknown_image_in_a_preview_leaves_the_project_known(tmp_path: Path) -> None:
+    """Each Output is checked on its own: an image still being built does not make the
+    project every resource takes unknown (a preview would show them all replaced)."""
+    preview = run(
+        tmp_path / "preview",
+        program(
+            project="api.project",
+            image=f'api.email.apply(lambda _: "{IMAGE}")',
+        ),
+        preview=True,
+    )
+    assert preview["error"] is None
+    queue = [i for t, _, _, _, i in preview["resources"] if t == "gcp:cloudtasks/queue:Queue"]
+    service = [i for t, _, _, _, i in preview["resources"] if t == "gcp:cloudrunv2/service:Service"]
+    assert [q["project"] for q in queue] == [PROJECT]
+    assert [s["project"] for s in service] == [PROJECT]
+    assert service[0]["template"]["containers"][0]["image"] != IMAGE  # not known yet
 
 
 def test_an_output_member_listed_twice_across_lists_is_refused(tmp_path: Path) -> None:
