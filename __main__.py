@@ -4,8 +4,14 @@ one dashboard."""
 
 import pulumi
 
-from components import AlertChannels, IdempotencyStore, ProjectApis, TaskPipeline
-from components.alerts import StackDashboard, StackDashboardArgs
+from components import (
+    AlertChannels,
+    DashboardPipelineInputs,
+    IdempotencyStore,
+    ProjectApis,
+    StackDashboard,
+    TaskPipeline,
+)
 from components.apis import CLOUDSCHEDULER, LOGGING, SECRET_MANAGER
 from components.inputs import pipeline_inputs
 from components.names import CHANNELS, IDEMPOTENCY, STACK_DASHBOARD, check_names
@@ -77,24 +83,23 @@ pipelines = {
     for name, pipeline in settings.pipelines.items()
 }
 
+# The dashboard reads the pipelines' typed outputs, as a consumer's program would.
+rows: list[DashboardPipelineInputs] = []
+for name, p in pipelines.items():
+    row: DashboardPipelineInputs = {
+        "name": name,
+        "location": p.location,
+        "queue_name": p.queue_name,
+        "service_name": p.service_name,
+        "dead_letter_subscription": p.dead_letter_subscription,
+        "max_instances": settings.pipelines[name].service.max_instances,
+        "schedules": list(settings.pipelines[name].schedules),
+    }
+    if p.payload_bucket is not None:
+        row["payload_bucket"] = p.payload_bucket
+    rows.append(row)
 dashboard = StackDashboard(
-    STACK_DASHBOARD,
-    StackDashboardArgs(
-        project=settings.project,
-        stack=pulumi.get_stack(),
-        rows=[
-            (
-                settings.pipelines[name],
-                name,
-                p.queue_name,
-                p.service_name,
-                p.dead_letter_subscription,
-                p.payload_bucket,
-            )
-            for name, p in pipelines.items()
-        ],
-        depends_on=[apis],
-    ),
+    STACK_DASHBOARD, {"project": settings.project, "pipelines": rows}, after_apis
 )
 
 pulumi.export("pipelines", {name: pipeline.outputs for name, pipeline in pipelines.items()})

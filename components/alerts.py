@@ -39,7 +39,7 @@ MARKDOWN = "text/markdown"
 
 @dataclass
 class PipelineAlertsArgs:
-    project: str
+    project: pulumi.Input[str]
     settings: PipelineSettings
     """Validated pipeline settings: thresholds resolved (backlog from the queue's rate)."""
     queue_name: pulumi.Input[str]
@@ -65,8 +65,8 @@ def pipeline_alerts(
     a = s.alerts
     location = s.resolved_location
     names = pulumi.Output.all(
-        args.queue_name, args.service_name, args.dead_letter_subscription
-    ).apply(lambda v: PipelineNames(name, args.project, location, v[0], v[1], v[2]))
+        args.project, args.queue_name, args.service_name, args.dead_letter_subscription
+    ).apply(lambda v: PipelineNames(name, v[0], location, v[1], v[2], v[3]))
     backlog, failing, capacity = a.backlog, a.failing_attempts, a.capacity
     threshold = a.backlog_threshold
     max_instances = s.service.max_instances
@@ -176,8 +176,8 @@ def pipeline_alerts(
 
 @dataclass
 class AlertChannelsArgs:
-    project: str
-    channel_ids: Sequence[str] = field(default_factory=tuple)
+    project: pulumi.Input[str]
+    channel_ids: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     """Existing channels, `projects/P/notificationChannels/N`, passed through."""
     emails: Sequence[str] = field(default_factory=tuple)
     """Addresses the stack makes email channels for."""
@@ -208,22 +208,29 @@ class AlertChannels(pulumi.ComponentResource):
         self.register_outputs({"ids": self.ids})
 
 
+@dataclass(frozen=True)
+class DashboardRow:
+    """One pipeline's row: its name, its service's ceiling, its schedules' names, and the
+    names its series are selected by (known once the queue and service exist)."""
+
+    pipeline: str
+    location: pulumi.Input[str]
+    max_instances: int
+    schedules: Sequence[str]
+    queue_name: pulumi.Input[str]
+    service_name: pulumi.Input[str]
+    dead_letter_subscription: pulumi.Input[str]
+    """Id, not path."""
+    payload_bucket: pulumi.Input[str] | None = None
+    """None without payloads."""
+
+
 @dataclass
 class StackDashboardArgs:
-    project: str
+    project: pulumi.Input[str]
     stack: str
-    rows: Sequence[
-        tuple[
-            PipelineSettings,
-            str,
-            pulumi.Input[str],
-            pulumi.Input[str],
-            pulumi.Input[str],
-            pulumi.Input[str] | None,
-        ]
-    ]
-    """(settings, pipeline name, queue name, service name, dead-letter subscription id,
-    payload bucket name or None without payloads), one row each, in order."""
+    rows: Sequence[DashboardRow]
+    """One row per pipeline, in order."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
@@ -236,36 +243,34 @@ class StackDashboard(pulumi.ComponentResource):
         self, name: str, args: StackDashboardArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("cloudrun-tasks:index:StackDashboard", name, None, opts)
-        fixed = [
-            (
-                s.resolved_location,
-                s.service.max_instances,
-                p,
-                tuple(schedule_job(p, schedule) for schedule in s.schedules),
-            )
-            for s, p, *_ in args.rows
-        ]
-        # Four names a row; "" for a row without a payload bucket.
-        names = [
+        # Per row: location, queue, service, subscription, bucket ("" without payloads).
+        width = 5
+        values = [
             value if value is not None else ""
-            for _, _, *row_names in args.rows
-            for value in row_names
+            for row in args.rows
+            for value in (
+                row.location,
+                row.queue_name,
+                row.service_name,
+                row.dead_letter_subscription,
+                row.payload_bucket,
+            )
         ]
 
-        def render(values: list[str]) -> str:
+        def render(resolved: list[str]) -> str:
+            project, names = resolved[0], resolved[1:]
             rows = [
                 RowInput(
                     PipelineNames(
-                        pipeline,
-                        args.project,
-                        location,
-                        *values[4 * i : 4 * i + 3],
-                        payload_bucket=values[4 * i + 3] or None,
+                        row.pipeline,
+                        project,
+                        *names[width * i : width * i + 4],
+                        payload_bucket=names[width * i + 4] or None,
                     ),
-                    max_instances,
-                    jobs,
+                    row.max_instances,
+                    tuple(schedule_job(row.pipeline, schedule) for schedule in row.schedules),
                 )
-                for i, (location, max_instances, pipeline, jobs) in enumerate(fixed)
+                for i, row in enumerate(args.rows)
             ]
             layout = dashboard_layout(args.stack, rows)
             return json.dumps(layout.to_json(), sort_keys=True)
@@ -273,8 +278,10 @@ class StackDashboard(pulumi.ComponentResource):
         dashboard = gcp.monitoring.Dashboard(
             name,
             project=args.project,
-            dashboard_json=pulumi.Output.all(*names).apply(render),
+            dashboard_json=pulumi.Output.all(args.project, *values).apply(render),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
-        self.url = dashboard.id.apply(lambda id_: q.dashboard_url(args.project, id_))
+        self.url = pulumi.Output.all(args.project, dashboard.id).apply(
+            lambda v: q.dashboard_url(v[0], v[1])
+        )
         self.register_outputs({"url": self.url})

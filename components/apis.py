@@ -28,7 +28,7 @@ LOGGING = "logging.googleapis.com"
 
 @dataclass
 class ProjectApisArgs:
-    project: str
+    project: pulumi.Input[str]
     """Project the APIs are enabled in."""
     extra_services: Sequence[str] = field(default_factory=tuple)
     """APIs beyond REQUIRED_SERVICES, e.g. Secret Manager when a pipeline reads secrets.

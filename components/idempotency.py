@@ -24,7 +24,7 @@ NATIVE = "FIRESTORE_NATIVE"
 
 @dataclass
 class IdempotencyStoreArgs:
-    project: str
+    project: pulumi.Input[str]
     database: str
     """Database id (components.settings.idempotency: 4..63 of [a-z0-9-])."""
     location: str

@@ -13,7 +13,7 @@ from .iam import IamMember, grant_all
 
 @dataclass
 class ServiceAccountArgs:
-    project: str
+    project: pulumi.Input[str]
     account_id: str
     """6..30 chars; the email is ACCOUNT_ID@PROJECT.iam.gserviceaccount.com."""
     display_name: str

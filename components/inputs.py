@@ -11,7 +11,7 @@ exactly the checks a stack file gets, and the same error lines.
 No `from __future__ import annotations`: the analyzer reads annotations as objects.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NotRequired, TypedDict, TypeVar
 
 import pulumi
@@ -26,8 +26,9 @@ M = TypeVar("M", bound=Settings)
 class ServiceInputs(TypedDict):
     """The pipeline's private Cloud Run service (README "Config reference", `service.*`)."""
 
-    image: str
-    """Container image, REGISTRY/PATH[:TAG][@sha256:DIGEST]."""
+    image: pulumi.Input[str]
+    """Container image, REGISTRY/PATH[:TAG][@sha256:DIGEST]; an Output too, such as a
+    built image's reference."""
     ingress: NotRequired[str]
     """internal (default), internal-and-cloud-load-balancing or all."""
     timeout: NotRequired[str]
@@ -153,10 +154,12 @@ class PipelineInputs(TypedDict):
     """15s..1800s (default 600s); the service's timeout must be at least this."""
     queue: NotRequired[QueueInputs]
     """The Cloud Tasks queue."""
-    enqueuers: NotRequired[list[str]]
-    """IAM members that may create tasks (serviceAccount:, user:, group:, principal:...)."""
-    replayers: NotRequired[list[str]]
-    """IAM members that may replay the pipeline's dead letters."""
+    enqueuers: NotRequired[Sequence[pulumi.Input[str]]]
+    """IAM members that may create tasks (serviceAccount:, user:, group:, principal:...),
+    Outputs too (e.g. an account's `member`): a member from an Output is granted by its
+    place in the list (reordering replaces its grants) and must be listed once."""
+    replayers: NotRequired[Sequence[pulumi.Input[str]]]
+    """IAM members that may replay the pipeline's dead letters; Outputs as enqueuers."""
     alerts: NotRequired[AlertsInputs]
     """Alert policy settings."""
     schedules: NotRequired[dict[str, ScheduleInputs]]

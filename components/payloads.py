@@ -23,10 +23,10 @@ from .roles import OBJECT_VIEWER
 
 @dataclass
 class PayloadBucketArgs:
-    project: str
+    project: pulumi.Input[str]
     location: str
     """The pipeline's region: the handler reads from it, in the same region as the service."""
-    bucket: str
+    bucket: pulumi.Input[str]
     """components.name_rules.payload_bucket_name(...)"""
     object_age_days: int
     creators: Sequence[IamMember]

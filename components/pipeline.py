@@ -7,6 +7,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from .alerts import PipelineAlertsArgs, pipeline_alerts
+from .deferred import Path
 from .iam import IamMember, grant_all, members
 from .identities import ServiceAccount, ServiceAccountArgs
 from .name_rules import (
@@ -37,6 +38,8 @@ from .settings.idempotency import DEAD_LETTER_RETENTION
 from .settings.payloads import object_age_days
 from .settings.schedule import body_text
 
+# Who creates tasks in the queue (PipelineSettings.task_creators).
+TASK_CREATORS = ("enqueuers", "replayers")
 # Time a replayer has to create a message's task before Pub/Sub redelivers it (10..600 s;
 # a redelivery is harmless, the replayed task's name is derived from the dead letter's).
 REPLAY_ACK_DEADLINE_SECONDS = 60
@@ -44,7 +47,7 @@ REPLAY_ACK_DEADLINE_SECONDS = 60
 
 @dataclass
 class TaskPipelineArgs:
-    project: str
+    project: pulumi.Input[str]
     settings: PipelineSettings
     """Validated pipeline settings with every default resolved (see components.settings)."""
     cloudtasks_agent_member: pulumi.Input[str]
@@ -53,7 +56,7 @@ class TaskPipelineArgs:
     """The stack's idempotency database id (IdempotencyStore.database_id): the runtime
     account may read and write it, and no other database."""
     protect: bool = False
-    labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     secret_env: bool = False
     """Env values came from a secret config key (StackSettings.secret_env)."""
     secret_labels: bool = False
@@ -67,6 +70,34 @@ class TaskPipelineArgs:
     cloudscheduler_agent_member: pulumi.Input[str] | None = None
     """The Cloud Scheduler service agent (ProjectApis.cloudscheduler_agent_member): required
     when the pipeline has schedules."""
+    deferred: Mapping[Path, pulumi.Output[str]] = field(default_factory=dict)
+    """Settings that came as Outputs, by path in the settings (("service", "image"),
+    ("enqueuers", 0)): `settings` holds a checked placeholder there, this the gated value
+    (components/deferred.py)."""
+
+
+def creators(
+    role: str, s: PipelineSettings, deferred: Mapping[Path, pulumi.Output[str]], *lists: str
+) -> list[IamMember]:
+    """ROLE for the members of LISTS (enqueuers, replayers), each once. A plain member is
+    its own grant key, as always; a member that came as an Output is known only once
+    deployed, so its grant is keyed by its place (`enqueuers-0`): reordering such members
+    replaces their grants. Two Outputs with one value are refused when they resolve."""
+    plain = [
+        member
+        for field_name in lists
+        for index, member in enumerate(getattr(s, field_name))
+        if (field_name, index) not in deferred
+    ]
+    return [
+        *members(role, dict.fromkeys(plain)),
+        *(
+            IamMember(role=role, member=deferred[(field_name, index)], key=f"{field_name}-{index}")
+            for field_name in lists
+            for index in range(len(getattr(s, field_name)))
+            if (field_name, index) in deferred
+        ),
+    ]
 
 
 class TaskPipeline(pulumi.ComponentResource):
@@ -90,14 +121,21 @@ class TaskPipeline(pulumi.ComponentResource):
     """
 
     queue_name: pulumi.Output[str]
+    queue_path: pulumi.Output[str]
+    location: pulumi.Output[str]
     service_name: pulumi.Output[str]
+    service_url: pulumi.Output[str]
+    invoker_service_account: pulumi.Output[str]
+    runtime_service_account: pulumi.Output[str]
+    ticker_service_account: pulumi.Output[str] | None
+    dispatch_deadline: pulumi.Output[str]
+    dead_letter_topic: pulumi.Output[str]
     dead_letter_subscription: pulumi.Output[str]
+    dead_letter_subscription_path: pulumi.Output[str]
+    firestore_database: pulumi.Output[str]
     payload_bucket: pulumi.Output[str] | None
     """With payloads.enabled only."""
-    outputs: dict[str, object]
-    """The stack output entry: what enqueue code needs to create a task. One output per
-    field, so a preview shows the fields already known (location, deadline); with
-    schedules, what `taskclient tick` needs to fire one by hand."""
+    schedule_jobs: pulumi.Output[dict[str, str]]
 
     def __init__(
         self, name: str, args: TaskPipelineArgs, opts: pulumi.ResourceOptions | None = None
@@ -113,7 +151,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 account_id=invoker_account(name),
                 display_name=invoker_display_name(name),
                 iam_members=[
-                    *members(SERVICE_ACCOUNT_USER, s.task_creators),
+                    *creators(SERVICE_ACCOUNT_USER, s, args.deferred, *TASK_CREATORS),
                     IamMember(
                         role=OPENID_TOKEN_CREATOR,
                         member=args.cloudtasks_agent_member,
@@ -166,7 +204,7 @@ class TaskPipeline(pulumi.ComponentResource):
         )
         grant_all(
             dead_letters(name),
-            members(SUBSCRIBER, s.replayers),
+            creators(SUBSCRIBER, s, args.deferred, "replayers"),
             lambda grant_name, member, aliases: gcp.pubsub.SubscriptionIAMMember(
                 grant_name,
                 project=args.project,
@@ -211,9 +249,11 @@ class TaskPipeline(pulumi.ComponentResource):
                 PayloadBucketArgs(
                     project=args.project,
                     location=location,
-                    bucket=payload_bucket_name(args.project, pulumi.get_stack(), name),
+                    bucket=pulumi.Output.from_input(args.project).apply(
+                        lambda project: payload_bucket_name(project, pulumi.get_stack(), name)
+                    ),
                     object_age_days=object_age_days(s.queue, s.dispatch_deadline),
-                    creators=members(OBJECT_CREATOR, s.task_creators),
+                    creators=creators(OBJECT_CREATOR, s, args.deferred, *TASK_CREATORS),
                     reader=runtime.member,
                     labels=pulumi.Output.secret(labels) if args.secret_labels else labels,
                     protect=args.protect,
@@ -241,6 +281,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 unaliased_secret_grants=args.unaliased_secret_grants,
                 # Its first requests claim records and may dead-letter: grants first.
                 grants=grants,
+                image=args.deferred.get(("service", "image")),
             ),
             child,
         )
@@ -252,7 +293,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 settings=s.queue,
                 target_url=service.url,
                 invoker_email=invoker.email,
-                iam_members=members(ENQUEUER, s.task_creators),
+                iam_members=creators(ENQUEUER, s, args.deferred, *TASK_CREATORS),
                 protect=args.protect,
                 depends_on=args.depends_on,
             ),
@@ -271,14 +312,15 @@ class TaskPipeline(pulumi.ComponentResource):
             ),
             self,
         )
-        self.schedule_jobs: dict[str, pulumi.Output[str]] = {}
+        jobs: dict[str, pulumi.Output[str]] = {}
+        ticker: pulumi.Output[str] | None = None
         if s.schedules:
             if args.cloudscheduler_agent_member is None:
                 raise ValueError(
                     "cloudscheduler_agent_member: required for schedules (ProjectApis with"
                     " the Cloud Scheduler API)"
                 )
-            self.schedule_jobs = PipelineSchedules(
+            schedules = PipelineSchedules(
                 name,
                 PipelineSchedulesArgs(
                     project=args.project,
@@ -295,29 +337,42 @@ class TaskPipeline(pulumi.ComponentResource):
                     depends_on=args.depends_on,
                 ),
                 child,
-            ).jobs
-        self.queue_name, self.service_name = queue.queue_name, service.service_name
+            )
+            jobs, ticker = schedules.jobs, schedules.ticker_email
+        self.queue_name, self.queue_path = queue.queue_name, queue.path
+        self.location = pulumi.Output.from_input(location)
+        self.service_name, self.service_url = service.service_name, service.url
+        self.invoker_service_account = invoker.email
+        self.runtime_service_account = runtime.email
+        self.ticker_service_account = ticker
+        self.dispatch_deadline = pulumi.Output.from_input(str(s.dispatch_deadline))
+        self.dead_letter_topic = topic_path
         self.dead_letter_subscription = subscription.name
+        self.dead_letter_subscription_path = pulumi.Output.concat(
+            "projects/", args.project, "/subscriptions/", subscription.name
+        )
+        self.firestore_database = pulumi.Output.from_input(args.database)
         self.payload_bucket = payloads.name if payloads is not None else None
-        self.outputs = {
-            "queue": queue.path,
-            "queueName": queue.queue_name,
+        self.schedule_jobs = pulumi.Output.all(**jobs).apply(dict)
+        # The stack output entry (a dict of Outputs, not one Output): a preview shows the
+        # fields already known (location, deadline).
+        self.outputs: dict[str, object] = {
+            "queue": self.queue_path,
+            "queueName": self.queue_name,
             "location": location,
-            "serviceName": service.service_name,
-            "serviceUrl": service.url,
-            "invokerServiceAccount": invoker.email,
-            "runtimeServiceAccount": runtime.email,
+            "serviceName": self.service_name,
+            "serviceUrl": self.service_url,
+            "invokerServiceAccount": self.invoker_service_account,
+            "runtimeServiceAccount": self.runtime_service_account,
             "dispatchDeadline": str(s.dispatch_deadline),
-            "deadLetterTopic": topic_path,
-            "deadLetterSubscription": pulumi.Output.concat(
-                "projects/", args.project, "/subscriptions/", subscription.name
-            ),
+            "deadLetterTopic": self.dead_letter_topic,
+            "deadLetterSubscription": self.dead_letter_subscription_path,
             "firestoreDatabase": args.database,
         }
-        if self.schedule_jobs:
+        if jobs:
             self.outputs["schedules"] = {
                 schedule: {
-                    "job": self.schedule_jobs[schedule],
+                    "job": jobs[schedule],
                     "path": settings.path,
                     **({"body": body_text(settings.body)} if settings.body is not None else {}),
                 }
@@ -327,4 +382,22 @@ class TaskPipeline(pulumi.ComponentResource):
             self.outputs["payloadBucket"] = payloads.name
             if s.payloads.threshold is not None:
                 self.outputs["payloadThreshold"] = str(s.payloads.threshold)
-        self.register_outputs({"outputs": self.outputs})
+        self.register_outputs(
+            {
+                "queueName": self.queue_name,
+                "queuePath": self.queue_path,
+                "location": self.location,
+                "serviceName": self.service_name,
+                "serviceUrl": self.service_url,
+                "invokerServiceAccount": self.invoker_service_account,
+                "runtimeServiceAccount": self.runtime_service_account,
+                "tickerServiceAccount": self.ticker_service_account,
+                "dispatchDeadline": self.dispatch_deadline,
+                "deadLetterTopic": self.dead_letter_topic,
+                "deadLetterSubscription": self.dead_letter_subscription,
+                "deadLetterSubscriptionPath": self.dead_letter_subscription_path,
+                "firestoreDatabase": self.firestore_database,
+                "payloadBucket": self.payload_bucket,
+                "scheduleJobs": self.schedule_jobs,
+            }
+        )

@@ -15,7 +15,7 @@ from .settings import QueueSettings
 
 @dataclass
 class TaskQueueArgs:
-    project: str
+    project: pulumi.Input[str]
     location: str
     """Must be the location of the target service (one pipeline, one location)."""
     settings: QueueSettings

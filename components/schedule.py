@@ -70,7 +70,7 @@ FAILING_TICKS_WINDOW = "900s"
 
 @dataclass
 class PipelineSchedulesArgs:
-    project: str
+    project: pulumi.Input[str]
     location: str
     """The pipeline's location: Cloud Scheduler jobs run in the same region."""
     schedules: Mapping[str, ScheduleSettings]
@@ -147,8 +147,10 @@ class PipelineSchedules(pulumi.ComponentResource):
             project=args.project,
             name=q.tick_metric_name(name),
             description=tick_metric_description(name),
-            filter=q.tick_log_filter(
-                args.project, args.location, [schedule_job(name, s) for s in args.schedules]
+            filter=pulumi.Output.from_input(args.project).apply(
+                lambda project: q.tick_log_filter(
+                    project, args.location, [schedule_job(name, s) for s in args.schedules]
+                )
             ),
             label_extractors={q.TICK_STATUS: "EXTRACT(jsonPayload.status)"},
             metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
@@ -165,6 +167,7 @@ class PipelineSchedules(pulumi.ComponentResource):
             ),
             opts=after_apis,
         )
+        project = pulumi.Output.from_input(args.project)
         for schedule in args.schedules:
             job_id = schedule_job(name, schedule)
             gcp.monitoring.AlertPolicy(
@@ -180,8 +183,10 @@ class PipelineSchedules(pulumi.ComponentResource):
                     gcp.monitoring.AlertPolicyConditionArgs(
                         display_name=tick_condition_display_name(name, schedule),
                         condition_prometheus_query_language=gcp.monitoring.AlertPolicyConditionConditionPrometheusQueryLanguageArgs(
-                            query=q.failing_ticks_query(
-                                name, args.project, args.location, job_id, FAILING_TICKS_WINDOW
+                            query=project.apply(
+                                lambda p, job=job_id: q.failing_ticks_query(
+                                    name, p, args.location, job, FAILING_TICKS_WINDOW
+                                )
                             ),
                             duration="0s",
                             evaluation_interval=EVALUATION_INTERVAL,
@@ -190,8 +195,10 @@ class PipelineSchedules(pulumi.ComponentResource):
                 ],
                 documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
                     subject=alert_subject(name, schedule_alert_title(schedule)),
-                    content=q.failing_ticks_runbook(
-                        args.project, args.location, job_id, FAILING_TICKS_WINDOW
+                    content=project.apply(
+                        lambda p, job=job_id: q.failing_ticks_runbook(
+                            p, args.location, job, FAILING_TICKS_WINDOW
+                        )
                     ),
                     mime_type=MARKDOWN,
                 ),

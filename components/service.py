@@ -22,7 +22,7 @@ SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
 
 @dataclass
 class TaskServiceArgs:
-    project: str
+    project: pulumi.Input[str]
     location: str
     settings: ServiceSettings
     """Validated service settings; timeout already resolved."""
@@ -37,7 +37,7 @@ class TaskServiceArgs:
     settings.service.PIPELINE_ENV, which users can't set."""
     iam_members: Sequence[IamMember] = field(default_factory=tuple)
     """Grants on the service, e.g. roles/run.invoker for the queue's invoker account."""
-    labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     secret_env: bool = False
     """Env values came from a secret config key: each becomes a secret input, so state,
     previews and PR comments show [secret] (StackSettings.secret_env)."""
@@ -49,6 +49,9 @@ class TaskServiceArgs:
     """Former secret-grant names no grant may alias (components.names.check_names)."""
     grants: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Grants to the runtime account its revisions need from their first request."""
+    image: pulumi.Input[str] | None = None
+    """The image when it came as an Output (settings.image holds a checked placeholder
+    then: components/deferred.py)."""
 
 
 class TaskService(pulumi.ComponentResource):
@@ -131,7 +134,7 @@ class TaskService(pulumi.ComponentResource):
                 ),
                 containers=[
                     gcp.cloudrunv2.ServiceTemplateContainerArgs(
-                        image=s.image,
+                        image=args.image if args.image is not None else s.image,
                         resources=gcp.cloudrunv2.ServiceTemplateContainerResourcesArgs(
                             limits={"cpu": s.cpu, "memory": s.memory},
                         ),

@@ -140,6 +140,10 @@ class CloudMocks(pulumi.runtime.Mocks):
             agent = state["service"].split(".")[0]
             email = f"service-{project_number(project)}@gcp-sa-{agent}.iam.gserviceaccount.com"
             return {"email": email, "member": f"serviceAccount:{email}"}
+        if type_ == "docker-build:index:Image":
+            # A pushed build: its digest, and ref = the first tag with that digest.
+            digest = f"sha256:{_digest(json.dumps(state, sort_keys=True, default=str), 64)}"
+            return {"digest": digest, "ref": f"{state['tags'][0]}@{digest}"}
         if type_ == "gcp:cloudrunv2/service:Service":
             url = f"https://{state['name']}-{project_number(project)}.{state['location']}.run.app"
             return {"uri": url, "urls": [url]}

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Generic, NoReturn, Protocol, TypeVar
 
-from components.durations import NANOS_PER_SECOND, Duration
 from taskclient import pipelines, replay, tick, transport
 from taskclient.bulk import BulkOutcome, BulkRun, Circuit, Outcome
 from taskclient.client import TaskClient
@@ -23,6 +22,7 @@ from taskclient.errors import EnqueueError, UsageError
 from taskclient.pipelines import Pipeline
 from taskclient.replay import Arrived, Replayed, ReplayRun, subscription_of
 from taskclient.report import Progress, summarize, write_not_created
+from taskclient.shared import NANOS_PER_SECOND, Duration
 from taskclient.task_builder import TaskSpec, build_task
 
 # JSON's insignificant whitespace (RFC 8259 section 2): a line of only these is blank.

@@ -1,7 +1,7 @@
 """Durations on the command line: the program's own Duration type, errors as usage errors."""
 
-from components.durations import Duration, DurationError
 from taskclient.errors import UsageError
+from taskclient.shared import Duration, DurationError
 
 
 def parse_duration(text: str, *, argument: str) -> Duration:

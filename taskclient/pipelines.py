@@ -16,8 +16,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from components.durations import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, Duration
 from taskclient.errors import UsageError
+from taskclient.shared import MAX_DISPATCH_DEADLINE, MIN_DISPATCH_DEADLINE, Duration
 
 PIPELINES_ENV = "TASKS_PIPELINES"
 

@@ -10,17 +10,17 @@ from datetime import UTC, datetime
 from google.cloud import tasks_v2
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from components.durations import (
+from taskclient import tracing
+from taskclient.errors import UsageError
+from taskclient.pipelines import Pipeline
+from taskclient.shared import (
     MAX_DISPATCH_DEADLINE,
     MAX_SCHEDULE_AHEAD,
+    MAX_TASK_BYTES,
     MIN_DISPATCH_DEADLINE,
     NANOS_PER_SECOND,
     Duration,
 )
-from components.task_size import MAX_TASK_BYTES
-from taskclient import tracing
-from taskclient.errors import UsageError
-from taskclient.pipelines import Pipeline
 
 
 @dataclass(frozen=True)

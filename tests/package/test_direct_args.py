@@ -240,3 +240,29 @@ def test_a_name_google_would_refuse_is_said_with_the_other_problems(name: str) -
         )
     [line] = [p for p in stack_file.value.problems if p.startswith(f"pipelines.{name}:")]
     assert raised.value.problems[1] == "name:" + line.removeprefix(f"pipelines.{name}:")
+
+
+def test_stack_dashboard_rows_are_checked_all_at_once() -> None:
+    from components import StackDashboard
+
+    row = {
+        "location": "us-central1",
+        "queue_name": "q",
+        "service_name": "s",
+        "dead_letter_subscription": "d",
+    }
+    args: Any = {
+        "project": "Acme",
+        "pipelines": [
+            {"name": "orders", "max_instances": 0, **row},
+            {"name": "google-ads", "schedules": ["bad name"], **row},
+        ],
+    }
+    with pytest.raises(ConfigError) as raised:
+        StackDashboard("dashboard", args)
+    assert [p.split(":")[0] for p in raised.value.problems] == [
+        "args.pipelines.0.maxInstances",
+        "args.pipelines.1.name",
+        "args.pipelines.1.schedules.0",
+        "args.project",
+    ]

@@ -21,7 +21,9 @@ from components.provider import COMPONENTS, NAME
 from tests.package.conftest import ROOT
 
 SNAPSHOT = ROOT / "provider" / "schema.json"
-# The package version is left out of the snapshot (it changes with every commit).
+# The package version is left out of the snapshot (it changes with every commit); the live
+# schema, with the version a build gets, is judged by Pulumi's metaschema in
+# test_schema_version.py.
 VERSION = "0.0.0"
 PROJECT = "acme-tasks-pkg"
 IMAGE = "us-docker.pkg.dev/cloudrun/container/hello"
@@ -266,3 +268,25 @@ def test_construct_reports_a_bad_input_by_name(tmp_path: Path) -> None:
         "invalid args of TaskPipeline 'orders' (1 problem):\n"
         "  args.pipeline.queue.maxRetryDuration: must be a duration such as"
     ) in result.stderr
+
+
+def test_construct_takes_outputs_and_checks_them_when_they_resolve(
+    tmp_path: Path, routes: tuple[list[list[Any]], list[list[Any]]]
+) -> None:
+    """What the engine hands the provider for a value that depends on another resource:
+    an Output. Resolved, it registers what the plain value does; bad, it is refused with
+    the plain value's line."""
+    plain = f'"image": "{IMAGE}"'
+    assert PROVIDER_ROUTE.count(plain) == 1
+    as_output = PROVIDER_ROUTE.replace(plain, f'"image": pulumi.Output.from_input("{IMAGE}")')
+    by_python, _ = routes
+    registered = recorded(tmp_path / "output", as_output)
+    # Same resources, parents, protection and inputs; the Output adds no dependency here.
+    assert resources(registered) == resources(by_python)
+    bad = PROVIDER_ROUTE.replace(plain, '"image": pulumi.Output.from_input("Not An Image")')
+    result = run(tmp_path / "bad", bad)
+    assert result.returncode != 0
+    assert (
+        "invalid args of TaskPipeline 'orders' (1 problem):\n  args.pipeline.service.image: "
+    ) in result.stderr
+    assert '"Not An Image"' in result.stderr
