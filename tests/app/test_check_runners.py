@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from local.processes import group_members
 from tests import checks, contention
+from tests.app.helpers import wait_for
 
 MAKEFILE = """\
 good:
@@ -51,9 +51,12 @@ def test_the_busy_loops_spin_while_the_command_runs_and_are_gone_after(tmp_path:
     with contention.busy_loops(2) as loops:
         group = loops[0].pid
         assert sorted(group_members(group)) == sorted(loop.pid for loop in loops)
-        time.sleep(0.5)
-        # Spinning: each has used CPU time (utime, field 14 of /proc/PID/stat).
-        assert all(_cpu_ticks(loop.pid) > 0 for loop in loops)
+        # Spinning: each uses CPU time (utime + stime, fields 14 and 15 of /proc/PID/stat).
+        before = {loop.pid: _cpu_ticks(loop.pid) for loop in loops}
+        wait_for(
+            lambda: all(_cpu_ticks(pid) > ticks for pid, ticks in before.items()) or None,
+            "every busy loop to use the CPU",
+        )
     assert group_members(group) == []
 
 
