@@ -96,11 +96,12 @@ policy-types: venv policy-venv
 WORKERS ?= 4
 PYTEST_PARALLEL = -n $(WORKERS) --dist loadgroup
 unit: venv emulator-venv
-	$(BIN)/pytest $(PYTEST_PARALLEL)
+	$(BIN)/pytest $(PYTEST_PARALLEL) --durations=10
 
-# The tests that start no process (no emulator, handler, CLI or JVM): `make check`'s.
+# The tests that start no process (no emulator, handler, CLI or JVM) and are not marked
+# slow: `make check`'s.
 unit-fast: venv
-	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not processes"
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not processes and not slow"
 
 policy-test: policy-venv
 	cd policy && ../$(POLICY_VENV)/bin/pytest
