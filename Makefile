@@ -33,8 +33,11 @@ BIN := $(VENV)/bin
 # The checks `make test` runs, longest first. tests.checks runs them at once (each its own
 # make, log in build/checks/) once the virtualenvs are built, so lock-check's wait on PyPI
 # and the emulators' start-up overlap with the checks that need the CPU.
+# The three virtualenvs build side by side first (downloads and unpacking, no shared file
+# but pip's cache), so no check starts building one while another uses it.
 TEST_CHECKS := unit lock-check policy-test types policy-types lint workflows zizmor
-test: venv policy-venv emulator-venv
+test:
+	@$(MAKE) --no-print-directory -j3 venv policy-venv emulator-venv
 	@$(BIN)/python -m tests.checks --make "$(MAKE)" $(TEST_CHECKS)
 
 # The edit loop, about a minute: lint, types, and the tests that start no process.
