@@ -40,7 +40,7 @@ test:
 	@$(MAKE) --no-print-directory -j3 venv policy-venv emulator-venv
 	@$(BIN)/python -m tests.checks --make "$(MAKE)" $(TEST_CHECKS)
 
-# The edit loop, about a minute: lint, types, and the tests that start no process.
+# The edit loop: lint, types, and the tests that start no process and are not marked slow.
 check: venv emulator-venv
 	@$(BIN)/python -m tests.checks --make "$(MAKE)" lint types unit-fast
 
@@ -92,9 +92,10 @@ policy-types: venv policy-venv
 	$(BIN)/pyright -p policy
 
 # The main suite: program under mocks, plan, bootstrap, workflows, client and handler
-# (the integration tests start the emulator and handler on loopback). On every core
-# (pytest-xdist): each worker is its own session with its own emulators on their own ports;
-# tests sharing a module's or a session's costly fixture go to one worker (tests/conftest.py).
+# (the integration tests start the emulator and handler on loopback). On pytest-xdist
+# workers, more than the cores: most of the suite's time is spent waiting on processes it
+# started. Each worker is its own session with its own emulators on their own ports; tests
+# sharing a module's or a session's costly fixture go to one worker (tests/conftest.py).
 # WORKERS=N to change the count (WORKERS=0: in this process, no workers).
 WORKERS ?= 4
 PYTEST_PARALLEL = -n $(WORKERS) --dist loadgroup
