@@ -216,7 +216,9 @@ def test_a_signal_stops_sending_and_reports_every_line(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     assert process.returncode == code, err
-    assert stopping < 5 + 3
+    # The 5 s drain, then the report and the interpreter's exit (8.2 s seen under load 44 on
+    # 2 cores): bounded well under the 30 s a call on the wire would otherwise wait.
+    assert stopping < 5 + 15
     report = json.loads(out)
     assert report["lines"] == 100 and sum(report["outcomes"].values()) == 100
     assert report["outcomes"]["unknown"] == 8  # the requests in flight: may exist
