@@ -1,6 +1,8 @@
 # `make test` is the one command CI runs: from a fresh clone it builds every virtualenv
 # from hash-locked requirements, then lints, type-checks, audits the workflows, checks the
-# locks against their inputs and runs every test suite.
+# locks against their inputs and runs every test suite: all side by side, each to its end
+# even when another fails, then a summary naming every failure (exit 1 if any).
+# `make check` is the edit loop's subset (lint, types, the tests that start no process).
 PYTHON ?= python3.11
 STACK ?= dev
 # --require-hashes: every package must be in the lock with the hash of the very file pip
@@ -24,14 +26,31 @@ POLICY_VENV := .venv-policy
 EMULATOR_VENV := .venv-emulator
 BIN := $(VENV)/bin
 
-.PHONY: test lint types unit policy-types policy-test workflows zizmor lock lock-upgrade \
-	lock-check venv policy-venv emulator-venv local plan wheel bench-enqueue bench-scale \
-	bench-handler soak clean docs chromium mermaid
+.PHONY: test check flaky-check lint types unit unit-fast policy-types policy-test workflows \
+	zizmor lock lock-upgrade lock-check venv policy-venv emulator-venv local plan wheel \
+	bench-enqueue bench-scale bench-handler soak clean docs chromium mermaid
 
-# docs first: it installs chromium, which the site's browser test in `unit` drives.
-test: \
-	docs \
-	lint types unit policy-types policy-test workflows zizmor lock-check
+# The checks `make test` runs, longest first. tests.checks runs them at once (each its own
+# make, log in build/checks/) once the virtualenvs are built, so lock-check's wait on PyPI
+# and the emulators' start-up overlap with the checks that need the CPU.
+# The three virtualenvs build side by side first (downloads and unpacking, no shared file
+# but pip's cache), with chromium and Mermaid (the site's browser test in `unit` and the
+# `docs` build need them), so no check starts installing one while another uses it.
+TEST_CHECKS := unit lock-check policy-test types policy-types docs lint workflows zizmor
+test:
+	@$(MAKE) --no-print-directory -j3 venv policy-venv emulator-venv chromium mermaid
+	@$(BIN)/python -m tests.checks --make "$(MAKE)" $(TEST_CHECKS)
+
+# The edit loop: lint, types, and the tests that start no process and are not marked slow.
+check: venv emulator-venv
+	@$(BIN)/python -m tests.checks --make "$(MAKE)" lint types unit-fast
+
+# The main suite three times with a busy loop on every core: a test that fails here and not
+# on an idle machine depends on timing (a defect). The loops are always stopped.
+# RUNS=N to change the count.
+RUNS ?= 3
+flaky-check: venv policy-venv emulator-venv
+	$(BIN)/python -m tests.contention --runs $(RUNS) -- $(MAKE) --no-print-directory unit policy-test
 
 # --- virtualenvs ---------------------------------------------------------------
 venv: $(VENV)/.installed
@@ -74,9 +93,20 @@ policy-types: venv policy-venv
 	$(BIN)/pyright -p policy
 
 # The main suite: program under mocks, plan, bootstrap, workflows, client and handler
-# (the integration tests start the emulator and handler on loopback).
+# (the integration tests start the emulator and handler on loopback). On pytest-xdist
+# workers, more than the cores: most of the suite's time is spent waiting on processes it
+# started. Each worker is its own session with its own emulators on their own ports; tests
+# sharing a module's or a session's costly fixture go to one worker (tests/conftest.py).
+# WORKERS=N to change the count (WORKERS=0: in this process, no workers).
+WORKERS ?= 4
+PYTEST_PARALLEL = -n $(WORKERS) --dist loadgroup
 unit: venv emulator-venv
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL) --durations=10
+
+# The tests that start no process (no emulator, handler, CLI or JVM) and are not marked
+# slow: `make check`'s.
+unit-fast: venv
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not processes and not slow"
 
 policy-test: policy-venv
 	cd policy && ../$(POLICY_VENV)/bin/pytest
@@ -208,4 +238,5 @@ bench-scale: venv
 	$(BIN)/python -m bench.scale
 
 clean:
-	rm -rf $(VENV) $(POLICY_VENV) $(EMULATOR_VENV) build/local build/site docs/mermaid/node_modules $(LOCK_CHECK_DIR) build/lock-cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(POLICY_VENV) $(EMULATOR_VENV) build/local $(LOCK_CHECK_DIR) build/lock-cache \
+		build/checks build/contention build/site docs/mermaid/node_modules .pytest_cache .ruff_cache

@@ -109,6 +109,9 @@ class Circuit:
     retries: int = 0
     last_success: float | None = None
     failing_since: float | None = None
+    """When the transient failures since the last success began; None after a success."""
+    last_error: Exception | None = None
+    """The last transient error."""
     stopped: str | None = None
     """Why the run stopped sending, once it has."""
     aborted: bool = False
@@ -158,14 +161,21 @@ class Circuit:
         now = time.monotonic()
         if self.failing_since is None:
             self.failing_since = now
+        self.last_error = exc
         window = min(self.window_s, self.retry_deadline_s)
         if now - self.failing_since >= window:
             self.abort(f"no request succeeded for {window:g}s (last error: {describe(exc)})")
         elif self.remaining() == 0:
-            self.abort(
-                f"retry deadline ({self.retry_deadline_s:g}s) spent and requests still fail"
-                f" (last error: {describe(exc)})"
-            )
+            self.budget_spent()
+
+    def budget_spent(self) -> None:
+        """Stops the run once its retry budget is gone. One reason whichever request notices
+        first (one giving up, or the next about to be sent), so a report never depends on
+        how the requests happened to be scheduled."""
+        reason = f"retry deadline ({self.retry_deadline_s:g}s) spent"
+        if self.failing_since is not None and self.last_error is not None:
+            reason += f" and requests still fail (last error: {describe(self.last_error)})"
+        self.abort(reason)
 
     def may_retry(self, exc: Exception) -> bool:
         return self.stopped is None and retries.TRANSIENT(exc) and self.remaining() > 0
@@ -272,9 +282,9 @@ class BulkRun:
             return BulkOutcome(flight.index, Outcome.FAILED, error=str(exc))
         circuit = self.circuit
         if circuit.remaining() == 0:
-            # A request that ended just as the budget ran out succeeded; anything sent now
-            # could not wait for an answer at all.
-            circuit.abort(f"retry deadline ({circuit.retry_deadline_s:g}s) spent")
+            # Spent by requests that have ended (as this one was picked up): anything sent
+            # now could not wait for an answer at all.
+            circuit.budget_spent()
             return BulkOutcome(flight.index, Outcome.NOT_SENT, error=f"not sent: {circuit.stopped}")
 
         def on_error(exc: Exception) -> None:

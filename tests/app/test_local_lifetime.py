@@ -39,7 +39,11 @@ def test_sigkill_of_local_takes_every_child_within_5s_and_the_next_run_takes_ove
     if gcloud_available():
         assert {"firestore emulator", "pubsub emulator"} <= set(local.children)
     handler = local.children["handler"]["pid"]
-    assert len(group_members(handler)) >= 2, "the handler's gunicorn worker is not running"
+    # The handler announces its port once gunicorn listens; its worker forks a moment later
+    # (seconds on a loaded machine).
+    wait_for(
+        lambda: len(group_members(handler)) >= 2 or None, "the handler's gunicorn worker to run"
+    )
     started = processes_of(local)
     ports = [child["port"] for child in local.children.values()]
     # A task in the middle of its work when the parent dies.

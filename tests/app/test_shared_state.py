@@ -126,7 +126,23 @@ def two_handlers(
         running(start_handler(logs / "a.log", env=env)) as a,
         running(start_handler(logs / "b.log", env=env)) as b,
     ):
+        for handler in (a, b):
+            wait_for(lambda h=handler: serving(h), f"{handler.name}'s worker to answer", 90)
         yield a, b, f"q-{uuid.uuid4().hex[:8]}"
+
+
+def serving(handler: Child) -> bool | None:
+    """Whether the handler's gunicorn worker answers. The handler announces its port once
+    gunicorn listens; the worker that imports the app and its Firestore client comes up
+    after that (many seconds on a loaded machine), and a test timing a lease from its first
+    request must not count that."""
+    try:
+        urllib.request.urlopen(f"http://{handler.address}/", timeout=10).close()
+    except urllib.error.HTTPError:
+        return True  # answered (GET is not a task route): the worker is up
+    except OSError:
+        return None
+    return True
 
 
 def runs(handler: Child, name: str) -> int:

@@ -13,7 +13,17 @@ from plan.recorder import Recording, run_program
 from tests.infra.conftest import ROOT, base_config
 
 P = "cloudrun-tasks:pipelines"
-DELETE = object()
+
+
+class _Delete:
+    """The key removed rather than set; its repr names the test (pytest-xdist workers must
+    collect the same ids, so no address in it)."""
+
+    def __repr__(self) -> str:
+        return "<deleted>"
+
+
+DELETE = _Delete()
 
 
 def with_value(path: str, value: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +28,9 @@ from plan.recorder import Recording, run_program
 from tests.infra.conftest import ROOT
 from tests.infra.expectations import check_pipeline
 from tests.infra.test_names import registered_names, renames
+
+# Thousands of generated configs through the program: about a minute of CPU.
+pytestmark = pytest.mark.slow
 
 PREFIXES = ["serviceAccount", "user", "group", "principal", "principalSet"]
 KEPT = re.compile(r"[A-Za-z0-9@._-]+")
