@@ -270,26 +270,43 @@ def create_app(
                 return record(task, reason, "dead_lettered", last, error=repr(exc))
             return "failed", 500, {"error": repr(exc)}
 
-    def ask(task: TaskRequest) -> tuple[Claim | None, str]:
-        """The store's answer, or None and the error."""
+    def ask(task: TaskRequest, arrived: datetime) -> tuple[Claim | None, str]:
+        """The store's answer, or None and the error. `arrived`: when this attempt reached
+        the handler, the first attempt's time if it is the first."""
         try:
-            replay = task.replay_of is not None and not task.forged_replay
             claim = tasks.claim(
-                task.key, replay=replay, first=task.retry_count == 0, timeout=time_for(task)
+                task.key,
+                replay=task.stands_for,
+                first_attempt_at=arrived if task.retry_count == 0 else None,
+                timeout=time_for(task),
             )
             return claim, ""
         except Exception as exc:
             return None, repr(exc)
 
-    def last_chance(task: TaskRequest, claim: Claim | None, error: str) -> tuple[Claim | None, str]:
+    def last_chance(
+        task: TaskRequest, arrived: datetime, claim: Claim | None, error: str
+    ) -> tuple[Claim | None, str]:
         """On the last attempt, a 409 or 500 ends the task with Cloud Tasks: if its holder
         then crashed, nobody would finish it. So ask again every HOLDER_POLL_S while the
         answer is heard: the holder finishes (DONE), or its lease lapses and this attempt
         takes the task over (ACQUIRED); a store error is asked again too."""
         while claim in (Claim.IN_PROGRESS, None) and (left := task.time_left() or 0) > 0:
             time.sleep(min(HOLDER_POLL_S, left))
-            claim, error = ask(task)
+            claim, error = ask(task, arrived)
         return claim, error
+
+    def unmatched(task: TaskRequest) -> TaskRequest:
+        """A replay whose original has no dead letter on record: a task of its own."""
+        logger.warning(
+            {
+                "message": "replay of a task with no dead letter on record: run as its own task",
+                "taskName": task.name,
+                "queue": task.queue,
+                "replayOf": task.replay_of,
+            }
+        )
+        return replace(task, replay_unmatched=True)
 
     def settle(task: TaskRequest, outcome: Outcome, last: Callable[[], bool]) -> Outcome:
         """complete() a finished task (dead-lettered or not), release() one handed back for
@@ -328,6 +345,9 @@ def create_app(
     @app.route("/<path:path>", methods=["POST", "PUT"])
     def handle(path: str) -> tuple[Response, int]:
         started = time.monotonic()
+        # Before any store call: what Cloud Tasks counts a first attempt from, give or take
+        # its way in (which `skew` allows for), never a slow store's write time.
+        arrived = datetime.now(UTC)
         headers = {name.lower(): value for name, value in request.headers.items()}
         with request_secrets(headers), traces.task_span(headers):
             try:
@@ -339,10 +359,14 @@ def create_app(
             if budget is not None:
                 task = replace(task, answer_by=started + budget.total_seconds())
 
-            last = last_attempt_of(task, datetime.now(UTC))
-            claim, error = ask(task)
+            last = last_attempt_of(task, arrived)
+            claim, error = ask(task, arrived)
+            if claim is Claim.NOT_DEAD_LETTERED:
+                task = unmatched(task)
+                last = last_attempt_of(task, arrived)
+                claim, error = ask(task, arrived)
             if claim in (Claim.IN_PROGRESS, None) and last():
-                claim, error = last_chance(task, claim, error)
+                claim, error = last_chance(task, arrived, claim, error)
                 if claim in (Claim.IN_PROGRESS, None):
                     # Still unsettled: the dead letter keeps the task. A replay shares its
                     # key, so it is a duplicate if the holder does finish it after all.

@@ -15,9 +15,13 @@ the task name holds), fields:
              (crashed, killed, frozen): work that outlives the dispatch deadline (Cloud Tasks
              then delivers the task again) keeps its claim, and the new delivery is told to
              come back (handler/deadlines.py)
-  firstAttemptAt Timestamp of the task's first attempt (null: unknown, the record was first
-             written by a retry), kept across releases: Cloud Tasks' retry limit counts
-             maxRetryDuration from it (handler/app.py)
+  deadLettered true on a record a replay took over from "dead_lettered": released, or its
+             lease lapsed, the task is still dead-lettered (a duplicate for any delivery but a
+             replay). A replay (X-Replay-Of) claims only a dead-lettered record: for any other
+             it is a task of its own (handler/app.py), so naming a task can't cancel it
+  firstAttemptAt Timestamp of the task's first attempt as it reached the handler (null:
+             unknown, the record was first written by a retry), kept across releases: Cloud
+             Tasks' retry limit counts maxRetryDuration from it (handler/app.py)
   updatedAt  Timestamp of the last write: the stack's TTL policy on this field (with the
              stack's `idempotency.ttl` as its expiration offset, components/idempotency.py)
              deletes the record that long after (typically within 24 h more, per Firestore)
@@ -78,6 +82,11 @@ DEAD_LETTERED = "dead_lettered"
 # What a delivery that is not a replay takes as settled ("done": records written before
 # processed and dead-lettered were told apart).
 SETTLED = (PROCESSED, DEAD_LETTERED, "done")
+# What a replay (X-Replay-Of) may take over: a task whose dead letter is kept.
+REPLAYABLE = (DEAD_LETTERED, "done")
+# Kept on a dead-lettered record a replay claims: released, or lapsed, it is still
+# dead-lettered (a duplicate for any other delivery, the replay's retry may claim it).
+DEAD_LETTER_MARK = "deadLettered"
 # A record in one of these states belongs to the same run of attempts: a new claim keeps its
 # first attempt. Any other (none, or a dead-lettered one a replay takes over) starts anew.
 SAME_ATTEMPTS = ("claimed", "released")
@@ -101,6 +110,14 @@ def _task(key: str) -> dict[str, str]:
 def _ours(record: dict[str, object], token: str | None) -> bool:
     """The record is the live claim this token was given."""
     return token is not None and (record.get("state"), record.get("owner")) == ("claimed", token)
+
+
+def _dead_lettered(record: dict[str, object]) -> bool:
+    """Its dead letter is kept and nothing processed it since: dead-lettered, or taken over
+    by a replay that has not settled it (released, or its lease lapsed)."""
+    return record.get("state") in REPLAYABLE or (
+        record.get(DEAD_LETTER_MARK) is True and record.get("state") in SAME_ATTEMPTS
+    )
 
 
 def _live(record: dict[str, object], now: datetime) -> bool:
@@ -214,7 +231,12 @@ class FirestoreStore:
         return True
 
     def claim(
-        self, key: str, *, replay: bool = False, first: bool = False, timeout: float | None = None
+        self,
+        key: str,
+        *,
+        replay: bool = False,
+        first_attempt_at: datetime | None = None,
+        timeout: float | None = None,
     ) -> Claim:
         deadline = _Deadline(timeout)
         ref = self._document(key)
@@ -231,14 +253,25 @@ class FirestoreStore:
                 return Claim.DONE
             if _live(record, now):
                 return Claim.IN_PROGRESS
+            dead = _dead_lettered(record)
+            if dead and not replay:
+                return Claim.DONE
+            if replay and not dead:
+                # No dead letter of this task is on record: the replay can't stand for it
+                # (else any enqueuer could cancel a predictable task by naming it).
+                return Claim.NOT_DEAD_LETTERED
             if record.get("state") in SAME_ATTEMPTS:
                 first_at = record.get(FIRST_ATTEMPT)
             else:
-                first_at = now if first else None
+                # The first attempt's arrival, as the handler stamped it before asking: not
+                # this write's time, which a slow store puts late (Cloud Tasks counts the
+                # retry duration from the attempt).
+                first_at = first_attempt_at
             fields = {
                 "state": "claimed",
                 "owner": token,
                 "leaseUntil": now + self._lease,
+                DEAD_LETTER_MARK: dead,
                 FIRST_ATTEMPT: first_at,
                 TTL_FIELD: now,
                 "key": key,

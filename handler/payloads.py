@@ -73,6 +73,11 @@ class ClaimCheck:
             raw = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise MalformedTask(f"claim check: not JSON ({exc})") from None
+        except (ValueError, RecursionError) as exc:
+            # Valid JSON Python won't hold (an integer over sys.get_int_max_str_digits()
+            # digits, nesting past the recursion limit): the same on every attempt.
+            why = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+            raise MalformedTask(f"claim check: not JSON Python can read ({why})") from None
         if not isinstance(raw, dict):
             raise MalformedTask("claim check: not a JSON object")
         fields: dict[str, Any] = raw
@@ -142,6 +147,17 @@ class PayloadReader:
             raise MalformedTask(
                 f"claim check {check.url}: not in this pipeline's payload bucket {self.bucket}"
             )
+        # One bucket serves every pipeline of the stack's queues that share it: a task may
+        # only name what its own queue's enqueuers uploaded (taskclient/offload.py names
+        # objects `<queue id>/...`).
+        prefix = f"{task.queue}/"
+        if not check.object.startswith(prefix) or len(check.object) == len(prefix):
+            raise MalformedTask(
+                f"claim check {check.url}: object not under this queue's prefix {prefix}"
+            )
+        if check.content_type.split(";")[0].strip().lower() == CLAIM_CHECK_TYPE:
+            # Never resolved a second time: the processor must get data, never a reference.
+            raise MalformedTask(f"claim check {check.url}: the object is itself a claim check")
         body = self._download(check, task.time_left())
         if len(body) != check.size:
             found = f"more than {check.size}" if len(body) > check.size else str(len(body))

@@ -344,7 +344,12 @@ def test_no_log_line_carries_a_credential_whatever_the_processor_returns(
 
 class BrokenStore:
     def claim(
-        self, key: str, *, replay: bool = False, first: bool = False, timeout: float | None = None
+        self,
+        key: str,
+        *,
+        replay: bool = False,
+        first_attempt_at: datetime | None = None,
+        timeout: float | None = None,
     ) -> Claim:
         raise ConnectionError("firestore unreachable")
 
@@ -604,7 +609,12 @@ class FlakyStore(InMemoryStore):
         self.failing, self.claims = failing, 0
 
     def claim(
-        self, key: str, *, replay: bool = False, first: bool = False, timeout: float | None = None
+        self,
+        key: str,
+        *,
+        replay: bool = False,
+        first_attempt_at: datetime | None = None,
+        timeout: float | None = None,
     ) -> Claim:
         self.claims += 1
         if self.claims in self.failing:
