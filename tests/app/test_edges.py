@@ -5,15 +5,17 @@ in memory, the task context a processor gets."""
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from handler import example
 from handler.app import create_app
-from handler.payloads import CLAIM_CHECK_TYPE, ClaimCheck
+from handler.payloads import CLAIM_CHECK_TYPE, ClaimCheck, PayloadReader
 from handler.store import Claim, InMemoryStore
 from handler.task import TaskRequest
+from local.processes import free_port
 from taskclient.offload import needs_offload
 from taskclient.pipelines import Pipeline
 from taskclient.task_builder import TaskSpec
@@ -170,3 +172,30 @@ def test_a_claim_check_is_never_offloaded_again() -> None:
     letter = TaskSpec(payload=reference, headers={"Content-Type": CLAIM_CHECK_TYPE})
     assert needs_offload(pipeline, letter) is False
     assert needs_offload(pipeline, TaskSpec(payload=BODY * 20)) is True
+
+
+# --- 6: the payload download keeps to the answer budget ------------------------------------
+
+
+def test_storage_unreachable_is_a_retry_within_the_answer_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Issue 27.6: the library's own 120 s retry held the answer 84 s, past the deadline,
+    # and the task was dead-lettered on its first attempt.
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")  # nothing there
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
+    sink = RecordingSink()
+    app = create_app(
+        lambda task: None,
+        dead_letter=sink,
+        max_attempts=None,
+        dispatch_deadline=timedelta(seconds=5),  # a 4 s answer budget
+        payloads=PayloadReader(CHECK.bucket),
+    )
+    headers = {**delivery(), "Content-Type": CLAIM_CHECK_TYPE}
+    asked = time.monotonic()
+    response = app.test_client().post("/", data=check_for(BODY), headers=headers)
+    took = time.monotonic() - asked
+    assert (response.status_code, response.json) == (500, {"status": "failed"})
+    assert took < 4
+    assert sink.written == []
