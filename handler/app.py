@@ -151,12 +151,14 @@ def create_app(
     dispatch_deadline: timedelta | None = None,
     tracing: Tracing | None = None,
     payloads: PayloadReader | None = None,
+    schedules: Mapping[str, str] | None = None,
 ) -> Flask:
     """`max_attempts`: the queue's retry_config.max_attempts, None for -1 (unlimited).
     `max_retry_duration`: its max_retry_duration, None for 0s (unlimited). With both None a
     retryable failure is never treated as the last attempt. `dispatch_deadline`: the
     queue's; None (unknown) means every answer is taken as heard. `payloads`: where claim
-    checks are read from (handler/payloads.py); None rejects them."""
+    checks are read from (handler/payloads.py); None rejects them. `schedules`: job id -> task
+    path of the schedules whose ticks this service takes (handler/ticks.py); None: none."""
     tasks = store or InMemoryStore()
     sink = dead_letter or LogDeadLetterSink()
     # Spans and the log lines' trace fields (handler/tracing.py); by default spans only: no
@@ -400,5 +402,5 @@ def create_app(
             return _answer(status, code)
 
     # Schedules' ticks become tasks of this queue (handler/ticks.py).
-    register_ticks(app, handle, dispatch_deadline=dispatch_deadline)
+    register_ticks(app, handle, dispatch_deadline=dispatch_deadline, schedules=schedules)
     return app

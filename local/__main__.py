@@ -32,7 +32,9 @@ from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransp
 
 from components.durations import Duration
 from components.name_rules import payload_bucket_name
+from components.names import schedule_job
 from components.settings.idempotency import database_for_stack
+from handler.tick_wire import SCHEDULES_ENV
 from local import schedules
 from local.processes import (
     REPO,
@@ -174,8 +176,16 @@ def _handler_env(
         "TASK_MAX_RETRY_DURATION": "0s",
         "TASK_DISPATCH_DEADLINE": str(min(Duration.parse(p.dispatch_deadline) for p in pipelines)),
         "TASK_CONCURRENCY": str(max(p.concurrency for p in pipelines)),
-        # Schedules' ticks become tasks in the emulator's queues (handler/ticks.py).
+        # Schedules' ticks become tasks in the emulator's queues (handler/ticks.py), only
+        # the stack's own schedules' ticks.
         "TASKS_EMULATOR_HOST": emulator.address,
+        SCHEDULES_ENV: json.dumps(
+            {
+                schedule_job(p.name, name): s.path
+                for p in pipelines
+                for name, s in p.schedules.items()
+            }
+        ),
     }
     if shared.firestore and shared.pubsub and shared.database:
         env |= {
