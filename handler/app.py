@@ -29,6 +29,8 @@ budget.
 """
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -37,6 +39,7 @@ from urllib.parse import quote, urlsplit
 
 from flask import Flask, Response, jsonify, request
 
+from handler.context import TaskContext, serving
 from handler.dead_letter import DeadLetterSink, LogDeadLetterSink
 from handler.deadlines import answer_budget, margin
 from handler.logs import request_secrets
@@ -131,6 +134,15 @@ def _log(task: TaskRequest, status: str, started: float, **extra: object) -> Non
             **extra,
         },
     )
+
+
+INSTANCE = f"{socket.gethostname()}/{os.getpid()}"
+"""This process, as a lost claim's log line names the deliveries."""
+
+
+def _delivery(task: TaskRequest) -> str:
+    """One delivery, as a claim record names its holder."""
+    return f"{task.name} attempt {task.retry_count + 1} on {INSTANCE}"
 
 
 def _answer(status: str, code: int) -> tuple[Response, int]:
@@ -238,6 +250,12 @@ def create_app(
             return "dead_letter_failed", 500, {**extra, "reason": reason, "error": repr(exc)}
         return status, 200, {**extra, "reason": reason}
 
+    def fencing_token(task: TaskRequest) -> int | None:
+        # A store written before fencing tokens has no such call: no token, not a failure.
+        ask = getattr(tasks, "fencing_token", None)
+        token = ask(task.key) if callable(ask) else None
+        return token if isinstance(token, int) else None
+
     def refuse_forged_replay(task: TaskRequest) -> None:
         if task.forged_replay:
             reason = (
@@ -254,7 +272,10 @@ def create_app(
             # keeps, stays the reference.
             delivered = claim_checks.resolve(task)
             delivered = replace(delivered, payload=decode_payload(delivered))
-            return "done", 200, result_fields(processor(delivered))
+            context = TaskContext(task.key, fencing_token(task))
+            with serving(context):
+                result = processor(delivered)
+            return "done", 200, result_fields(result)
         except (MalformedTask, PermanentTaskError) as exc:
             # Policy: what can never succeed is recorded and acknowledged, not retried.
             return record(task, str(exc), "rejected", last)
@@ -281,6 +302,7 @@ def create_app(
                 replay=task.stands_for,
                 first_attempt_at=arrived if task.retry_count == 0 else None,
                 timeout=time_for(task),
+                holder=_delivery(task),
             )
             return claim, ""
         except Exception as exc:

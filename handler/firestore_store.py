@@ -58,8 +58,20 @@ COLLECTION = "idempotency"
 TTL_FIELD = "updatedAt"
 FIRST_ATTEMPT = "firstAttemptAt"
 # Renewals and background completions at once: an instance may hold as many claims as
-# requests, up to 1000 (Cloud Run's maximum concurrency), and each is a read and a write.
-RENEW_THREADS = 8
+# requests, up to 1000 (Cloud Run's maximum concurrency), and each is a read and a write
+# that may wait most of a lease on a slow store: as many as a busy instance holds claims
+# past a quarter of a lease, so that none waits behind another's slow renewal.
+RENEW_THREADS = 64
+# A claim is renewed once this share of its lease has passed, checked every ROUND of a
+# lease; a renewal may take until RENEW_MARGIN of the lease is left (handler/deadlines.py's
+# lease is half the dispatch deadline: 7.5 s at the smallest, 15 s).
+RENEW_AFTER = 0.25
+ROUND = 0.0625
+RENEW_MARGIN = 0.125
+# The claim's fencing token: 1 for the first claim of a task, one more for each claim after
+# (handler/context.py); and the delivery that holds it, for the log of a lost claim.
+GENERATION = "generation"
+HOLDER = "holder"
 # Errors worth another read and write, within the call's deadline: every write is conditional,
 # so trying again is always safe. Aborted is the emulator's "Transaction lock timeout."
 TRANSIENT = (
@@ -120,6 +132,11 @@ def _dead_lettered(record: dict[str, object]) -> bool:
     )
 
 
+def _generation(record: dict[str, object]) -> int:
+    value = record.get(GENERATION)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _live(record: dict[str, object], now: datetime) -> bool:
     """Someone's claim whose lease still holds."""
     lease_until = record.get("leaseUntil")
@@ -168,9 +185,16 @@ class _Deadline:
 class _Held:
     token: str
     written: float
-    """time.monotonic() of the claim's last write (acquired or renewed)."""
+    """time.monotonic() from which the claim's lease last ran (before the read that led to
+    its last write, acquired or renewed): the lease holds at least until written + lease."""
+    generation: int = 0
+    """The claim's fencing token (the record's `generation` it wrote)."""
+    holder: str = ""
+    """The delivery that holds it, as the record names it."""
     outcome: str | None = None
     """For a completion handed to the background: the state still to be written."""
+    lost: bool = False
+    """Another delivery took the task over (logged and counted once)."""
 
 
 class FirestoreStore:
@@ -191,6 +215,8 @@ class FirestoreStore:
         self._finishing: dict[str, _Held] = {}
         self._renewer: threading.Thread | None = None
         self._renewing: set[object] = set()  # slots and keys with a renewal under way
+        self.claims_lost = 0
+        """Claims this instance found taken over while its work ran (each logged)."""
         self._stopping = threading.Event()
 
     def _db(self) -> firestore.Client:
@@ -237,14 +263,17 @@ class FirestoreStore:
         replay: bool = False,
         first_attempt_at: datetime | None = None,
         timeout: float | None = None,
+        holder: str = "",
     ) -> Claim:
         deadline = _Deadline(timeout)
         ref = self._document(key)
         token = uuid.uuid4().hex
         settled = (PROCESSED,) if replay else SETTLED
         leased = [time.monotonic()]
+        generation = [0]
 
         def step() -> Claim | None:
+            started = time.monotonic()
             snapshot, record = self._read(ref, deadline)
             if _ours(record, token):  # our write landed, its answer was lost
                 return Claim.ACQUIRED
@@ -267,16 +296,19 @@ class FirestoreStore:
                 # this write's time, which a slow store puts late (Cloud Tasks counts the
                 # retry duration from the attempt).
                 first_at = first_attempt_at
+            generation[0] = _generation(record) + 1
             fields = {
                 "state": "claimed",
                 "owner": token,
                 "leaseUntil": now + self._lease,
+                GENERATION: generation[0],
+                HOLDER: holder,
                 DEAD_LETTER_MARK: dead,
                 FIRST_ATTEMPT: first_at,
                 TTL_FIELD: now,
                 "key": key,
             }
-            leased[0] = time.monotonic()
+            leased[0] = started
             return (
                 Claim.ACQUIRED
                 if self._write_if_unchanged(ref, snapshot, fields, deadline)
@@ -289,17 +321,26 @@ class FirestoreStore:
         # ACQUIRED only while the lease holds, with time to renew it: a write that took a
         # third of the lease is renewed now, and if another delivery took the task over
         # meanwhile, this one comes back later.
-        if time.monotonic() - leased[0] >= self._lease.total_seconds() / 3:
-            leased[0] = time.monotonic()
-            if not self._renew(key, token, deadline):
+        if time.monotonic() - leased[0] >= self._lease.total_seconds() * RENEW_AFTER:
+            renewed_from = time.monotonic()
+            if self._renew(key, token, deadline) is not None:
                 return Claim.IN_PROGRESS
+            leased[0] = renewed_from
         # Before the claim is recorded here: if no thread can start, claim() raises, the
         # request answers store_unavailable, and the claim lapses with its first lease
         # instead of staying recorded, and renewed, for a request that is gone.
         self._start_renewer()
         with self._lock:
-            self._owners[key, threading.get_ident()] = _Held(token, leased[0])
+            self._owners[key, threading.get_ident()] = _Held(
+                token, leased[0], generation[0], holder
+            )
         return Claim.ACQUIRED
+
+    def fencing_token(self, key: str) -> int | None:
+        """The generation of the claim on KEY this request holds; None if it holds none."""
+        with self._lock:
+            held = self._owners.get((key, threading.get_ident()))
+        return None if held is None else held.generation
 
     def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
         deadline = _Deadline(timeout)
@@ -324,22 +365,24 @@ class FirestoreStore:
                 self._renewer = renewer
 
     def _renew_while_held(self) -> None:
-        """Renews each claim a third of a lease after its last write: short tasks, most of
-        them, are settled before that and never cost a renewal. Each renewal is on its own,
-        with no round to wait for: one slow call holds back its own claim only. Completions
-        handed to the background are tried again every round."""
-        every = self._lease.total_seconds() / 3
+        """Renews each claim a quarter of a lease after its lease last started: short tasks,
+        most of them, are settled before that and never cost a renewal. A renewal may take
+        until shortly before its lease ends, retrying what fails meanwhile (a slow or paused
+        store, or a renewal started late because this process was starved of CPU, still
+        lands in time), and each is on its own thread, so one slow call holds back its own
+        claim only. Completions handed to the background are tried again every round."""
+        lease = self._lease.total_seconds()
         with ThreadPoolExecutor(RENEW_THREADS, thread_name_prefix="claim-renewal") as pool:
-            while not self._stopping.wait(every / 2):
+            while not self._stopping.wait(lease * ROUND):
                 now = time.monotonic()
                 with self._lock:
-                    due: list[tuple[object, str, str]] = [
-                        (slot, slot[0], held.token)
+                    due: list[tuple[object, str, _Held]] = [
+                        (slot, slot[0], held)
                         for slot, held in self._owners.items()
-                        if now - held.written >= every and slot not in self._renewing
+                        if now - held.written >= lease * RENEW_AFTER and slot not in self._renewing
                     ]
                     due += [
-                        (key, key, held.token)
+                        (key, key, held)
                         for key, held in self._finishing.items()
                         if key not in self._renewing
                     ]
@@ -353,70 +396,98 @@ class FirestoreStore:
                         fields = {**_task(item[1]), "error": repr(exc)}
                         logger.error({"message": "claim not renewed", **fields})
 
-    def _renew_one(self, slot: object, key: str, token: str) -> None:
-        written = time.monotonic()
+    def _renewal_deadline(self, held: _Held) -> _Deadline:
+        """Until shortly before the lease ends (a renewal landing after it may find the task
+        taken over); at least a short try when that moment has passed."""
+        lease = self._lease.total_seconds()
+        left = held.written + lease * (1 - RENEW_MARGIN) - time.monotonic()
+        return _Deadline(max(left, lease * RENEW_AFTER / 2))
+
+    def _renew_one(self, slot: object, key: str, held: _Held) -> None:
+        started = time.monotonic()
         try:
             if isinstance(slot, str):
-                self._finish_later(key, token)
+                self._finish_later(key, held)
                 return
-            renewed = self._renew(key, token, _Deadline(self._lease.total_seconds() / 3))
-        except Exception as exc:  # the next round tries again, well within the lease
+            taken = self._renew(key, held.token, self._renewal_deadline(held))
+        except Exception as exc:  # the next round tries again while the lease lasts
             logger.warning({"message": "claim not renewed", **_task(key), "error": repr(exc)})
             return
         finally:
             with self._lock:
                 self._renewing.discard(slot)
         with self._lock:
-            held = self._owners.get(slot)  # pyright: ignore[reportArgumentType]
+            current = self._owners.get(slot)  # pyright: ignore[reportArgumentType]
             # Not ours any more: settled meanwhile (its record then no longer says "claimed"
             # with our token either), which is no loss.
-            if held is None or held.token != token:
+            if current is None or current.token != held.token:
                 return
-            if renewed:
-                held.written = written
+            if taken is None:
+                current.written = started
                 return
             del self._owners[slot]  # pyright: ignore[reportArgumentType]
         # Its lease lapsed before a renewal landed (the instance was frozen or cut off from
         # Firestore for a whole lease) and another delivery took the task over.
+        self._lost(key, held, taken, "its work is still running here")
+
+    def _lost(self, key: str, held: _Held, record: dict[str, object], doing: str) -> None:
+        """Says, once per claim, that another delivery took this claim's task over: both
+        deliveries and their fencing tokens, so that a second run can be traced and a
+        processor's store that checks the token refuses this holder's late writes."""
+        with self._lock:
+            if held.lost:
+                return
+            held.lost = True
+            self.claims_lost += 1
         logger.error(
             {
-                "message": "claim lost: another delivery took this task over while its work"
-                " was running here; it may run twice",
+                "message": f"claim lost: another delivery took this task over; {doing}, so it"
+                " may run twice (a processor that passes its fencing token to its store is"
+                " refused there)",
+                "status": "claim_lost",
                 **_task(key),
+                "delivery": held.holder,
+                "claimGeneration": held.generation,
+                "takenBy": record.get(HOLDER, ""),
+                "takenGeneration": _generation(record),
+                "takenState": record.get("state"),
             }
         )
 
-    def _finish_later(self, key: str, token: str) -> None:
+    def _finish_later(self, key: str, held: _Held) -> None:
         """One more try at a completion the request had to answer without: the outcome,
         else at least a renewal, so that the claim holds until the outcome lands."""
         with self._lock:
-            held = self._finishing.get(key)
-        if held is None or held.token != token or held.outcome is None:
+            current = self._finishing.get(key)
+        if current is not held or held.outcome is None:
             return
         try:
-            self._finish(key, token, held.outcome, _Deadline(self._lease.total_seconds() / 3))
+            self._finish(key, held, held.outcome, self._renewal_deadline(held))
         except Exception as exc:
             logger.warning(
                 {"message": "task outcome not written yet", **_task(key), "error": repr(exc)}
             )
-            self._renew(key, token, _Deadline(self._lease.total_seconds() / 3))
+            renewed_from = time.monotonic()
+            if self._renew(key, held.token, self._renewal_deadline(held)) is None:
+                held.written = renewed_from
             return
         with self._lock:
             self._finishing.pop(key, None)
         logger.info({"message": "task outcome written", **_task(key), "state": held.outcome})
 
-    def _renew(self, key: str, token: str, deadline: _Deadline) -> bool:
+    def _renew(self, key: str, token: str, deadline: _Deadline) -> dict[str, object] | None:
+        """None once renewed; the record found if the claim is no longer this token's."""
         ref = self._document(key)
 
-        def step() -> bool | None:
+        def step() -> tuple[dict[str, object] | None] | None:
             snapshot, record = self._read(ref, deadline)
             if not _ours(record, token):
-                return False
+                return (record,)
             now = datetime.now(UTC)
             fields: dict[str, object] = {"leaseUntil": now + self._lease, TTL_FIELD: now}
-            return True if self._write_if_unchanged(ref, snapshot, fields, deadline) else None
+            return (None,) if self._write_if_unchanged(ref, snapshot, fields, deadline) else None
 
-        return deadline.until_done(step)
+        return deadline.until_done(step)[0]
 
     def _forget(self, key: str) -> str | None:
         """Stops renewing this request's claim of KEY; its owner token, if it held one."""
@@ -424,29 +495,25 @@ class FirestoreStore:
             held = self._owners.pop((key, threading.get_ident()), None)
         return None if held is None else held.token
 
-    def _finish(self, key: str, token: str | None, outcome: str, deadline: _Deadline) -> None:
+    def _finish(self, key: str, held: _Held | None, outcome: str, deadline: _Deadline) -> None:
         """Writes the task's outcome, unless it is already written. "processed" goes over
         whatever is there: the task was processed, whoever holds the record now. A dead
         letter never goes over a processed record (after this claim's lease lapsed another
         delivery may have processed the task, and a replay must then be a duplicate), nor
         over another delivery's live claim (its own outcome will be written)."""
         ref = self._document(key)
+        token = None if held is None else held.token
 
         def step() -> bool | None:
             snapshot, record = self._read(ref, deadline)
             now = datetime.now(UTC)
+            # Claimed again since ours: another delivery took the task over.
+            if held is not None and _generation(record) > held.generation:
+                self._lost(key, held, record, f"its work ended here ({outcome})")
             if record.get("state") in (PROCESSED, outcome):
                 return True
-            if not _ours(record, token) and _live(record, now):
-                if outcome == DEAD_LETTERED:
-                    return True
-                logger.error(
-                    {
-                        "message": "claim lost: another delivery holds this task, which was"
-                        " processed here; it may run twice",
-                        **_task(key),
-                    }
-                )
+            if not _ours(record, token) and _live(record, now) and outcome == DEAD_LETTERED:
+                return True
             fields = {
                 "state": outcome,
                 "owner": firestore.DELETE_FIELD,
@@ -467,10 +534,9 @@ class FirestoreStore:
         slot = (key, threading.get_ident())
         with self._lock:
             held = self._owners.get(slot)
-        token = None if held is None else held.token
         outcome = DEAD_LETTERED if dead_lettered else PROCESSED
         try:
-            self._finish(key, token, outcome, _Deadline(timeout))
+            self._finish(key, held, outcome, _Deadline(timeout))
         except Exception:
             with self._lock:
                 held = self._owners.pop(slot, None)

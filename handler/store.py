@@ -43,13 +43,20 @@ class IdempotencyStore(Protocol):
         replay: bool = False,
         first_attempt_at: datetime | None = None,
         timeout: float | None = None,
+        holder: str = "",
     ) -> Claim:
         """`replay`: a replay of the dead-lettered task `key` (X-Replay-Of) may take over a
         dead-lettered record, and only such a record: a processed one answers DONE, a live
         claim IN_PROGRESS, anything else NOT_DEAD_LETTERED. `first_attempt_at`: given on
         the task's first attempt (retry count 0), when that attempt reached the handler; a
         record created now keeps it as the first attempt (Cloud Tasks counts the retry
-        duration from it), a record that exists keeps its own. None: unknown."""
+        duration from it), a record that exists keeps its own. None: unknown. `holder`:
+        the delivery asking, named in the log if another one takes its claim over."""
+        ...
+
+    def fencing_token(self, key: str) -> int | None:
+        """The generation of the claim on `key` this request (thread) holds: larger than
+        every earlier claim's of the key (handler/context.py); None if it holds none."""
         ...
 
     def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
@@ -84,6 +91,9 @@ class InMemoryStore:
         self._replaying: set[str] = set()
         # key -> its first attempt, for tasks not settled yet (released ones included).
         self._first: OrderedDict[str, datetime] = OrderedDict()
+        # key -> its last claim's generation (the fencing token), for the `capacity` most
+        # recently claimed tasks.
+        self._generations: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
 
     def claim(
@@ -93,6 +103,7 @@ class InMemoryStore:
         replay: bool = False,
         first_attempt_at: datetime | None = None,
         timeout: float | None = None,
+        holder: str = "",
     ) -> Claim:
         with self._lock:
             if key in self._running:
@@ -111,7 +122,15 @@ class InMemoryStore:
                 while len(self._first) > self._capacity:
                     self._first.popitem(last=False)
             self._running.add(key)
+            self._generations[key] = self._generations.get(key, 0) + 1
+            self._generations.move_to_end(key)
+            while len(self._generations) > self._capacity:
+                self._generations.popitem(last=False)
             return Claim.ACQUIRED
+
+    def fencing_token(self, key: str) -> int | None:
+        with self._lock:
+            return self._generations.get(key) if key in self._running else None
 
     def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
         with self._lock:

@@ -12,6 +12,7 @@ import pytest
 
 from handler import example
 from handler.app import create_app
+from handler.context import TaskContext, current
 from handler.payloads import CLAIM_CHECK_TYPE, ClaimCheck, PayloadReader
 from handler.store import Claim, InMemoryStore
 from handler.task import TaskRequest
@@ -199,3 +200,29 @@ def test_storage_unreachable_is_a_retry_within_the_answer_budget(
     assert (response.status_code, response.json) == (500, {"status": "failed"})
     assert took < 4
     assert sink.written == []
+
+
+# --- 11: the processor's idempotency key and fencing token ---------------------------------
+
+
+def test_the_processor_gets_a_stable_key_and_a_growing_fencing_token() -> None:
+    seen: list[tuple[str, int | None]] = []
+    failing = {"times": 1}
+
+    def process(task: TaskRequest) -> None:
+        context = current()
+        seen.append((context.idempotency_key, context.fencing_token))
+        if failing["times"]:
+            failing["times"] -= 1
+            raise RuntimeError("downstream busy")
+
+    store = InMemoryStore()
+    test = create_app(process, store=store, dead_letter=RecordingSink(), max_attempts=5)
+    test = test.test_client()
+    assert post(test, {}, delivery("t")).status_code == 500
+    assert post(test, {}, delivery("t", retry=1)).json == {"status": "done"}
+    assert seen == [("orders/t", 1), ("orders/t", 2)]
+    with pytest.raises(LookupError):
+        current()
+    headers = TaskContext("orders/t", 2).headers()
+    assert headers == {"X-Task-Idempotency-Id": "orders/t", "X-Task-Fencing-Generation": "2"}

@@ -350,11 +350,15 @@ class BrokenStore:
         replay: bool = False,
         first_attempt_at: datetime | None = None,
         timeout: float | None = None,
+        holder: str = "",
     ) -> Claim:
         raise ConnectionError("firestore unreachable")
 
     def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
         raise ConnectionError("firestore unreachable")
+
+    def fencing_token(self, key: str) -> int | None:
+        raise AssertionError("never claimed")
 
     def complete(
         self, key: str, *, dead_lettered: bool = False, timeout: float | None = None
@@ -615,6 +619,7 @@ class FlakyStore(InMemoryStore):
         replay: bool = False,
         first_attempt_at: datetime | None = None,
         timeout: float | None = None,
+        holder: str = "",
     ) -> Claim:
         self.claims += 1
         if self.claims in self.failing:

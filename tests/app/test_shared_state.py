@@ -406,7 +406,7 @@ def test_one_slow_renewal_does_not_hold_back_the_others(
     with two_stores(lease_s=2) as (store, other):
         renew = store._renew  # the seam under test
 
-        def stalled(key: str, token: str, deadline: object) -> bool:
+        def stalled(key: str, token: str, deadline: object) -> dict[str, object] | None:
             if key.endswith("/slow"):
                 time.sleep(6)  # a call that hangs for three leases
             return renew(key, token, deadline)  # pyright: ignore[reportArgumentType]
