@@ -425,6 +425,10 @@ class FirestoreStore:
             if taken is None:
                 current.written = started
                 return
+            if _generation(taken) <= held.generation:
+                # No claim since ours: this request settled it meanwhile (its outcome landed
+                # between the renewal's read and now), or the record is gone (TTL).
+                return
             del self._owners[slot]  # pyright: ignore[reportArgumentType]
         # Its lease lapsed before a renewal landed (the instance was frozen or cut off from
         # Firestore for a whole lease) and another delivery took the task over.

@@ -5,6 +5,7 @@ of a task gets a larger fencing token."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import firestore
 
-from handler.firestore_store import FirestoreStore
+from handler.firestore_store import FirestoreStore, _Deadline  # pyright: ignore[reportPrivateUsage]
 from handler.store import Claim
 from tests.app.helpers import require_gcloud
 from tests.app.test_shared_state import (
@@ -111,3 +112,23 @@ def test_a_renewal_outlasts_a_store_slower_than_a_third_of_the_lease(
     finally:
         holder.close()
         other.close()
+
+
+def test_a_renewal_racing_its_own_completion_is_no_lost_claim(
+    emulators: dict[str, str],  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Seen in the soak: the renewal read the record just after this request's own outcome
+    # landed, and reported its claim lost to itself.
+    key = f"q-{uuid.uuid4().hex[:8]}/t"
+    caplog.set_level(logging.ERROR, logger="handler.store")
+    with two_stores(lease_s=4) as (store, _):
+        assert store.claim(key, holder="t attempt 1 on a") is Claim.ACQUIRED
+        slot = (key, threading.get_ident())
+        held = store._owners[slot]  # pyright: ignore[reportPrivateUsage]
+        # The outcome lands, and before the request forgets its claim a renewal runs.
+        store._finish(key, held, "processed", _Deadline(10))  # pyright: ignore[reportPrivateUsage]
+        store._renew_one(slot, key, held)  # pyright: ignore[reportPrivateUsage]
+        store.complete(key)
+    assert store.claims_lost == 0
+    assert [r.msg for r in caplog.records if "claim lost" in str(r.msg)] == []

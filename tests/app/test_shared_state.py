@@ -380,7 +380,7 @@ def test_a_claim_taken_over_while_held_is_reported_lost_and_no_longer_renewed(
         with store_and_record(db, lease_s=1) as (store, key, ref):
             assert store.claim(key) is Claim.ACQUIRED
             # What a takeover leaves: the record claimed by another delivery's token.
-            ref.update({"owner": "another-delivery"})
+            ref.update({"owner": "another-delivery", "generation": 2})
 
             def lost_lines() -> list[dict[str, object]] | None:
                 lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
