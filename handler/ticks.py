@@ -54,6 +54,7 @@ logger = logging.getLogger("handler.ticks")
 EMULATOR_ENV = "TASKS_EMULATOR_HOST"
 _QUEUE = re.compile(r"projects/[^/\s]+/locations/[^/\s]+/queues/[A-Za-z0-9-]+")
 _JOB = re.compile(r"projects/[^/\s]+/locations/[^/\s]+/jobs/[A-Za-z0-9_-]+")
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,500}")
 
 
 class TaskCreator(Protocol):
@@ -139,8 +140,11 @@ def register_ticks(
         if not job or instant is None or not _QUEUE.fullmatch(queue):
             logger.warning({"message": "tick not_a_tick", "status": "not_a_tick", **line})
             return jsonify(status="not_a_tick"), 400
-        job_id = job.rpartition("/jobs/")[2] if _JOB.fullmatch(job) else None
-        if job_id is None or known.get(job_id) != "/" + unquote(path):
+        # The job's full name or its id alone: either names one job of this project.
+        job_id = job.rpartition("/jobs/")[2] if "/jobs/" in job else job
+        if not _JOB.fullmatch(job) and not _JOB_ID.fullmatch(job_id):
+            job_id = ""
+        if known.get(job_id) != "/" + unquote(path):
             line["reason"] = (
                 "no schedule of this service has that job and path"
                 f" (its schedules: {', '.join(sorted(known)) or 'none'})"

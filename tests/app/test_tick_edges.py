@@ -66,6 +66,8 @@ def test_one_instant_written_three_ways_is_one_task() -> None:
     # Another instant is another task, to the microsecond.
     assert tick(test, "2026-12-03T03:00:00.5Z") == "200 ticked"
     assert len(set(creator.names)) == 2
+    # The job named by its id alone is the same job.
+    assert tick(test, "2026-12-03T03:00:00Z", job="orders_nightly") == "200 ticked"
 
 
 @pytest.mark.parametrize("when", ["not-a-time", "2026-12-03", "2026-12-03T03:00:00", "1e9"])
@@ -81,6 +83,7 @@ def test_a_schedule_time_that_is_not_an_instant_is_refused(when: str) -> None:
         ("/no/such/schedule", JOB),
         ("/reports/nightly", "projects/p/locations/us-central1/jobs/orders_other"),
         ("/reports/nightly", "orders_nightly-but-not-a-job-name"),
+        ("/reports/nightly", "projects/p/locations/l/jobs/orders_nightly/x"),
     ],
 )
 def test_a_tick_that_is_no_schedules_is_refused(path: str, job: str) -> None:
