@@ -19,6 +19,9 @@ Answers (Cloud Tasks retries anything that isn't 2xx, 4xx included):
   500 store_unavailable  the idempotency store could not be asked: retried
   400 not_a_task         no X-CloudTasks headers (not sent by Cloud Tasks)
 
+An X-Replay-Of naming a task of this queue whose record does not say dead-lettered is a
+task of its own (its own key, a WARNING line): naming a task never cancels it.
+
 Nothing is lost: every answer either finishes the task (2xx: processed, or its dead letter
 confirmed kept), or hands it back to Cloud Tasks with its claim released (5xx, 409) while
 Cloud Tasks still listens and will deliver it again. Every claim this handler acquires is
@@ -51,7 +54,9 @@ from handler.tracing import Tracing, annotate
 
 Processor = Callable[[TaskRequest], Mapping[str, object] | None]
 """The user's work: return normally once done (optionally a result to log), raise
-PermanentTaskError if retrying can't help, raise anything else to be retried."""
+PermanentTaskError if retrying can't help, raise anything else to be retried. During the
+call, handler.context.current() gives the task's idempotency key and the claim's fencing
+token, for the processor's own stores (docs/guarantees.md)."""
 
 logger = logging.getLogger("handler.tasks")
 
