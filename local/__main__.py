@@ -176,17 +176,15 @@ def _handler_env(
         "TASK_MAX_RETRY_DURATION": "0s",
         "TASK_DISPATCH_DEADLINE": str(min(Duration.parse(p.dispatch_deadline) for p in pipelines)),
         "TASK_CONCURRENCY": str(max(p.concurrency for p in pipelines)),
-        # Schedules' ticks become tasks in the emulator's queues (handler/ticks.py), only
-        # the stack's own schedules' ticks.
+        # Schedules' ticks become tasks in the emulator's queues (handler/ticks.py).
         "TASKS_EMULATOR_HOST": emulator.address,
-        SCHEDULES_ENV: json.dumps(
-            {
-                schedule_job(p.name, name): s.path
-                for p in pipelines
-                for name, s in p.schedules.items()
-            }
-        ),
     }
+    # Only the stack's own schedules' ticks; none without schedules (every tick refused).
+    ticks = {
+        schedule_job(p.name, name): s.path for p in pipelines for name, s in p.schedules.items()
+    }
+    if ticks:
+        env[SCHEDULES_ENV] = json.dumps(ticks)
     if shared.firestore and shared.pubsub and shared.database:
         env |= {
             "FIRESTORE_EMULATOR_HOST": shared.firestore.address,
