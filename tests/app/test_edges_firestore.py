@@ -77,14 +77,14 @@ def test_a_slow_first_claim_stamps_the_attempts_arrival_not_the_write(
     db: firestore.Client,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Issue 27.2: Firestore slow for 2 s during the first claim put firstAttemptAt 2 s late,
+    # Issue 27.2: Firestore slow for 4 s during the first claim put firstAttemptAt 4 s late,
     # so the attempt Cloud Tasks makes last was taken for one more retry.
     queue = f"q-{uuid.uuid4().hex[:8]}"
     store, test = store_app(5, RecordingSink(), [], dispatch_deadline=timedelta(seconds=30))
     original: Callable[..., object] = getattr(firestore.DocumentReference, "get")  # noqa: B009
 
     def slow_get(*args: object, **kwargs: object) -> object:
-        time.sleep(2)
+        time.sleep(4)
         return original(*args, **kwargs)
 
     try:
@@ -98,4 +98,4 @@ def test_a_slow_first_claim_stamps_the_attempts_arrival_not_the_write(
     record = ref.get().to_dict() or {}
     first = record["firstAttemptAt"]
     assert isinstance(first, datetime)
-    assert sent <= first < sent + timedelta(seconds=1)
+    assert sent <= first < sent + timedelta(seconds=3)  # not after the 4 s read
