@@ -11,10 +11,15 @@ the task name holds), fields:
              completes it
   leaseUntil Timestamp: a "claimed" record past this is taken over. While the request that
              claimed runs, and until its outcome is written, a renewer thread moves it
-             forward every third of the lease, so it lapses only once its holder has stopped
-             (crashed, killed, frozen): work that outlives the dispatch deadline (Cloud Tasks
-             then delivers the task again) keeps its claim, and the new delivery is told to
-             come back (handler/deadlines.py)
+             forward a quarter of a lease after it last started (a renewal may take until
+             an eighth of the lease is left), so it lapses only once its holder has stopped
+             or been cut off for most of a lease (crashed, killed, frozen): work that
+             outlives the dispatch deadline (Cloud Tasks then delivers the task again) keeps
+             its claim, and the new delivery is told to come back (handler/deadlines.py)
+  generation the claim's fencing token: 1 for a task's first claim, one more for each claim
+             after (a takeover included); the processor gets it (handler/context.py)
+  holder     the delivery holding (or that last held) the claim: task, attempt, host/pid,
+             named in the log line of a holder that finds its claim taken over
   deadLettered true on a record a replay took over from "dead_lettered": released, or its
              lease lapsed, the task is still dead-lettered (a duplicate for any delivery but a
              replay). A replay (X-Replay-Of) claims only a dead-lettered record: for any other
