@@ -339,6 +339,18 @@ class FirestoreStore:
             self._owners[key, threading.get_ident()] = _Held(
                 token, leased[0], generation[0], holder
             )
+            # A request of this instance still holding the task (its work, or its outcome
+            # write, outlived its lease): the claim just taken is its loss.
+            superseded = [
+                held
+                for slot, held in self._owners.items()
+                if slot[0] == key and held.token != token
+            ]
+            if key in self._finishing:
+                superseded.append(self._finishing[key])
+        taken = {HOLDER: holder, GENERATION: generation[0], "state": "claimed"}
+        for held in superseded:
+            self._lost(key, held, taken, "its work or outcome write still runs here")
         return Claim.ACQUIRED
 
     def fencing_token(self, key: str) -> int | None:
@@ -550,7 +562,11 @@ class FirestoreStore:
             with self._lock:
                 held = self._owners.pop(slot, None)
                 if held is not None:
-                    held.outcome = outcome
+                    earlier = self._finishing.get(key)
+                    # Two requests here writing one task's outcome (the later took it over):
+                    # one write goes on, and "processed" wins, as it does in the record.
+                    processed = earlier is not None and earlier.outcome == PROCESSED
+                    held.outcome = PROCESSED if processed else outcome
                     self._finishing[key] = held
             raise
         self._forget(key)

@@ -53,9 +53,12 @@ HANDLERS = 3
 DISPATCH_DEADLINE_S = 15
 # Long tasks outlive their 7.5 s lease (renewed while they run) but answer within the budget.
 LONG_S = (8.0, 12.0)
-ANSWERED = ("done", "duplicate", "rejected", "dead_lettered")
-"""Statuses a handler logs once the task's outcome is settled (its record written, or kept
-by the store to write)."""
+SETTLED = ("done", "duplicate", "rejected")
+"""Statuses a handler logs once the task's outcome record is written. Not "dead_lettered":
+for a run whose processor returned it means the `processed` record could not be written in
+time and the store kept writing it in the background ("task outcome written" once landed):
+an instance killed before that leaves the task to run again (beyond the envelope)."""
+WRITTEN = "task outcome written"
 
 
 @dataclass
@@ -186,12 +189,12 @@ def completed_runs(handlers: Handlers) -> tuple[list[Run], set[Run], set[str]]:
             if line.get("status") == "claim_lost"
         }
         if incarnation.killed:
-            answered = {
+            written = {
                 line.get("taskName")
                 for line in incarnation.child.log_lines()
-                if line.get("status") in ANSWERED
+                if line.get("status") in SETTLED or line.get("message") == WRITTEN
             }
-            cut |= {run for run in mine if run.task not in answered}
+            cut |= {run for run in mine if run.task not in written}
     return runs, cut, lost
 
 

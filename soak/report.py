@@ -13,9 +13,9 @@ Outcomes per task:
             (docs/guarantees.md) this must never happen. Beyond it, by cause, reported and
             not failing the run:
               rerun after a kill   every extra run follows a run cut by a SIGKILL after its
-                                   processor returned and before the handler logged its
-                                   answer (its `processed` record may not have been
-                                   written): at-least-once delivery runs it again
+                                   processor returned and before its `processed` record was
+                                   written (in the request, or by the store in the
+                                   background): at-least-once delivery runs it again
               claim lost           a handler logged that another delivery took the task
                                    over while its work ran (its holder was paused or cut
                                    off from Firestore for a whole lease)

@@ -132,3 +132,28 @@ def test_a_renewal_racing_its_own_completion_is_no_lost_claim(
         store.complete(key)
     assert store.claims_lost == 0
     assert [r.msg for r in caplog.records if "claim lost" in str(r.msg)] == []
+
+
+def test_a_takeover_within_one_instance_is_a_lost_claim_too(
+    emulators: dict[str, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Seen in the soak under contention: one instance's request held a task past its lease
+    # (its outcome write kept timing out) and another request of the same instance took it
+    # over and ran it again; nothing was logged.
+    key = f"q-{uuid.uuid4().hex[:8]}/t"
+    caplog.set_level(logging.ERROR, logger="handler.store")
+    with two_stores(lease_s=1.5) as (store, _):
+        monkeypatch.setattr(store, "_start_renewer", lambda: None)  # the stalled holder
+        first = threading.Thread(target=store.claim, args=(key,), kwargs={"holder": "t attempt 1"})
+        first.start()
+        first.join()
+        time.sleep(2)  # past the lease
+        assert store.claim(key, holder="t attempt 5") is Claim.ACQUIRED
+        store.complete(key)
+    lines = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
+    [line] = [m for m in lines if m.get("status") == "claim_lost"]
+    assert (line["delivery"], line["claimGeneration"]) == ("t attempt 1", 1)
+    assert (line["takenBy"], line["takenGeneration"]) == ("t attempt 5", 2)
+    assert store.claims_lost == 1

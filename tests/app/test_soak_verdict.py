@@ -56,3 +56,42 @@ def test_the_effect_store_refuses_a_stale_holder_and_a_second_commit(tmp_path: P
     assert effects.commit("t", 2) is False  # a second commit of the same effect
     assert effects.reserve("t", 1) is False
     assert (tmp_path / "t").read_text() == "2 2"
+
+
+def test_a_killed_handlers_run_whose_record_was_still_being_written_is_cut(
+    tmp_path: Path,
+) -> None:
+    # Seen under contention: processed, `processed` not written in time (dead_lettered
+    # answer, written in the background), then SIGKILLed before it landed: the run after it
+    # is the rerun a kill explains, not a double inside the envelope.
+    import json
+    import subprocess
+    from typing import cast
+
+    from local.processes import Child
+    from soak.__main__ import Handlers, Incarnation, completed_runs
+
+    def incarnation(name: str, runs: str, lines: list[dict[str, object]], killed: bool):
+        log = tmp_path / f"{name}.log"
+        log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        (tmp_path / f"{name}.runs").write_text(runs)
+        child = Child(name, cast(subprocess.Popen[bytes], None), log, 0)
+        return Incarnation(name, child, tmp_path / f"{name}.runs", killed)
+
+    handlers = Handlers(tmp_path, {}, tmp_path)
+    handlers.incarnations = [
+        incarnation(
+            "h0-0",
+            "a 1 committed\nb 1 committed\nc 1 committed\n",
+            [
+                {"taskName": "a", "status": "dead_lettered"},
+                {"taskName": "b", "status": "dead_lettered"},
+                {"taskName": "b", "message": "task outcome written"},
+                {"taskName": "c", "status": "done"},
+            ],
+            killed=True,
+        ),
+    ]
+    runs, cut, lost = completed_runs(handlers)
+    assert {run.task for run in cut} == {"a"}
+    assert [run.committed for run in runs] == [True, True, True] and lost == set()
