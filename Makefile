@@ -230,8 +230,10 @@ bench-handler: venv
 # Three handlers on Google's Firestore and Pub/Sub emulators, 5,000 tasks each delivered three
 # times at once, SIGKILLs, Firestore frozen now and then, Pub/Sub down once: exits 1 on any
 # lost or doubled task. Not part of `make test` (about four minutes; needs gcloud and java).
+# SOAK_ARGS="--contention": a busy loop on every core for the run (python -m soak --help).
+SOAK_ARGS ?=
 soak: venv
-	$(BIN)/python -m soak
+	$(BIN)/python -m soak $(SOAK_ARGS)
 
 # The program under mocks at 1/10/50/100 pipelines against a plain program.
 bench-scale: venv

@@ -1,5 +1,6 @@
 """One pipeline: queue -> private Cloud Run service, with the identities and IAM between them."""
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from .name_rules import (
     runtime_account,
     runtime_display_name,
 )
-from .names import RUNTIME_KEY, grant
+from .names import RUNTIME_KEY, grant, schedule_job
 from .payloads import PayloadBucket, PayloadBucketArgs
 from .queue import TaskQueue, TaskQueueArgs
 from .roles import (
@@ -241,6 +242,11 @@ class TaskPipeline(pulumi.ComponentResource):
             # and the handler's last attempt must be that one.
             "TASK_MAX_RETRY_DURATION": str(s.queue.max_retry_duration),
         }
+        if s.schedules:
+            # Only these schedules' ticks become tasks (handler/ticks.py): job id -> path.
+            pipeline_env["TASK_SCHEDULES"] = json.dumps(
+                {schedule_job(name, schedule): t.path for schedule, t in s.schedules.items()}
+            )
         grants: list[pulumi.Resource] = [publish, store]
         payloads: PayloadBucket | None = None
         if s.payloads.enabled:

@@ -39,6 +39,7 @@ def main() -> int:
             dispatch_deadline=runtime.dispatch_deadline,
             tracing=runtime.tracing,
             payloads=payload_reader,
+            schedules=settings.schedules(os.environ),
         )
     except (
         settings.SettingsError,
@@ -47,7 +48,11 @@ def main() -> int:
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    described = {**runtime.describe(), "payloadBucket": payload_reader.describe()}
+    described = {
+        **runtime.describe(),
+        "payloadBucket": payload_reader.describe(),
+        "schedules": sorted(settings.schedules(os.environ)),
+    }
     server = HandlerServer(
         app, host=args.host, port=port, threads=runtime.threads, settings=described
     )

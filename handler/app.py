@@ -19,6 +19,9 @@ Answers (Cloud Tasks retries anything that isn't 2xx, 4xx included):
   500 store_unavailable  the idempotency store could not be asked: retried
   400 not_a_task         no X-CloudTasks headers (not sent by Cloud Tasks)
 
+An X-Replay-Of naming a task of this queue whose record does not say dead-lettered is a
+task of its own (its own key, a WARNING line): naming a task never cancels it.
+
 Nothing is lost: every answer either finishes the task (2xx: processed, or its dead letter
 confirmed kept), or hands it back to Cloud Tasks with its claim released (5xx, 409) while
 Cloud Tasks still listens and will deliver it again. Every claim this handler acquires is
@@ -29,6 +32,8 @@ budget.
 """
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -37,6 +42,7 @@ from urllib.parse import quote, urlsplit
 
 from flask import Flask, Response, jsonify, request
 
+from handler.context import TaskContext, serving
 from handler.dead_letter import DeadLetterSink, LogDeadLetterSink
 from handler.deadlines import answer_budget, margin
 from handler.logs import request_secrets
@@ -48,7 +54,9 @@ from handler.tracing import Tracing, annotate
 
 Processor = Callable[[TaskRequest], Mapping[str, object] | None]
 """The user's work: return normally once done (optionally a result to log), raise
-PermanentTaskError if retrying can't help, raise anything else to be retried."""
+PermanentTaskError if retrying can't help, raise anything else to be retried. During the
+call, handler.context.current() gives the task's idempotency key and the claim's fencing
+token, for the processor's own stores (docs/guarantees.md)."""
 
 logger = logging.getLogger("handler.tasks")
 
@@ -133,6 +141,15 @@ def _log(task: TaskRequest, status: str, started: float, **extra: object) -> Non
     )
 
 
+INSTANCE = f"{socket.gethostname()}/{os.getpid()}"
+"""This process, as a lost claim's log line names the deliveries."""
+
+
+def _delivery(task: TaskRequest) -> str:
+    """One delivery, as a claim record names its holder."""
+    return f"{task.name} attempt {task.retry_count + 1} on {INSTANCE}"
+
+
 def _answer(status: str, code: int) -> tuple[Response, int]:
     return jsonify(status=status), code
 
@@ -151,12 +168,14 @@ def create_app(
     dispatch_deadline: timedelta | None = None,
     tracing: Tracing | None = None,
     payloads: PayloadReader | None = None,
+    schedules: Mapping[str, str] | None = None,
 ) -> Flask:
     """`max_attempts`: the queue's retry_config.max_attempts, None for -1 (unlimited).
     `max_retry_duration`: its max_retry_duration, None for 0s (unlimited). With both None a
     retryable failure is never treated as the last attempt. `dispatch_deadline`: the
     queue's; None (unknown) means every answer is taken as heard. `payloads`: where claim
-    checks are read from (handler/payloads.py); None rejects them."""
+    checks are read from (handler/payloads.py); None rejects them. `schedules`: job id -> task
+    path of the schedules whose ticks this service takes (handler/ticks.py); None: none."""
     tasks = store or InMemoryStore()
     sink = dead_letter or LogDeadLetterSink()
     # Spans and the log lines' trace fields (handler/tracing.py); by default spans only: no
@@ -236,6 +255,12 @@ def create_app(
             return "dead_letter_failed", 500, {**extra, "reason": reason, "error": repr(exc)}
         return status, 200, {**extra, "reason": reason}
 
+    def fencing_token(task: TaskRequest) -> int | None:
+        # A store written before fencing tokens has no such call: no token, not a failure.
+        ask = getattr(tasks, "fencing_token", None)
+        token = ask(task.key) if callable(ask) else None
+        return token if isinstance(token, int) else None
+
     def refuse_forged_replay(task: TaskRequest) -> None:
         if task.forged_replay:
             reason = (
@@ -252,7 +277,10 @@ def create_app(
             # keeps, stays the reference.
             delivered = claim_checks.resolve(task)
             delivered = replace(delivered, payload=decode_payload(delivered))
-            return "done", 200, result_fields(processor(delivered))
+            context = TaskContext(task.key, fencing_token(task))
+            with serving(context):
+                result = processor(delivered)
+            return "done", 200, result_fields(result)
         except (MalformedTask, PermanentTaskError) as exc:
             # Policy: what can never succeed is recorded and acknowledged, not retried.
             return record(task, str(exc), "rejected", last)
@@ -270,26 +298,44 @@ def create_app(
                 return record(task, reason, "dead_lettered", last, error=repr(exc))
             return "failed", 500, {"error": repr(exc)}
 
-    def ask(task: TaskRequest) -> tuple[Claim | None, str]:
-        """The store's answer, or None and the error."""
+    def ask(task: TaskRequest, arrived: datetime) -> tuple[Claim | None, str]:
+        """The store's answer, or None and the error. `arrived`: when this attempt reached
+        the handler, the first attempt's time if it is the first."""
         try:
-            replay = task.replay_of is not None and not task.forged_replay
             claim = tasks.claim(
-                task.key, replay=replay, first=task.retry_count == 0, timeout=time_for(task)
+                task.key,
+                replay=task.stands_for,
+                first_attempt_at=arrived if task.retry_count == 0 else None,
+                timeout=time_for(task),
+                holder=_delivery(task),
             )
             return claim, ""
         except Exception as exc:
             return None, repr(exc)
 
-    def last_chance(task: TaskRequest, claim: Claim | None, error: str) -> tuple[Claim | None, str]:
+    def last_chance(
+        task: TaskRequest, arrived: datetime, claim: Claim | None, error: str
+    ) -> tuple[Claim | None, str]:
         """On the last attempt, a 409 or 500 ends the task with Cloud Tasks: if its holder
         then crashed, nobody would finish it. So ask again every HOLDER_POLL_S while the
         answer is heard: the holder finishes (DONE), or its lease lapses and this attempt
         takes the task over (ACQUIRED); a store error is asked again too."""
         while claim in (Claim.IN_PROGRESS, None) and (left := task.time_left() or 0) > 0:
             time.sleep(min(HOLDER_POLL_S, left))
-            claim, error = ask(task)
+            claim, error = ask(task, arrived)
         return claim, error
+
+    def unmatched(task: TaskRequest) -> TaskRequest:
+        """A replay whose original has no dead letter on record: a task of its own."""
+        logger.warning(
+            {
+                "message": "replay of a task with no dead letter on record: run as its own task",
+                "taskName": task.name,
+                "queue": task.queue,
+                "replayOf": task.replay_of,
+            }
+        )
+        return replace(task, replay_unmatched=True)
 
     def settle(task: TaskRequest, outcome: Outcome, last: Callable[[], bool]) -> Outcome:
         """complete() a finished task (dead-lettered or not), release() one handed back for
@@ -328,6 +374,9 @@ def create_app(
     @app.route("/<path:path>", methods=["POST", "PUT"])
     def handle(path: str) -> tuple[Response, int]:
         started = time.monotonic()
+        # Before any store call: what Cloud Tasks counts a first attempt from, give or take
+        # its way in (which `skew` allows for), never a slow store's write time.
+        arrived = datetime.now(UTC)
         headers = {name.lower(): value for name, value in request.headers.items()}
         with request_secrets(headers), traces.task_span(headers):
             try:
@@ -339,10 +388,14 @@ def create_app(
             if budget is not None:
                 task = replace(task, answer_by=started + budget.total_seconds())
 
-            last = last_attempt_of(task, datetime.now(UTC))
-            claim, error = ask(task)
+            last = last_attempt_of(task, arrived)
+            claim, error = ask(task, arrived)
+            if claim is Claim.NOT_DEAD_LETTERED:
+                task = unmatched(task)
+                last = last_attempt_of(task, arrived)
+                claim, error = ask(task, arrived)
             if claim in (Claim.IN_PROGRESS, None) and last():
-                claim, error = last_chance(task, claim, error)
+                claim, error = last_chance(task, arrived, claim, error)
                 if claim in (Claim.IN_PROGRESS, None):
                     # Still unsettled: the dead letter keeps the task. A replay shares its
                     # key, so it is a duplicate if the holder does finish it after all.
@@ -376,5 +429,5 @@ def create_app(
             return _answer(status, code)
 
     # Schedules' ticks become tasks of this queue (handler/ticks.py).
-    register_ticks(app, handle, dispatch_deadline=dispatch_deadline)
+    register_ticks(app, handle, dispatch_deadline=dispatch_deadline, schedules=schedules)
     return app

@@ -20,7 +20,8 @@ from handler.task import REPLAY_OF_HEADER, TaskRequest
 from handler.tracing import trace_headers
 
 # Pub/Sub's limit on one attribute value: 1024 bytes (cloud.google.com/pubsub/quotas,
-# "Resource limits"; the API's own error text quoted in googleapis/google-cloud-python#7906).
+# "Resource limits": attribute value size 1,024 bytes; the API's own error text quoted in
+# googleapis/google-cloud-python#7906).
 # Keys here are short fixed names, far below the key limit; 10 attributes, far below 100.
 ATTRIBUTE_VALUE_MAX_BYTES = 1024
 # Cloud Logging refuses entries over 256 KB: the log record carries the body in parts of
@@ -35,6 +36,16 @@ _TRANSPORT = {
     "traceparent", "tracestate", "user-agent", "via", "x-cloud-trace-context",
 }  # fmt: skip
 _TRANSPORT_PREFIXES = ("x-cloudtasks-", "x-forwarded-")
+
+# A dead letter whose attributes had to be cut carries the whole request in its data
+# instead, as JSON (ENVELOPE_FIELDS, and the body as base64), marked by this attribute:
+# `taskclient replay` sends exactly what arrived. Pub/Sub takes up to 10 MB of data, and a
+# task's body is at most Cloud Tasks' task size (larger bodies travel as claim checks).
+ENVELOPE_ATTRIBUTE = "envelope"
+ENVELOPE_VERSION = "1"
+# What a replay needs of the request, each kept whole in the envelope.
+REPLAYED = ("taskName", "queue", "originalTask", "path", "contentType", "headers")
+TRACE_NAMES = ("traceparent", "tracestate")
 
 logger = logging.getLogger("handler.dead_letter")
 
@@ -66,6 +77,20 @@ class DeadLetter:
 
     attributes: dict[str, str]
     truncated: tuple[str, ...]
+    whole: dict[str, object]
+    """Every value uncut (headers as an object), for the envelope."""
+
+    @property
+    def needs_envelope(self) -> bool:
+        """Something a replay sends was cut: the data must carry the whole request."""
+        return any(name in self.truncated for name in (*REPLAYED, *TRACE_NAMES))
+
+    def data(self, body: bytes) -> bytes:
+        """The message data: the body itself, or the envelope when attributes were cut."""
+        if not self.needs_envelope:
+            return body
+        fields = {**self.whole, "bodyBase64": base64.b64encode(body).decode("ascii")}
+        return json.dumps(fields, separators=(",", ":")).encode()
 
     @classmethod
     def of(cls, task: TaskRequest, reason: str) -> "DeadLetter":
@@ -83,6 +108,7 @@ class DeadLetter:
         }
         attributes = {name: _cut(value) for name, value in values.items()}
         truncated = [name for name, value in values.items() if attributes[name] != value]
+        whole: dict[str, object] = {**values, "headers": replay_headers(task)}
         headers: dict[str, str] = {}
         for name, value in replay_headers(task).items():
             if len(json.dumps({**headers, name: value}).encode()) > ATTRIBUTE_VALUE_MAX_BYTES:
@@ -95,13 +121,17 @@ class DeadLetter:
         # is 55 characters; a tracestate that doesn't fit whole is left out (half of one is
         # not valid).
         for name, value in trace_headers(task.headers).items():
+            whole[name] = value
             if len(value.encode()) > ATTRIBUTE_VALUE_MAX_BYTES:
                 truncated.append(name)
             else:
                 attributes[name] = value
         if truncated:
             attributes["truncated"] = ",".join(truncated)
-        return cls(attributes, tuple(truncated))
+        letter = cls(attributes, tuple(truncated), whole)
+        if letter.needs_envelope:
+            attributes[ENVELOPE_ATTRIBUTE] = ENVELOPE_VERSION
+        return letter
 
 
 class DeadLetterSink(Protocol):

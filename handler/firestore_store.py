@@ -11,13 +11,22 @@ the task name holds), fields:
              completes it
   leaseUntil Timestamp: a "claimed" record past this is taken over. While the request that
              claimed runs, and until its outcome is written, a renewer thread moves it
-             forward every third of the lease, so it lapses only once its holder has stopped
-             (crashed, killed, frozen): work that outlives the dispatch deadline (Cloud Tasks
-             then delivers the task again) keeps its claim, and the new delivery is told to
-             come back (handler/deadlines.py)
-  firstAttemptAt Timestamp of the task's first attempt (null: unknown, the record was first
-             written by a retry), kept across releases: Cloud Tasks' retry limit counts
-             maxRetryDuration from it (handler/app.py)
+             forward a quarter of a lease after it last started (a renewal may take until
+             an eighth of the lease is left), so it lapses only once its holder has stopped
+             or been cut off for most of a lease (crashed, killed, frozen): work that
+             outlives the dispatch deadline (Cloud Tasks then delivers the task again) keeps
+             its claim, and the new delivery is told to come back (handler/deadlines.py)
+  generation the claim's fencing token: 1 for a task's first claim, one more for each claim
+             after (a takeover included); the processor gets it (handler/context.py)
+  holder     the delivery holding (or that last held) the claim: task, attempt, host/pid,
+             named in the log line of a holder that finds its claim taken over
+  deadLettered true on a record a replay took over from "dead_lettered": released, or its
+             lease lapsed, the task is still dead-lettered (a duplicate for any delivery but a
+             replay). A replay (X-Replay-Of) claims only a dead-lettered record: for any other
+             it is a task of its own (handler/app.py), so naming a task can't cancel it
+  firstAttemptAt Timestamp of the task's first attempt as it reached the handler (null:
+             unknown, the record was first written by a retry), kept across releases: Cloud
+             Tasks' retry limit counts maxRetryDuration from it (handler/app.py)
   updatedAt  Timestamp of the last write: the stack's TTL policy on this field (with the
              stack's `idempotency.ttl` as its expiration offset, components/idempotency.py)
              deletes the record that long after (typically within 24 h more, per Firestore)
@@ -54,8 +63,20 @@ COLLECTION = "idempotency"
 TTL_FIELD = "updatedAt"
 FIRST_ATTEMPT = "firstAttemptAt"
 # Renewals and background completions at once: an instance may hold as many claims as
-# requests, up to 1000 (Cloud Run's maximum concurrency), and each is a read and a write.
-RENEW_THREADS = 8
+# requests, up to 1000 (Cloud Run's maximum concurrency), and each is a read and a write
+# that may wait most of a lease on a slow store: as many as a busy instance holds claims
+# past a quarter of a lease, so that none waits behind another's slow renewal.
+RENEW_THREADS = 64
+# A claim is renewed once this share of its lease has passed, checked every ROUND of a
+# lease; a renewal may take until RENEW_MARGIN of the lease is left (handler/deadlines.py's
+# lease is half the dispatch deadline: 7.5 s at the smallest, 15 s).
+RENEW_AFTER = 0.25
+ROUND = 0.0625
+RENEW_MARGIN = 0.125
+# The claim's fencing token: 1 for the first claim of a task, one more for each claim after
+# (handler/context.py); and the delivery that holds it, for the log of a lost claim.
+GENERATION = "generation"
+HOLDER = "holder"
 # Errors worth another read and write, within the call's deadline: every write is conditional,
 # so trying again is always safe. Aborted is the emulator's "Transaction lock timeout."
 TRANSIENT = (
@@ -78,6 +99,11 @@ DEAD_LETTERED = "dead_lettered"
 # What a delivery that is not a replay takes as settled ("done": records written before
 # processed and dead-lettered were told apart).
 SETTLED = (PROCESSED, DEAD_LETTERED, "done")
+# What a replay (X-Replay-Of) may take over: a task whose dead letter is kept.
+REPLAYABLE = (DEAD_LETTERED, "done")
+# Kept on a dead-lettered record a replay claims: released, or lapsed, it is still
+# dead-lettered (a duplicate for any other delivery, the replay's retry may claim it).
+DEAD_LETTER_MARK = "deadLettered"
 # A record in one of these states belongs to the same run of attempts: a new claim keeps its
 # first attempt. Any other (none, or a dead-lettered one a replay takes over) starts anew.
 SAME_ATTEMPTS = ("claimed", "released")
@@ -101,6 +127,19 @@ def _task(key: str) -> dict[str, str]:
 def _ours(record: dict[str, object], token: str | None) -> bool:
     """The record is the live claim this token was given."""
     return token is not None and (record.get("state"), record.get("owner")) == ("claimed", token)
+
+
+def _dead_lettered(record: dict[str, object]) -> bool:
+    """Its dead letter is kept and nothing processed it since: dead-lettered, or taken over
+    by a replay that has not settled it (released, or its lease lapsed)."""
+    return record.get("state") in REPLAYABLE or (
+        record.get(DEAD_LETTER_MARK) is True and record.get("state") in SAME_ATTEMPTS
+    )
+
+
+def _generation(record: dict[str, object]) -> int:
+    value = record.get(GENERATION)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _live(record: dict[str, object], now: datetime) -> bool:
@@ -151,9 +190,16 @@ class _Deadline:
 class _Held:
     token: str
     written: float
-    """time.monotonic() of the claim's last write (acquired or renewed)."""
+    """time.monotonic() from which the claim's lease last ran (before the read that led to
+    its last write, acquired or renewed): the lease holds at least until written + lease."""
+    generation: int = 0
+    """The claim's fencing token (the record's `generation` it wrote)."""
+    holder: str = ""
+    """The delivery that holds it, as the record names it."""
     outcome: str | None = None
     """For a completion handed to the background: the state still to be written."""
+    lost: bool = False
+    """Another delivery took the task over (logged and counted once)."""
 
 
 class FirestoreStore:
@@ -174,6 +220,8 @@ class FirestoreStore:
         self._finishing: dict[str, _Held] = {}
         self._renewer: threading.Thread | None = None
         self._renewing: set[object] = set()  # slots and keys with a renewal under way
+        self.claims_lost = 0
+        """Claims this instance found taken over while its work ran (each logged)."""
         self._stopping = threading.Event()
 
     def _db(self) -> firestore.Client:
@@ -214,15 +262,23 @@ class FirestoreStore:
         return True
 
     def claim(
-        self, key: str, *, replay: bool = False, first: bool = False, timeout: float | None = None
+        self,
+        key: str,
+        *,
+        replay: bool = False,
+        first_attempt_at: datetime | None = None,
+        timeout: float | None = None,
+        holder: str = "",
     ) -> Claim:
         deadline = _Deadline(timeout)
         ref = self._document(key)
         token = uuid.uuid4().hex
         settled = (PROCESSED,) if replay else SETTLED
         leased = [time.monotonic()]
+        generation = [0]
 
         def step() -> Claim | None:
+            started = time.monotonic()
             snapshot, record = self._read(ref, deadline)
             if _ours(record, token):  # our write landed, its answer was lost
                 return Claim.ACQUIRED
@@ -231,19 +287,33 @@ class FirestoreStore:
                 return Claim.DONE
             if _live(record, now):
                 return Claim.IN_PROGRESS
+            dead = _dead_lettered(record)
+            if dead and not replay:
+                return Claim.DONE
+            if replay and not dead:
+                # No dead letter of this task is on record: the replay can't stand for it
+                # (else any enqueuer could cancel a predictable task by naming it).
+                return Claim.NOT_DEAD_LETTERED
             if record.get("state") in SAME_ATTEMPTS:
                 first_at = record.get(FIRST_ATTEMPT)
             else:
-                first_at = now if first else None
+                # The first attempt's arrival, as the handler stamped it before asking: not
+                # this write's time, which a slow store puts late (Cloud Tasks counts the
+                # retry duration from the attempt).
+                first_at = first_attempt_at
+            generation[0] = _generation(record) + 1
             fields = {
                 "state": "claimed",
                 "owner": token,
                 "leaseUntil": now + self._lease,
+                GENERATION: generation[0],
+                HOLDER: holder,
+                DEAD_LETTER_MARK: dead,
                 FIRST_ATTEMPT: first_at,
                 TTL_FIELD: now,
                 "key": key,
             }
-            leased[0] = time.monotonic()
+            leased[0] = started
             return (
                 Claim.ACQUIRED
                 if self._write_if_unchanged(ref, snapshot, fields, deadline)
@@ -256,17 +326,38 @@ class FirestoreStore:
         # ACQUIRED only while the lease holds, with time to renew it: a write that took a
         # third of the lease is renewed now, and if another delivery took the task over
         # meanwhile, this one comes back later.
-        if time.monotonic() - leased[0] >= self._lease.total_seconds() / 3:
-            leased[0] = time.monotonic()
-            if not self._renew(key, token, deadline):
+        if time.monotonic() - leased[0] >= self._lease.total_seconds() * RENEW_AFTER:
+            renewed_from = time.monotonic()
+            if self._renew(key, token, deadline) is not None:
                 return Claim.IN_PROGRESS
+            leased[0] = renewed_from
         # Before the claim is recorded here: if no thread can start, claim() raises, the
         # request answers store_unavailable, and the claim lapses with its first lease
         # instead of staying recorded, and renewed, for a request that is gone.
         self._start_renewer()
         with self._lock:
-            self._owners[key, threading.get_ident()] = _Held(token, leased[0])
+            self._owners[key, threading.get_ident()] = _Held(
+                token, leased[0], generation[0], holder
+            )
+            # A request of this instance still holding the task (its work, or its outcome
+            # write, outlived its lease): the claim just taken is its loss.
+            superseded = [
+                held
+                for slot, held in self._owners.items()
+                if slot[0] == key and held.token != token
+            ]
+            if key in self._finishing:
+                superseded.append(self._finishing[key])
+        taken = {HOLDER: holder, GENERATION: generation[0], "state": "claimed"}
+        for held in superseded:
+            self._lost(key, held, taken, "its work or outcome write still runs here")
         return Claim.ACQUIRED
+
+    def fencing_token(self, key: str) -> int | None:
+        """The generation of the claim on KEY this request holds; None if it holds none."""
+        with self._lock:
+            held = self._owners.get((key, threading.get_ident()))
+        return None if held is None else held.generation
 
     def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
         deadline = _Deadline(timeout)
@@ -291,22 +382,24 @@ class FirestoreStore:
                 self._renewer = renewer
 
     def _renew_while_held(self) -> None:
-        """Renews each claim a third of a lease after its last write: short tasks, most of
-        them, are settled before that and never cost a renewal. Each renewal is on its own,
-        with no round to wait for: one slow call holds back its own claim only. Completions
-        handed to the background are tried again every round."""
-        every = self._lease.total_seconds() / 3
+        """Renews each claim a quarter of a lease after its lease last started: short tasks,
+        most of them, are settled before that and never cost a renewal. A renewal may take
+        until shortly before its lease ends, retrying what fails meanwhile (a slow or paused
+        store, or a renewal started late because this process was starved of CPU, still
+        lands in time), and each is on its own thread, so one slow call holds back its own
+        claim only. Completions handed to the background are tried again every round."""
+        lease = self._lease.total_seconds()
         with ThreadPoolExecutor(RENEW_THREADS, thread_name_prefix="claim-renewal") as pool:
-            while not self._stopping.wait(every / 2):
+            while not self._stopping.wait(lease * ROUND):
                 now = time.monotonic()
                 with self._lock:
-                    due: list[tuple[object, str, str]] = [
-                        (slot, slot[0], held.token)
+                    due: list[tuple[object, str, _Held]] = [
+                        (slot, slot[0], held)
                         for slot, held in self._owners.items()
-                        if now - held.written >= every and slot not in self._renewing
+                        if now - held.written >= lease * RENEW_AFTER and slot not in self._renewing
                     ]
                     due += [
-                        (key, key, held.token)
+                        (key, key, held)
                         for key, held in self._finishing.items()
                         if key not in self._renewing
                     ]
@@ -320,70 +413,102 @@ class FirestoreStore:
                         fields = {**_task(item[1]), "error": repr(exc)}
                         logger.error({"message": "claim not renewed", **fields})
 
-    def _renew_one(self, slot: object, key: str, token: str) -> None:
-        written = time.monotonic()
+    def _renewal_deadline(self, held: _Held) -> _Deadline:
+        """Until shortly before the lease ends (a renewal landing after it may find the task
+        taken over); at least a short try when that moment has passed."""
+        lease = self._lease.total_seconds()
+        left = held.written + lease * (1 - RENEW_MARGIN) - time.monotonic()
+        return _Deadline(max(left, lease * RENEW_AFTER / 2))
+
+    def _renew_one(self, slot: object, key: str, held: _Held) -> None:
+        started = time.monotonic()
         try:
             if isinstance(slot, str):
-                self._finish_later(key, token)
+                self._finish_later(key, held)
                 return
-            renewed = self._renew(key, token, _Deadline(self._lease.total_seconds() / 3))
-        except Exception as exc:  # the next round tries again, well within the lease
+            taken = self._renew(key, held.token, self._renewal_deadline(held))
+        except Exception as exc:  # the next round tries again while the lease lasts
             logger.warning({"message": "claim not renewed", **_task(key), "error": repr(exc)})
             return
         finally:
             with self._lock:
                 self._renewing.discard(slot)
         with self._lock:
-            held = self._owners.get(slot)  # pyright: ignore[reportArgumentType]
+            current = self._owners.get(slot)  # pyright: ignore[reportArgumentType]
             # Not ours any more: settled meanwhile (its record then no longer says "claimed"
             # with our token either), which is no loss.
-            if held is None or held.token != token:
+            if current is None or current.token != held.token:
                 return
-            if renewed:
-                held.written = written
+            if taken is None:
+                current.written = started
+                return
+            if _generation(taken) <= held.generation:
+                # No claim since ours: this request settled it meanwhile (its outcome landed
+                # between the renewal's read and now), or the record is gone (TTL).
                 return
             del self._owners[slot]  # pyright: ignore[reportArgumentType]
         # Its lease lapsed before a renewal landed (the instance was frozen or cut off from
         # Firestore for a whole lease) and another delivery took the task over.
+        self._lost(key, held, taken, "its work is still running here")
+
+    def _lost(self, key: str, held: _Held, record: dict[str, object], doing: str) -> None:
+        """Says, once per claim, that another delivery took this claim's task over: both
+        deliveries and their fencing tokens, so that a second run can be traced and a
+        processor's store that checks the token refuses this holder's late writes."""
+        with self._lock:
+            if held.lost:
+                return
+            held.lost = True
+            self.claims_lost += 1
         logger.error(
             {
-                "message": "claim lost: another delivery took this task over while its work"
-                " was running here; it may run twice",
+                "message": f"claim lost: another delivery took this task over; {doing}, so it"
+                " may run twice (a processor that passes its fencing token to its store is"
+                " refused there)",
+                "status": "claim_lost",
                 **_task(key),
+                "delivery": held.holder,
+                "claimGeneration": held.generation,
+                "takenBy": record.get(HOLDER, ""),
+                "takenGeneration": _generation(record),
+                "takenState": record.get("state"),
             }
         )
 
-    def _finish_later(self, key: str, token: str) -> None:
+    def _finish_later(self, key: str, held: _Held) -> None:
         """One more try at a completion the request had to answer without: the outcome,
         else at least a renewal, so that the claim holds until the outcome lands."""
         with self._lock:
-            held = self._finishing.get(key)
-        if held is None or held.token != token or held.outcome is None:
+            current = self._finishing.get(key)
+        if current is not held or held.outcome is None:
             return
         try:
-            self._finish(key, token, held.outcome, _Deadline(self._lease.total_seconds() / 3))
+            self._finish(key, held, held.outcome, self._renewal_deadline(held))
         except Exception as exc:
             logger.warning(
                 {"message": "task outcome not written yet", **_task(key), "error": repr(exc)}
             )
-            self._renew(key, token, _Deadline(self._lease.total_seconds() / 3))
+            renewed_from = time.monotonic()
+            if self._renew(key, held.token, self._renewal_deadline(held)) is None:
+                held.written = renewed_from
             return
         with self._lock:
             self._finishing.pop(key, None)
         logger.info({"message": "task outcome written", **_task(key), "state": held.outcome})
 
-    def _renew(self, key: str, token: str, deadline: _Deadline) -> bool:
+    def _renew(self, key: str, token: str, deadline: _Deadline) -> dict[str, object] | None:
+        """None once renewed; the record found if the claim is no longer this token's."""
         ref = self._document(key)
 
-        def step() -> bool | None:
+        def step() -> tuple[dict[str, object] | None] | None:
             snapshot, record = self._read(ref, deadline)
             if not _ours(record, token):
-                return False
+                return (record,)
             now = datetime.now(UTC)
             fields: dict[str, object] = {"leaseUntil": now + self._lease, TTL_FIELD: now}
-            return True if self._write_if_unchanged(ref, snapshot, fields, deadline) else None
+            return (None,) if self._write_if_unchanged(ref, snapshot, fields, deadline) else None
 
-        return deadline.until_done(step)
+        return deadline.until_done(step)[0]
 
     def _forget(self, key: str) -> str | None:
         """Stops renewing this request's claim of KEY; its owner token, if it held one."""
@@ -391,29 +516,25 @@ class FirestoreStore:
             held = self._owners.pop((key, threading.get_ident()), None)
         return None if held is None else held.token
 
-    def _finish(self, key: str, token: str | None, outcome: str, deadline: _Deadline) -> None:
+    def _finish(self, key: str, held: _Held | None, outcome: str, deadline: _Deadline) -> None:
         """Writes the task's outcome, unless it is already written. "processed" goes over
         whatever is there: the task was processed, whoever holds the record now. A dead
         letter never goes over a processed record (after this claim's lease lapsed another
         delivery may have processed the task, and a replay must then be a duplicate), nor
         over another delivery's live claim (its own outcome will be written)."""
         ref = self._document(key)
+        token = None if held is None else held.token
 
         def step() -> bool | None:
             snapshot, record = self._read(ref, deadline)
             now = datetime.now(UTC)
+            # Claimed again since ours: another delivery took the task over.
+            if held is not None and _generation(record) > held.generation:
+                self._lost(key, held, record, f"its work ended here ({outcome})")
             if record.get("state") in (PROCESSED, outcome):
                 return True
-            if not _ours(record, token) and _live(record, now):
-                if outcome == DEAD_LETTERED:
-                    return True
-                logger.error(
-                    {
-                        "message": "claim lost: another delivery holds this task, which was"
-                        " processed here; it may run twice",
-                        **_task(key),
-                    }
-                )
+            if not _ours(record, token) and _live(record, now) and outcome == DEAD_LETTERED:
+                return True
             fields = {
                 "state": outcome,
                 "owner": firestore.DELETE_FIELD,
@@ -434,15 +555,18 @@ class FirestoreStore:
         slot = (key, threading.get_ident())
         with self._lock:
             held = self._owners.get(slot)
-        token = None if held is None else held.token
         outcome = DEAD_LETTERED if dead_lettered else PROCESSED
         try:
-            self._finish(key, token, outcome, _Deadline(timeout))
+            self._finish(key, held, outcome, _Deadline(timeout))
         except Exception:
             with self._lock:
                 held = self._owners.pop(slot, None)
                 if held is not None:
-                    held.outcome = outcome
+                    earlier = self._finishing.get(key)
+                    # Two requests here writing one task's outcome (the later took it over):
+                    # one write goes on, and "processed" wins, as it does in the record.
+                    processed = earlier is not None and earlier.outcome == PROCESSED
+                    held.outcome = PROCESSED if processed else outcome
                     self._finishing[key] = held
             raise
         self._forget(key)

@@ -27,8 +27,12 @@ CLAIM_CHECK_TYPE = "application/vnd.cloudrun-tasks.claim-check+json"
 BUCKET_ENV = "TASK_PAYLOAD_BUCKET"
 # Longest wait for one download; less when the attempt's answer budget has less left.
 FETCH_TIMEOUT_S = 60.0
-# Never wait less than this: a download that can't start in time fails and is retried.
-MIN_FETCH_TIMEOUT_S = 1.0
+# The share of the answer budget left that a download may take, its retries included: a
+# request started just before the retry deadline may take its own timeout more, and the
+# rest is for handing the task back (releasing its claim) while Cloud Tasks still listens.
+FETCH_SHARE = 0.4
+# With less than this to spend the download is not started: the attempt fails (retried).
+MIN_FETCH_TIMEOUT_S = 0.5
 # Bucket names: 3-63 characters (up to 222 with dots), lowercase letters, digits, "-", "_"
 # and "."; start and end with a letter or digit (cloud.google.com/storage/docs/buckets#naming).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
@@ -73,6 +77,11 @@ class ClaimCheck:
             raw = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise MalformedTask(f"claim check: not JSON ({exc})") from None
+        except (ValueError, RecursionError) as exc:
+            # Valid JSON Python won't hold (an integer over sys.get_int_max_str_digits()
+            # digits, nesting past the recursion limit): the same on every attempt.
+            why = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+            raise MalformedTask(f"claim check: not JSON Python can read ({why})") from None
         if not isinstance(raw, dict):
             raise MalformedTask("claim check: not a JSON object")
         fields: dict[str, Any] = raw
@@ -142,6 +151,17 @@ class PayloadReader:
             raise MalformedTask(
                 f"claim check {check.url}: not in this pipeline's payload bucket {self.bucket}"
             )
+        # One bucket serves every pipeline of the stack's queues that share it: a task may
+        # only name what its own queue's enqueuers uploaded (taskclient/offload.py names
+        # objects `<queue id>/...`).
+        prefix = f"{task.queue}/"
+        if not check.object.startswith(prefix) or len(check.object) == len(prefix):
+            raise MalformedTask(
+                f"claim check {check.url}: object not under this queue's prefix {prefix}"
+            )
+        if check.content_type.split(";")[0].strip().lower() == CLAIM_CHECK_TYPE:
+            # Never resolved a second time: the processor must get data, never a reference.
+            raise MalformedTask(f"claim check {check.url}: the object is itself a claim check")
         body = self._download(check, task.time_left())
         if len(body) != check.size:
             found = f"more than {check.size}" if len(body) > check.size else str(len(body))
@@ -162,14 +182,23 @@ class PayloadReader:
 
     def _download(self, check: ClaimCheck, time_left: float | None) -> bytes:
         from google.api_core import exceptions
+        from google.cloud.storage.retry import DEFAULT_RETRY
 
-        timeout = FETCH_TIMEOUT_S if time_left is None else min(FETCH_TIMEOUT_S, time_left)
+        budget = FETCH_TIMEOUT_S
+        if time_left is not None:
+            budget = min(FETCH_TIMEOUT_S, time_left * FETCH_SHARE)
+        if budget < MIN_FETCH_TIMEOUT_S:
+            raise PayloadUnavailable(
+                f"claim check {check.url}: {budget:.1f} s left of the answer budget, too"
+                " little to download it"
+            )
         blob = self._storage().bucket(check.bucket).blob(check.object)
         try:
             # One byte past the stated size, so that a longer object is caught without
-            # reading all of it.
+            # reading all of it. The library's default retry goes on for 120 s whatever
+            # the request timeout: bounded here by what the answer budget allows.
             return blob.download_as_bytes(
-                start=0, end=check.size, timeout=max(timeout, MIN_FETCH_TIMEOUT_S)
+                start=0, end=check.size, timeout=budget, retry=DEFAULT_RETRY.with_timeout(budget)
             )
         except exceptions.NotFound:
             raise MalformedTask(

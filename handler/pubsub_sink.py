@@ -5,7 +5,9 @@ Message data: the request body, exactly and whole. Attributes (handler/dead_lett
 DeadLetter): taskName, queue, retryCount, reason, path (the request target as it arrived:
 raw path and ?query), contentType, headers (the request's
 non-credential headers as a JSON object), and `truncated` naming any attribute cut to
-Pub/Sub's 1024-byte value limit, in which case the full record also goes to the log.
+Pub/Sub's 1024-byte value limit, in which case the full record also goes to the log. When
+what was cut is something a replay sends (path, headers, names, trace context), the data
+is instead the whole request as a JSON envelope, and the attribute `envelope` says so.
 `write` returns only once Pub/Sub has confirmed the publish (it returned a message id).
 """
 
@@ -42,7 +44,7 @@ class PubSubDeadLetterSink:
         letter = DeadLetter.of(task, reason)
         future = self._client().publish(
             self._topic,
-            task.body,
+            letter.data(task.body),
             retry=Retry(timeout=timeout_s),
             timeout=timeout_s,
             **letter.attributes,

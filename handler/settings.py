@@ -21,12 +21,16 @@ TASK_DEAD_LETTER_TOPIC   projects/P/topics/T: dead letters published there (PUBS
                          is honoured); unset: written to the log
 GOOGLE_CLOUD_PROJECT     the project (Firestore's, and the one in log lines' trace field,
                          projects/P/traces/T); unset: log lines carry no trace fields
+TASK_SCHEDULES           JSON object, Cloud Scheduler job id -> task path, of the pipeline's
+                         schedules: only their ticks become tasks (handler/ticks.py); unset:
+                         no schedules, every tick is refused
 TASK_TRACE_EXPORT        cloud-trace: the handler's spans are exported to Cloud Trace in
                          GOOGLE_CLOUD_PROJECT (the runtime account needs roles/cloudtrace.agent);
                          unset or off: not exported (handler/tracing.py)
 """
 
 import importlib
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -40,6 +44,7 @@ from handler.app import Processor
 from handler.dead_letter import DeadLetterSink, LogDeadLetterSink
 from handler.deadlines import lease
 from handler.store import IdempotencyStore, InMemoryStore
+from handler.tick_wire import SCHEDULES_ENV
 from handler.tracing import Tracing
 
 DEFAULT_PROCESSOR = "handler.example:process"
@@ -96,6 +101,25 @@ def max_retry_duration(environ: Mapping[str, str]) -> timedelta | None:
         )
     seconds = float(raw[:-1])
     return timedelta(seconds=seconds) if seconds > 0 else None
+
+
+def schedules(environ: Mapping[str, str]) -> dict[str, str]:
+    raw = environ.get(SCHEDULES_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        value: object = json.loads(raw)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.startswith("/")
+        for k, v in value.items()  # pyright: ignore[reportUnknownVariableType]
+    ):
+        raise SettingsError(
+            f"{SCHEDULES_ENV}: must be a JSON object of job id -> task path starting with '/',"
+            ' e.g. {"orders_nightly": "/reports"}'
+        )
+    return cast(dict[str, str], value)
 
 
 def processor(environ: Mapping[str, str] = os.environ) -> Processor:

@@ -29,16 +29,34 @@ class Claim(Enum):
     without doing the work again."""
     IN_PROGRESS = "in_progress"
     """Another delivery of this task is being processed right now: ask to be retried later."""
+    NOT_DEAD_LETTERED = "not_dead_lettered"
+    """For a replay only: the task it names has no dead-lettered record (never dead-lettered,
+    still being retried, or its record expired), so the replay may not stand for it: it is
+    a task of its own (handler/app.py claims it under its own key)."""
 
 
 class IdempotencyStore(Protocol):
     def claim(
-        self, key: str, *, replay: bool = False, first: bool = False, timeout: float | None = None
+        self,
+        key: str,
+        *,
+        replay: bool = False,
+        first_attempt_at: datetime | None = None,
+        timeout: float | None = None,
+        holder: str = "",
     ) -> Claim:
         """`replay`: a replay of the dead-lettered task `key` (X-Replay-Of) may take over a
-        dead-lettered record; once processed, it answers DONE like any other. `first`: this
-        delivery is the task's first attempt (retry count 0), so a record created now
-        notes now as its first attempt; otherwise a new record's first attempt is unknown."""
+        dead-lettered record, and only such a record: a processed one answers DONE, a live
+        claim IN_PROGRESS, anything else NOT_DEAD_LETTERED. `first_attempt_at`: given on
+        the task's first attempt (retry count 0), when that attempt reached the handler; a
+        record created now keeps it as the first attempt (Cloud Tasks counts the retry
+        duration from it), a record that exists keeps its own. None: unknown. `holder`:
+        the delivery asking, named in the log if another one takes its claim over."""
+        ...
+
+    def fencing_token(self, key: str) -> int | None:
+        """The generation of the claim on `key` this request (thread) holds: larger than
+        every earlier claim's of the key (handler/context.py); None if it holds none."""
         ...
 
     def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
@@ -59,37 +77,72 @@ class IdempotencyStore(Protocol):
 
 
 class InMemoryStore:
-    """Thread-safe, per process; remembers the most recent `capacity` settled tasks. Every
-    call answers at once (`timeout` is never reached). It doesn't know a task's first
-    attempt: another instance may have taken it (the handler then errs toward
-    dead-lettering)."""
+    """Thread-safe, per process; remembers the most recent `capacity` settled tasks, and the
+    first attempt of the tasks it saw first (another instance may have taken a task's first
+    attempt: its first attempt is then unknown, and the handler errs toward dead-lettering).
+    Every call answers at once (`timeout` is never reached)."""
 
     def __init__(self, capacity: int = 100_000) -> None:
         self._capacity = capacity
         self._settled: OrderedDict[str, bool] = OrderedDict()  # key -> dead-lettered
         self._running: set[str] = set()
+        # Dead-lettered tasks a replay took over and has not settled: still dead-lettered
+        # for every delivery but a replay, released or not.
+        self._replaying: set[str] = set()
+        # key -> its first attempt, for tasks not settled yet (released ones included).
+        self._first: OrderedDict[str, datetime] = OrderedDict()
+        # key -> its last claim's generation (the fencing token), for the `capacity` most
+        # recently claimed tasks.
+        self._generations: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
 
     def claim(
-        self, key: str, *, replay: bool = False, first: bool = False, timeout: float | None = None
+        self,
+        key: str,
+        *,
+        replay: bool = False,
+        first_attempt_at: datetime | None = None,
+        timeout: float | None = None,
+        holder: str = "",
     ) -> Claim:
         with self._lock:
             if key in self._running:
                 return Claim.IN_PROGRESS
-            if key in self._settled and not (replay and self._settled[key]):
+            dead = self._settled.get(key) is True or key in self._replaying
+            if self._settled.get(key) is False or (dead and not replay):
                 return Claim.DONE
-            self._settled.pop(key, None)
+            if replay and not dead:
+                return Claim.NOT_DEAD_LETTERED
+            if key in self._settled:  # a replay takes a dead-lettered task over: anew
+                del self._settled[key]
+                self._first.pop(key, None)
+                self._replaying.add(key)
+            if first_attempt_at is not None:
+                self._first.setdefault(key, first_attempt_at)
+                while len(self._first) > self._capacity:
+                    self._first.popitem(last=False)
             self._running.add(key)
+            self._generations[key] = self._generations.get(key, 0) + 1
+            self._generations.move_to_end(key)
+            while len(self._generations) > self._capacity:
+                self._generations.popitem(last=False)
             return Claim.ACQUIRED
 
+    def fencing_token(self, key: str) -> int | None:
+        with self._lock:
+            return self._generations.get(key) if key in self._running else None
+
     def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
-        return None
+        with self._lock:
+            return self._first.get(key)
 
     def complete(
         self, key: str, *, dead_lettered: bool = False, timeout: float | None = None
     ) -> None:
         with self._lock:
             self._running.discard(key)
+            self._first.pop(key, None)
+            self._replaying.discard(key)
             # Never over "processed": a replay of a task processed meanwhile is a duplicate.
             self._settled[key] = dead_lettered and self._settled.get(key, True)
             # Cloud Tasks de-duplicates task names for about an hour; older entries matter

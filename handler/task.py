@@ -45,6 +45,10 @@ class TaskRequest:
     target: str = ""
     payload: object = None
     answer_by: float | None = None
+    replay_unmatched: bool = False
+    """X-Replay-Of named a task of this queue whose record says nothing was dead-lettered
+    (never dead-lettered, still being retried, or its record expired): the replay may not
+    stand for it, and is a task of its own (its own key)."""
 
     def __post_init__(self) -> None:
         if not self.target:  # built without one (tests, older callers): the path is the target
@@ -84,14 +88,20 @@ class TaskRequest:
         return queue is not None and queue != self.queue
 
     @property
+    def stands_for(self) -> bool:
+        """A replay that may stand for the task it names (same queue, and not found to name
+        a task with no dead letter on record): the store still checks the record."""
+        return self.replay_of is not None and not self.forged_replay and not self.replay_unmatched
+
+    @property
     def key(self) -> str:
         """Its idempotency key: unique per task, since task names are unique within a queue.
         A replay on the same queue shares its original task's key, so that however many
         dead letters and replays one task has, it is processed once, and not at all if it
-        finished after all. A replay naming another queue keeps its own key (it is refused).
-        Neither queue ids nor task names hold a "/"."""
+        finished after all. A replay naming another queue, or a task with no dead letter on
+        record, keeps its own key. Neither queue ids nor task names hold a "/"."""
         original = self.replay_of
-        if original is None or self.forged_replay:
+        if original is None or not self.stands_for:
             return f"{self.queue}/{self.name}"
         return original if "/" in original else f"{self.queue}/{original}"
 

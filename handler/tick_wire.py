@@ -30,6 +30,24 @@ def tick_task_id(job: str, schedule_time: str) -> str:
     return hashlib.sha256(f"{job}\n{schedule_time}".encode()).hexdigest()
 
 
+# The handler's setting naming the service's schedules: a JSON object of Cloud Scheduler
+# job id -> the schedule's task path (components/pipeline.py, local/__main__.py set it).
+SCHEDULES_ENV = "TASK_SCHEDULES"
+
+
 def schedule_time(when: datetime) -> str:
-    """A tick's time as X-CloudScheduler-ScheduleTime carries it: RFC 3339 in UTC."""
-    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """One instant's one spelling, as the tick's task is named from it: RFC 3339 in UTC,
+    `Z`, fractional seconds only when there are any (a cron time has none)."""
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_schedule_time(raw: str) -> datetime | None:
+    """X-CloudScheduler-ScheduleTime as an instant; None unless it is a date and time with
+    a UTC offset (`Z`, `+01:00`): the same instant, however written, is the same tick."""
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    if "T" not in raw.upper() or when.tzinfo is None or when.utcoffset() is None:
+        return None
+    return when

@@ -9,11 +9,18 @@ creates it once (ALREADY_EXISTS for the others, answered 200 here), and should i
 it again after its de-duplication window, the claim on the task's name (handler/app.py)
 still runs it once.
 
+The task is named from the job and the tick's instant (the schedule time parsed and
+written one way, handler/tick_wire.py): `…Z`, `….000Z` and `+01:00` spellings of one instant
+are one task. Only the service's own schedules tick (TASK_SCHEDULES, job id -> path): a tick
+naming another job, or its job with another path, is refused.
+
 Answers (Cloud Scheduler retries anything that isn't 2xx, up to the job's retryCount):
-  200 ticked       the tick's task was created
-  200 duplicate    it existed already: this tick was delivered before
-  400 not_a_tick   no job name, schedule time or queue: not sent by a schedule's job
-  500 tick_failed  the task could not be created (the error is logged): retried
+  200 ticked            the tick's task was created
+  200 duplicate         it existed already: this tick was delivered before
+  400 not_a_tick        no job name, schedule time that is an instant, or queue: not sent
+                        by a schedule's job
+  400 unknown_schedule  no schedule of this service has that job and path
+  500 tick_failed       the task could not be created (the error is logged): retried
 """
 
 import logging
@@ -23,6 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Protocol
+from urllib.parse import unquote
 
 from flask import Flask, Response, jsonify, request
 from google.api_core.exceptions import AlreadyExists
@@ -34,6 +42,8 @@ from handler.tick_wire import (
     QUEUE_HEADER,
     SCHEDULE_TIME_HEADER,
     TICK_PREFIX,
+    parse_schedule_time,
+    schedule_time,
     tick_task_id,
 )
 from handler.tracing import trace_headers
@@ -43,6 +53,8 @@ logger = logging.getLogger("handler.ticks")
 # Set by the local run and tests: the Cloud Tasks emulator's HOST:PORT (plain gRPC).
 EMULATOR_ENV = "TASKS_EMULATOR_HOST"
 _QUEUE = re.compile(r"projects/[^/\s]+/locations/[^/\s]+/queues/[A-Za-z0-9-]+")
+_JOB = re.compile(r"projects/[^/\s]+/locations/[^/\s]+/jobs/[A-Za-z0-9_-]+")
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,500}")
 
 
 class TaskCreator(Protocol):
@@ -99,10 +111,14 @@ def register_ticks(
     *,
     tasks: Callable[[], TaskCreator] = cloud_tasks,
     dispatch_deadline: timedelta | None = None,
+    schedules: Mapping[str, str] | None = None,
 ) -> None:
     """Adds the tick endpoint to APP. A request there that Cloud Tasks delivered (an
-    enqueuer's task at a /_tick path) is a task like any other: FALLBACK handles it."""
+    enqueuer's task at a /_tick path) is a task like any other: FALLBACK handles it.
+    `schedules`: job id -> task path of the service's schedules; None or empty: none, and
+    every tick is refused."""
     client: list[TaskCreator] = []
+    known = dict(schedules or {})
 
     def creator() -> TaskCreator:
         # Created on first tick, in the serving process (gRPC channels don't survive fork).
@@ -120,13 +136,25 @@ def register_ticks(
         when = request.headers.get(SCHEDULE_TIME_HEADER, "").strip()
         queue = request.headers.get(QUEUE_HEADER, "").strip()
         line: dict[str, object] = {"job": job, "scheduleTime": when, "path": "/" + path}
-        if not job or not when or not _QUEUE.fullmatch(queue):
+        instant = parse_schedule_time(when)
+        if not job or instant is None or not _QUEUE.fullmatch(queue):
             logger.warning({"message": "tick not_a_tick", "status": "not_a_tick", **line})
             return jsonify(status="not_a_tick"), 400
+        # The job's full name or its id alone: either names one job of this project.
+        job_id = job.rpartition("/jobs/")[2] if "/jobs/" in job else job
+        if not _JOB.fullmatch(job) and not _JOB_ID.fullmatch(job_id):
+            job_id = ""
+        if known.get(job_id) != "/" + unquote(path):
+            line["reason"] = (
+                "no schedule of this service has that job and path"
+                f" (its schedules: {', '.join(sorted(known)) or 'none'})"
+            )
+            logger.error({"message": "tick refused", "status": "unknown_schedule", **line})
+            return jsonify(status="unknown_schedule"), 400
         task = tick_task(
             queue,
             job,
-            when,
+            schedule_time(instant),
             request.host_url.rstrip("/") + "/" + path,
             request.get_data(),
             request.headers.get("Content-Type"),

@@ -32,7 +32,9 @@ from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransp
 
 from components.durations import Duration
 from components.name_rules import payload_bucket_name
+from components.names import schedule_job
 from components.settings.idempotency import database_for_stack
+from handler.tick_wire import SCHEDULES_ENV
 from local import schedules
 from local.processes import (
     REPO,
@@ -177,6 +179,12 @@ def _handler_env(
         # Schedules' ticks become tasks in the emulator's queues (handler/ticks.py).
         "TASKS_EMULATOR_HOST": emulator.address,
     }
+    # Only the stack's own schedules' ticks; none without schedules (every tick refused).
+    ticks = {
+        schedule_job(p.name, name): s.path for p in pipelines for name, s in p.schedules.items()
+    }
+    if ticks:
+        env[SCHEDULES_ENV] = json.dumps(ticks)
     if shared.firestore and shared.pubsub and shared.database:
         env |= {
             "FIRESTORE_EMULATOR_HOST": shared.firestore.address,

@@ -183,6 +183,12 @@ def start_handler(log: Path, *, env: Mapping[str, str] | None = None) -> Child:
     return _start("handler", command, log, "port", {"PYTHONPATH": path, **(env or {})})
 
 
+def start_busy_loop(log: Path) -> Child:
+    """One process spinning a CPU until stopped (the soak's CPU contention): its own group,
+    dies with this process."""
+    return _spawn("busy loop", [sys.executable, "-c", "while True: pass"], log, {})
+
+
 def free_port() -> int:
     """A loopback port free now, for programs that can't bind port 0 and say which they got."""
     with socket.socket() as probe:

@@ -28,6 +28,13 @@ from local.stack_config import LocalPipeline
 
 # How long one tick may take to be answered: the job's attempt deadline (components/schedule.py).
 TICK_TIMEOUT_S = 60.0
+# Cloud Scheduler's retry of a tick the handler did not take (components/schedule.py: 5
+# retries, backoff doubling from 10 s up to 300 s), shortened to the first and longest wait
+# here: locally a tick is retried as long as the loop runs, so none is lost while the
+# handler restarts or its emulator catches up.
+RETRY_BACKOFF_S = (1.0, 30.0)
+# The handler's answers that settle a tick: its task exists.
+TAKEN = ("ticked", "duplicate")
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,26 @@ def tick(handler_url: str, pipeline: LocalPipeline, schedule: str, when: datetim
     return Fired(pipeline.name, schedule, when, status)
 
 
+def tick_until_taken(
+    handler_url: str,
+    pipeline: LocalPipeline,
+    schedule: str,
+    when: datetime,
+    stop: threading.Event,
+    say: Callable[[str], None],
+) -> None:
+    """Pushes the tick again, with backoff, until the handler takes it or STOP is set; every
+    attempt's answer is said."""
+    backoff = RETRY_BACKOFF_S[0]
+    while True:
+        fired = tick(handler_url, pipeline, schedule, when)
+        taken = fired.status in TAKEN
+        say(fired.line() + ("" if taken else f" (retried in {backoff:g} s)"))
+        if taken or stop.wait(backoff):
+            return
+        backoff = min(backoff * 2, RETRY_BACKOFF_S[1])
+
+
 def _next(pipelines: list[LocalPipeline], after: datetime) -> Iterator[tuple[datetime, str, str]]:
     for p in pipelines:
         for name, s in p.schedules.items():
@@ -81,20 +108,34 @@ def run(
     say: Callable[[str], None],
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> None:
-    """Fires every unpaused schedule at its times until STOP is set."""
+    """Fires every unpaused schedule at its times until STOP is set; a tick the handler does
+    not take is retried meanwhile (its own thread), as Cloud Scheduler retries it."""
     by_name = {p.name: p for p in pipelines}
     after = now()
-    while not stop.is_set():
-        upcoming = sorted(_next(pipelines, after))
-        if not upcoming:
-            return
-        when = upcoming[0][0]
-        if stop.wait(max(0.0, (when - now()).total_seconds())):
-            return
-        for due, pipeline, schedule in upcoming:
-            if due == when:
-                say(tick(handler_url, by_name[pipeline], schedule, due).line())
-        after = when
+    retrying: list[threading.Thread] = []
+    try:
+        while not stop.is_set():
+            upcoming = sorted(_next(pipelines, after))
+            if not upcoming:
+                return
+            when = upcoming[0][0]
+            if stop.wait(max(0.0, (when - now()).total_seconds())):
+                return
+            for due, pipeline, schedule in upcoming:
+                if due == when:
+                    thread = threading.Thread(
+                        target=tick_until_taken,
+                        args=(handler_url, by_name[pipeline], schedule, due, stop, say),
+                        name=f"tick-{pipeline}.{schedule}",
+                        daemon=True,
+                    )
+                    thread.start()
+                    retrying.append(thread)
+            retrying = [t for t in retrying if t.is_alive()]
+            after = when
+    finally:
+        for thread in retrying:
+            thread.join(TICK_TIMEOUT_S)
 
 
 def parse_names(values: list[str], pipelines: list[LocalPipeline]) -> list[tuple[str, str]]:

@@ -12,10 +12,13 @@ starts: local/processes.py) injects faults:
   - the Firestore emulator frozen (SIGSTOP) for --freeze-seconds every --freeze-every
     seconds;
   - the Pub/Sub emulator frozen for --pubsub-down-seconds, once, --pubsub-down-at seconds
-    into the run.
+    into the run;
+  - with --contention, a busy loop on every core for the whole run (CPU starvation: the
+    scheduling pauses that make a lease lapse), stopped at the end.
 The run ends when every copy is acknowledged, or at --time-limit (what is left then is lost).
-It prints the figures soak/report.py defines and its verdict, PASS, or FAIL and exit 1 on
-any lost or doubled task.
+It prints the figures soak/report.py defines, doubled runs beyond the guarantee envelope by
+cause, and its verdict: PASS, or FAIL and exit 1 on any lost task, doubled run inside the
+envelope, or effect not applied exactly once (docs/guarantees.md).
 Every process binds 127.0.0.1 on a free port, in its own process group, and dies with this
 one (local/processes.py).
 """
@@ -36,7 +39,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from local.processes import Child, running, start_gcloud_emulators, start_handler
+from local.processes import (
+    Child,
+    running,
+    start_busy_loop,
+    start_gcloud_emulators,
+    start_handler,
+)
 from soak.report import Run, SoakReport, judge
 
 PROJECT = "soak-project"
@@ -47,9 +56,12 @@ HANDLERS = 3
 DISPATCH_DEADLINE_S = 15
 # Long tasks outlive their 7.5 s lease (renewed while they run) but answer within the budget.
 LONG_S = (8.0, 12.0)
-ANSWERED = ("done", "duplicate", "rejected", "dead_lettered")
-"""Statuses a handler logs once the task's outcome is settled (its record written, or kept
-by the store to write)."""
+SETTLED = ("done", "duplicate", "rejected")
+"""Statuses a handler logs once the task's outcome record is written. Not "dead_lettered":
+for a run whose processor returned it means the `processed` record could not be written in
+time and the store kept writing it in the background ("task outcome written" once landed):
+an instance killed before that leaves the task to run again (beyond the envelope)."""
+WRITTEN = "task outcome written"
 
 
 @dataclass
@@ -66,6 +78,7 @@ class Handlers:
 
     directory: Path
     env: dict[str, str]
+    effects: Path
     slots: list[Incarnation | None] = field(default_factory=lambda: [None] * HANDLERS)
     incarnations: list[Incarnation] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -73,7 +86,7 @@ class Handlers:
     def start(self, slot: int) -> None:
         name = f"h{slot}-{len(self.incarnations)}"
         runs = self.directory / f"{name}.runs"
-        env = {**self.env, "SOAK_RUNS_FILE": str(runs)}
+        env = {**self.env, "SOAK_RUNS_FILE": str(runs), "SOAK_EFFECTS_DIR": str(self.effects)}
         child = start_handler(self.directory / f"{name}.log", env=env)
         incarnation = Incarnation(name, child, runs)
         with self.lock:
@@ -160,22 +173,45 @@ def pull_dead_letters(subscription: str) -> list[dict[str, str]]:
         )
 
 
-def completed_runs(handlers: Handlers) -> tuple[list[Run], set[Run]]:
-    """Every completed run, and those cut by a SIGKILL before their answer was logged."""
+def completed_runs(handlers: Handlers) -> tuple[list[Run], set[Run], set[str]]:
+    """Every completed run, those cut by a SIGKILL before their answer was logged, and the
+    tasks a handler logged its claim lost on."""
     runs: list[Run] = []
     cut: set[Run] = set()
+    lost: set[str] = set()
     for incarnation in handlers.incarnations:
         lines = incarnation.runs.read_text().splitlines() if incarnation.runs.exists() else []
-        mine = [Run(task, incarnation.name, n) for n, task in enumerate(lines)]
+        mine = [
+            Run(fields[0], incarnation.name, n, fields[-1] == "committed")
+            for n, fields in enumerate(line.split() for line in lines)
+        ]
         runs += mine
+        lost |= {
+            str(line.get("taskName"))
+            for line in incarnation.child.log_lines()
+            if line.get("status") == "claim_lost"
+        }
         if incarnation.killed:
-            answered = {
+            written = {
                 line.get("taskName")
                 for line in incarnation.child.log_lines()
-                if line.get("status") in ANSWERED
+                if line.get("status") in SETTLED or line.get("message") == WRITTEN
             }
-            cut |= {run for run in mine if run.task not in answered}
-    return runs, cut
+            cut |= {run for run in mine if run.task not in written}
+    return runs, cut, lost
+
+
+def applied_effects(directory: Path) -> dict[str, bool]:
+    """Per task with an effect file, whether its effect was applied (soak/processor.py)."""
+    return {
+        path.name: len(fields := path.read_text().split()) > 1 and fields[1] != "-"
+        for path in directory.iterdir()
+    }
+
+
+def contention(count: int, directory: Path) -> list[Child]:
+    """COUNT busy loops, each in its own process group, dying with this process."""
+    return [start_busy_loop(directory / f"busy-{n}.log") for n in range(count)]
 
 
 class Faults:
@@ -245,10 +281,14 @@ def soak(args: argparse.Namespace, directory: Path) -> SoakReport:
             "TASK_MAX_ATTEMPTS": "-1",
             "TASK_PROCESSOR": "soak.processor:process",
         }
-        handlers = Handlers(directory, env)
+        effects = directory / "effects"
+        effects.mkdir()
+        handlers = Handlers(directory, env, effects)
+        busy: list[Child] = []
         try:
             for slot in range(HANDLERS):
                 handlers.start(slot)
+            busy = contention(args.contention, directory)
             names = [f"t{n:05}" for n in range(args.tasks)]
             rejected = set(random.sample(names, int(args.tasks * args.reject_share)))
             started = time.monotonic()
@@ -267,9 +307,13 @@ def soak(args: argparse.Namespace, directory: Path) -> SoakReport:
                     faults.step()
                     time.sleep(0.5)
             seconds = time.monotonic() - started
-            runs, cut = completed_runs(handlers)
+            for loop in busy:
+                loop.stop()
+            runs, cut, claim_lost = completed_runs(handlers)
             letters = pull_dead_letters(subscription)
         finally:
+            for loop in busy:
+                loop.stop()
             handlers.stop()
     return judge(
         work=[name for name in names if name not in rejected],
@@ -283,6 +327,9 @@ def soak(args: argparse.Namespace, directory: Path) -> SoakReport:
         firestore_freezes=faults.freezes,
         pubsub_down_s=faults.pubsub_down_s,
         seconds=seconds,
+        claim_lost=claim_lost,
+        effects=applied_effects(effects),
+        contention=args.contention,
     )
 
 
@@ -306,6 +353,14 @@ def main() -> int:
     parser.add_argument("--pubsub-down-seconds", type=float, default=10.0)
     parser.add_argument("--time-limit", type=float, default=900.0)
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument(
+        "--contention",
+        type=int,
+        nargs="?",
+        const=os.cpu_count() or 1,
+        default=0,
+        help="busy loops run meanwhile (CPU contention); without a number, one per core",
+    )
     parser.add_argument("--keep", type=Path, help="keep logs and runs files here")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:

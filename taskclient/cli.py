@@ -231,6 +231,11 @@ def _json(text: str, *, argument: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{argument}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:
+        # Valid JSON that Python's json won't hold: an integer of more digits than
+        # sys.get_int_max_str_digits() (4,300), or nesting past the recursion limit.
+        why = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise UsageError(f"{argument}: JSON Python can't hold ({why})") from None
 
 
 def _one_payload(args: argparse.Namespace) -> object:

@@ -42,10 +42,19 @@ def needs_offload(pipeline: Pipeline, spec: TaskSpec) -> bool:
     build_task refuses for anything but its size fails before anything is uploaded."""
     if pipeline.payload_bucket is None or spec.payload is None:
         return False
+    if _content_type(spec) == CLAIM_CHECK_TYPE:
+        # Already a reference (a replayed dead letter of an offloaded task): offloading it
+        # again would hand the processor the reference instead of the data.
+        return False
     _, size = build_task_unchecked(pipeline, spec)
     if pipeline.payload_threshold is not None:
         return len(body_of(spec)[0]) > pipeline.payload_threshold
     return size > MAX_TASK_BYTES
+
+
+def _content_type(spec: TaskSpec) -> str:
+    given = {name.lower(): value for name, value in spec.headers.items()}
+    return given.get("content-type", "").split(";")[0].strip().lower()
 
 
 class Offloader:

@@ -1,7 +1,10 @@
 """Dead letters back onto their queue: pull them from the pipeline's dead-letter subscription,
 re-create each as a task, acknowledge a message only once its task exists.
 
-The message format is the handler's: data = the exact request body; attributes `taskName`,
+The message format is the handler's (handler/dead_letter.py): data = the exact request body,
+or, with attribute `envelope` = 1 (attributes had to be cut to Pub/Sub's 1,024-byte limit),
+a JSON object holding the whole request (the attributes below uncut, and `bodyBase64`); a
+letter cut without an envelope is not replayed (it would send less); attributes `taskName`,
 `queue`, `originalTask` (queue/name the replay's idempotency is keyed on, sent as
 X-Replay-Of), `retryCount`, `reason`, `path` (the request target as the handler got it: raw
 path and ?query, percent-encoding untouched; the replay requests exactly that, appended to
@@ -34,6 +37,7 @@ their own so that the header cut for size never drops them).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -43,6 +47,7 @@ from datetime import UTC, datetime
 from google.api_core import exceptions
 from google.pubsub_v1 import PubsubMessage, ReceivedMessage, SubscriberAsyncClient
 
+from handler.dead_letter import ENVELOPE_ATTRIBUTE, ENVELOPE_VERSION, REPLAYED, TRACE_NAMES
 from taskclient import tracing
 from taskclient.bulk import DRAIN_S, BulkOutcome, BulkRun, Circuit, Outcome, describe, fatal
 from taskclient.errors import UsageError
@@ -51,6 +56,8 @@ from taskclient.task_builder import REPLAY_OF_HEADER, TaskSpec, build_task, task
 
 # Attributes a message must carry to be replayed; the others are shown when present.
 REQUIRED = ("taskName", "path", "contentType")
+# Cut attributes a replay would send short (the reason is only shown).
+CUT_REFUSED = (*REPLAYED, *TRACE_NAMES)
 # Messages asked for per pull (Pub/Sub allows up to 1,000): one bulk run's worth of work.
 PULL_BATCH = 100
 # How long a pull may wait for messages. An empty answer (or none in time) means the
@@ -142,9 +149,43 @@ def replay_task_id(task_name: str, message_id: str) -> str:
     return task_id(replay_key(task_name, message_id))
 
 
+def _unwrap(attributes: dict[str, str], data: bytes) -> tuple[dict[str, str], bytes]:
+    """The attributes and body a dead letter stands for: its own, or, when the handler had to
+    cut attributes to Pub/Sub's 1,024-byte limit, the whole request from its envelope. A cut
+    letter without one (written before envelopes) is refused: replaying it would send less
+    than the original (a shorter target, fewer headers)."""
+    if attributes.get(ENVELOPE_ATTRIBUTE) != ENVELOPE_VERSION:
+        cut = [n for n in attributes.get("truncated", "").split(",") if n in CUT_REFUSED]
+        if cut:
+            raise InvalidDeadLetter(
+                f"attribute {', '.join(cut)} cut to Pub/Sub's 1,024-byte limit and no envelope:"
+                " a replay would send less than the original; replay it by hand from the"
+                " handler's log record (deadLetter=true, taskName)"
+            )
+        return attributes, data
+    try:
+        envelope: object = json.loads(data)
+    except (ValueError, RecursionError):
+        envelope = None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("bodyBase64"), str):
+        raise InvalidDeadLetter("envelope: not a JSON object with bodyBase64")
+    fields: dict[str, object] = envelope  # pyright: ignore[reportUnknownVariableType]
+    try:
+        body = base64.b64decode(str(fields["bodyBase64"]), validate=True)
+    except ValueError:
+        raise InvalidDeadLetter("envelope: bodyBase64 is not base64") from None
+    whole = dict(attributes)
+    for name, value in fields.items():
+        if name == "headers":
+            whole[name] = json.dumps(value)
+        elif name != "bodyBase64" and isinstance(value, str):
+            whole[name] = value
+    return whole, body
+
+
 def decode(message: ReceivedMessage) -> DeadLetter:
     """The dead letter in `message`; InvalidDeadLetter names what is missing or malformed."""
-    attributes = dict(message.message.attributes)
+    attributes, data = _unwrap(dict(message.message.attributes), bytes(message.message.data))
     missing = [name for name in REQUIRED if name not in attributes]
     if missing:
         raise InvalidDeadLetter(f"missing attribute {', '.join(missing)}")
@@ -156,6 +197,8 @@ def decode(message: ReceivedMessage) -> DeadLetter:
             headers = json.loads(attributes["headers"])
         except json.JSONDecodeError as exc:
             raise InvalidDeadLetter(f"attribute headers: invalid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError):
+            raise InvalidDeadLetter("attribute headers: JSON Python can't hold") from None
     if not isinstance(headers, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
     ):
@@ -165,7 +208,7 @@ def decode(message: ReceivedMessage) -> DeadLetter:
         task_name=attributes["taskName"],
         path=attributes["path"],
         content_type=attributes["contentType"],
-        body=bytes(message.message.data),
+        body=data,
         headers=headers,
         reason=attributes.get("reason", ""),
         queue=attributes.get("queue", ""),

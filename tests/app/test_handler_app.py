@@ -344,12 +344,21 @@ def test_no_log_line_carries_a_credential_whatever_the_processor_returns(
 
 class BrokenStore:
     def claim(
-        self, key: str, *, replay: bool = False, first: bool = False, timeout: float | None = None
+        self,
+        key: str,
+        *,
+        replay: bool = False,
+        first_attempt_at: datetime | None = None,
+        timeout: float | None = None,
+        holder: str = "",
     ) -> Claim:
         raise ConnectionError("firestore unreachable")
 
     def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
         raise ConnectionError("firestore unreachable")
+
+    def fencing_token(self, key: str) -> int | None:
+        raise AssertionError("never claimed")
 
     def complete(
         self, key: str, *, dead_lettered: bool = False, timeout: float | None = None
@@ -604,7 +613,13 @@ class FlakyStore(InMemoryStore):
         self.failing, self.claims = failing, 0
 
     def claim(
-        self, key: str, *, replay: bool = False, first: bool = False, timeout: float | None = None
+        self,
+        key: str,
+        *,
+        replay: bool = False,
+        first_attempt_at: datetime | None = None,
+        timeout: float | None = None,
+        holder: str = "",
     ) -> Claim:
         self.claims += 1
         if self.claims in self.failing:

@@ -396,7 +396,7 @@ def test_a_claim_taken_over_while_held_is_reported_lost_and_no_longer_renewed(
         with store_and_record(db, lease_s=1) as (store, key, ref):
             assert store.claim(key) is Claim.ACQUIRED
             # What a takeover leaves: the record claimed by another delivery's token.
-            ref.update({"owner": "another-delivery"})
+            ref.update({"owner": "another-delivery", "generation": 2})
 
             def lost_lines() -> list[dict[str, object]] | None:
                 lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -422,7 +422,7 @@ def test_one_slow_renewal_does_not_hold_back_the_others(
     with two_stores(lease_s=2) as (store, other):
         renew = store._renew  # the seam under test
 
-        def stalled(key: str, token: str, deadline: object) -> bool:
+        def stalled(key: str, token: str, deadline: object) -> dict[str, object] | None:
             if key.endswith("/slow"):
                 time.sleep(6)  # a call that hangs for three leases
             return renew(key, token, deadline)  # pyright: ignore[reportArgumentType]

@@ -33,6 +33,7 @@ def tick_handler(emulator: Child, logs_dir: Path) -> Iterator[Child]:
             "TASK_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
             "TASKS_EMULATOR_HOST": emulator.address,
             "GOOGLE_CLOUD_PROJECT": HANDLER_PROJECT,
+            "TASK_SCHEDULES": json.dumps({"orders_nightly-report": "/reports"}),
         },
     )
     try:

@@ -49,7 +49,7 @@ def test_queue_and_service_settings(dev_plan: dict[str, Any]) -> None:
     assert (
         "env: GOOGLE_CLOUD_PROJECT, LOG_LEVEL, TASK_CONCURRENCY, TASK_DEAD_LETTER_TOPIC,"
         " TASK_DISPATCH_DEADLINE, TASK_FIRESTORE_DATABASE, TASK_MAX_ATTEMPTS,"
-        " TASK_MAX_RETRY_DURATION, TASK_PAYLOAD_BUCKET;"
+        " TASK_MAX_RETRY_DURATION, TASK_PAYLOAD_BUCKET, TASK_SCHEDULES;"
         " secrets: -"
     ) in text
     assert "deletion protection off" in text

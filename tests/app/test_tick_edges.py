@@ -1,0 +1,155 @@
+"""One instant is one tick, and only a schedule's own ticks become tasks (handler/ticks.py,
+through Flask's test client with a recording task creator); the local loop retries a tick
+the handler did not take, as Cloud Scheduler does (local/schedules.py)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from flask import Flask, Response, jsonify
+from flask.testing import FlaskClient
+from google.cloud import tasks_v2
+
+from handler.tick_wire import JOB_HEADER, QUEUE_HEADER, SCHEDULE_TIME_HEADER
+from handler.ticks import register_ticks
+from local import schedules
+from local.stack_config import read_stack
+from tests.app.helpers import wait_for
+from tests.app.test_local_schedules import STACK
+
+pytestmark = pytest.mark.timeout(60)
+
+QUEUE = "projects/p/locations/us-central1/queues/orders"
+JOB = "projects/p/locations/us-central1/jobs/orders_nightly"
+
+
+class Creator:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def create_task(self, *, parent: str, task: tasks_v2.Task) -> tasks_v2.Task:
+        self.names.append(task.name)
+        return task
+
+
+def ticking(creator: Creator) -> FlaskClient:
+    app = Flask("ticks")
+
+    def fallback(path: str) -> tuple[Response, int]:
+        return jsonify(status="task"), 200
+
+    register_ticks(
+        app, fallback, tasks=lambda: creator, schedules={"orders_nightly": "/reports/nightly"}
+    )
+    return app.test_client()
+
+
+def tick(test: FlaskClient, when: str, path: str = "/reports/nightly", job: str = JOB) -> str:
+    headers = {JOB_HEADER: job, SCHEDULE_TIME_HEADER: when, QUEUE_HEADER: QUEUE}
+    response = test.post("/_tick" + path, data=b"{}", headers=headers)
+    return f"{response.status_code} {(response.json or {}).get('status')}"
+
+
+def test_one_instant_written_three_ways_is_one_task() -> None:
+    # Issue 27.7: the same instant as Z, .000Z and +01:00 gave three tasks and three runs.
+    creator = Creator()
+    test = ticking(creator)
+    for when in ("2026-12-03T03:00:00Z", "2026-12-03T03:00:00.000Z", "2026-12-03T04:00:00+01:00"):
+        assert tick(test, when) == "200 ticked"
+    assert len(creator.names) == 3 and len(set(creator.names)) == 1
+    # Another instant is another task, to the microsecond.
+    assert tick(test, "2026-12-03T03:00:00.5Z") == "200 ticked"
+    assert len(set(creator.names)) == 2
+    # The job named by its id alone is the same job.
+    assert tick(test, "2026-12-03T03:00:00Z", job="orders_nightly") == "200 ticked"
+
+
+@pytest.mark.parametrize("when", ["not-a-time", "2026-12-03", "2026-12-03T03:00:00", "1e9"])
+def test_a_schedule_time_that_is_not_an_instant_is_refused(when: str) -> None:
+    creator = Creator()
+    assert tick(ticking(creator), when) == "400 not_a_tick"
+    assert creator.names == []
+
+
+@pytest.mark.parametrize(
+    ("path", "job"),
+    [
+        ("/no/such/schedule", JOB),
+        ("/reports/nightly", "projects/p/locations/us-central1/jobs/orders_other"),
+        ("/reports/nightly", "orders_nightly-but-not-a-job-name"),
+        ("/reports/nightly", "projects/p/locations/l/jobs/orders_nightly/x"),
+    ],
+)
+def test_a_tick_that_is_no_schedules_is_refused(path: str, job: str) -> None:
+    creator = Creator()
+    assert tick(ticking(creator), "2026-12-03T03:00:00Z", path, job) == "400 unknown_schedule"
+    assert creator.names == []
+
+
+def test_without_schedules_no_tick_becomes_a_task() -> None:
+    creator = Creator()
+    app = Flask("ticks")
+    register_ticks(app, lambda path: (jsonify(status="task"), 200), tasks=lambda: creator)
+    assert tick(app.test_client(), "2026-12-03T03:00:00Z") == "400 unknown_schedule"
+    assert creator.names == []
+
+
+# --- the local loop retries ----------------------------------------------------------------
+
+
+@pytest.fixture
+def flaky_handler() -> Iterator[tuple[str, list[str]]]:
+    """A handler on a free loopback port that answers 500 to the first two ticks."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append(self.headers[SCHEDULE_TIME_HEADER])
+            code, status = (500, "tick_failed") if len(seen) <= 2 else (200, "ticked")
+            body = json.dumps({"status": status}).encode()
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_local_loop_retries_a_failed_tick(
+    flaky_handler: tuple[str, list[str]], root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 27.7: under `make local` a tick the handler failed was never sent again.
+    url, seen = flaky_handler
+    (root / "Pulumi.ticks.yaml").write_text(STACK)
+    pipelines = read_stack(root, "ticks")
+    monkeypatch.setattr(schedules, "RETRY_BACKOFF_S", (0.05, 0.2))
+    stop, said = threading.Event(), []
+    just_before = datetime(2026, 12, 3, 14, 59, 59, 900_000, tzinfo=UTC)
+    loop = threading.Thread(
+        target=schedules.run, args=(url, pipelines, stop, said.append, lambda: just_before)
+    )
+    loop.start()
+    try:
+        wait_for(lambda: len(seen) >= 3 or None, "the tick to be retried until answered", 10)
+    finally:
+        stop.set()
+        loop.join(10)
+    assert seen == ["2026-12-03T15:00:00Z"] * 3
+    assert said[-1] == "tick orders.every-minute at 2026-12-03T15:00:00Z: ticked"
