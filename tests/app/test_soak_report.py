@@ -75,5 +75,6 @@ def test_help_keeps_the_faults_as_a_list_of_sentences() -> None:
     assert "  - the Pub/Sub emulator frozen for --pubsub-down-seconds, once, --pubsub-down-at" in (
         shown
     )
-    assert "seconds\n    into the run.\nThe run ends" in shown
+    assert "seconds\n    into the run;\n  - with --contention" in shown
+    assert "stopped at the end.\nThe run ends" in shown
     assert "--pubsub-down-at in The run" not in " ".join(shown.split())
