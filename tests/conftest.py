@@ -7,7 +7,8 @@ workers share one. What must not be split is a costly fixture shared by several 
   program) go to one worker (an xdist group per module), so that fixture is made once, not
   once per worker that happens to get one of its tests; other tests are spread one by one;
 - modules that share a session fixture costly to start (the Pub/Sub emulator's JVM, about
-  half a minute on a busy machine) name one group for all of them (SHARED_GROUPS).
+  half a minute on a busy machine) or unsafe to make twice at once (the wheel built in this
+  working tree) name one group for all of them (SHARED_GROUPS).
 `make test` runs `pytest -n N --dist loadgroup`, which honours those groups.
 
 The `processes` mark: a test that starts a process (an emulator, the handler, the CLI, a
@@ -22,10 +23,16 @@ import sys
 import pytest
 
 # Modules whose tests share the session's Pub/Sub emulator: one worker starts it for all.
+# Modules whose tests share the session's wheel, built from this working tree: pip builds
+# in the tree (build/, the egg-info), so two workers building it at once break each other.
 SHARED_GROUPS = {
     "tests/app/test_payloads_emulators.py": "pubsub",
     "tests/app/test_replay_emulators.py": "pubsub",
     "tests/app/test_tracing_emulators.py": "pubsub",
+    "tests/package/test_client_wheel.py": "wheel",
+    "tests/package/test_consumer_example.py": "wheel",
+    "tests/package/test_schema_version.py": "wheel",
+    "tests/package/test_wheel.py": "wheel",
 }
 
 
