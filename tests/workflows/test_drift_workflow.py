@@ -69,20 +69,28 @@ def executable(path: Path, text: str) -> None:
 def run_step(
     job: str, name: str, cwd: Path, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
-    script = step(job, name)["run"]
+    return run_script(step(job, name)["run"], cwd, env)
+
+
+def run_script(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A step's shell script as the runner runs it, with CWD/bin (fakes) first on PATH."""
     full = {**os.environ, "PATH": f"{cwd / 'bin'}:{os.environ['PATH']}", **env}
     return subprocess.run(
         ["bash", "-e", "-c", script], cwd=cwd, env=full, capture_output=True, text=True, timeout=120
     )
 
 
+def checkout(root: Path) -> Path:
+    """ROOT as a step sees the checkout: the plan package and the virtualenv, and bin/."""
+    for name in ("plan", "components", ".venv"):
+        (root / name).symlink_to(ROOT / name)
+    (root / "bin").mkdir()
+    return root
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
-    """A checkout as the step sees it: the plan package and the virtualenv."""
-    for name in ("plan", "components", ".venv"):
-        (tmp_path / name).symlink_to(ROOT / name)
-    (tmp_path / "bin").mkdir()
-    return tmp_path
+    return checkout(tmp_path)
 
 
 def fake_pulumi(workdir: Path, preview: str, status: int) -> None:

@@ -4,13 +4,12 @@ here with stand-ins for `docker`, `git` and `gh`."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.workflows.test_drift_workflow import executable
+from tests.workflows.test_drift_workflow import checkout, executable, run_script
 from tests.workflows.test_workflows import WORKFLOWS, load
 
 ROOT = WORKFLOWS.parents[1]
@@ -75,20 +74,9 @@ def test_promotion_copies_and_never_builds_or_signs_in() -> None:
 # --- the shell steps, run -----------------------------------------------------------------
 
 
-def run(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    import os
-
-    full = {**os.environ, "PATH": f"{cwd / 'bin'}:{os.environ['PATH']}", **env}
-    return subprocess.run(
-        ["bash", "-e", "-c", script], cwd=cwd, env=full, capture_output=True, text=True, timeout=120
-    )
-
-
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
-    for name in ("plan", "components", ".venv"):
-        (tmp_path / name).symlink_to(ROOT / name)
-    (tmp_path / "bin").mkdir()
+    checkout(tmp_path)
     (tmp_path / "handler").mkdir()
     return tmp_path
 
@@ -108,14 +96,14 @@ def test_the_build_refuses_a_base_image_without_a_digest(
     workdir: Path, line: str, ok: bool
 ) -> None:
     (workdir / "handler" / "Dockerfile").write_text(f"# base\n{line}\nRUN true\n")
-    done = run(step(IMAGE, "build", BASE)["run"], workdir, {})
+    done = run_script(step(IMAGE, "build", BASE)["run"], workdir, {})
     assert (done.returncode == 0) is ok, done.stderr
 
 
 def test_the_repositorys_dockerfile_is_judged_by_the_same_check(tmp_path: Path) -> None:
     """Today's Dockerfile names its base by tag alone (no registry was reachable to read
     the digest), so the workflow refuses to build until one is added."""
-    done = run(step(IMAGE, "build", BASE)["run"], ROOT, {})
+    done = run_script(step(IMAGE, "build", BASE)["run"], ROOT, {})
     pinned = "@sha256:" in (ROOT / "handler" / "Dockerfile").read_text().split("\nFROM ", 1)[1]
     assert (done.returncode == 0) is pinned
 
@@ -141,7 +129,7 @@ def test_push_logs_in_with_the_token_and_reports_the_digest(workdir: Path) -> No
     log = fake_docker(workdir, DIGEST)
     output = workdir / "out"
     env = {"TOKEN": "tok", "IMAGE": REGISTRY_IMAGE, "SHA": "c0ffee", "GITHUB_OUTPUT": str(output)}
-    done = run(step(IMAGE, "build", PUSH)["run"], workdir, env)
+    done = run_script(step(IMAGE, "build", PUSH)["run"], workdir, env)
     assert done.returncode == 0, done.stderr
     calls = log.read_text().splitlines()
     assert calls[0] == (
@@ -159,7 +147,7 @@ def test_push_logs_in_with_the_token_and_reports_the_digest(workdir: Path) -> No
 def test_push_without_a_digest_fails(workdir: Path) -> None:
     fake_docker(workdir, "null")
     env = {"TOKEN": "t", "IMAGE": REGISTRY_IMAGE, "SHA": "c", "GITHUB_OUTPUT": str(workdir / "o")}
-    assert run(step(IMAGE, "build", PUSH)["run"], workdir, env).returncode != 0
+    assert run_script(step(IMAGE, "build", PUSH)["run"], workdir, env).returncode != 0
 
 
 def fake_git_and_gh(workdir: Path) -> Path:
@@ -184,11 +172,11 @@ def test_promotion_opens_a_pull_request_with_the_previous_stages_digest(workdir:
         "TO": "staging",
         "REPOSITORY": repository,
     }
-    done = run(script, workdir, env)
+    done = run_script(script, workdir, env)
     assert done.returncode == 0, done.stderr
     assert f"image: {repository}@{DIGEST}" in (workdir / "Pulumi.staging.yaml").read_text()
     calls = log.read_text().splitlines()
     assert f"git switch --create promote/staging-{'ab' * 32}" in calls
     assert any(c.startswith("gh pr create --repo acme/cloudrun-tasks --base main") for c in calls)
     # Nothing to promote to from prod, and an unknown target is refused before any change.
-    assert run(script, workdir, {**env, "TO": "qa"}).returncode != 0
+    assert run_script(script, workdir, {**env, "TO": "qa"}).returncode != 0
