@@ -23,8 +23,8 @@ import sys
 import pytest
 
 # Modules whose tests share the session's Pub/Sub emulator: one worker starts it for all.
-# Modules whose tests share the session's wheel, built from this working tree: pip builds
-# in the tree (build/, the egg-info), so two workers building it at once break each other.
+# Modules whose tests share the session's wheel (a copy of this working tree, built by pip):
+# one worker builds it once for all of them.
 SHARED_GROUPS = {
     "tests/app/test_payloads_emulators.py": "pubsub",
     "tests/app/test_replay_emulators.py": "pubsub",

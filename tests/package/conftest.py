@@ -4,6 +4,7 @@ into a fresh virtualenv outside the repository."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -16,19 +17,49 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def build_wheel(source: Path, into: Path) -> Path:
     """`pip wheel` with this virtualenv's setuptools and setuptools-scm (both in the dev
-    lock): no build isolation, so no download."""
-    subprocess.run(
+    lock): no build isolation, so no download. pip builds in SOURCE (build/, the egg-info,
+    setuptools-scm's git calls), so SOURCE must be a tree nothing else is using."""
+    result = subprocess.run(
         [
             sys.executable,
             *("-m", "pip", "wheel", "--quiet", "--disable-pip-version-check"),
             *("--no-deps", "--no-build-isolation", "--wheel-dir", str(into), str(source)),
         ],
-        check=True,
         capture_output=True,
+        text=True,
         cwd=source,
+        check=False,
     )
+    assert result.returncode == 0, f"pip wheel {source} failed:\n{result.stdout}{result.stderr}"
     (wheel,) = into.glob("cloudrun_tasks-*.whl")
     return wheel
+
+
+def working_tree_copy(into: Path) -> Path:
+    """This working tree as it is now (committed or not), in a clone of its own: the same
+    commit, tags and dirty state, so the same version. Building in ROOT itself raced with
+    whatever else reads or writes it at the time (`make test` runs every check at once)."""
+    git = ["git", "-C", str(ROOT)]
+    subprocess.run(
+        ["git", "clone", "--quiet", "--shared", "--no-checkout", str(ROOT), str(into)], check=True
+    )
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
+    checkout = ["git", "-C", str(into), "checkout", "--quiet", "--detach", head.stdout.strip()]
+    subprocess.run(checkout, check=True)
+    listed = subprocess.run(
+        [*git, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    for name in filter(None, listed.stdout.split("\0")):
+        source, target = ROOT / name, into / name
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        elif not source.exists():
+            target.unlink(missing_ok=True)  # deleted in the working tree, not yet committed
+    return into
 
 
 def fresh_venv(path: Path, wheel: Path) -> Path:
@@ -85,7 +116,8 @@ def outside(python: Path, *args: str, cwd: Path, **env: str) -> subprocess.Compl
 
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_wheel(ROOT, tmp_path_factory.mktemp("dist"))
+    source = working_tree_copy(tmp_path_factory.mktemp("source") / "tree")
+    return build_wheel(source, tmp_path_factory.mktemp("dist"))
 
 
 @pytest.fixture(scope="session")
