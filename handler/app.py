@@ -305,6 +305,7 @@ def create_app(
             claim = tasks.claim(
                 task.key,
                 replay=task.stands_for,
+                letter=task.letter,
                 first_attempt_at=arrived if task.retry_count == 0 else None,
                 timeout=time_for(task),
                 holder=_delivery(task),

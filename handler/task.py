@@ -1,10 +1,12 @@
 """One delivery from Cloud Tasks, as the processing function sees it, and how it may fail."""
 
+import hashlib
 import json
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 REPLAY_OF_HEADER = "x-replay-of"
 """Set by `taskclient replay` (taskclient/task_builder.py; the image has no taskclient): the
@@ -92,6 +94,15 @@ class TaskRequest:
         """A replay that may stand for the task it names (same queue, and not found to name
         a task with no dead letter on record): the store still checks the record."""
         return self.replay_of is not None and not self.forged_replay and not self.replay_unmatched
+
+    @cached_property
+    def letter(self) -> str:
+        """The digest of what a replay must send again, its raw target and body (the idempotency
+        store keeps it with the task: handler/store.py)."""
+        digest = hashlib.sha256(self.target.encode("utf-8", "surrogateescape"))
+        digest.update(b"\0")
+        digest.update(self.body)
+        return digest.hexdigest()
 
     @property
     def key(self) -> str:
