@@ -327,10 +327,14 @@ def create_app(
         return claim, error
 
     def unmatched(task: TaskRequest) -> TaskRequest:
-        """A replay whose original has no dead letter on record: a task of its own."""
+        """A replay whose original has no dead letter on record, or one with another target
+        or body: a task of its own."""
         logger.warning(
             {
-                "message": "replay of a task with no dead letter on record: run as its own task",
+                "message": (
+                    "replay of a task with no such dead letter on record (none, or another"
+                    " target or body): run as its own task"
+                ),
                 "taskName": task.name,
                 "queue": task.queue,
                 "replayOf": task.replay_of,
