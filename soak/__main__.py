@@ -41,6 +41,7 @@ from pathlib import Path
 
 from local.processes import (
     Child,
+    group_members,
     running,
     start_busy_loop,
     start_gcloud_emulators,
@@ -249,11 +250,19 @@ class Faults:
 
     @staticmethod
     def freeze(child: Child, seconds: float) -> None:
-        os.killpg(child.process.pid, signal.SIGSTOP)
+        """SIGSTOPs the emulator (its launcher and JVM) for SECONDS, but not the supervisor
+        that leads its process group (local.supervise): stopped, the supervisor would never
+        act on the SIGTERM its parent's death sends it, and a soak killed during a freeze
+        would leave the emulator frozen for good, holding its port."""
+        frozen = [pid for pid in group_members(child.process.pid) if pid != child.process.pid]
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
         try:
             time.sleep(seconds)
         finally:
-            os.killpg(child.process.pid, signal.SIGCONT)
+            for pid in frozen:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
 
 def soak(args: argparse.Namespace, directory: Path) -> SoakReport:
