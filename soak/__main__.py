@@ -15,6 +15,9 @@ starts: local/processes.py) injects faults:
     into the run;
   - with --contention, a busy loop on every core for the whole run (CPU starvation: the
     scheduling pauses that make a lease lapse), stopped at the end.
+With --proxy the handlers run in proxy mode (TASK_APP_URL) in front of a Node app doing the
+same work (soak/app.js), one app behind all three, as one downstream store behind every
+instance: a handler SIGKILLed cuts its forwards, the app finishes them.
 The run ends when every copy is acknowledged, or at --time-limit (what is left then is lost).
 It prints the figures soak/report.py defines, doubled runs beyond the guarantee envelope by
 cause, and its verdict: PASS, or FAIL and exit 1 on any lost task, doubled run inside the
@@ -46,7 +49,10 @@ from local.processes import (
     start_gcloud_emulators,
     start_handler,
 )
+from soak.node_app import start_node_app
 from soak.report import Run, SoakReport, judge
+
+SOAK_APP = Path(__file__).resolve().parent / "app.js"
 
 PROJECT = "soak-project"
 DATABASE = "tasks-soak"
@@ -101,9 +107,10 @@ class Handlers:
             os.killpg(incarnation.child.process.pid, signal.SIGKILL)
             incarnation.child.process.wait()
 
-    def addresses(self) -> list[str]:
+    def addresses(self) -> list[tuple[str, str]]:
+        """(address, incarnation name) of each live handler."""
         with self.lock:
-            return [i.child.address for i in self.slots if i is not None]
+            return [(i.child.address, i.name) for i in self.slots if i is not None]
 
     def stop(self) -> None:
         for incarnation in self.incarnations:
@@ -121,7 +128,8 @@ class Deliveries:
     acknowledged: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def post(self, address: str, name: str, retry: int, body: bytes) -> int | None:
+    def post(self, handler: tuple[str, str], name: str, retry: int, body: bytes) -> int | None:
+        address, incarnation = handler
         host, port = address.rsplit(":", 1)
         connection = http.client.HTTPConnection(host, int(port), timeout=DISPATCH_DEADLINE_S)
         headers = {
@@ -130,6 +138,8 @@ class Deliveries:
             "X-CloudTasks-TaskName": name,
             "X-CloudTasks-TaskRetryCount": str(retry),
             "X-CloudTasks-TaskExecutionCount": str(retry),
+            # Which runs file a proxy-mode run goes to (soak/app.js); the handler passes it on.
+            "X-Soak-Handler": incarnation,
         }
         try:
             connection.request("POST", "/soak", body=body, headers=headers)
@@ -279,10 +289,16 @@ def soak(args: argparse.Namespace, directory: Path) -> SoakReport:
             # Unlimited attempts, no retry duration: a task ends only done or dead-lettered
             # by its processor, so anything else missing at the end is lost.
             "TASK_MAX_ATTEMPTS": "-1",
-            "TASK_PROCESSOR": "soak.processor:process",
         }
         effects = directory / "effects"
         effects.mkdir()
+        app: Child | None = None
+        if args.proxy:
+            app_env = {"SOAK_RUNS_DIR": str(directory), "SOAK_EFFECTS_DIR": str(effects)}
+            app = start_node_app(directory / "app.log", app_env, SOAK_APP)
+            env["TASK_APP_URL"] = f"http://127.0.0.1:{app.port}"
+        else:
+            env["TASK_PROCESSOR"] = "soak.processor:process"
         handlers = Handlers(directory, env, effects)
         busy: list[Child] = []
         try:
@@ -315,6 +331,8 @@ def soak(args: argparse.Namespace, directory: Path) -> SoakReport:
             for loop in busy:
                 loop.stop()
             handlers.stop()
+            if app is not None:
+                app.stop()
     return judge(
         work=[name for name in names if name not in rejected],
         rejected=sorted(rejected),
@@ -362,6 +380,11 @@ def main() -> int:
         help="busy loops run meanwhile (CPU contention); without a number, one per core",
     )
     parser.add_argument("--keep", type=Path, help="keep logs and runs files here")
+    parser.add_argument(
+        "--proxy",
+        action="store_true",
+        help="proxy mode: the handlers forward to a Node app doing the work (soak/app.js)",
+    )
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         if args.keep:

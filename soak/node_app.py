@@ -1,7 +1,7 @@
-"""The example Node app (examples/node-app/server.js) as a child process, for the proxy-mode
-soak, benchmark and tests: on a free 127.0.0.1 port, in its own process group, under
-local.supervise (ready once GET /healthz answers; taken down with this process however it
-ends), stopped with `Child.stop()`."""
+"""The example Node app (examples/node-app/server.js), or the soak's (soak/app.js), as a
+child process, for the proxy-mode soak, benchmark and tests: on a free 127.0.0.1 port, in its
+own process group, under local.supervise (ready once GET /healthz answers; taken down with
+this process however it ends), stopped with `Child.stop()`."""
 
 import json
 import os
@@ -20,13 +20,14 @@ SERVER = REPO / "examples" / "node-app" / "server.js"
 READY_TIMEOUT_S = 30.0
 
 
-def start_node_app(log: Path, env: Mapping[str, str] | None = None) -> Child:
+def start_node_app(log: Path, env: Mapping[str, str] | None = None, script: Path = SERVER) -> Child:
+    """`script` (default: the example app) with PORT set to a free port."""
     node = shutil.which("node")
     if node is None:
         raise StartError("the Node example app needs `node` on PATH")
     port = free_port()
     command = [sys.executable, "-m", "local.supervise", "--port", str(port)]
-    command += ["--ready-path", "/healthz", "--parent", str(os.getpid()), "--", node, str(SERVER)]
+    command += ["--ready-path", "/healthz", "--parent", str(os.getpid()), "--", node, str(script)]
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command,

@@ -11,6 +11,7 @@
 //   POST /permanent    422: a task that can never succeed
 //   POST /flaky?failures=N   503 while X-CloudTasks-TaskRetryCount < N (default 1), then done
 //   POST /hang         never answers (the handler answers for it within its budget)
+//   POST /sleep?ms=N   done after N ms (a stand-in for I/O-bound work: the benchmark's)
 //   POST anything else the work: records the run, 200
 //
 // PORT: where to listen (default 8081; 0 picks a free port). Loopback only: the handler is
@@ -68,6 +69,10 @@ const server = http.createServer((req, res) => {
       return answer(res, 503, { error: `attempt ${run.retryCount + 1} fails` });
     }
     if (url.pathname === "/hang") return; // no answer: the handler stops waiting in time
+    if (url.pathname === "/sleep") {
+      const ms = Number(url.searchParams.get("ms") || 0);
+      return setTimeout(() => answer(res, 200, { done: run.idempotencyId }), ms);
+    }
     answer(res, 200, { done: run.idempotencyId, stale: run.stale });
   });
 });
