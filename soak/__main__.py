@@ -15,15 +15,15 @@ starts: local/processes.py) injects faults:
     into the run;
   - with --contention, a busy loop on every core for the whole run (CPU starvation: the
     scheduling pauses that make a lease lapse), stopped at the end.
-With --proxy the handlers run in proxy mode (TASK_APP_URL) in front of a Node app doing the
-same work (soak/app.js), one app behind all three, as one downstream store behind every
-instance: a handler SIGKILLed cuts its forwards, the app finishes them.
 The run ends when every copy is acknowledged, or at --time-limit (what is left then is lost).
 It prints the figures soak/report.py defines, doubled runs beyond the guarantee envelope by
 cause, and its verdict: PASS, or FAIL and exit 1 on any lost task, doubled run inside the
 envelope, or effect not applied exactly once (docs/guarantees.md).
 Every process binds 127.0.0.1 on a free port, in its own process group, and dies with this
 one (local/processes.py).
+With --proxy the handlers run in proxy mode (TASK_APP_URL) in front of a Node app doing the
+same work (soak/app.js), one app behind all three, as one downstream store behind every
+instance: a handler SIGKILLed cuts its forwards, the app finishes them.
 """
 
 import argparse
