@@ -3,6 +3,7 @@ this process): what the app receives, and what each of its answers becomes."""
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -13,7 +14,8 @@ from flask.testing import FlaskClient
 
 from handler import settings
 from handler.app import create_app
-from handler.proxy import AppProxy, verdict
+from handler.context import TaskContext, serving
+from handler.proxy import AppFailed, AppProxy, verdict
 from handler.task import TaskRequest
 from local.processes import free_port
 
@@ -278,3 +280,33 @@ def test_the_handler_json_answer_is_the_handlers_not_the_apps(stub: StubApp) -> 
     stub.answer = b'{"app": "says hi"}'
     response = handler_for(stub.url, RecordingSink()).post("/w", data=b"{}", headers=delivery())
     assert json.loads(response.data) == {"status": "done"}
+
+
+def test_with_too_little_of_the_budget_left_the_app_is_not_called(stub: StubApp) -> None:
+    task = TaskRequest(
+        name="task-1",
+        queue="orders",
+        retry_count=0,
+        execution_count=0,
+        eta=None,
+        path="/work",
+        headers={},
+        body=b"",
+        answer_by=time.monotonic() + 0.3,  # less than the reserve kept to answer
+    )
+    with serving(TaskContext("orders/task-1", 1)), pytest.raises(AppFailed, match="too little"):
+        AppProxy(stub.url, connections=1)(task)
+    assert stub.seen == []
+
+
+def test_a_long_answer_is_cut_and_the_next_task_still_gets_through(stub: StubApp) -> None:
+    stub.status, stub.answer = 400, b"x" * 100_000
+    sink = RecordingSink()
+    test = handler_for(stub.url, sink)
+    assert test.post("/a", data=b"1", headers=delivery()).json == {"status": "rejected"}
+    [(_, reason)] = sink.written
+    assert reason.endswith("x" * 1024) and len(reason) < 1200
+    stub.status, stub.answer = 200, b"ok"
+    headers = delivery(extra={"X-CloudTasks-TaskName": "task-2"})
+    assert test.post("/b", data=b"2", headers=headers).json == {"status": "done"}
+    assert [seen.target for seen in stub.seen] == ["/a", "/b"]
