@@ -386,7 +386,7 @@ def create_app(
         with request_secrets(headers), traces.task_span(headers):
             try:
                 target = request_target(request.environ)
-                task = parse_task(headers, "/" + path, request.get_data(), target)
+                task = parse_task(headers, "/" + path, request.get_data(), target, request.method)
             except MalformedTask as exc:
                 logger.warning({"message": str(exc), "status": "not_a_task", "path": "/" + path})
                 return _answer("not_a_task", 400)

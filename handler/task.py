@@ -51,6 +51,8 @@ class TaskRequest:
     """X-Replay-Of named a task of this queue whose record says nothing was dead-lettered
     (never dead-lettered, still being retried, or its record expired): the replay may not
     stand for it, and is a task of its own (its own key)."""
+    method: str = "POST"
+    """The request's method as received (Cloud Tasks sends the task's http_method)."""
 
     def __post_init__(self) -> None:
         if not self.target:  # built without one (tests, older callers): the path is the target
@@ -136,7 +138,11 @@ def _time(headers: Mapping[str, str], name: str) -> float | None:
 
 
 def parse_task(
-    headers: Mapping[str, str], path: str, body: bytes, target: str | None = None
+    headers: Mapping[str, str],
+    path: str,
+    body: bytes,
+    target: str | None = None,
+    method: str = "POST",
 ) -> TaskRequest:
     """`headers` with lower-case names; `target` the raw request target (default `path`).
     Raises MalformedTask if this is not from Cloud Tasks."""
@@ -154,6 +160,7 @@ def parse_task(
         headers=headers,
         body=body,
         target=path if target is None else target,
+        method=method,
     )
 
 
