@@ -30,8 +30,8 @@ Cloud Tasks still listens and will deliver it again. Every claim this handler ac
 settled before it answers, whatever the processor or a sink raises, so no claim outlives its
 request, except one whose outcome could not be written in time (the store keeps it, renewed,
 until the outcome lands), and, in proxy mode, one whose app is still working when the request
-answers (the forward's worker keeps it, renewed, and settles it once the app answers). Every store and sink call is bounded by what is left of the answer
-budget.
+answers (the forward's worker keeps it, renewed, and settles it once the app answers). Every
+store and sink call is bounded by what is left of the answer budget.
 """
 
 import contextvars
