@@ -162,10 +162,7 @@ def test_a_takeover_within_one_instance_is_a_lost_claim_too(
     assert store.claims_lost == 1
 
 
-
-def settle_on_a_thread(
-    store: FirestoreStore, key: str, hand_over: bool
-) -> int | None:
+def settle_on_a_thread(store: FirestoreStore, key: str, hand_over: bool) -> int | None:
     """Releases KEY from a thread of its own, the claim handed over to it first or not; the
     fencing token that thread saw."""
     handed = threading.Event()
