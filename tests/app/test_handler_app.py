@@ -629,7 +629,7 @@ class FlakyStore(InMemoryStore):
         self.claims += 1
         if self.claims in self.failing:
             raise ConnectionError("firestore unavailable")
-        return super().claim(key, replay=replay, letter=letter)
+        return super().claim(key, replay=replay)
 
 
 @pytest.mark.usefixtures("quick_polls")
