@@ -83,7 +83,8 @@ RESERVE_SHARE = 0.1
 RESERVE_MIN_S = 0.5
 RESERVE_MAX_S = 10.0
 """Kept back from the time left for the wait: settling the claim and answering Cloud Tasks
-while it still listens (a tenth, 0.5-10 s). A hung app is thus answered for in time."""
+while it still listens (a tenth, 0.5-10 s). A hung app is thus answered for in time (409, its
+claim kept: handler/app.py)."""
 MIN_FORWARD_S = 0.1
 """With less than this left after the reserve, the app is not called: failed, retried."""
 CONNECT_S = 5.0

@@ -3,7 +3,8 @@
 // forwards it here; this app does the work and answers:
 //   2xx                      done
 //   4xx (not 408/409/423/425/429), e.g. 422   permanent: dead-lettered, never retried
-//   5xx, 408, 429, no answer in time          failed: retried by Cloud Tasks
+//   5xx, 408, 429                            failed: retried by Cloud Tasks
+//   no answer yet                            the handler keeps the task's claim until there is one
 //
 // Routes (any method but GET is a task):
 //   GET  /healthz      200 once listening (the startup probe)
@@ -81,7 +82,7 @@ const server = http.createServer((req, res) => {
     if (url.pathname === "/flaky" && run.retryCount < Number(url.searchParams.get("failures") || 1)) {
       return answer(res, 503, { error: `attempt ${run.retryCount + 1} fails` });
     }
-    if (url.pathname === "/hang") return; // no answer: the handler stops waiting in time
+    if (url.pathname === "/hang") return; // no answer: the handler answers 409 in time, claim kept
     if (url.pathname === "/wait") {
       const name = url.searchParams.get("name");
       const status = Number(url.searchParams.get("status") || 200);
