@@ -75,7 +75,7 @@ def accepted() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="The mutation score of each mutated module.")
     parser.add_argument("--list", action="store_true", help="name each survivor not accepted")
     args = parser.parse_args(argv)
     if not Path("mutants").is_dir():
