@@ -112,8 +112,10 @@ unit-fast: venv
 # client, the task builder and the settings models in a copy (mutants/), runs the fast tests
 # that reach each mutated function, then tests/mutation.py prints each module's score and
 # fails one under 90% with a survivor tests/mutation_accepted.toml does not list. Results
-# are kept in mutants/ and reused for functions that did not change. Not part of `make test`.
+# are kept in mutants/: a kill is reused while its function is unchanged, every other
+# mutant is tested again. Not part of `make test`.
 mutation: venv
+	$(BIN)/python -m tests.mutation --recheck
 	$(BIN)/mutmut run --max-children 2
 	$(BIN)/python -m tests.mutation
 

@@ -10,6 +10,11 @@ is kept exact), or if a mutant was left unchecked.
 
     .venv/bin/python -m tests.mutation            # the table
     .venv/bin/python -m tests.mutation --list     # and each survivor not accepted
+    .venv/bin/python -m tests.mutation --recheck  # before a run: test survivors again
+
+mutmut keeps a result until the function it mutated changes; tests that changed since
+may kill a survivor or reach an untested function, so `make mutation` first clears every
+result but the kills (--recheck) and mutmut runs those mutants again.
 """
 
 from __future__ import annotations
@@ -68,6 +73,18 @@ def modules() -> list[Module]:
     return sorted(found, key=lambda m: m.path)
 
 
+def recheck() -> int:
+    for path in walk_mutatable_files():
+        data = SourceFileMutationData(path=path)
+        data.load()
+        for name, code in data.exit_code_by_key.items():
+            if status_by_exit_code[code] not in KILLED:
+                data.exit_code_by_key[name] = None
+        if data.exit_code_by_key:
+            data.save()
+    return 0
+
+
 def accepted() -> dict[str, str]:
     if not ACCEPTED.exists():
         return {}
@@ -77,7 +94,12 @@ def accepted() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The mutation score of each mutated module.")
     parser.add_argument("--list", action="store_true", help="name each survivor not accepted")
+    parser.add_argument(
+        "--recheck", action="store_true", help="clear every result but the kills, and exit"
+    )
     args = parser.parse_args(argv)
+    if args.recheck:
+        return recheck()
     if not Path("mutants").is_dir():
         print("no mutants/ here: run `make mutation` (or mutmut run) first", file=sys.stderr)
         return 1
