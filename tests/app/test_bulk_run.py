@@ -3,6 +3,7 @@ what each request asks for, and when and why the run stops sending."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,12 +13,14 @@ from google.api_core import exceptions
 from google.cloud import tasks_v2
 
 from taskclient import Pipeline, TaskSpec, UsageError
+from taskclient import bulk as bulk_module
 from taskclient.bulk import BulkOutcome, BulkRun, Circuit, Outcome, describe, fatal
 from tests.app.helpers import pipeline_output, run_async
 
 QUEUE = "projects/p/locations/us-central1/queues/orders"
 PIPELINE = Pipeline.model_validate(pipeline_output(QUEUE, "https://orders-xyz-uc.a.run.app"))
 DOWN = "Socket closed"
+REFUSED = "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:9: refused"
 
 
 @dataclass
@@ -281,3 +284,71 @@ def test_a_transient_error_within_the_window_keeps_the_run_going() -> None:
     assert circuit.failing_since is None
     circuit.budget_spent()
     assert circuit.stopped == "retry deadline (60s) spent"
+
+
+def by_body(
+    answers: dict[bytes, Callable[[], Exception | None]],
+) -> Callable[[int, tasks_v2.Task], tasks_v2.Task | Exception]:
+    def answer(n: int, task: tasks_v2.Task) -> tasks_v2.Task | Exception:
+        return answers[task.http_request.body]() or created(n, task)
+
+    return answer
+
+
+class Hanging(Client):
+    """create_task for body b"0" never answers (on the wire until cancelled)."""
+
+    async def create_task(self, **kwargs: object) -> tasks_v2.Task:
+        task = kwargs["task"]
+        assert isinstance(task, tasks_v2.Task)
+        if task.http_request.body == b"0":
+            self.calls.append(kwargs)
+            await asyncio.Event().wait()
+        return await super().create_task(**kwargs)
+
+
+def test_a_request_on_the_wire_when_the_run_stops_gets_the_drain_time_then_is_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bulk_module, "DRAIN_S", 0.2)
+    denied = exceptions.PermissionDenied("no")
+    client = Hanging(by_body({b"1": lambda: denied}))
+    outcomes, run, told = bulk(client, specs(3), concurrency=2)
+    hung, refused, rest = outcomes
+    assert (hung.outcome, hung.error, hung.attempts) == (
+        Outcome.UNKNOWN,
+        "sent, but no answer before the run stopped: it may exist",
+        1,
+    )
+    assert (refused.outcome, refused.error) == (Outcome.FAILED, "PERMISSION_DENIED: no")
+    assert rest.outcome is Outcome.NOT_SENT
+    assert run.circuit.aborted and len(told) == 3
+
+
+def test_a_request_waiting_to_retry_when_the_run_stops_ends_with_its_last_error() -> None:
+    client = Client(
+        by_body(
+            {
+                b"0": lambda: exceptions.ServiceUnavailable(REFUSED),
+                b"1": lambda: exceptions.PermissionDenied("no"),
+            }
+        )
+    )
+    outcomes, run, _ = bulk(client, specs(2), concurrency=2)
+    waiting, refused = outcomes
+    # Refused every time: it never reached Cloud Tasks, so it failed (not unknown).
+    assert (waiting.outcome, waiting.error, waiting.attempts) == (
+        Outcome.FAILED,
+        f"stopped retrying: UNAVAILABLE: {REFUSED}",
+        1,
+    )
+    assert refused.outcome is Outcome.FAILED
+    assert run.circuit.stopped == "PERMISSION_DENIED: no (stops the run: retrying cannot fix it)"
+    # The waiting request's failing stretch ended with it: the budget is not being spent.
+    spent = run.circuit.spent()
+    time.sleep(0.05)
+    assert run.circuit.spent() == spent
+
+
+def test_an_error_without_a_grpc_status_is_described_by_its_http_code() -> None:
+    assert describe(exceptions.from_http_status(418, "teapot")) == "418: teapot"
