@@ -5,6 +5,7 @@ task the processor gets back (its own headers kept, only Content-Type swapped)."
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -235,3 +236,72 @@ def test_a_reference_to_another_bucket_is_refused_before_reading() -> None:
     with pytest.raises(MalformedTask, match="not in this pipeline's payload bucket " + BUCKET):
         Reader(storage).resolve(replace(other, body=body))
     assert storage.calls == []
+
+
+def test_a_reference_is_compact_json_with_these_keys() -> None:
+    check = ClaimCheck(BUCKET, "orders/x", 3, "a" * 64, "text/plain")
+    assert check.to_json() == (
+        b'{"bucket":"orders-payloads-0a1b2c3d4e","object":"orders/x","size":3,'
+        b'"sha256":"' + b"a" * 64 + b'","contentType":"text/plain"}'
+    )
+    assert ClaimCheck.parse(check.to_json()) == check
+
+
+def test_a_reference_without_a_content_type_has_none() -> None:
+    body = b'{"bucket":"orders-payloads-0a1b2c3d4e","object":"orders/x","size":0,"sha256":"'
+    assert ClaimCheck.parse(body + b"a" * 64 + b'"}').content_type == ""
+
+
+def test_every_wrong_field_of_a_reference_is_named_at_once() -> None:
+    body = b'{"bucket": "B", "object": "", "size": true, "sha256": "ABC", "contentType": 1}'
+    with pytest.raises(MalformedTask) as raised:
+        ClaimCheck.parse(body)
+    assert str(raised.value) == (
+        "claim check: bucket must be a bucket name; object must be a non-empty string; size"
+        " must be an integer >= 0; sha256 must be 64 lowercase hex digits; contentType must"
+        " be a string"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[1]", "claim check: not a JSON object"),
+        (b"1" * 5000, "claim check: not JSON Python can read (Exceeds the limit (4300 digits)"),
+        (
+            b"[" * 100_000 + b"]" * 100_000,
+            "claim check: not JSON Python can read (nested too deeply)",
+        ),
+    ],
+)
+def test_a_reference_python_cannot_hold_is_malformed(body: bytes, message: str) -> None:
+    with pytest.raises(MalformedTask) as raised:
+        ClaimCheck.parse(body)
+    assert str(raised.value).startswith(message)
+
+
+def test_the_refusals_say_why_in_full() -> None:
+    url = "gs://orders-payloads-0a1b2c3d4e/orders/2024/x"
+    with pytest.raises(MalformedTask) as missing:
+        Reader(Storage(error=exceptions.NotFound("gone"))).resolve(task())
+    assert str(missing.value) == (
+        f"claim check {url}: object missing (never written, or deleted by the bucket's"
+        " lifecycle rule)"
+    )
+    with pytest.raises(PayloadUnavailable) as short:
+        Reader(Storage()).resolve(task(seconds_left=0.25))
+    assert re.fullmatch(
+        rf"claim check {url}: 0\.\d s left of the answer budget, too little to download it",
+        str(short.value),
+    )
+
+
+def test_the_bucket_setting_refusal_names_what_a_bucket_name_is() -> None:
+    from handler.payloads import PayloadSettingsError, from_env
+
+    with pytest.raises(PayloadSettingsError) as raised:
+        from_env({"TASK_PAYLOAD_BUCKET": "Bad Bucket"})
+    assert str(raised.value) == (
+        "TASK_PAYLOAD_BUCKET: 'Bad Bucket' is not a bucket name (3-63 characters: lowercase"
+        " letters, digits, '-', '_', '.')"
+    )
