@@ -187,3 +187,14 @@ def test_the_processor_default_and_an_unimportable_module() -> None:
     assert settings.processor({"TASK_PROCESSOR": ""}) is example.process
     with pytest.raises(SettingsError, match=r"^TASK_PROCESSOR: cannot import 'no_such_mod': "):
         settings.processor({"TASK_PROCESSOR": "no_such_mod:f"})
+
+
+def test_unset_retry_limits_are_unlimited() -> None:
+    assert settings.max_attempts({}) is None
+    assert settings.max_retry_duration({}) is None
+
+
+def test_the_processor_is_split_at_the_first_colon() -> None:
+    with pytest.raises(SettingsError) as raised:
+        settings.processor({"TASK_PROCESSOR": "handler.example:process:x"})
+    assert str(raised.value) == "TASK_PROCESSOR: 'handler.example' has no function 'process:x'"

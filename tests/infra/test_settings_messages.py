@@ -129,7 +129,7 @@ def test_schedule_refusals(fields: dict[str, Any], line: str) -> None:
     assert problems(schedule(**fields)) == [line]
 
 
-@pytest.mark.parametrize("path", ["/", "/reports/daily", "/a-b_c.d~e"])
+@pytest.mark.parametrize("path", ["/", "/reports/daily", "/a-b_c.d~e", "/X-Ray"])
 def test_plain_paths_are_accepted(path: str) -> None:
     assert problems(schedule(path=path)) is None
 
