@@ -41,7 +41,7 @@ class Module:
     killed: int = 0
     survivors: list[str] = field(default_factory=list)
     uncovered: int = 0
-    unchecked: int = 0
+    unchecked: list[str] = field(default_factory=list)
 
     @property
     def covered(self) -> int:
@@ -65,7 +65,7 @@ def modules() -> list[Module]:
             elif status in UNCOVERED:
                 module.uncovered += 1
             elif status == "not checked":
-                module.unchecked += 1
+                module.unchecked.append(name)
             else:  # survived, suspicious, segfault, interrupted: the tests did not fail
                 module.survivors.append(name)
         if data.exit_code_by_key:
@@ -109,12 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     for module in found:
         open_ = [name for name in module.survivors if name not in ok]
         verdict = "ok" if module.score >= MIN_SCORE or not open_ else "LOW"
-        failed |= verdict == "LOW" or module.unchecked > 0
+        failed |= verdict == "LOW" or bool(module.unchecked)
         print(
             f"{module.path:40} {f'{module.killed}/{module.covered}':>15} {module.score:6.1f}%"
             f" {len(module.survivors) - len(open_):>9} {module.uncovered:>9}  {verdict}"
             + (
-                f" ({module.unchecked} not checked: the run was cut short)"
+                f" ({len(module.unchecked)} not checked: the run was cut short)"
                 if module.unchecked
                 else ""
             )
@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     killed = sum(m.killed for m in found)
     covered = sum(m.covered for m in found)
     print(f"{'all':40} {f'{killed}/{covered}':>15} {100.0 * killed / max(covered, 1):6.1f}%")
-    surviving = {name for m in found for name in m.survivors}
-    stale = sorted(set(ok) - surviving)
+    open_or_surviving = {name for m in found for name in (*m.survivors, *m.unchecked)}
+    stale = sorted(set(ok) - open_or_surviving)
     for name in stale:
         print(f"{ACCEPTED.name}: {name} no longer survives (killed, or renamed): remove it")
     if failed or stale:

@@ -82,10 +82,11 @@ def test_a_replay_carries_the_task_it_replays() -> None:
     assert headers["X-Replay-Of"] == "orders/t-1"
 
 
-def test_the_service_url_is_joined_without_a_double_slash() -> None:
-    pipeline = Pipeline.model_validate({**pipeline_output(QUEUE, URL), "serviceUrl": URL})
+@pytest.mark.parametrize("url", [URL, "https://orders.example.com:8443", "https://HOST-X"])
+def test_the_task_url_is_the_service_url_and_the_path_as_given(url: str) -> None:
+    pipeline = Pipeline.model_validate(pipeline_output(QUEUE, url))
     task = build_task(pipeline, TaskSpec(path="/a/b?c=d"))
-    assert task.http_request.url == f"{URL}/a/b?c=d"
+    assert task.http_request.url == f"{url}/a/b?c=d"
 
 
 def test_the_task_id_is_the_keys_sha256() -> None:
