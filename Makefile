@@ -28,7 +28,7 @@ BIN := $(VENV)/bin
 
 .PHONY: test check flaky-check lint types unit unit-fast policy-types policy-test workflows \
 	zizmor lock lock-upgrade lock-check venv policy-venv emulator-venv local plan wheel \
-	bench-enqueue bench-scale bench-handler soak clean docs chromium mermaid
+	bench-enqueue bench-scale bench-handler soak clean docs chromium mermaid mutation
 
 # The checks `make test` runs, longest first. tests.checks runs them at once (each its own
 # make, log in build/checks/) once the virtualenvs are built, so lock-check's wait on PyPI
@@ -107,6 +107,17 @@ unit: venv emulator-venv
 # slow: `make check`'s.
 unit-fast: venv
 	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not processes and not slow"
+
+# Mutation testing: mutmut ([tool.mutmut] in pyproject.toml) mutates handler/, the bulk
+# client, the task builder and the settings models in a copy (mutants/), runs the fast tests
+# that reach each mutated function, then tests/mutation.py prints each module's score and
+# fails one under 90% with a survivor tests/mutation_accepted.toml does not list. Results
+# are kept in mutants/: a kill is reused while its function is unchanged, every other
+# mutant is tested again. Not part of `make test`.
+mutation: venv
+	$(BIN)/python -m tests.mutation --recheck
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/python -m tests.mutation
 
 policy-test: policy-venv
 	cd policy && ../$(POLICY_VENV)/bin/pytest
@@ -241,4 +252,5 @@ bench-scale: venv
 
 clean:
 	rm -rf $(VENV) $(POLICY_VENV) $(EMULATOR_VENV) build/local $(LOCK_CHECK_DIR) build/lock-cache \
-		build/checks build/contention build/site docs/mermaid/node_modules .pytest_cache .ruff_cache
+		build/checks build/contention build/site docs/mermaid/node_modules .pytest_cache .ruff_cache \
+		mutants
