@@ -113,7 +113,10 @@ def test_resource_counts_scale_with_pipelines(
         creators + len(pipelines) + scheduled
     )
     assert counts["cloudrun-tasks:index:ProjectApis"] == 1
-    uses_secrets = any(p["service"].get("secrets") for p in pipelines.values())
+    uses_secrets = any(
+        p["service"].get("secrets") or p["service"].get("app", {}).get("secrets")
+        for p in pipelines.values()
+    )
     # Schedules add the Cloud Scheduler and Logging (the tick metric) APIs.
     assert counts["gcp:projects/service:Service"] == 6 + uses_secrets + 2 * bool(scheduled)
     assert counts["gcp:projects/serviceIdentity:ServiceIdentity"] == 1 + bool(scheduled)
