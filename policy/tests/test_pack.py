@@ -115,6 +115,36 @@ def test_prod_stack_would_fail_with_an_image_by_tag() -> None:
     assert len(violations) == len(pipelines) == 2
 
 
+def test_prod_stack_with_an_app_needs_both_images_pinned() -> None:
+    """The app beside the handler is a container like any other: by tag, prod refuses it;
+    pinned by its digest, the stack passes."""
+    config = _released_prod_config()
+    pipelines = copy.deepcopy(config["cloudrun-tasks:pipelines"])
+    assert isinstance(pipelines, dict)
+    pipelines["orders"]["service"]["app"] = {"image": "europe-docker.pkg.dev/acme/apps/web:3"}
+    config["cloudrun-tasks:pipelines"] = pipelines
+    recording = run_program(REPO, "prod", config)
+    [violation] = evaluate(POLICIES, recording, stack_config("prod"))
+    assert (violation.policy, violation.level) == (
+        "cloudrun-image-pinned-by-digest",
+        EnforcementLevel.MANDATORY,
+    )
+    assert "(template.containers[1].image, container 'app')" in violation.message
+    pipelines["orders"]["service"]["app"]["image"] = (
+        f"europe-docker.pkg.dev/acme/apps/web@{RELEASED_DIGEST}"
+    )
+    recording = run_program(REPO, "prod", config)
+    assert (
+        len(
+            recording.one("gcp:cloudrunv2/service:Service", "orders").inputs["template"][
+                "containers"
+            ]
+        )
+        == 2
+    )
+    assert evaluate(POLICIES, recording, stack_config("prod")) == []
+
+
 def test_prod_stack_would_fail_with_a_pipeline_alert_disabled() -> None:
     """Turning a prod pipeline's alerts off is a mandatory violation, per required alert."""
     config = _released_prod_config()
