@@ -42,6 +42,7 @@ from local.processes import (
     StartError,
     gcloud_available,
     running,
+    start_app,
     start_emulator,
     start_gcloud_emulators,
     start_handler,
@@ -85,14 +86,17 @@ def _die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _follow(log: Path, stop: threading.Event) -> None:
-    """Copies the handler's log lines to stdout until `stop` is set."""
-    with log.open(encoding="utf-8", errors="replace") as lines:
+def _follow(logs: list[Path], stop: threading.Event) -> None:
+    """Copies the handlers' log lines to stdout until `stop` is set."""
+    with contextlib.ExitStack() as files:
+        sources = [
+            files.enter_context(log.open(encoding="utf-8", errors="replace")) for log in logs
+        ]
         while not stop.is_set():
-            line = lines.readline()
-            if line:
+            lines = [line for source in sources if (line := source.readline())]
+            for line in lines:
                 _say(line.rstrip("\n"))
-            else:
+            if not lines:
                 stop.wait(0.2)
 
 
@@ -232,18 +236,56 @@ def _shared(
     return Shared(firestore, pubsub, database, pipelines[0].dead_letter_topic, "")
 
 
+def _handlers(
+    state: StackState,
+    pipelines: list[LocalPipeline],
+    env: Callable[[list[LocalPipeline]], dict[str, str]],
+    keep: Callable[[Child], Child],
+) -> dict[str, Child]:
+    """The handler of each pipeline: one shared by the pipelines without an app; and each
+    pipeline with an app gets its app (`localCommand`, PORT a free port) and a handler of
+    its own in front of it (TASK_APP_URL: proxy mode). The app starts first, as the
+    handler waits for its startup probe in Cloud Run (dependsOns)."""
+    handlers: dict[str, Child] = {}
+    plain = [p for p in pipelines if p.app is None]
+    if plain:
+        shared = keep(start_handler(state.directory / "handler.log", env=env(plain)))
+        handlers |= dict.fromkeys((p.name for p in plain), shared)
+    for p in pipelines:
+        if p.app is None:
+            continue
+        app = keep(
+            start_app(
+                f"{p.name} app",
+                p.app.command,
+                state.directory / f"{p.name}-app.log",
+                env=p.app.env,
+                probe_path=p.app.probe_path,
+            )
+        )
+        proxy_env = {**env([p]), "TASK_APP_URL": f"http://{app.address}"}
+        handlers[p.name] = keep(
+            start_handler(
+                state.directory / f"{p.name}-handler.log", env=proxy_env, name=f"{p.name} handler"
+            )
+        )
+    return handlers
+
+
 def _started(
     state: StackState,
     pipelines: list[LocalPipeline],
     children: list[Child],
+    handlers: dict[str, Child],
     shared: Shared,
     payloads: Payloads | None,
 ) -> str:
-    emulator, handler = children[0], children[-1]
+    emulator = children[0]
     outputs = state.directory / "pipelines.json"
     output = stack_output(
         pipelines,
-        f"http://{handler.address}",
+        f"http://{handlers[pipelines[0].name].address}",
+        handler_urls={name: f"http://{child.address}" for name, child in handlers.items()},
         database=shared.database,
         dead_letters=shared.dead_letter_topic is not None,
         payload_bucket=payloads.bucket if payloads else None,
@@ -353,11 +395,20 @@ def _run(
             )
             shared = _shared(state, pipelines, in_memory, keep)
             payloads = _payloads(state, pipelines, keep)
-            env = _handler_env(pipelines, shared, emulator, payloads)
-            handler = keep(start_handler(state.directory / "handler.log", env=env))
-            _say(_started(state, pipelines, started, shared, payloads))
-            ticker = _start_schedules(f"http://{handler.address}", pipelines, stop, tick_now)
-            _follow(handler.log, stop)
+            handlers = _handlers(
+                state,
+                pipelines,
+                lambda served: _handler_env(served, shared, emulator, payloads),
+                keep,
+            )
+            _say(_started(state, pipelines, started, handlers, shared, payloads))
+            ticker = _start_schedules(
+                {name: f"http://{child.address}" for name, child in handlers.items()},
+                pipelines,
+                stop,
+                tick_now,
+            )
+            _follow(list({child.log: None for child in handlers.values()}), stop)
             _say(f"stopping ({stop.reason})...")
             if ticker is not None:
                 ticker.join()
@@ -374,7 +425,7 @@ def _run(
 
 
 def _start_schedules(
-    handler_url: str,
+    handler_urls: dict[str, str],
     pipelines: list[LocalPipeline],
     stop: threading.Event,
     tick_now: list[tuple[str, str]],
@@ -388,8 +439,8 @@ def _start_schedules(
     def fire() -> None:
         for pipeline, schedule in tick_now:
             now = datetime.now(UTC).replace(microsecond=0)
-            _say(schedules.tick(handler_url, by_name[pipeline], schedule, now).line())
-        schedules.run(handler_url, pipelines, stop, _say)
+            _say(schedules.tick(handler_urls[pipeline], by_name[pipeline], schedule, now).line())
+        schedules.run(handler_urls, pipelines, stop, _say)
 
     thread = threading.Thread(target=fire, name="schedules", daemon=True)
     thread.start()

@@ -12,7 +12,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -102,14 +102,15 @@ def _next(pipelines: list[LocalPipeline], after: datetime) -> Iterator[tuple[dat
 
 
 def run(
-    handler_url: str,
+    handler_urls: Mapping[str, str],
     pipelines: list[LocalPipeline],
     stop: threading.Event,
     say: Callable[[str], None],
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> None:
-    """Fires every unpaused schedule at its times until STOP is set; a tick the handler does
-    not take is retried meanwhile (its own thread), as Cloud Scheduler retries it."""
+    """Fires every unpaused schedule at its times, at its pipeline's handler (HANDLER_URLS by
+    pipeline name), until STOP is set; a tick the handler does not take is retried
+    meanwhile (its own thread), as Cloud Scheduler retries it."""
     by_name = {p.name: p for p in pipelines}
     after = now()
     retrying: list[threading.Thread] = []
@@ -125,7 +126,7 @@ def run(
                 if due == when:
                     thread = threading.Thread(
                         target=tick_until_taken,
-                        args=(handler_url, by_name[pipeline], schedule, due, stop, say),
+                        args=(handler_urls[pipeline], by_name[pipeline], schedule, due, stop, say),
                         name=f"tick-{pipeline}.{schedule}",
                         daemon=True,
                     )

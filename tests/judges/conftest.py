@@ -19,8 +19,8 @@ def every_option_config() -> dict[str, Any]:
     """Every config key set, away from its default where it has one: protection, labels,
     both kinds of alert channel, the database's id, location and TTL, and two pipelines
     in two regions with every service (an app beside the handler, with every key), queue
-    and alert key, secrets, enqueuers and replayers (one of them both), and schedules (one with every key, paused; one with
-    its defaults) in each region."""
+    and alert key, secrets, enqueuers and replayers (one of them both), and schedules (one
+    with every key, paused; one with its defaults) in each region."""
     return {
         "gcp:project": PROJECT,
         "gcp:region": "europe-west1",
