@@ -33,9 +33,10 @@ def test_the_generated_section_is_current(plans: dict[str, dict[str, Any]]) -> N
 
 def test_the_section_has_the_counts_of_the_stacks(plans: dict[str, dict[str, Any]]) -> None:
     section = facts.current(PIPELINES)
-    # dev: 1 pipeline with a schedule and payloads on (the schedule adds 10 resources in 2
-    # components, the payload bucket 4 in 1).
-    assert "| dev | 1 | 43 | 11 |" in section
+    # dev: orders with a schedule and payloads on (the schedule adds 10 resources in 2
+    # components, the payload bucket 4 in 1), and thumbnails, an app behind the handler
+    # (16 resources in 5 components: the app is a container of the service, no resource).
+    assert "| dev | 2 | 59 | 16 |" in section
     assert "Per pipeline (dev's `orders`): 30 cloud resources in 8 components" in section
     for component in (
         "IdempotencyStore",
@@ -49,7 +50,7 @@ def test_the_section_has_the_counts_of_the_stacks(plans: dict[str, dict[str, Any
 
 
 def test_a_stale_count_is_caught(plans: dict[str, dict[str, Any]]) -> None:
-    stale = PIPELINES.replace("| dev | 1 | 43 | 11 |", "| dev | 1 | 39 | 10 |")
+    stale = PIPELINES.replace("| dev | 2 | 59 | 16 |", "| dev | 2 | 55 | 15 |")
     assert stale != PIPELINES
     assert facts.current(stale) != facts.render(plans)
 

@@ -20,9 +20,10 @@ def test_default_is_the_readable_tree(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["--stack", "dev"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(
-        "Offline plan of stack dev (cloudrun-tasks): 43 resources in 11 components"
+        "Offline plan of stack dev (cloudrun-tasks): 59 resources in 16 components"
     )
-    assert "└─ TaskPipeline orders" in out
+    assert "├─ TaskPipeline orders" in out
+    assert "└─ TaskPipeline thumbnails" in out
 
 
 def test_json_to_a_file_is_the_document(tmp_path: Path, dev_plan: dict[str, Any]) -> None:
