@@ -22,8 +22,8 @@ def test_every_resource_is_drawn_once(dev_plan: dict[str, Any]) -> None:
     text = graph.render(dev_plan)
     assert text.startswith("flowchart LR\n")
     ids = _ids(text)
-    assert len(ids) == len(resources(dev_plan)) == 54
-    assert text.count("subgraph ") == text.count("  end\n") == 11  # one per component
+    assert len(ids) == len(resources(dev_plan)) == 75
+    assert text.count("subgraph ") == text.count("  end\n") == 16  # one per component
     assert "cloudtasks.Queue<br/>orders" in ids.values()
 
 
