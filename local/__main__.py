@@ -108,7 +108,9 @@ class Shared:
     firestore: Child | None
     pubsub: Child | None
     database: str | None
-    dead_letter_topic: str | None
+    dead_letter_topics: dict[str, str]
+    """Pipeline name -> its topic, for each pipeline whose handler serves it alone (a
+    handler publishes to one topic): a proxy pipeline, or the only one without an app."""
     note: str
 
     def describe(self) -> str:
@@ -116,8 +118,8 @@ class Shared:
             f"Firestore emulator, database {self.database}" if self.firestore else "in memory"
         )
         dead_letters = (
-            f"Pub/Sub emulator, topic {self.dead_letter_topic}"
-            if self.dead_letter_topic
+            f"Pub/Sub emulator, topic {', '.join(self.dead_letter_topics.values())}"
+            if self.dead_letter_topics
             else "the handler's log"
         )
         return f"idempotency: {idempotency}; dead letters: {dead_letters}{self.note}"
@@ -196,8 +198,8 @@ def _handler_env(
             "GOOGLE_CLOUD_PROJECT": pipelines[0].project,
             "TASK_FIRESTORE_DATABASE": shared.database,
         }
-    if shared.dead_letter_topic:
-        env["TASK_DEAD_LETTER_TOPIC"] = shared.dead_letter_topic
+    if len(pipelines) == 1 and pipelines[0].name in shared.dead_letter_topics:
+        env["TASK_DEAD_LETTER_TOPIC"] = shared.dead_letter_topics[pipelines[0].name]
     if payloads is not None:
         env["TASK_PAYLOAD_BUCKET"] = payloads.bucket
         env["STORAGE_EMULATOR_HOST"] = f"http://{payloads.storage.address}"
@@ -213,10 +215,10 @@ def _shared(
     """Starts the gcloud emulators unless told not to or the CLI is missing; each child
     started is handed to `keep` at once, so it is stopped whatever happens next."""
     if in_memory:
-        return Shared(None, None, None, None, " (--in-memory)")
+        return Shared(None, None, None, {}, " (--in-memory)")
     if not gcloud_available():
         return Shared(
-            None, None, None, None,
+            None, None, None, {},
             " (gcloud or java not on PATH: the Firestore and Pub/Sub emulators did not start)",
         )  # fmt: skip
     firestore, pubsub = start_gcloud_emulators(
@@ -226,14 +228,18 @@ def _shared(
     keep(pubsub)
     _create_dead_letter_subscriptions(pubsub, pipelines)
     database = database_for_stack(state.stack)
-    if len(pipelines) > 1:
-        # A handler publishes to one topic, and here one handler serves every pipeline:
-        # a dead letter on another pipeline's topic would be replayed onto the wrong queue.
-        return Shared(
-            firestore, pubsub, database, None,
-            f" ({len(pipelines)} pipelines share this handler, a handler has one topic)",
-        )  # fmt: skip
-    return Shared(firestore, pubsub, database, pipelines[0].dead_letter_topic, "")
+    # A handler publishes to one topic, and here the pipelines without an app share one
+    # handler: a dead letter on another pipeline's topic would be replayed onto the wrong
+    # queue. Each pipeline with an app has a handler of its own (_handlers).
+    plain = [p for p in pipelines if p.app is None]
+    alone = [p for p in pipelines if p.app is not None or len(plain) == 1]
+    topics = {p.name: p.dead_letter_topic for p in alone}
+    note = (
+        f" ({len(plain)} pipelines share a handler, a handler has one topic: theirs go to its log)"
+        if len(plain) > 1
+        else ""
+    )
+    return Shared(firestore, pubsub, database, topics, note)
 
 
 def _handlers(
@@ -287,7 +293,7 @@ def _started(
         f"http://{handlers[pipelines[0].name].address}",
         handler_urls={name: f"http://{child.address}" for name, child in handlers.items()},
         database=shared.database,
-        dead_letters=shared.dead_letter_topic is not None,
+        dead_letters=set(shared.dead_letter_topics),
         payload_bucket=payloads.bucket if payloads else None,
     )
     outputs.write_text(json.dumps(output, indent=2), encoding="utf-8")
@@ -311,12 +317,13 @@ def _started(
     )
     # The client uploads big bodies itself: the commands name the storage emulator too.
     storage = f" --storage-emulator {payloads.storage.address}" if payloads else ""
+    replayable = [p.name for p in pipelines if p.name in shared.dead_letter_topics]
     replay = (
         f"replay dead letters (once what rejected them is fixed):\n"
         f"  {python} -m taskclient replay --outputs {_shown(outputs)} "
         f"--emulator {emulator.address} --pubsub-emulator {shared.pubsub.address}{storage} "
-        f"--pipeline {pipelines[0].name}\n"
-        if shared.dead_letter_topic and shared.pubsub
+        f"--pipeline {replayable[0]}\n"
+        if replayable and shared.pubsub
         else ""
     )
     scheduled = [(p, name, s) for p in pipelines for name, s in p.schedules.items()]

@@ -5,7 +5,7 @@ the program's own settings, so a config that `pulumi up` would refuse never star
 emulator: the same problems, one per line, before anything runs.
 """
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,13 +129,14 @@ def stack_output(
     *,
     handler_urls: Mapping[str, str] | None = None,
     database: str | None = None,
-    dead_letters: bool = False,
+    dead_letters: Collection[str] = (),
     payload_bucket: str | None = None,
 ) -> dict[str, object]:
     """The shape of `pulumi stack output pipelines`, pointing at the local handler, so the
     client runs the same code path locally as against the cloud. `database`: the Firestore
-    emulator's idempotency database; `dead_letters`: each pipeline names its dead-letter
-    topic and subscription on the Pub/Sub emulator; `payload_bucket`: the storage emulator's
+    emulator's idempotency database; `dead_letters`: the pipelines that name their
+    dead-letter topic and subscription on the Pub/Sub emulator (their handler publishes
+    there); `payload_bucket`: the storage emulator's
     bucket, for the pipelines with payloads enabled; `handler_urls`: a pipeline's own
     handler (a proxy pipeline's, in front of its app), by pipeline name."""
     return {
@@ -154,7 +155,7 @@ def stack_output(
                     "deadLetterTopic": p.dead_letter_topic,
                     "deadLetterSubscription": p.dead_letter_subscription,
                 }
-                if dead_letters
+                if p.name in dead_letters
                 else {}
             ),
             **(

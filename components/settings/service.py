@@ -87,7 +87,7 @@ class ServiceSettings(Settings):
     project; not also in `env`."""
     app: AppSettings | None = None
     """The team's own container, in any language, behind the handler (a Cloud Run sidecar):
-    the handler claims each task and forwards it there (`docs/handler.md`, proxy mode)."""
+    the handler claims each task and forwards it there (its proxy mode, `TASK_APP_URL`)."""
 
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:

@@ -5,13 +5,16 @@ is killed outright."""
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from local.processes import REPO, group_members
+from local.__main__ import Shared, _handler_env
+from local.processes import REPO, Child, group_members
 from local.stack_config import StackConfigError, read_stack
 from tests.app.helpers import LOCAL_STACK, LocalRun, listening_addresses, wait_for
 
@@ -123,3 +126,19 @@ def test_an_app_that_never_gets_ready_stops_the_run(
     (root / "Pulumi.dev.yaml").write_text(proxy_stack(app, record, probe=probe))
     with pytest.raises(pytest.fail.Exception, match="thumbnails app did not report its port"):
         start_local()
+
+
+def test_a_proxy_pipelines_handler_publishes_to_its_own_topic(
+    proxy_root: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, _ = proxy_root
+    orders, reports, thumbnails = read_stack(root, "dev")
+    assert (orders.app, reports.app) == (None, None)
+    assert thumbnails.app is not None and thumbnails.app.env["GREETING"] == "hello"
+    pubsub = Child("pubsub emulator", cast(subprocess.Popen[bytes], None), tmp_path, 2222)
+    # orders and reports share a handler (no topic); thumbnails' handler serves it alone.
+    shared = Shared(None, pubsub, None, {"thumbnails": thumbnails.dead_letter_topic}, "")
+    tasks = Child("tasks emulator", cast(subprocess.Popen[bytes], None), tmp_path, 3333)
+    assert "TASK_DEAD_LETTER_TOPIC" not in _handler_env([orders, reports], shared, tasks, None)
+    env = _handler_env([thumbnails], shared, tasks, None)
+    assert env["TASK_DEAD_LETTER_TOPIC"] == "projects/acme-local/topics/thumbnails-dead-letters"
