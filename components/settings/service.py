@@ -113,6 +113,18 @@ class ServiceSettings(Settings):
         if known(view.env, view.secrets):
             for name in sorted(set(view.env).intersection(view.secrets)):
                 yield (("secrets", name), "is also set in env: pick one", name)
+        if view.app not in (None, INVALID):
+            # The handler refuses TASK_PROCESSOR beside TASK_APP_URL (handler settings):
+            # said here, before a revision that could not start is deployed.
+            for section in ("env", "secrets"):
+                names = getattr(view, section)
+                if names is not INVALID and "TASK_PROCESSOR" in names:
+                    yield (
+                        (section, "TASK_PROCESSOR"),
+                        "can't be set with app: the handler forwards each task to the app"
+                        " (TASK_APP_URL) instead of calling a processor",
+                        "TASK_PROCESSOR",
+                    )
         if known(view.cpu, view.memory):
             yield from cpu_memory_rules(view.cpu, view.memory, view.concurrency)
             if view.app not in (None, INVALID) and known(view.app.cpu, view.app.memory):

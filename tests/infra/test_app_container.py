@@ -128,7 +128,7 @@ def test_every_app_problem_is_named_at_once_and_nothing_registered() -> None:
         cpu="6",
         memory="24Gi",
         concurrency=80,
-        env={"TASK_APP_URL": "http://localhost:1"},
+        env={"TASK_APP_URL": "http://localhost:1", "TASK_PROCESSOR": "jobs:run"},
     )
     error, recording = run_invalid(config)
     at = "pipelines.orders.service"
@@ -143,6 +143,7 @@ def test_every_app_problem_is_named_at_once_and_nothing_registered() -> None:
         f"{at}.app.startupProbe.failureThreshold",
         f"{at}.app.startupProbe.timeoutSeconds",
         f"{at}.env.TASK_APP_URL",
+        f"{at}.env.TASK_PROCESSOR",
     ]
     text = "\n".join(error.problems)
     assert "must be <= 8 vCPU, Cloud Run's limit per instance (is 10)" in text
@@ -150,6 +151,7 @@ def test_every_app_problem_is_named_at_once_and_nothing_registered() -> None:
     assert "must differ from 8080, the handler's port" in text
     assert "Cloud Run's startup probe window (is 250 s)" in text
     assert "did you mean port?" in text
+    assert "env.TASK_PROCESSOR: can't be set with app" in text
     assert recording.resources == []
 
 
@@ -165,3 +167,10 @@ def test_limits_at_their_edges_pass() -> None:
     handler, sidecar = containers(with_app(app, cpu="6", memory="24Gi"))
     assert sidecar["startupProbe"]["tcpSocket"] == {"port": 65535}
     assert handler["resources"]["limits"] == {"cpu": "6", "memory": "24Gi"}
+
+
+def test_a_processor_without_an_app_is_still_allowed() -> None:
+    config = base_config()
+    config[P]["orders"]["service"]["env"] = {"TASK_PROCESSOR": "jobs:run"}
+    [container] = containers(config)
+    assert {"name": "TASK_PROCESSOR", "value": "jobs:run"} in container["envs"]
