@@ -302,8 +302,7 @@ CASES: list[tuple[str, Any, str]] = [
     (
         f"{ORDERS}.service.app",
         {"image": "a/b", "startupProbe": {"initialDelaySeconds": 241}},
-        "pipelines.orders.service.app.startupProbe.initialDelaySeconds: must be >= 0 and"
-        " <= 240",
+        "pipelines.orders.service.app.startupProbe.initialDelaySeconds: must be >= 0 and <= 240",
     ),
     (
         f"{ORDERS}.service.app",
