@@ -10,6 +10,7 @@ import sys
 
 from handler import payloads, settings
 from handler.app import create_app
+from handler.proxy import AppProxy
 from handler.server import HandlerServer
 
 
@@ -30,8 +31,9 @@ def main() -> int:
         port = args.port if args.port is not None else _port(os.environ.get("PORT", "8080"))
         runtime = settings.runtime(os.environ)
         payload_reader = payloads.from_env(os.environ)
+        processor = settings.processor()
         app = create_app(
-            settings.processor(),
+            processor,
             store=runtime.store,
             dead_letter=runtime.dead_letter,
             max_attempts=settings.max_attempts(os.environ),
@@ -52,6 +54,11 @@ def main() -> int:
         **runtime.describe(),
         "payloadBucket": payload_reader.describe(),
         "schedules": sorted(settings.schedules(os.environ)),
+        "processor": (
+            f"the app at {processor.url} (proxy mode)"
+            if isinstance(processor, AppProxy)
+            else os.environ.get("TASK_PROCESSOR") or settings.DEFAULT_PROCESSOR
+        ),
     }
     server = HandlerServer(
         app, host=args.host, port=port, threads=runtime.threads, settings=described

@@ -305,6 +305,7 @@ def create_app(
             claim = tasks.claim(
                 task.key,
                 replay=task.stands_for,
+                letter=task.letter,
                 first_attempt_at=arrived if task.retry_count == 0 else None,
                 timeout=time_for(task),
                 holder=_delivery(task),
@@ -326,10 +327,14 @@ def create_app(
         return claim, error
 
     def unmatched(task: TaskRequest) -> TaskRequest:
-        """A replay whose original has no dead letter on record: a task of its own."""
+        """A replay whose original has no dead letter on record, or one with another target
+        or body: a task of its own."""
         logger.warning(
             {
-                "message": "replay of a task with no dead letter on record: run as its own task",
+                "message": (
+                    "replay of a task with no such dead letter on record (none, or another"
+                    " target or body): run as its own task"
+                ),
                 "taskName": task.name,
                 "queue": task.queue,
                 "replayOf": task.replay_of,
@@ -381,7 +386,7 @@ def create_app(
         with request_secrets(headers), traces.task_span(headers):
             try:
                 target = request_target(request.environ)
-                task = parse_task(headers, "/" + path, request.get_data(), target)
+                task = parse_task(headers, "/" + path, request.get_data(), target, request.method)
             except MalformedTask as exc:
                 logger.warning({"message": str(exc), "status": "not_a_task", "path": "/" + path})
                 return _answer("not_a_task", 400)

@@ -24,6 +24,10 @@ the task name holds), fields:
              lease lapsed, the task is still dead-lettered (a duplicate for any delivery but a
              replay). A replay (X-Replay-Of) claims only a dead-lettered record: for any other
              it is a task of its own (handler/app.py), so naming a task can't cancel it
+  letter     the digest of the task's request (its target and body) as its first claim got
+             it: a replay claims a dead-lettered record only with the same letter, so a task
+             naming another in X-Replay-Of with a body of its own can't take its key. Kept by
+             every later claim (a record written without one accepts any replay)
   firstAttemptAt Timestamp of the task's first attempt as it reached the handler (null:
              unknown, the record was first written by a retry), kept across releases: Cloud
              Tasks' retry limit counts maxRetryDuration from it (handler/app.py)
@@ -77,6 +81,7 @@ RENEW_MARGIN = 0.125
 # (handler/context.py); and the delivery that holds it, for the log of a lost claim.
 GENERATION = "generation"
 HOLDER = "holder"
+LETTER = "letter"
 # Errors worth another read and write, within the call's deadline: every write is conditional,
 # so trying again is always safe. Aborted is the emulator's "Transaction lock timeout."
 TRANSIENT = (
@@ -266,6 +271,7 @@ class FirestoreStore:
         key: str,
         *,
         replay: bool = False,
+        letter: str = "",
         first_attempt_at: datetime | None = None,
         timeout: float | None = None,
         holder: str = "",
@@ -290,9 +296,11 @@ class FirestoreStore:
             dead = _dead_lettered(record)
             if dead and not replay:
                 return Claim.DONE
-            if replay and not dead:
-                # No dead letter of this task is on record: the replay can't stand for it
-                # (else any enqueuer could cancel a predictable task by naming it).
+            kept = record.get(LETTER) or letter
+            if replay and (not dead or kept != letter):
+                # No dead letter of this task is on record, or not this one: the replay
+                # can't stand for it (else any enqueuer could cancel a predictable task by
+                # naming it, or run its own body under a dead-lettered task's key).
                 return Claim.NOT_DEAD_LETTERED
             if record.get("state") in SAME_ATTEMPTS:
                 first_at = record.get(FIRST_ATTEMPT)
@@ -308,6 +316,7 @@ class FirestoreStore:
                 "leaseUntil": now + self._lease,
                 GENERATION: generation[0],
                 HOLDER: holder,
+                LETTER: kept,
                 DEAD_LETTER_MARK: dead,
                 FIRST_ATTEMPT: first_at,
                 TTL_FIELD: now,

@@ -3,6 +3,9 @@ TASK_PROCESSOR and reserves them).
 
 TASK_PROCESSOR           module:function of the processing function (default
                          handler.example:process)
+TASK_APP_URL             http://localhost:PORT (or 127.0.0.1): proxy mode, each claimed task is
+                         forwarded to the app listening there instead (handler/proxy.py,
+                         docs/proxy.md); not with TASK_PROCESSOR
 TASK_MAX_ATTEMPTS        the queue's retry_config.max_attempts; unset or -1 = unlimited
                          (with no retry duration either, a retryable failure is then never
                          dead-lettered by the handler)
@@ -43,6 +46,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from handler.app import Processor
 from handler.dead_letter import DeadLetterSink, LogDeadLetterSink
 from handler.deadlines import lease
+from handler.proxy import APP_URL_ENV, AppProxy
 from handler.store import IdempotencyStore, InMemoryStore
 from handler.tick_wire import SCHEDULES_ENV
 from handler.tracing import Tracing
@@ -122,8 +126,25 @@ def schedules(environ: Mapping[str, str]) -> dict[str, str]:
     return cast(dict[str, str], value)
 
 
+def app_proxy(environ: Mapping[str, str]) -> AppProxy | None:
+    """Proxy mode's processor when TASK_APP_URL is set (handler/proxy.py), else None."""
+    url = environ.get(APP_URL_ENV, "").strip()
+    if not url:
+        return None
+    if environ.get("TASK_PROCESSOR", "").strip():
+        raise SettingsError(
+            f"{APP_URL_ENV} and TASK_PROCESSOR: set one, not both (the app at {APP_URL_ENV}"
+            " is the processor in proxy mode)"
+        )
+    try:
+        # One connection per request served at once: the app never waits for the pool.
+        return AppProxy(url, connections=concurrency(environ))
+    except ValueError as exc:
+        raise SettingsError(f"{APP_URL_ENV}: {exc}") from None
+
+
 def processor(environ: Mapping[str, str] = os.environ) -> Processor:
-    return load_processor(environ.get("TASK_PROCESSOR") or DEFAULT_PROCESSOR)
+    return app_proxy(environ) or load_processor(environ.get("TASK_PROCESSOR") or DEFAULT_PROCESSOR)
 
 
 def concurrency(environ: Mapping[str, str]) -> int:

@@ -41,13 +41,18 @@ class IdempotencyStore(Protocol):
         key: str,
         *,
         replay: bool = False,
+        letter: str = "",
         first_attempt_at: datetime | None = None,
         timeout: float | None = None,
         holder: str = "",
     ) -> Claim:
         """`replay`: a replay of the dead-lettered task `key` (X-Replay-Of) may take over a
         dead-lettered record, and only such a record: a processed one answers DONE, a live
-        claim IN_PROGRESS, anything else NOT_DEAD_LETTERED. `first_attempt_at`: given on
+        claim IN_PROGRESS, anything else NOT_DEAD_LETTERED. `letter`: the delivery's digest
+        (TaskRequest.letter: its target and body), kept by the task's first claim; a replay
+        whose letter differs is not a replay of that task (NOT_DEAD_LETTERED), or anyone
+        allowed to enqueue could run their own body under a dead-lettered task's key, so
+        that the task's real replay is a duplicate and never runs. `first_attempt_at`: given on
         the task's first attempt (retry count 0), when that attempt reached the handler; a
         record created now keeps it as the first attempt (Cloud Tasks counts the retry
         duration from it), a record that exists keeps its own. None: unknown. `holder`:
@@ -94,6 +99,8 @@ class InMemoryStore:
         # key -> its last claim's generation (the fencing token), for the `capacity` most
         # recently claimed tasks.
         self._generations: OrderedDict[str, int] = OrderedDict()
+        # key -> the letter its first claim gave, as long as its generation is kept.
+        self._letters: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def claim(
@@ -101,6 +108,7 @@ class InMemoryStore:
         key: str,
         *,
         replay: bool = False,
+        letter: str = "",
         first_attempt_at: datetime | None = None,
         timeout: float | None = None,
         holder: str = "",
@@ -111,7 +119,7 @@ class InMemoryStore:
             dead = self._settled.get(key) is True or key in self._replaying
             if self._settled.get(key) is False or (dead and not replay):
                 return Claim.DONE
-            if replay and not dead:
+            if replay and (not dead or self._letters.get(key, letter) != letter):
                 return Claim.NOT_DEAD_LETTERED
             if key in self._settled:  # a replay takes a dead-lettered task over: anew
                 del self._settled[key]
@@ -124,8 +132,9 @@ class InMemoryStore:
             self._running.add(key)
             self._generations[key] = self._generations.get(key, 0) + 1
             self._generations.move_to_end(key)
+            self._letters.setdefault(key, letter)
             while len(self._generations) > self._capacity:
-                self._generations.popitem(last=False)
+                self._letters.pop(self._generations.popitem(last=False)[0], None)
             return Claim.ACQUIRED
 
     def fencing_token(self, key: str) -> int | None:

@@ -1,10 +1,12 @@
 """One delivery from Cloud Tasks, as the processing function sees it, and how it may fail."""
 
+import hashlib
 import json
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 REPLAY_OF_HEADER = "x-replay-of"
 """Set by `taskclient replay` (taskclient/task_builder.py; the image has no taskclient): the
@@ -49,6 +51,8 @@ class TaskRequest:
     """X-Replay-Of named a task of this queue whose record says nothing was dead-lettered
     (never dead-lettered, still being retried, or its record expired): the replay may not
     stand for it, and is a task of its own (its own key)."""
+    method: str = "POST"
+    """The request's method as received (Cloud Tasks sends the task's http_method)."""
 
     def __post_init__(self) -> None:
         if not self.target:  # built without one (tests, older callers): the path is the target
@@ -93,6 +97,15 @@ class TaskRequest:
         a task with no dead letter on record): the store still checks the record."""
         return self.replay_of is not None and not self.forged_replay and not self.replay_unmatched
 
+    @cached_property
+    def letter(self) -> str:
+        """The digest of what a replay must send again, its raw target and body (the idempotency
+        store keeps it with the task: handler/store.py)."""
+        digest = hashlib.sha256(self.target.encode("utf-8", "surrogateescape"))
+        digest.update(b"\0")
+        digest.update(self.body)
+        return digest.hexdigest()
+
     @property
     def key(self) -> str:
         """Its idempotency key: unique per task, since task names are unique within a queue.
@@ -125,7 +138,11 @@ def _time(headers: Mapping[str, str], name: str) -> float | None:
 
 
 def parse_task(
-    headers: Mapping[str, str], path: str, body: bytes, target: str | None = None
+    headers: Mapping[str, str],
+    path: str,
+    body: bytes,
+    target: str | None = None,
+    method: str = "POST",
 ) -> TaskRequest:
     """`headers` with lower-case names; `target` the raw request target (default `path`).
     Raises MalformedTask if this is not from Cloud Tasks."""
@@ -143,6 +160,7 @@ def parse_task(
         headers=headers,
         body=body,
         target=path if target is None else target,
+        method=method,
     )
 
 

@@ -438,18 +438,16 @@ def _start_schedules(
     tick_now: list[tuple[str, str]],
 ) -> threading.Thread | None:
     """Fires the --tick-now schedules at once, then every schedule at its times, in a
-    thread that ends with STOP."""
+    thread that ends with STOP (each tick retried until the handler takes it)."""
     if not any(p.schedules for p in pipelines):
         return None
-    by_name = {p.name: p for p in pipelines}
-
-    def fire() -> None:
-        for pipeline, schedule in tick_now:
-            now = datetime.now(UTC).replace(microsecond=0)
-            _say(schedules.tick(handler_urls[pipeline], by_name[pipeline], schedule, now).line())
-        schedules.run(handler_urls, pipelines, stop, _say)
-
-    thread = threading.Thread(target=fire, name="schedules", daemon=True)
+    thread = threading.Thread(
+        target=schedules.run,
+        args=(handler_urls, pipelines, stop, _say),
+        kwargs={"tick_now": tick_now},
+        name="schedules",
+        daemon=True,
+    )
     thread.start()
     return thread
 

@@ -107,14 +107,29 @@ def run(
     stop: threading.Event,
     say: Callable[[str], None],
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    tick_now: list[tuple[str, str]] | None = None,
 ) -> None:
-    """Fires every unpaused schedule at its times, at its pipeline's handler (HANDLER_URLS by
-    pipeline name), until STOP is set; a tick the handler does not take is retried
+    """Fires the TICK_NOW schedules (PIPELINE, SCHEDULE) at once, then every unpaused
+    schedule at its times, each at its pipeline's handler (HANDLER_URLS by pipeline name),
+    until STOP is set; a tick the handler does not take is retried
     meanwhile (its own thread), as Cloud Scheduler retries it."""
     by_name = {p.name: p for p in pipelines}
     after = now()
     retrying: list[threading.Thread] = []
+
+    def fire(pipeline: str, schedule: str, when: datetime) -> None:
+        thread = threading.Thread(
+            target=tick_until_taken,
+            args=(handler_urls[pipeline], by_name[pipeline], schedule, when, stop, say),
+            name=f"tick-{pipeline}.{schedule}",
+            daemon=True,
+        )
+        thread.start()
+        retrying.append(thread)
+
     try:
+        for pipeline, schedule in tick_now or []:
+            fire(pipeline, schedule, after.replace(microsecond=0))
         while not stop.is_set():
             upcoming = sorted(_next(pipelines, after))
             if not upcoming:
@@ -124,14 +139,7 @@ def run(
                 return
             for due, pipeline, schedule in upcoming:
                 if due == when:
-                    thread = threading.Thread(
-                        target=tick_until_taken,
-                        args=(handler_urls[pipeline], by_name[pipeline], schedule, due, stop, say),
-                        name=f"tick-{pipeline}.{schedule}",
-                        daemon=True,
-                    )
-                    thread.start()
-                    retrying.append(thread)
+                    fire(pipeline, schedule, due)
             retrying = [t for t in retrying if t.is_alive()]
             after = when
     finally:

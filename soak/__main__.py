@@ -21,6 +21,9 @@ cause, and its verdict: PASS, or FAIL and exit 1 on any lost task, doubled run i
 envelope, or effect not applied exactly once (docs/guarantees.md).
 Every process binds 127.0.0.1 on a free port, in its own process group, and dies with this
 one (local/processes.py).
+With --proxy the handlers run in proxy mode (TASK_APP_URL) in front of a Node app doing the
+same work (soak/app.js), one app behind all three, as one downstream store behind every
+instance: a handler SIGKILLed cuts its forwards, the app finishes them.
 """
 
 import argparse
@@ -41,12 +44,16 @@ from pathlib import Path
 
 from local.processes import (
     Child,
+    group_members,
     running,
     start_busy_loop,
     start_gcloud_emulators,
     start_handler,
 )
+from soak.node_app import start_node_app
 from soak.report import Run, SoakReport, judge
+
+SOAK_APP = Path(__file__).resolve().parent / "app.js"
 
 PROJECT = "soak-project"
 DATABASE = "tasks-soak"
@@ -62,6 +69,9 @@ for a run whose processor returned it means the `processed` record could not be 
 time and the store kept writing it in the background ("task outcome written" once landed):
 an instance killed before that leaves the task to run again (beyond the envelope)."""
 WRITTEN = "task outcome written"
+OUTLIVED = "did not answer in time or at all"
+"""In a handler's error field (proxy mode): it stopped waiting for the app's answer (the budget
+spent, or the connection broke: handler/proxy.py)."""
 
 
 @dataclass
@@ -101,9 +111,10 @@ class Handlers:
             os.killpg(incarnation.child.process.pid, signal.SIGKILL)
             incarnation.child.process.wait()
 
-    def addresses(self) -> list[str]:
+    def addresses(self) -> list[tuple[str, str]]:
+        """(address, incarnation name) of each live handler."""
         with self.lock:
-            return [i.child.address for i in self.slots if i is not None]
+            return [(i.child.address, i.name) for i in self.slots if i is not None]
 
     def stop(self) -> None:
         for incarnation in self.incarnations:
@@ -121,7 +132,8 @@ class Deliveries:
     acknowledged: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def post(self, address: str, name: str, retry: int, body: bytes) -> int | None:
+    def post(self, handler: tuple[str, str], name: str, retry: int, body: bytes) -> int | None:
+        address, incarnation = handler
         host, port = address.rsplit(":", 1)
         connection = http.client.HTTPConnection(host, int(port), timeout=DISPATCH_DEADLINE_S)
         headers = {
@@ -130,6 +142,8 @@ class Deliveries:
             "X-CloudTasks-TaskName": name,
             "X-CloudTasks-TaskRetryCount": str(retry),
             "X-CloudTasks-TaskExecutionCount": str(retry),
+            # Which runs file a proxy-mode run goes to (soak/app.js); the handler passes it on.
+            "X-Soak-Handler": incarnation,
         }
         try:
             connection.request("POST", "/soak", body=body, headers=headers)
@@ -173,12 +187,14 @@ def pull_dead_letters(subscription: str) -> list[dict[str, str]]:
         )
 
 
-def completed_runs(handlers: Handlers) -> tuple[list[Run], set[Run], set[str]]:
-    """Every completed run, those cut by a SIGKILL before their answer was logged, and the
-    tasks a handler logged its claim lost on."""
+def completed_runs(handlers: Handlers) -> tuple[list[Run], set[Run], set[str], set[str]]:
+    """Every completed run, those cut by a SIGKILL before their answer was logged, the tasks
+    a handler logged its claim lost on, and those it stopped waiting for the app on (proxy
+    mode: no answer within the budget, or the connection broke, handler/proxy.py)."""
     runs: list[Run] = []
     cut: set[Run] = set()
     lost: set[str] = set()
+    outlived: set[str] = set()
     for incarnation in handlers.incarnations:
         lines = incarnation.runs.read_text().splitlines() if incarnation.runs.exists() else []
         mine = [
@@ -191,6 +207,11 @@ def completed_runs(handlers: Handlers) -> tuple[list[Run], set[Run], set[str]]:
             for line in incarnation.child.log_lines()
             if line.get("status") == "claim_lost"
         }
+        outlived |= {
+            str(line.get("taskName"))
+            for line in incarnation.child.log_lines()
+            if OUTLIVED in str(line.get("error", ""))
+        }
         if incarnation.killed:
             written = {
                 line.get("taskName")
@@ -198,7 +219,7 @@ def completed_runs(handlers: Handlers) -> tuple[list[Run], set[Run], set[str]]:
                 if line.get("status") in SETTLED or line.get("message") == WRITTEN
             }
             cut |= {run for run in mine if run.task not in written}
-    return runs, cut, lost
+    return runs, cut, lost, outlived
 
 
 def applied_effects(directory: Path) -> dict[str, bool]:
@@ -249,11 +270,19 @@ class Faults:
 
     @staticmethod
     def freeze(child: Child, seconds: float) -> None:
-        os.killpg(child.process.pid, signal.SIGSTOP)
+        """SIGSTOPs the emulator (its launcher and JVM) for SECONDS, but not the supervisor
+        that leads its process group (local.supervise): stopped, the supervisor would never
+        act on the SIGTERM its parent's death sends it, and a soak killed during a freeze
+        would leave the emulator frozen for good, holding its port."""
+        frozen = [pid for pid in group_members(child.process.pid) if pid != child.process.pid]
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
         try:
             time.sleep(seconds)
         finally:
-            os.killpg(child.process.pid, signal.SIGCONT)
+            for pid in frozen:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
 
 def soak(args: argparse.Namespace, directory: Path) -> SoakReport:
@@ -279,10 +308,16 @@ def soak(args: argparse.Namespace, directory: Path) -> SoakReport:
             # Unlimited attempts, no retry duration: a task ends only done or dead-lettered
             # by its processor, so anything else missing at the end is lost.
             "TASK_MAX_ATTEMPTS": "-1",
-            "TASK_PROCESSOR": "soak.processor:process",
         }
         effects = directory / "effects"
         effects.mkdir()
+        app: Child | None = None
+        if args.proxy:
+            app_env = {"SOAK_RUNS_DIR": str(directory), "SOAK_EFFECTS_DIR": str(effects)}
+            app = start_node_app(directory / "app.log", app_env, SOAK_APP)
+            env["TASK_APP_URL"] = f"http://127.0.0.1:{app.port}"
+        else:
+            env["TASK_PROCESSOR"] = "soak.processor:process"
         handlers = Handlers(directory, env, effects)
         busy: list[Child] = []
         try:
@@ -309,12 +344,14 @@ def soak(args: argparse.Namespace, directory: Path) -> SoakReport:
             seconds = time.monotonic() - started
             for loop in busy:
                 loop.stop()
-            runs, cut, claim_lost = completed_runs(handlers)
+            runs, cut, claim_lost, outlived = completed_runs(handlers)
             letters = pull_dead_letters(subscription)
         finally:
             for loop in busy:
                 loop.stop()
             handlers.stop()
+            if app is not None:
+                app.stop()
     return judge(
         work=[name for name in names if name not in rejected],
         rejected=sorted(rejected),
@@ -330,6 +367,7 @@ def soak(args: argparse.Namespace, directory: Path) -> SoakReport:
         claim_lost=claim_lost,
         effects=applied_effects(effects),
         contention=args.contention,
+        outlived_budget=outlived,
     )
 
 
@@ -362,6 +400,11 @@ def main() -> int:
         help="busy loops run meanwhile (CPU contention); without a number, one per core",
     )
     parser.add_argument("--keep", type=Path, help="keep logs and runs files here")
+    parser.add_argument(
+        "--proxy",
+        action="store_true",
+        help="proxy mode: the handlers forward to a Node app doing the work (soak/app.js)",
+    )
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         if args.keep:

@@ -15,7 +15,7 @@ from handler.app import create_app
 from handler.context import TaskContext, current
 from handler.payloads import CLAIM_CHECK_TYPE, ClaimCheck, PayloadReader
 from handler.store import Claim, InMemoryStore
-from handler.task import TaskRequest
+from handler.task import PermanentTaskError, TaskRequest
 from local.processes import free_port
 from taskclient.offload import needs_offload
 from taskclient.pipelines import Pipeline
@@ -63,6 +63,50 @@ def test_a_replay_of_a_task_being_retried_does_not_take_its_key() -> None:
     store.release("orders/victim")  # failed once, Cloud Tasks will retry it
     assert store.claim("orders/victim", replay=True) is Claim.NOT_DEAD_LETTERED
     assert store.claim("orders/victim") is Claim.ACQUIRED
+
+
+def test_a_replay_must_carry_the_dead_letters_own_target_and_body() -> None:
+    """A task naming a truly dead-lettered task in X-Replay-Of, with a body (or target) of its
+    own, is not its replay: it runs as itself, and the real replay still runs the victim's
+    body once. Before: it ran under the victim's key, and the real replay was a duplicate."""
+    store, calls = InMemoryStore(), []
+
+    def processor(task: TaskRequest) -> None:
+        calls.append((task.name, task.target, task.payload))
+        if task.payload == {"who": "victim"} and task.name == "victim":
+            raise PermanentTaskError("victim's first run")
+
+    app = create_app(processor, store=store, dead_letter=RecordingSink(), max_attempts=3)
+    test = app.test_client()
+    assert post(test, {"who": "victim"}, delivery("victim"), "/a?x=1").json["status"] == (
+        "rejected"
+    )
+    replay_of = {"X-Replay-Of": "orders/victim"}
+    forged_body = {**delivery("evil"), **replay_of}
+    forged_target = {**delivery("evil-2"), **replay_of}
+    real = {**delivery("replay-1"), **replay_of}
+    assert post(test, {"who": "evil"}, forged_body, "/a?x=1").json == {"status": "done"}
+    assert post(test, {"who": "victim"}, forged_target, "/a?x=2").json == {"status": "done"}
+    assert post(test, {"who": "victim"}, real, "/a?x=1").json == {"status": "done"}
+    assert post(test, {"who": "victim"}, real, "/a?x=1").json == {"status": "duplicate"}
+    assert calls == [
+        ("victim", "/a?x=1", {"who": "victim"}),
+        ("evil", "/a?x=1", {"who": "evil"}),
+        ("evil-2", "/a?x=2", {"who": "victim"}),
+        ("replay-1", "/a?x=1", {"who": "victim"}),
+    ]
+    assert store.claim("orders/victim", replay=True) is Claim.DONE
+
+
+def test_the_in_memory_store_keeps_the_first_claims_letter() -> None:
+    store = InMemoryStore()
+    assert store.claim("orders/t", letter="a") is Claim.ACQUIRED
+    store.complete("orders/t", dead_lettered=True)
+    assert store.claim("orders/t", replay=True, letter="b") is Claim.NOT_DEAD_LETTERED
+    assert store.claim("orders/t", replay=True, letter="a") is Claim.ACQUIRED
+    store.release("orders/t")
+    assert store.claim("orders/t", replay=True, letter="b") is Claim.NOT_DEAD_LETTERED
+    assert store.claim("orders/t", replay=True, letter="a") is Claim.ACQUIRED
 
 
 # --- 3, 4, 8: claim checks -----------------------------------------------------------------

@@ -72,6 +72,24 @@ def test_a_dead_lettered_task_stays_dead_lettered_while_its_replay_is_retried(
         assert store.claim(key, replay=True) is Claim.DONE
 
 
+def test_a_replay_with_another_letter_does_not_take_a_dead_lettered_task(
+    emulators: dict[str, str],  # noqa: F811
+    db: firestore.Client,  # noqa: F811
+) -> None:
+    with store_and_record(db, lease_s=5) as (store, key, ref):
+        assert store.claim(key, letter="original") is Claim.ACQUIRED
+        store.complete(key, dead_lettered=True)
+        assert store.claim(key, replay=True, letter="forged") is Claim.NOT_DEAD_LETTERED
+        assert ref.get().get("state") == "dead_lettered"  # asking wrote nothing
+        assert store.claim(key, replay=True, letter="original") is Claim.ACQUIRED
+        assert ref.get().get("letter") == "original"
+        store.release(key)
+        assert store.claim(key, replay=True, letter="forged") is Claim.NOT_DEAD_LETTERED
+        assert store.claim(key, replay=True, letter="original") is Claim.ACQUIRED
+        store.complete(key)
+        assert store.claim(key, replay=True, letter="original") is Claim.DONE
+
+
 def test_a_slow_first_claim_stamps_the_attempts_arrival_not_the_write(
     emulators: dict[str, str],  # noqa: F811
     db: firestore.Client,  # noqa: F811

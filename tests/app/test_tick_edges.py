@@ -154,3 +154,30 @@ def test_the_local_loop_retries_a_failed_tick(
         loop.join(10)
     assert seen == ["2026-12-03T15:00:00Z"] * 3
     assert said[-1] == "tick orders.every-minute at 2026-12-03T15:00:00Z: ticked"
+
+
+def test_a_tick_fired_now_is_retried_until_taken(
+    flaky_handler: tuple[str, list[str]], root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make local --tick-now` sent its tick once: a handler still starting lost it.
+    url, seen = flaky_handler
+    (root / "Pulumi.ticks.yaml").write_text(STACK)
+    pipelines = read_stack(root, "ticks")
+    monkeypatch.setattr(schedules, "RETRY_BACKOFF_S", (0.05, 0.2))
+    stop, said = threading.Event(), []
+    # Half a minute before the every-minute schedule's next run: only the fired tick is due.
+    clock = datetime(2026, 12, 3, 14, 59, 30, 250_000, tzinfo=UTC)
+    loop = threading.Thread(
+        target=schedules.run,
+        args=({p.name: url for p in pipelines}, pipelines, stop, said.append, lambda: clock),
+        kwargs={"tick_now": [("orders", "every-minute")]},
+    )
+    loop.start()
+    try:
+        wait_for(lambda: len(seen) >= 3 or None, "the fired tick to be retried until answered", 10)
+    finally:
+        stop.set()
+        loop.join(10)
+    assert seen == ["2026-12-03T14:59:30Z"] * 3
+    assert said[-1] == "tick orders.every-minute at 2026-12-03T14:59:30Z: ticked"
+    assert [line.endswith("(retried in 0.05 s)") for line in said[:1]] == [True]

@@ -1,0 +1,312 @@
+"""Proxy mode through Flask's test client, in front of a stub app on 127.0.0.1 (a thread of
+this process): what the app receives, and what each of its answers becomes."""
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from flask.testing import FlaskClient
+
+from handler import settings
+from handler.app import create_app
+from handler.context import TaskContext, serving
+from handler.proxy import AppFailed, AppProxy, verdict
+from handler.task import TaskRequest
+from local.processes import free_port
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+@dataclass
+class Seen:
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class StubApp:
+    """Answers every request with `status` (or not at all while `hang` is set)."""
+
+    port: int = 0
+    status: int = 200
+    answer: bytes = b'{"ok": true}'
+    hang: threading.Event | None = None
+    seen: list[Seen] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def stub() -> Iterator[StubApp]:
+    app = StubApp()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _any(self) -> None:
+            length = int(self.headers.get("content-length", 0))
+            body = self.rfile.read(length)
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            app.seen.append(Seen(self.command, self.path, headers, body))
+            if app.hang is not None:
+                app.hang.wait(30)
+                return
+            self.send_response(app.status)
+            self.send_header("content-length", str(len(app.answer)))
+            self.end_headers()
+            self.wfile.write(app.answer)
+
+        do_POST = do_PUT = _any
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    app.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield app
+    finally:
+        if app.hang is not None:
+            app.hang.set()
+        server.shutdown()
+        server.server_close()
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.written: list[tuple[str, str]] = []
+
+    def write(self, task: TaskRequest, reason: str, *, timeout: float | None = None) -> None:
+        self.written.append((task.name, reason))
+
+
+def delivery(retry: int = 0, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {
+        "X-CloudTasks-QueueName": "orders",
+        "X-CloudTasks-TaskName": "task-1",
+        "X-CloudTasks-TaskRetryCount": str(retry),
+        "X-CloudTasks-TaskExecutionCount": str(retry),
+        **(extra or {}),
+    }
+
+
+def handler_for(
+    url: str, sink: RecordingSink, deadline: timedelta | None = None, attempts: int = 3
+) -> FlaskClient:
+    app = create_app(
+        AppProxy(url, connections=4),
+        dead_letter=sink,
+        max_attempts=attempts,
+        dispatch_deadline=deadline,
+    )
+    return app.test_client()
+
+
+def test_the_app_gets_the_request_as_received_with_the_tasks_key_generation_and_trace(
+    stub: StubApp,
+) -> None:
+    headers = delivery(
+        extra={
+            "X-Tenant": "acme",
+            "Content-Type": "application/json",
+            "traceparent": TRACEPARENT,
+            # A caller's values for the handler's own headers are replaced, never passed on.
+            "X-Task-Idempotency-Id": "forged/key",
+            "X-Task-Fencing-Generation": "999999",
+            # Hop-by-hop: Connection and what it names describe the hop, not the request.
+            "Connection": "keep-alive, X-Hop-Only",
+            "X-Hop-Only": "1",
+            "Keep-Alive": "timeout=5",
+        }
+    )
+    body = b'{"order": 7}'
+    response = handler_for(stub.url, RecordingSink()).put(
+        "/orders/a%2Fb?x=1&y=%C3%A9", data=body, headers=headers
+    )
+    assert (response.status_code, response.json) == (200, {"status": "done"})
+    [seen] = stub.seen
+    assert (seen.method, seen.target, seen.body) == ("PUT", "/orders/a%2Fb?x=1&y=%C3%A9", body)
+    assert seen.headers["x-tenant"] == "acme"
+    assert seen.headers["content-type"] == "application/json"
+    assert seen.headers["x-cloudtasks-taskname"] == "task-1"
+    assert seen.headers["x-cloudtasks-queuename"] == "orders"
+    assert seen.headers["x-task-idempotency-id"] == "orders/task-1"
+    assert seen.headers["x-task-fencing-generation"] == "1"  # the store's first claim
+    assert seen.headers["content-length"] == str(len(body))
+    assert seen.headers["host"] == f"127.0.0.1:{stub.port}"
+    assert not {"x-hop-only", "keep-alive"} & set(seen.headers)
+    version, trace_id, span_id, _flags = seen.headers["traceparent"].split("-")
+    assert (version, trace_id) == ("00", TRACE_ID)  # the task's trace continues...
+    assert span_id != "00f067aa0ba902b7"  # ...from the handler's own span
+
+
+def test_a_redelivery_gets_the_same_key_and_a_greater_generation(stub: StubApp) -> None:
+    stub.status = 503
+    test = handler_for(stub.url, RecordingSink())
+    assert test.post("/work", data=b"x", headers=delivery(retry=0)).status_code == 500
+    stub.status = 200
+    assert test.post("/work", data=b"x", headers=delivery(retry=1)).status_code == 200
+    first, second = stub.seen
+    assert first.headers["x-task-idempotency-id"] == second.headers["x-task-idempotency-id"]
+    assert int(second.headers["x-task-fencing-generation"]) > int(
+        first.headers["x-task-fencing-generation"]
+    )
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
+def test_2xx_is_done(status: int) -> None:
+    assert verdict(status) == "done"
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 410, 413, 415, 422, 499])
+def test_4xx_but_the_repeatable_ones_is_permanent(status: int) -> None:
+    assert verdict(status) == "permanent"
+
+
+@pytest.mark.parametrize(
+    "status", [408, 409, 423, 425, 429, 500, 502, 503, 504, 599, 301, 302, 304, 307, 100]
+)
+def test_5xx_3xx_and_the_repeatable_4xx_are_retried(status: int) -> None:
+    assert verdict(status) == "retry"
+
+
+def test_a_permanent_answer_is_rejected_and_dead_lettered_with_the_apps_reason(
+    stub: StubApp,
+) -> None:
+    stub.status, stub.answer = 422, b'{"error": "unknown sku"}'
+    sink = RecordingSink()
+    response = handler_for(stub.url, sink).post("/work", data=b"{}", headers=delivery())
+    assert (response.status_code, response.json) == (200, {"status": "rejected"})
+    [(name, reason)] = sink.written
+    assert name == "task-1"
+    assert "422" in reason and "unknown sku" in reason
+
+
+@pytest.mark.parametrize("status", [503, 429, 408])
+def test_a_retryable_answer_fails_the_attempt_and_nothing_is_dead_lettered(
+    stub: StubApp, status: int
+) -> None:
+    stub.status = status
+    sink = RecordingSink()
+    response = handler_for(stub.url, sink).post("/work", data=b"{}", headers=delivery())
+    assert (response.status_code, response.json) == (500, {"status": "failed"})
+    assert sink.written == []
+
+
+def test_a_retryable_answer_on_the_last_attempt_is_dead_lettered(stub: StubApp) -> None:
+    stub.status = 503
+    sink = RecordingSink()
+    response = handler_for(stub.url, sink, attempts=3).post(
+        "/work", data=b"{}", headers=delivery(retry=2)
+    )
+    assert (response.status_code, response.json) == (200, {"status": "dead_lettered"})
+    [(_, reason)] = sink.written
+    assert "503" in reason
+
+
+def test_a_refused_connection_fails_the_attempt() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    sink = RecordingSink()
+    response = handler_for(url, sink).post("/work", data=b"{}", headers=delivery())
+    assert (response.status_code, response.json) == (500, {"status": "failed"})
+    assert sink.written == []
+
+
+def test_a_hung_app_is_answered_for_while_cloud_tasks_still_listens(
+    stub: StubApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    stub.hang = threading.Event()
+    sink = RecordingSink()
+    # A 3 s deadline: a 2 s answer budget, of which the app may take 1.5 s.
+    test = handler_for(stub.url, sink, deadline=timedelta(seconds=3))
+    response = test.post("/work", data=b"{}", headers=delivery())
+    # "failed" (500), not "dead_lettered": the handler judged its answer still heard.
+    assert (response.status_code, response.json) == (500, {"status": "failed"})
+    assert len(stub.seen) == 1
+    [line] = [r.msg for r in caplog.records if r.name == "handler.tasks"]
+    assert isinstance(line, dict)
+    assert "ReadTimeoutError" in str(line["error"])
+    assert sink.written == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://localhost:8081",
+        "http://example.com:8081",
+        "http://10.0.0.1:8081",
+        "http://localhost:8081/app",
+        "http://localhost:8081?x=1",
+        "http://user:pw@localhost:8081",
+        "http://localhost:0",
+        "http://localhost:70000",
+        "localhost:8081",
+    ],
+)
+def test_an_app_url_off_the_loopback_or_with_a_path_is_refused_naming_the_variable(
+    url: str,
+) -> None:
+    with pytest.raises(settings.SettingsError, match=r"^TASK_APP_URL: .*no path"):
+        settings.processor({"TASK_APP_URL": url})
+
+
+@pytest.mark.parametrize("url", ["http://localhost:8081", "http://127.0.0.1:9000"])
+def test_a_loopback_app_url_makes_the_app_the_processor(url: str) -> None:
+    proxy = settings.processor({"TASK_APP_URL": url, "TASK_CONCURRENCY": "12"})
+    assert isinstance(proxy, AppProxy) and proxy.url == url
+
+
+def test_an_app_url_and_a_processor_together_are_refused_naming_both() -> None:
+    with pytest.raises(settings.SettingsError, match="TASK_APP_URL and TASK_PROCESSOR"):
+        settings.processor(
+            {"TASK_APP_URL": "http://localhost:8081", "TASK_PROCESSOR": "handler.example:process"}
+        )
+
+
+def test_the_handler_json_answer_is_the_handlers_not_the_apps(stub: StubApp) -> None:
+    stub.answer = b'{"app": "says hi"}'
+    response = handler_for(stub.url, RecordingSink()).post("/w", data=b"{}", headers=delivery())
+    assert json.loads(response.data) == {"status": "done"}
+
+
+def test_with_too_little_of_the_budget_left_the_app_is_not_called(stub: StubApp) -> None:
+    task = TaskRequest(
+        name="task-1",
+        queue="orders",
+        retry_count=0,
+        execution_count=0,
+        eta=None,
+        path="/work",
+        headers={},
+        body=b"",
+        answer_by=time.monotonic() + 0.3,  # less than the reserve kept to answer
+    )
+    with serving(TaskContext("orders/task-1", 1)), pytest.raises(AppFailed, match="too little"):
+        AppProxy(stub.url, connections=1)(task)
+    assert stub.seen == []
+
+
+def test_a_long_answer_is_cut_and_the_next_task_still_gets_through(stub: StubApp) -> None:
+    stub.status, stub.answer = 400, b"x" * 100_000
+    sink = RecordingSink()
+    test = handler_for(stub.url, sink)
+    assert test.post("/a", data=b"1", headers=delivery()).json == {"status": "rejected"}
+    [(_, reason)] = sink.written
+    assert reason.endswith("x" * 1024) and len(reason) < 1200
+    stub.status, stub.answer = 200, b"ok"
+    headers = delivery(extra={"X-CloudTasks-TaskName": "task-2"})
+    assert test.post("/b", data=b"2", headers=headers).json == {"status": "done"}
+    assert [seen.target for seen in stub.seen] == ["/a", "/b"]
