@@ -278,6 +278,15 @@ def _handlers(
     return handlers
 
 
+def _stop_all(children: list[Child]) -> None:
+    """Stops CHILDREN concurrently, each whatever happens to the others."""
+    threads = [threading.Thread(target=child.stop, name=f"stop {child.name}") for child in children]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def _started(
     state: StackState,
     pipelines: list[LocalPipeline],
@@ -408,6 +417,9 @@ def _run(
                 lambda served: _handler_env(served, shared, emulator, payloads),
                 keep,
             )
+            # Stopped first, all at once (each takes its graceful shutdown), before the
+            # apps behind them and the emulators; stopping them again later is a no-op.
+            children.callback(_stop_all, list({id(h): h for h in handlers.values()}.values()))
             _say(_started(state, pipelines, started, handlers, shared, payloads))
             ticker = _start_schedules(
                 {name: f"http://{child.address}" for name, child in handlers.items()},
