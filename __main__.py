@@ -12,7 +12,7 @@ from components import (
     StackDashboard,
     TaskPipeline,
 )
-from components.apis import CLOUDSCHEDULER, LOGGING, SECRET_MANAGER
+from components.apis import CLOUDSCHEDULER, SECRET_MANAGER
 from components.inputs import pipeline_inputs
 from components.names import CHANNELS, IDEMPOTENCY, STACK_DASHBOARD, check_names
 from components.settings import load_settings
@@ -31,7 +31,7 @@ apis = ProjectApis(
         "project": settings.project,
         "extra_services": [
             *([SECRET_MANAGER] if settings.uses_secrets else []),
-            *([CLOUDSCHEDULER, LOGGING] if settings.uses_schedules else []),
+            *([CLOUDSCHEDULER] if settings.uses_schedules else []),
         ],
     },
 )

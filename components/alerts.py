@@ -20,10 +20,13 @@ from .name_rules import (
     ALERT_TITLES,
     BACKLOG,
     CAPACITY,
+    CLAIMS_LOST,
     DEAD_LETTERS,
     FAILING_ATTEMPTS,
     alert_display_name,
     alert_subject,
+    claims_lost_condition_display_name,
+    claims_lost_metric_description,
 )
 from .names import alert_policy, email_channel, schedule_job
 from .observability import PipelineNames
@@ -55,8 +58,9 @@ class PipelineAlertsArgs:
 def pipeline_alerts(
     name: str, args: PipelineAlertsArgs, parent: pulumi.Resource
 ) -> dict[str, gcp.monitoring.AlertPolicy]:
-    """Backlog, failing attempts, dead letters and capacity alerts of one pipeline,
-    children of PARENT (its TaskPipeline).
+    """Backlog, failing attempts, dead letters, capacity and claims-lost alerts of one
+    pipeline, and the logs-based metric the last one reads, children of PARENT (its
+    TaskPipeline).
 
     Not a component of their own: a component costs about as much to register as a
     resource, and bench.scale at 100 pipelines is judged against the plain program.
@@ -67,7 +71,7 @@ def pipeline_alerts(
     names = pulumi.Output.all(
         args.project, args.queue_name, args.service_name, args.dead_letter_subscription
     ).apply(lambda v: PipelineNames(name, v[0], location, v[1], v[2], v[3]))
-    backlog, failing, capacity = a.backlog, a.failing_attempts, a.capacity
+    backlog, failing, capacity, lost = a.backlog, a.failing_attempts, a.capacity, a.claims_lost
     threshold = a.backlog_threshold
     max_instances = s.service.max_instances
     specs = {
@@ -138,9 +142,28 @@ def pipeline_alerts(
                 )
             ),
         ),
+        # WARNING, not ERROR: a lost claim is a possible second run, not a failure; a
+        # processor that checks its fencing token still applies its effects once, and the
+        # cause (a store outage, starved instances) raises its own alerts.
+        CLAIMS_LOST: (
+            ALERT_TITLES[CLAIMS_LOST],
+            "WARNING",
+            [
+                (
+                    claims_lost_condition_display_name(str(lost.window)),
+                    names.apply(lambda n: q.claims_lost_query(n, str(lost.window))),
+                    # Each loss is one event: one point is enough.
+                    "0s",
+                )
+            ],
+            names.apply(lambda n: q.claims_lost_runbook(n, str(lost.window))),
+        ),
     }
     channels = list(args.notification_channels)
     child = pulumi.ResourceOptions(parent=parent, depends_on=list(args.depends_on))
+    metric = claims_lost_metric(name, args.project, location, args.service_name, child)
+    # Before the alert reads it: a policy on a metric that doesn't exist yet fails.
+    after_metric = pulumi.ResourceOptions(parent=parent, depends_on=[*args.depends_on, metric])
     return {
         kind: gcp.monitoring.AlertPolicy(
             alert_policy(name, kind),
@@ -168,10 +191,34 @@ def pipeline_alerts(
                 mime_type=MARKDOWN,
             ),
             alert_strategy=gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close=AUTO_CLOSE),
-            opts=child,
+            opts=after_metric if kind == CLAIMS_LOST else child,
         )
         for kind, (title, severity, conditions, runbook) in specs.items()
     }
+
+
+def claims_lost_metric(
+    pipeline: str,
+    project: pulumi.Input[str],
+    location: str,
+    service_name: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> gcp.logging.Metric:
+    """The logs-based metric counting the claim_lost lines of PIPELINE's service
+    (components/observability.py says what it matches, and why no label)."""
+    return gcp.logging.Metric(
+        q.claims_lost_metric_name(pipeline),
+        project=project,
+        name=q.claims_lost_metric_name(pipeline),
+        description=claims_lost_metric_description(pipeline),
+        filter=pulumi.Output.from_input(service_name).apply(
+            lambda service: q.claims_lost_log_filter(location, service)
+        ),
+        metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+            metric_kind="DELTA", value_type="INT64", unit="1"
+        ),
+        opts=opts,
+    )
 
 
 @dataclass

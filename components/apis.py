@@ -9,21 +9,23 @@ import pulumi_gcp as gcp
 CLOUDTASKS = "cloudtasks.googleapis.com"
 FIRESTORE = "firestore.googleapis.com"
 PUBSUB = "pubsub.googleapis.com"
+LOGGING = "logging.googleapis.com"
 # Monitoring: every pipeline deploys with its alert policies (and the stack its dashboard).
-# Firestore: the stack's idempotency store. Pub/Sub: every pipeline's dead letters.
+# Logging: every pipeline's logs-based claims-lost metric (projects.metrics.create), and
+# the schedules' tick metric. Firestore: the stack's idempotency store. Pub/Sub: every
+# pipeline's dead letters.
 REQUIRED_SERVICES = (
     CLOUDTASKS,
     "run.googleapis.com",
     "iam.googleapis.com",
     "monitoring.googleapis.com",
+    LOGGING,
     FIRESTORE,
     PUBSUB,
 )
 SECRET_MANAGER = "secretmanager.googleapis.com"
-# Only for stacks with schedules (components/schedule.py): the jobs, and the Logging API
-# that holds each pipeline's logs-based tick metric (projects.metrics.create).
+# Only for stacks with schedules (components/schedule.py): the jobs.
 CLOUDSCHEDULER = "cloudscheduler.googleapis.com"
-LOGGING = "logging.googleapis.com"
 
 
 @dataclass

@@ -210,6 +210,9 @@ def pipeline_charts(row: RowInput) -> list[Chart]:
             thresholds=((float(row.max_instances), "maxInstances"),),
         ),
         Chart("Dead letters waiting", (Series(q.dead_letters(n), "messages"),), "messages"),
+        Chart(
+            "Claims lost/min", (Series(q.claims_lost_per_minute(n), "claims lost"),), "claims/min"
+        ),
         *([payload_chart(n.project, n.payload_bucket)] if n.payload_bucket else []),
         *(
             [

@@ -141,6 +141,13 @@ class CapacityAlertInputs(TypedDict):
     """Whole minutes 60s..24h (default 300s)."""
 
 
+class ClaimsLostAlertInputs(TypedDict):
+    """The claims-lost alert: a delivery lost its claim, so a task may have run twice."""
+
+    window: NotRequired[str]
+    """How long one lost claim keeps it firing, whole minutes 60s..24h (default 900s)."""
+
+
 class AlertsInputs(TypedDict):
     """The pipeline's alert policies (`alerts.*`)."""
 
@@ -152,6 +159,8 @@ class AlertsInputs(TypedDict):
     """Failing-attempts alert settings."""
     capacity: NotRequired[CapacityAlertInputs]
     """Capacity alert settings."""
+    claims_lost: NotRequired[ClaimsLostAlertInputs]
+    """Claims-lost alert settings."""
 
 
 class ScheduleInputs(TypedDict):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import regex
 
+from .observability import claims_lost_metric_name, tick_metric_name
+
 
 @dataclass(frozen=True)
 class NameRule:
@@ -196,6 +198,17 @@ LOG_METRIC_DESCRIPTION = NameRule(
     "google.logging.v2.LogMetric.description",
     text=True,
 )
+LOG_METRIC_NAME = NameRule(
+    "logs-based metric name",
+    r"(?!/)[A-Za-z0-9_.,+!*'()%/-]{1,100}",
+    "1..100 of A-Z, a-z, 0-9 and _-.,+!*',()%/, not starting with '/'",
+    # "Metric identifiers are limited to 100 characters and can include only the following
+    # characters: A-Z, a-z, 0-9, and the special characters _-.,+!*',()%/. The
+    # forward-slash character (/) denotes a hierarchy of name pieces, and it cannot be the
+    # first character of the name." (google-cloud-logging, logging_v2/types/
+    # logging_metrics.py)
+    "google.logging.v2.LogMetric.name",
+)
 
 BUCKET_NAME = NameRule(
     "Cloud Storage bucket name",
@@ -229,6 +242,7 @@ RULES = (
     ALERT_DOCUMENTATION,
     SERVICE_ACCOUNT_DISPLAY_NAME,
     LOG_METRIC_DESCRIPTION,
+    LOG_METRIC_NAME,
 )
 
 # Pulumi auto-names a resource whose `name` is unset: its logical name, `-` and 7 random
@@ -241,17 +255,19 @@ SHOWN_SUFFIX = "-…"
 
 # A pipeline's alert policies, by kind (also their `alert` user label, which the policy
 # pack looks for per queue), and each one's title.
-BACKLOG, FAILING_ATTEMPTS, DEAD_LETTERS, CAPACITY = (
+BACKLOG, FAILING_ATTEMPTS, DEAD_LETTERS, CAPACITY, CLAIMS_LOST = (
     "backlog",
     "failing-attempts",
     "dead-letters",
     "capacity",
+    "claims-lost",
 )
 ALERT_TITLES = {
     BACKLOG: "queue backlog",
     FAILING_ATTEMPTS: "failing attempts",
     DEAD_LETTERS: "dead letters waiting",
     CAPACITY: "service capacity",
+    CLAIMS_LOST: "claims lost",
 }
 ALERT_KINDS = tuple(ALERT_TITLES)
 
@@ -337,6 +353,17 @@ def tick_metric_description(pipeline: str) -> str:
     return f"Tick attempts of the Cloud Scheduler jobs of pipeline {pipeline}, by status."
 
 
+def claims_lost_metric_description(pipeline: str) -> str:
+    return (
+        f"Claims the handler of pipeline {pipeline} lost to another delivery while its work"
+        " ran (a task that may have run twice)."
+    )
+
+
+def claims_lost_condition_display_name(window: str) -> str:
+    return f"a claim was lost in the last {window}"
+
+
 def pipeline_ids(pipeline: str) -> list[tuple[str, NameRule, str]]:
     """(what, rule, as Google sees it) for every id and name a pipeline name becomes;
     auto-named ones end in AUTONAME_SUFFIX."""
@@ -377,6 +404,13 @@ def pipeline_ids(pipeline: str) -> list[tuple[str, NameRule, str]]:
             ticker_display_name(pipeline),
         ),
         ("tick metric's description", LOG_METRIC_DESCRIPTION, tick_metric_description(pipeline)),
+        ("tick metric", LOG_METRIC_NAME, tick_metric_name(pipeline)),
+        ("claims-lost metric", LOG_METRIC_NAME, claims_lost_metric_name(pipeline)),
+        (
+            "claims-lost metric's description",
+            LOG_METRIC_DESCRIPTION,
+            claims_lost_metric_description(pipeline),
+        ),
     ]
 
 

@@ -27,6 +27,8 @@ apart, and adds `-` and 8 hex digits of a sha256 of the original where it did no
   fixed words), and per schedule a job and its alert, `PIPELINE_SCHEDULE` (plus
   `-failing-ticks`): pipeline names have no `_`, so the first `_` splits the two back.
   Its tick metric is `cloudrun-tasks-PIPELINE-ticks`, one per pipeline.
+- Every pipeline's claims-lost metric is `cloudrun-tasks-PIPELINE-claims-lost`: it ends
+  in `-lost`, a tick metric in `-ticks`, so the two kinds never meet.
 
 A name that changed keeps its resource through an alias to its former spelling, unless
 several entries shared that spelling: such a stack failed on the duplicate and never
@@ -46,7 +48,7 @@ from dataclasses import dataclass
 import pulumi
 
 from .name_rules import ALERT_KINDS, dead_letters, invoker_account, job_id, runtime_account
-from .observability import tick_metric_name
+from .observability import claims_lost_metric_name, tick_metric_name
 from .roles import (
     DATASTORE_USER,
     ENQUEUER,
@@ -264,6 +266,11 @@ def pipeline_names(pipeline: str, settings: PipelineSettings) -> list[Derived]:
                 ALERT_POLICY, Name(alert_policy(pipeline, kind), alert_policy(pipeline, kind)), at
             )
             for kind in ALERT_KINDS
+        ),
+        Derived(
+            LOG_METRIC,
+            Name(claims_lost_metric_name(pipeline), claims_lost_metric_name(pipeline)),
+            f"{at}.alerts",
         ),
     ]
 

@@ -367,3 +367,88 @@ def failing_ticks_runbook(project: str, location: str, job: str, window: str) ->
             "",
         ]
     )
+
+
+# --- claims lost -------------------------------------------------------------------------
+# A holder that finds its claim taken over (its lease lapsed while it was paused, starved or
+# cut off from Firestore, and another delivery claimed the task) writes one ERROR line with
+# "status": "claim_lost" (handler/firestore_store.py, FirestoreStore._lost) as a JSON object
+# on stdout (handler/logs.py). Cloud Run's built-in logging agent stores a line that is a
+# serialized JSON object as the entry's jsonPayload, moving only its special fields
+# (`severity`, `time`, `logging.googleapis.com/trace`...) to the LogEntry, on the monitored
+# resource `cloud_run_revision` (labels project_id, location, service_name, revision_name,
+# configuration_name): docs.cloud.google.com/logging/docs/structured-logging ("Built-in
+# logging agents", "Special JSON fields in messages"), run/docs/logging ("container logs").
+# So `status` stays jsonPayload.status. Each pipeline counts those lines in a logs-based
+# metric labelled by nothing (task names and deliveries are unbounded; they stay in the log
+# line, which the runbook links to); its series keep the entry's monitored resource.
+CLAIM_LOST = "claim_lost"
+
+
+def claims_lost_metric_name(pipeline: str) -> str:
+    """The logs-based metric counting PIPELINE's lost claims (one per pipeline)."""
+    return f"cloudrun-tasks-{pipeline}-claims-lost"
+
+
+def claims_lost_metric_promql(pipeline: str) -> str:
+    """A user logs-based metric in PromQL: logging.googleapis.com/user/NAME, mapped."""
+    return "logging_googleapis_com:user_" + claims_lost_metric_name(pipeline).replace("-", "_")
+
+
+def claims_lost_log_filter(location: str, service: str) -> str:
+    """The handler's claim_lost lines from this pipeline's service (any revision). A
+    logs-based metric counts its own project's entries only, so no project is named."""
+    return (
+        f'resource.type="{RUN_RESOURCE}" AND resource.labels.location="{location}"'
+        f' AND resource.labels.service_name="{service}"'
+        f' AND jsonPayload.status="{CLAIM_LOST}"'
+    )
+
+
+def claims_lost(n: PipelineNames, window: str) -> str:
+    """Claims the pipeline's service lost over WINDOW, every revision together."""
+    return (
+        f"sum(increase({claims_lost_metric_promql(n.pipeline)}{{{n.service_selector}}}"
+        f"[{_seconds(window)}]))"
+    )
+
+
+def claims_lost_query(n: PipelineNames, window: str) -> str:
+    """Alert 5: a claim lost in WINDOW, so a task may have run twice."""
+    return f"{claims_lost(n, window)} > 0"
+
+
+def claims_lost_per_minute(n: PipelineNames) -> str:
+    """The dashboard's chart: lost claims per minute."""
+    return (
+        f"sum(rate({claims_lost_metric_promql(n.pipeline)}{{{n.service_selector}}}"
+        f"[{CHART_WINDOW}])) * 60"
+    )
+
+
+def claims_lost_runbook(n: PipelineNames, window: str) -> str:
+    lost = logs_link(n, claims_lost_log_filter(n.location, n.service))
+    return _runbook(
+        "Claims lost",
+        f"A delivery of the service lost its claim on a task in the last {window}: its lease"
+        " lapsed before a renewal landed (the instance was paused, starved of CPU or cut off"
+        " from Firestore for longer than a lease), another delivery claimed the task, and the"
+        " first one's work was still running. The task may have run twice. A processor that"
+        " passes its fencing token (the claim generation) to its own store is refused there"
+        " on the older token, so its effects stay exactly once; any other processor's effects"
+        " may be doubled. This is the edge of the guarantee envelope (docs/guarantees.md).",
+        [
+            "Which tasks, and which deliveries? Each line names the task (`queue`,"
+            " `taskName`), the delivery that lost it (`delivery`, `claimGeneration`) and the"
+            f" one that took it over (`takenBy`, `takenGeneration`): [claims lost]({lost});"
+            " check those tasks' effects in the processor's store.",
+            "Was Firestore slow or down? Look for `claim not renewed` and `store_unavailable`"
+            " lines and Firestore's latency and errors around that time: [handler errors]"
+            f"({_service_errors(n)}).",
+            "Were instances starved or frozen? CPU utilization at its limit, or instances"
+            f" paused: [service metrics]({service_link(n)}). Raise `service.cpu`, or"
+            " `dispatchDeadline` (a lease is half of it, at most 60 s) so that a pause is"
+            " shorter than a lease.",
+        ],
+        n,
+    )

@@ -119,7 +119,8 @@ class InMemoryStore:
             dead = self._settled.get(key) is True or key in self._replaying
             if self._settled.get(key) is False or (dead and not replay):
                 return Claim.DONE
-            if replay and (not dead or self._letters.get(key, letter) != letter):
+            # A record with no letter (claimed without one) accepts any replay, as Firestore's.
+            if replay and (not dead or (self._letters.get(key) or letter) != letter):
                 return Claim.NOT_DEAD_LETTERED
             if key in self._settled:  # a replay takes a dead-lettered task over: anew
                 del self._settled[key]

@@ -47,8 +47,8 @@ LOST = {
     ),
     # A logs-based metric counts the entries that arrive while it exists.
     "gcp:logging/metric:Metric": (
-        "tick attempts logged while it is gone are never counted: the failing-ticks alert"
-        " cannot see them"
+        "entries logged while it is gone (tick attempts, lost claims) are never counted: the"
+        " alert reading it cannot see them"
     ),
 }
 ACCESS_GAP = "the grant is removed before it is made again: access stops for a moment"

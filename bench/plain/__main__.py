@@ -36,7 +36,7 @@ apis = [
         disable_on_destroy=False,
         disable_dependent_services=False,
     )
-    for api in ("cloudtasks", "run", "iam", "monitoring", "firestore", "pubsub")
+    for api in ("cloudtasks", "run", "iam", "monitoring", "logging", "firestore", "pubsub")
 ]
 agent = gcp.projects.ServiceIdentity(
     "apis-cloudtasks-agent",
@@ -263,8 +263,23 @@ for name, p in pipelines.items():
     f_duration = failing.get("duration", "300s")
     c_duration = capacity.get("duration", "900s")
     e_ratio, e_window = capacity.get("errorRatio", 0.05), capacity.get("errorWindow", "300s")
+    l_window = a.get("claimsLost", {}).get("window", "900s")
     names = pulumi.Output.all(queue.name, service.name, subscription.name).apply(
         lambda v, name=name: q.PipelineNames(name, project, region, v[0], v[1], v[2])
+    )
+    claims_metric = gcp.logging.Metric(
+        q.claims_lost_metric_name(name),
+        project=project,
+        name=q.claims_lost_metric_name(name),
+        description=(
+            f"Claims the handler of pipeline {name} lost to another delivery while its work"
+            " ran (a task that may have run twice)."
+        ),
+        filter=service.name.apply(lambda s: q.claims_lost_log_filter(region, s)),
+        metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+            metric_kind="DELTA", value_type="INT64", unit="1"
+        ),
+        opts=after_apis,
     )
     for kind, title, severity, conditions, runbook in (
         (
@@ -320,6 +335,19 @@ for name, p in pipelines.items():
                 lambda n, m=max_instances, r=e_ratio, w=e_window: q.capacity_runbook(n, m, r, w)
             ),
         ),
+        (
+            "claims-lost",
+            "claims lost",
+            "WARNING",
+            [
+                (
+                    f"a claim was lost in the last {l_window}",
+                    names.apply(lambda n, w=l_window: q.claims_lost_query(n, w)),
+                    "0s",
+                )
+            ],
+            names.apply(lambda n, w=l_window: q.claims_lost_runbook(n, w)),
+        ),
     ):
         gcp.monitoring.AlertPolicy(
             f"{name}-{kind}",
@@ -345,7 +373,9 @@ for name, p in pipelines.items():
                 mime_type="text/markdown",
             ),
             alert_strategy=gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close="1800s"),
-            opts=after_apis,
+            opts=pulumi.ResourceOptions(
+                depends_on=[*apis, agent, *([claims_metric] if kind == "claims-lost" else [])]
+            ),
         )
     rows.append((names, max_instances))
 

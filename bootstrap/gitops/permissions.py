@@ -231,7 +231,8 @@ RESOURCE_PERMISSIONS: Final[dict[str, TypePermissions]] = {
         read=_perms("cloudscheduler.jobs.get"),
         source="https://cloud.google.com/scheduler/docs/access-control",
     ),
-    # The ticks' logs-based metric: projects.metrics.create / update (PUT) / delete / get.
+    # Logs-based metrics, every pipeline's claims-lost count (so every stack) and the
+    # schedules' ticks: projects.metrics.create / update (PUT) / delete / get.
     "gcp:logging/metric:Metric": TypePermissions(
         create=_perms("logging.logMetrics.create"),
         update=_perms("logging.logMetrics.update"),

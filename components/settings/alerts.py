@@ -97,6 +97,17 @@ class CapacityAlert(Settings):
     """Over how long the 5xx share is taken: whole minutes, 60s..24h."""
 
 
+class ClaimsLostAlert(Settings):
+    """Alert 5: a claim lost (the handler's `claim_lost` lines, counted by the pipeline's
+    logs-based metric) within `window`: a task that may have run twice."""
+
+    # As the schedules' failing-ticks alert, the other count of log lines: a logs-based
+    # metric's point can arrive minutes after its entry, well inside 15 minutes.
+    window: AlertDuration = Duration.of_seconds(900)
+    """How long one lost claim keeps the alert firing: whole minutes, 60s..24h. Each loss is one
+    event, so this is how long it stays an open incident, not a rate's window."""
+
+
 class PipelineAlerts(Settings):
     """A pipeline's alert policies. `enabled: false` keeps them, disabled (the policy pack
     refuses that in prod): history stays and turning them back on changes one field."""
@@ -112,6 +123,10 @@ class PipelineAlerts(Settings):
     """The failing-attempts alert (share of non-OK attempts)."""
     capacity: CapacityAlert = Field(default_factory=lambda: CapacityAlert.model_validate({}))
     """The capacity alert (instances at the maximum, or 5xx answers)."""
+    claims_lost: ClaimsLostAlert = Field(
+        default_factory=lambda: ClaimsLostAlert.model_validate({}), alias="claimsLost"
+    )
+    """The claims-lost alert (a delivery lost its claim: the task may have run twice)."""
 
     def resolve_backlog(self, max_dispatches_per_second: float) -> None:
         if self.backlog.threshold is None:

@@ -348,6 +348,7 @@ class BrokenStore:
         key: str,
         *,
         replay: bool = False,
+        letter: str = "",
         first_attempt_at: datetime | None = None,
         timeout: float | None = None,
         holder: str = "",
@@ -617,6 +618,7 @@ class FlakyStore(InMemoryStore):
         key: str,
         *,
         replay: bool = False,
+        letter: str = "",
         first_attempt_at: datetime | None = None,
         timeout: float | None = None,
         holder: str = "",
@@ -624,7 +626,7 @@ class FlakyStore(InMemoryStore):
         self.claims += 1
         if self.claims in self.failing:
             raise ConnectionError("firestore unavailable")
-        return super().claim(key, replay=replay)
+        return super().claim(key, replay=replay, letter=letter)
 
 
 @pytest.mark.usefixtures("quick_polls")

@@ -194,6 +194,18 @@ def test_nothing_is_granted_for_a_type_the_program_does_not_register(
     assert set(permissions.RESOURCE_PERMISSIONS) >= permissions.NOT_YET_GRANTED
 
 
+def test_every_stack_needs_the_logs_based_metric_permissions(program: list[Recording]) -> None:
+    """Every pipeline has a claims-lost metric: a stack without schedules (prod, staging)
+    registers one too, so its deployer needs logging.logMetrics.* and its previewer the read."""
+    unscheduled = [rec.stack for rec in program if not rec.of_type("gcp:cloudscheduler/job:Job")]
+    assert unscheduled, "a stack without schedules to judge"
+    for rec in program:
+        assert rec.of_type("gcp:logging/metric:Metric"), rec.stack
+    metric = permissions.granted()["gcp:logging/metric:Metric"]
+    assert metric.writes | metric.read <= permissions.deployer_needs()
+    assert metric.read == {"logging.logMetrics.get"} <= permissions.previewer_needs()
+
+
 def test_every_permission_in_the_table_exists_at_google(snapshot: Roles) -> None:
     names = {
         p for entry in permissions.RESOURCE_PERMISSIONS.values() for p in entry.writes | entry.read

@@ -39,6 +39,8 @@ REQUIRED_APIS = {
     "iam.googleapis.com",
     "firestore.googleapis.com",
     "pubsub.googleapis.com",
+    # Every pipeline's claims-lost metric.
+    "logging.googleapis.com",
 }
 DEAD_LETTER_RETENTION = "2678400s"  # 31 days, Pub/Sub's maximum for a subscription
 

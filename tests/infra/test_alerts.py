@@ -1,8 +1,9 @@
 """Alert policies and the dashboard, under mocks: from every stack file and generated configs.
 
-Per pipeline: exactly the backlog, failing-attempts and capacity policies, each condition
-selecting this pipeline's queue or service and no other's, thresholds from config or the
-derived default, the stack's channels attached, a runbook. One dashboard, valid against
+Per pipeline: exactly the backlog, failing-attempts, dead-letters, capacity and claims-lost
+policies, each condition selecting this pipeline's queue, service or subscription and no
+other's, thresholds from config or the derived default, the stack's channels attached, a
+runbook. One dashboard, valid against
 the Monitoring Dashboards API's own message types, one row per pipeline.
 """
 
@@ -28,7 +29,7 @@ POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
 DASHBOARD = "gcp:monitoring/dashboard:Dashboard"
 CHANNEL = "gcp:monitoring/notificationChannel:NotificationChannel"
 P = "cloudrun-tasks:pipelines"
-KINDS = ("backlog", "capacity", "dead-letters", "failing-attempts")
+KINDS = ("backlog", "capacity", "claims-lost", "dead-letters", "failing-attempts")
 CHANNEL_ID = "projects/acme-tasks-test/notificationChannels/1234567890123456789"
 
 
@@ -45,7 +46,7 @@ def selected(query: str, label: str) -> set[str]:
 
 
 def check_alerts(rec: Recording, config: dict[str, Any]) -> None:
-    """Every pipeline of CONFIG has exactly its three policies, aimed at its own names."""
+    """Every pipeline of CONFIG has exactly its five policies, aimed at its own names."""
     pipelines = config[P]
     outputs = rec.outputs["pipelines"]
     # Each schedule has its own failing-ticks policy (tests/infra/test_schedules.py).
@@ -86,7 +87,7 @@ def check_alerts(rec: Recording, config: dict[str, Any]) -> None:
                     assert not selected(query, "subscription_id") & others_d
                     continue
                 assert selected(query, "location") == {location}, query
-                if kind == "capacity":
+                if kind in ("capacity", "claims-lost"):
                     assert selected(query, "service_name") == {service}, query
                     assert 'monitored_resource="cloud_run_revision"' in query
                 else:
@@ -99,7 +100,8 @@ def check_alerts(rec: Recording, config: dict[str, Any]) -> None:
             assert "First three things to check" in docs["content"]
             assert re.search(r"^3\. ", docs["content"], re.M)
             assert f"project={config['gcp:project']}" in docs["content"]
-            named = {"capacity": service, "dead-letters": subscription}.get(kind, queue)
+            named = {"capacity": service, "claims-lost": service, "dead-letters": subscription}
+            named = named.get(kind, queue)
             assert named in docs["content"]
             if kind == "dead-letters":  # each reason the handler gives, and what to do
                 assert "`failed after the dispatch deadline`" in docs["content"]
@@ -113,6 +115,16 @@ def check_alerts(rec: Recording, config: dict[str, Any]) -> None:
         assert queries(mine["backlog"])[0].endswith(f") > {int(expected)}")
         max_instances = pipeline["service"].get("maxInstances", 10)
         assert queries(mine["capacity"])[0].endswith(f") >= {max_instances}")
+        # The default, 900s, and the override test's 2h, as PromQL spells a range.
+        window = {None: "15m", "2h": "120m"}[
+            pipeline.get("alerts", {}).get("claimsLost", {}).get("window")
+        ]
+        assert queries(mine["claims-lost"]) == [
+            f"sum(increase(logging_googleapis_com:user_cloudrun_tasks_{name.replace('-', '_')}"
+            '_claims_lost{monitored_resource="cloud_run_revision",'
+            f'project_id="{config["gcp:project"]}",location="{location}",'
+            f'service_name="{service}"}}[{window}])) > 0'
+        ]
 
 
 PAYLOAD_CHART = "Payload bucket (measured daily)"
@@ -156,6 +168,7 @@ def check_dashboard(rec: Recording, config: dict[str, Any]) -> None:
             "Cloud Run latency",
             "Cloud Run instances",
             "Dead letters waiting",
+            "Claims lost/min",
             *([PAYLOAD_CHART] if offloads else []),
             *(["Schedule ticks/min by job"] if scheduled else []),
         ]
@@ -232,6 +245,7 @@ def test_overrides_reach_the_policies_and_channels_are_attached() -> None:
         "backlog": {"threshold": 250, "duration": "10m"},
         "failingAttempts": {"ratio": 0.25, "window": "15m", "duration": "120s"},
         "capacity": {"duration": "1h", "errorRatio": 0.5, "errorWindow": "2m"},
+        "claimsLost": {"window": "2h"},
     }
     rec = record(config)
     check_alerts(rec, config)
@@ -376,6 +390,23 @@ BAD: list[tuple[str, Any, str]] = [
         "pipelines.orders.alerts.capacity.errorRatio: must be > 0 and <= 1",
     ),
     (f"{P}.orders.alerts.capacity.threshold", 3, "pipelines.orders.alerts.capacity.threshold:"),
+    (
+        f"{P}.orders.alerts.claimsLost.window",
+        "90s",
+        "pipelines.orders.alerts.claimsLost.window: must be a whole number of minutes",
+    ),
+    (
+        f"{P}.orders.alerts.claimsLost.window",
+        "25h",
+        "pipelines.orders.alerts.claimsLost.window: must be >= 60s and <= 86400s",
+    ),
+    (
+        f"{P}.orders.alerts.claimsLost.window",
+        "soon",
+        "pipelines.orders.alerts.claimsLost.window:",
+    ),
+    (f"{P}.orders.alerts.claimsLost.threshold", 2, "pipelines.orders.alerts.claimsLost.threshold:"),
+    (f"{P}.orders.alerts.claimsLost", "on", "pipelines.orders.alerts.claimsLost:"),
 ]
 
 

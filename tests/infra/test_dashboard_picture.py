@@ -37,9 +37,10 @@ def test_committed_picture_is_what_the_script_draws() -> None:
 def test_plan_tree_lists_alerts_and_dashboard(stack_recordings: dict[str, Recording]) -> None:
     text = tree.render(document.build(stack_recordings["prod"]))
     for pipeline in ("orders", "reports"):
-        for kind in ("backlog", "failing-attempts", "dead-letters", "capacity"):
+        for kind in ("backlog", "failing-attempts", "dead-letters", "capacity", "claims-lost"):
             assert f"monitoring.AlertPolicy {pipeline}-{kind}\n" in text
     assert "enabled, severity ERROR, notifies 2 channels" in text
     assert "when more than 60000 tasks waiting for 300s (PromQL, for 300s)" in text
-    assert "2 rows, 16 tiles: Pipeline orders, Pipeline reports" in text
+    # Per row: its header and 8 charts (claims lost/min the last).
+    assert "2 rows, 18 tiles: Pipeline orders, Pipeline reports" in text
     assert "dashboardUrl:" in text

@@ -18,6 +18,7 @@ from components.names import (
     DASHBOARD,
     DASHBOARD_COMPONENT,
     DATABASE,
+    LOG_METRIC,
     PROJECT_MEMBER,
     STORE_COMPONENT,
     SUBSCRIPTION,
@@ -142,10 +143,12 @@ def test_changed_names_alias_their_former_urns() -> None:
     legacy = json.loads((FIXTURES / "legacy_urns.json").read_text())
     rec = record(legacy["config"])
     before = set(legacy["urns"])
-    # Resources the program gained since the recording (alerts, dashboard, dead letters,
-    # the idempotency store and the grants on them) are new, not moved.
+    # Resources the program gained since the recording (alerts and the claims-lost metric,
+    # dashboard, dead letters, the idempotency store and the grants on them) are new, not
+    # moved.
     added = {
         ALERT_POLICY,
+        LOG_METRIC,
         DASHBOARD,
         DASHBOARD_COMPONENT,
         API,

@@ -147,10 +147,10 @@ def test_derived_names_are_injective_and_keep_unambiguous_spellings(
     per_kind = Counter((d.kind, d.name.name) for d in derived)
     assert [key for key, n in per_kind.items() if n > 1] == []
     # Per pipeline: 17 fixed names (with the dead-letter topic and subscription and the
-    # runtime account's grants on them and the database), 4 alert policies, 2 grants per
-    # enqueuer, 1 per secret; per stack: the dashboard, the idempotency store (component,
-    # database, TTL policy) and their components.
-    entries = sum(len(e) * 2 + len(s) + 17 + 4 for e, s in generated.values()) + 5
+    # runtime account's grants on them and the database), 5 alert policies and the
+    # claims-lost metric, 2 grants per enqueuer, 1 per secret; per stack: the dashboard, the
+    # idempotency store (component, database, TTL policy) and their components.
+    entries = sum(len(e) * 2 + len(s) + 17 + 5 + 1 for e, s in generated.values()) + 5
     assert len(derived) == entries, "one name per resource and account id"
     for d in derived:
         if not d.path.startswith("pipelines."):

@@ -15,6 +15,7 @@ import pytest
 
 from plan import document, facts
 from tests.docs.pages import blocks, snippet, text
+from tests.plan.conftest import DEV_CUSTOM_RESOURCES
 
 PIPELINES = text("concepts/pipeline.md")
 
@@ -35,9 +36,10 @@ def test_the_section_has_the_counts_of_the_stacks(plans: dict[str, dict[str, Any
     section = facts.current(PIPELINES)
     # dev: orders with a schedule and payloads on (the schedule adds 10 resources in 2
     # components, the payload bucket 4 in 1), and thumbnails, an app behind the handler
-    # (16 resources in 5 components: the app is a container of the service, no resource).
-    assert "| dev | 2 | 59 | 16 |" in section
-    assert "Per pipeline (dev's `orders`): 30 cloud resources in 8 components" in section
+    # (the app is a container of the service, no resource of its own).
+    assert f"| dev | 2 | {DEV_CUSTOM_RESOURCES} | 16 |" in section
+    # Its 5 alert policies and the claims-lost metric among them.
+    assert "Per pipeline (dev's `orders`): 32 cloud resources in 8 components" in section
     for component in (
         "IdempotencyStore",
         "StackDashboard",
@@ -50,7 +52,7 @@ def test_the_section_has_the_counts_of_the_stacks(plans: dict[str, dict[str, Any
 
 
 def test_a_stale_count_is_caught(plans: dict[str, dict[str, Any]]) -> None:
-    stale = PIPELINES.replace("| dev | 2 | 59 | 16 |", "| dev | 2 | 55 | 15 |")
+    stale = PIPELINES.replace(f"| dev | 2 | {DEV_CUSTOM_RESOURCES} | 16 |", "| dev | 2 | 55 | 15 |")
     assert stale != PIPELINES
     assert facts.current(stale) != facts.render(plans)
 

@@ -91,6 +91,7 @@ def test_defaults() -> None:
         "run.googleapis.com",
         "iam.googleapis.com",
         "monitoring.googleapis.com",
+        "logging.googleapis.com",
         "firestore.googleapis.com",
         "pubsub.googleapis.com",
     }
@@ -195,7 +196,7 @@ def test_several_pipelines_share_one_set_of_apis() -> None:
     rec = record(config)
     check_pipeline(rec, "orders", location="us-central1", protect=False, enqueuers=[ENQUEUER])
     check_pipeline(rec, "invoices", location="asia-northeast1", protect=False, enqueuers=[])
-    assert len(rec.of_type(API)) == 6
+    assert len(rec.of_type(API)) == 7
     assert sorted(rec.outputs["pipelines"]) == ["invoices", "orders"]
     # One database for both, in the multi-region of gcp:region's geography: invoices
     # reaches it across regions (components/settings/idempotency.py).

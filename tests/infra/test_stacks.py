@@ -12,9 +12,10 @@ from tests.infra.conftest import ROOT, STACKS
 from tests.infra.expectations import check_pipeline, security_violations
 
 # Per pipeline: 2 accounts (+ their components), queue, service, 3 components,
-# run.invoker on the service, the agent's token-creator grant on the invoker, 4 alert
-# policies, the dead-letter topic and subscription, the runtime account's publish grant
-# on the topic and its data access to the stack's database.
+# run.invoker on the service, the agent's token-creator grant on the invoker, 5 alert
+# policies and the logs-based metric the claims-lost one reads, the dead-letter topic and
+# subscription, the runtime account's publish grant on the topic and its data access to the
+# stack's database.
 PER_PIPELINE_TYPES = {
     "cloudrun-tasks:index:TaskPipeline": 1,
     "cloudrun-tasks:index:ServiceAccount": 2,
@@ -24,7 +25,8 @@ PER_PIPELINE_TYPES = {
     "gcp:cloudtasks/queue:Queue": 1,
     "gcp:cloudrunv2/service:Service": 1,
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": 1,
-    "gcp:monitoring/alertPolicy:AlertPolicy": 4,
+    "gcp:monitoring/alertPolicy:AlertPolicy": 5,
+    "gcp:logging/metric:Metric": 1,
     "gcp:pubsub/topic:Topic": 1,
     "gcp:pubsub/subscription:Subscription": 1,
     "gcp:pubsub/topicIAMMember:TopicIAMMember": 1,
@@ -117,8 +119,9 @@ def test_resource_counts_scale_with_pipelines(
         p["service"].get("secrets") or p["service"].get("app", {}).get("secrets")
         for p in pipelines.values()
     )
-    # Schedules add the Cloud Scheduler and Logging (the tick metric) APIs.
-    assert counts["gcp:projects/service:Service"] == 6 + uses_secrets + 2 * bool(scheduled)
+    # Seven APIs always (Logging for every pipeline's claims-lost metric); schedules add
+    # Cloud Scheduler.
+    assert counts["gcp:projects/service:Service"] == 7 + uses_secrets + bool(scheduled)
     assert counts["gcp:projects/serviceIdentity:ServiceIdentity"] == 1 + bool(scheduled)
 
 

@@ -59,6 +59,7 @@ def ids(rec: Recording) -> Iterator[tuple[rules.NameRule, str, str]]:
         elif r.type == "gcp:cloudscheduler/job:Job":
             yield rules.SCHEDULER_JOB_DESCRIPTION, out["description"], where
         elif r.type == "gcp:logging/metric:Metric":
+            yield rules.LOG_METRIC_NAME, out["name"], where
             yield rules.LOG_METRIC_DESCRIPTION, out["description"], where
         elif r.type == "gcp:storage/bucket:Bucket":
             yield rules.BUCKET_NAME, out["name"], where
@@ -100,7 +101,7 @@ def test_every_id_follows_googles_rule_for_its_field(
     # dev and the every-option config enable payloads: the others have no bucket.
     unused = set() if stack in (EVERY_OPTION_STACK, "dev") else {rules.BUCKET_NAME}
     if not judged[stack].of_type("gcp:cloudscheduler/job:Job"):
-        unused |= {rules.SCHEDULER_JOB_DESCRIPTION, rules.LOG_METRIC_DESCRIPTION}
+        unused |= {rules.SCHEDULER_JOB_DESCRIPTION}
     assert {rule for rule, _, _ in checked} == set(rules.RULES) - unused
     broken = [
         f"{where}: {rule.what} {value!r} {problem}"

@@ -18,6 +18,8 @@ import promql_parser
 import pytest
 import yaml
 
+from components import observability as q
+from components.observability import PipelineNames
 from plan.recorder import RecordedResource, Recording
 from tests.judges.conftest import EVERY_OPTION_STACK
 from tests.judges.test_api_types import JUDGED
@@ -210,10 +212,10 @@ def test_every_query_parses_and_selects_only_catalogued_series_of_its_pipeline(
 ) -> None:
     rec = judged[stack]
     checked = list(queries(rec))
-    # Five alert conditions per pipeline (capacity has two), one per schedule (its failing
-    # ticks), and the dashboard's charts.
+    # Six alert conditions per pipeline (five policies, capacity has two), one per schedule
+    # (its failing ticks), and the dashboard's charts.
     conditions = sum(len(p.inputs["conditions"]) for p in rec.of_type(POLICY))
-    assert conditions == 5 * len(rec.outputs["pipelines"]) + len(jobs(rec))
+    assert conditions == 6 * len(rec.outputs["pipelines"]) + len(jobs(rec))
     assert len(checked) > conditions
     own = logs_based_series(rec)
     broken = {where: p for where, query, pinned in checked if (p := problems(query, pinned, own))}
@@ -411,6 +413,75 @@ def test_a_query_of_its_own_jobs_passes(query: str) -> None:
 )
 def test_job_scope_refuses_what_selects_beyond_the_pipelines_jobs(query: str, refused: str) -> None:
     found = problems(query, JOBS_PINNED, OWN)
+    assert any(refused in p for p in found), found
+
+
+# --- service scope: the claims-lost logs-based metric -----------------------------------
+
+LOST = "logging_googleapis_com:user_cloudrun_tasks_orders_claims_lost"
+RUN = 'monitored_resource="cloud_run_revision",project_id="p",location="us-central1"'
+LOST_OWN: Series = {
+    f"logging_googleapis_com:user_cloudrun_tasks_{pipeline}_claims_lost": {
+        "resource": "cloud_run_revision",
+        "kind": "DELTA",
+        "value": "INT64",
+        "labels": [],
+        "owner": pipeline,
+    }
+    for pipeline in ("orders", "reports")
+}
+SERVICE_PINNED = {**PINNED, "pipeline": {"orders"}, "service_name": {"orders-0a1b2c3"}}
+ORDERS = PipelineNames(
+    "orders", "p", "us-central1", "orders-0a1b2c3", "orders-0a1b2c3", "orders-dead-letters"
+)
+
+
+def test_every_claims_lost_metric_counts_on_its_service_with_no_label(
+    judged: dict[str, Recording],
+) -> None:
+    """One per pipeline, on cloud_run_revision, no label of its own (no task name or
+    delivery: those are unbounded)."""
+    rec = judged[EVERY_OPTION_STACK]
+    lost = {
+        name: metric
+        for name, metric in logs_based_series(rec).items()
+        if name.endswith("_claims_lost")
+    }
+    assert sorted(m["owner"] for m in lost.values()) == sorted(rec.outputs["pipelines"])
+    assert {(m["resource"], m["kind"], m["value"], tuple(m["labels"])) for m in lost.values()} == {
+        ("cloud_run_revision", "DELTA", "INT64", ())
+    }
+
+
+@pytest.mark.parametrize(
+    "query", [q.claims_lost_query(ORDERS, "900s"), q.claims_lost_per_minute(ORDERS)]
+)
+def test_the_claims_lost_queries_of_its_own_service_pass(query: str) -> None:
+    assert problems(query, SERVICE_PINNED, LOST_OWN) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "refused"),
+    [
+        # Another pipeline's metric, another pipeline's service, no service at all.
+        (
+            "sum(logging_googleapis_com:user_cloudrun_tasks_reports_claims_lost"
+            f'{{{RUN},service_name="orders-0a1b2c3"}})',
+            "pipeline 'reports'",
+        ),
+        (f'sum({LOST}{{{RUN},service_name="reports-0a1b2c3"}})', "service_name"),
+        (f"sum({LOST}{{{RUN}}})", "service_name"),
+        # A label the metric does not have: it extracts none.
+        (f'sum by (taskName) ({LOST}{{{RUN},service_name="orders-0a1b2c3"}})', "taskName"),
+        (f'sum({LOST}{{{RUN},service_name="orders-0a1b2c3",status="x"}})', "no label 'status'"),
+        # Read on the queue's resource.
+        (f"sum({LOST}{{{QUEUE}}})", "monitored_resource='cloud_run_revision'"),
+    ],
+)
+def test_service_scope_refuses_what_selects_beyond_the_pipelines_service(
+    query: str, refused: str
+) -> None:
+    found = problems(query, SERVICE_PINNED, LOST_OWN)
     assert any(refused in p for p in found), found
 
 

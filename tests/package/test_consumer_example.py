@@ -59,7 +59,8 @@ PIPELINE = {
     "gcp:pubsub/subscription:Subscription": 1,
     "gcp:pubsub/topicIAMMember:TopicIAMMember": 1,
     "gcp:projects/iAMMember:IAMMember": 1,
-    "gcp:monitoring/alertPolicy:AlertPolicy": 4,
+    "gcp:monitoring/alertPolicy:AlertPolicy": 5,
+    "gcp:logging/metric:Metric": 1,
 }
 # The invoices' one schedule: its job, the ticker account that calls the service, the
 # grants (the agent mints the ticker's tokens, the ticker invokes, the runtime enqueues),
@@ -79,7 +80,8 @@ STACK = {
     "cloudrun-tasks:index:StackDashboard": 1,
     "gcp:monitoring/dashboard:Dashboard": 1,
     "cloudrun-tasks:index:ProjectApis": 1,
-    "gcp:projects/service:Service": 7,
+    # The seven REQUIRED_SERVICES, and the Cloud Scheduler API the example asks for.
+    "gcp:projects/service:Service": 8,
     "gcp:projects/serviceIdentity:ServiceIdentity": 2,
     "cloudrun-tasks:index:IdempotencyStore": 1,
     "gcp:firestore/database:Database": 1,

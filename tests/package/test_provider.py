@@ -246,11 +246,12 @@ def test_construct_registers_what_the_python_route_registers(
     assert types.count("gcp:firestore/database:Database") == 1
     assert types.count("gcp:cloudscheduler/job:Job") == 1
     assert types.count("gcp:storage/bucket:Bucket") == 1
-    # ProjectApis: itself, 7 APIs, two agents; the store: itself, database, TTL field; a
-    # pipeline 21; orders' payloads 4 (component, bucket, two grants) and schedule 9
-    # (component, ticker account and its grant, invoke and enqueue grants, job, its
-    # log metric and alert).
-    assert len(by_python) == 10 + 3 + 2 * 21 + 4 + 9
+    # ProjectApis: itself, 8 APIs (the 7 required, Logging among them, and Cloud
+    # Scheduler), two agents; the store: itself, database, TTL field; a pipeline 23 (its 5
+    # alert policies and claims-lost metric among them); orders' payloads 4 (component,
+    # bucket, two grants) and schedule 9 (component, ticker account and its grant, invoke
+    # and enqueue grants, job, its log metric and alert).
+    assert len(by_python) == 11 + 3 + 2 * 23 + 4 + 9
     (job,) = [inputs for type_, *_, inputs in by_python if type_ == "gcp:cloudscheduler/job:Job"]
     assert (job["schedule"], job["timeZone"], job["paused"]) == (
         "0 3 * * 1-5",

@@ -14,10 +14,10 @@ def _custom(recording: Recording) -> list[tuple[str, str]]:
 def test_plain_program_registers_the_same_resources_and_exports() -> None:
     real = run_program(ROOT, "bench", stack_config(3, enqueuers=2))
     plain = run_program(PLAIN, "bench", stack_config(3, enqueuers=2))
-    # 6 APIs, the agent, the dashboard, the database and its TTL policy; per pipeline: 6,
-    # 4 alert policies, the dead-letter topic, subscription and publish grant, the
-    # database grant, 2 per enqueuer.
-    assert len(_custom(real)) == 10 + 3 * 18
+    # 7 APIs, the agent, the dashboard, the database and its TTL policy; per pipeline: 6,
+    # 5 alert policies and the claims-lost metric, the dead-letter topic, subscription and
+    # publish grant, the database grant, 2 per enqueuer.
+    assert len(_custom(real)) == 11 + 3 * 20
     assert _custom(plain) == _custom(real)
     inputs = {(r.type, r.name): r.inputs for r in plain.resources if r.custom}
     assert {(r.type, r.name): r.inputs for r in real.resources if r.custom} == inputs

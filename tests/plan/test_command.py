@@ -13,14 +13,15 @@ import pytest
 from plan import document
 from plan.__main__ import main
 from plan.stackfile import read_stack_file
-from tests.plan.conftest import ROOT, config, pipeline, write_stack_file
+from tests.plan.conftest import DEV_CUSTOM_RESOURCES, ROOT, config, pipeline, write_stack_file
 
 
 def test_default_is_the_readable_tree(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--stack", "dev"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(
-        "Offline plan of stack dev (cloudrun-tasks): 59 resources in 16 components"
+        f"Offline plan of stack dev (cloudrun-tasks): {DEV_CUSTOM_RESOURCES} resources in 16"
+        " components"
     )
     assert "├─ TaskPipeline orders" in out
     assert "└─ TaskPipeline thumbnails" in out

@@ -101,9 +101,10 @@ def test_removed_pipeline_is_a_loud_deletion_and_added_one_is_listed() -> None:
     assert "!! DELETE cloudrunv2.Service orders" in text
     assert "  + cloudtasks.Queue payments\n" in text
     assert "  - cloudtasks.Queue orders\n" in text
-    # 13 resources and components of the pipeline, its 4 alert policies, its dead-letter
-    # topic and subscription and the runtime account's grants on them and the database.
-    assert len(changes.added) == len(changes.removed) == 21
+    # 13 resources and components of the pipeline, its 5 alert policies and the claims-lost
+    # metric, its dead-letter topic and subscription and the runtime account's grants on
+    # them and the database.
+    assert len(changes.added) == len(changes.removed) == 23
     assert "  + monitoring.AlertPolicy payments-backlog\n" in text
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from plan import graph
 from plan.document import resources
+from tests.plan.conftest import DEV_RESOURCES
 
 
 def _ids(text: str) -> dict[str, str]:
@@ -22,7 +23,7 @@ def test_every_resource_is_drawn_once(dev_plan: dict[str, Any]) -> None:
     text = graph.render(dev_plan)
     assert text.startswith("flowchart LR\n")
     ids = _ids(text)
-    assert len(ids) == len(resources(dev_plan)) == 75
+    assert len(ids) == len(resources(dev_plan)) == DEV_RESOURCES
     assert text.count("subgraph ") == text.count("  end\n") == 16  # one per component
     assert "cloudtasks.Queue<br/>orders" in ids.values()
 

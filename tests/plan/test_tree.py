@@ -7,6 +7,7 @@ from typing import Any
 from plan import tree
 from plan.document import resources
 from plan.recorder import UNKNOWN
+from tests.plan.conftest import DEV_RESOURCES
 
 DEV_ENQUEUERS = (
     "serviceAccount:api@acme-tasks-dev.iam.gserviceaccount.com",
@@ -17,8 +18,7 @@ DEV_ENQUEUERS = (
 def test_every_resource_of_the_recording_is_in_the_tree(dev_plan: dict[str, Any]) -> None:
     text = tree.render(dev_plan)
     labels = [r.label for r in resources(dev_plan).values()]
-    # dev: orders with a schedule and a payload bucket (54), thumbnails with an app (21).
-    assert len(labels) == 75
+    assert len(labels) == DEV_RESOURCES
     missing = [label for label in labels if f"─ {label}" not in text]
     assert missing == []
 
