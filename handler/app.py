@@ -12,7 +12,9 @@ Answers (Cloud Tasks retries anything that isn't 2xx, 4xx included):
                          processed but its record could not be written in time (the claim is
                          kept and the write retried meanwhile): dead-lettered
   409 in_progress        another delivery of the same task holds its claim: retry later (the
-                         last attempt first waits, while it is heard, for the holder to settle)
+                         last attempt first waits, while it is heard, for the holder to settle);
+                         or, in proxy mode, the app is still working on the task when the
+                         answer budget runs out: its claim stays held until the app answers
   500 failed             the processor raised: Cloud Tasks retries with backoff
   500 dead_letter_failed a dead letter could not be recorded: retried, and on the last
                          attempt the full record goes to the log
@@ -26,11 +28,13 @@ Nothing is lost: every answer either finishes the task (2xx: processed, or its d
 confirmed kept), or hands it back to Cloud Tasks with its claim released (5xx, 409) while
 Cloud Tasks still listens and will deliver it again. Every claim this handler acquires is
 settled before it answers, whatever the processor or a sink raises, so no claim outlives its
-request, except one whose outcome could not be written in time: the store keeps it, renewed,
-until the outcome lands. Every store and sink call is bounded by what is left of the answer
-budget.
+request, except one whose outcome could not be written in time (the store keeps it, renewed,
+until the outcome lands), and, in proxy mode, one whose app is still working when the request
+answers (the forward's worker keeps it, renewed, and settles it once the app answers). Every
+store and sink call is bounded by what is left of the answer budget.
 """
 
+import contextvars
 import logging
 import os
 import socket
@@ -47,6 +51,7 @@ from handler.dead_letter import DeadLetterSink, LogDeadLetterSink
 from handler.deadlines import answer_budget, margin
 from handler.logs import request_secrets
 from handler.payloads import PayloadReader
+from handler.proxy import AppStillRunning, Forward
 from handler.store import Claim, IdempotencyStore, InMemoryStore
 from handler.task import MalformedTask, PermanentTaskError, TaskRequest, decode_payload, parse_task
 from handler.ticks import register_ticks
@@ -271,7 +276,7 @@ def create_app(
             raise MalformedTask(reason)
 
     def attempt(task: TaskRequest, last: Callable[[], bool]) -> Outcome:
-        try:
+        def work() -> Mapping[str, object] | None:
             refuse_forged_replay(task)
             # A claim check's original body for the processor; `task`, which any dead letter
             # keeps, stays the reference.
@@ -279,8 +284,16 @@ def create_app(
             delivered = replace(delivered, payload=decode_payload(delivered))
             context = TaskContext(task.key, fencing_token(task))
             with serving(context):
-                result = processor(delivered)
-            return "done", 200, result_fields(result)
+                return processor(delivered)
+
+        return judged(task, last, work)
+
+    def judged(task: TaskRequest, last: Callable[[], bool], work: Callable[[], object]) -> Outcome:
+        """What the work's return or exception makes of the task."""
+        try:
+            return "done", 200, result_fields(work())
+        except AppStillRunning:
+            raise  # proxy mode: not an outcome yet (hold_over)
         except (MalformedTask, PermanentTaskError) as exc:
             # Policy: what can never succeed is recorded and acknowledged, not retried.
             return record(task, str(exc), "rejected", last)
@@ -297,6 +310,43 @@ def create_app(
                 )
                 return record(task, reason, "dead_lettered", last, error=repr(exc))
             return "failed", 500, {"error": repr(exc)}
+
+    def hold_over(
+        task: TaskRequest,
+        forward: Forward,
+        last: Callable[[], bool],
+        started: float,
+        claimed: Mapping[str, object],
+    ) -> bool:
+        """Proxy mode, the app still working when the request must answer: as a Python
+        processor's request thread would, the forward's worker keeps the claim (held and
+        renewed) until the app answers, then settles the task as this request would have.
+        Meanwhile the request answers 409 in_progress, as a duplicate of a held task does:
+        Cloud Tasks retries, and its retries find the claim held (the last one waits for it
+        while heard, handler/app.py's last_chance). Whether another attempt comes is judged
+        now, for the attempt Cloud Tasks hears fail: if none will, a failure of the app is
+        dead-lettered (nobody else would finish the task), else released for the retry.
+        False: the app answered meanwhile, and the request settles it."""
+        final = last()
+        # Its answer already given: the rest is settled with no budget to answer within.
+        answered = replace(task, answer_by=None)
+        context = contextvars.copy_context()  # the request's trace and log redaction
+
+        def settled() -> None:
+            outcome = judged(answered, lambda: final, forward.outcome)
+            status, _, extra = settle(answered, outcome, lambda: final)
+            _log(task, status, started, **claimed, heldOver=True, **extra)
+
+        def finish() -> None:  # on the forward's worker, which holds the claim now
+            try:
+                context.run(settled)
+            except Exception as exc:
+                # A release or complete that fails leaves the claim to lapse with its lease.
+                logger.error(
+                    {"message": "held task not settled", "taskName": task.name, "error": repr(exc)}
+                )
+
+        return forward.hold_over(lambda thread: tasks.hand_over(task.key, thread), finish)
 
     def ask(task: TaskRequest, arrived: datetime) -> tuple[Claim | None, str]:
         """The store's answer, or None and the error. `arrived`: when this attempt reached
@@ -425,10 +475,19 @@ def create_app(
                 return _answer("in_progress", 409)
 
             outcome: Outcome = ("failed", 500, {})
+            held = False
             try:
-                outcome = attempt(task, last)
+                try:
+                    outcome = attempt(task, last)
+                except AppStillRunning as running:
+                    held = hold_over(task, running.forward, last, started, claimed)
+                    if held:
+                        outcome = ("in_progress", 409, {"appStillRunning": True})
+                    else:
+                        outcome = judged(task, last, running.forward.outcome)
             finally:
-                outcome = settle(task, outcome, last)
+                if not held:
+                    outcome = settle(task, outcome, last)
             status, code, extra = outcome
             _log(task, status, started, **claimed, **extra)
             return _answer(status, code)

@@ -217,7 +217,8 @@ class FirestoreStore:
         self._client: firestore.Client | None = None
         self._lock = threading.Lock()
         # (key, thread) -> this claim's owner token. One request is one thread, so the
-        # token goes back to the request that claimed, without changing the store protocol.
+        # token goes back to the request that claimed, without changing the store protocol
+        # (or to the thread it was handed over to: hand_over).
         # Every claim in here is renewed until its request completes or releases it.
         self._owners: dict[tuple[str, int], _Held] = {}
         # key -> a claim whose request answered before its outcome could be written: the
@@ -367,6 +368,14 @@ class FirestoreStore:
         with self._lock:
             held = self._owners.get((key, threading.get_ident()))
         return None if held is None else held.generation
+
+    def hand_over(self, key: str, thread: int) -> None:
+        """Moves this thread's claim on KEY to THREAD: its renewals go on (the renewer takes
+        every held claim, whichever thread holds it), and THREAD completes or releases it."""
+        with self._lock:
+            held = self._owners.pop((key, threading.get_ident()), None)
+            if held is not None:
+                self._owners[key, thread] = held
 
     def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
         deadline = _Deadline(timeout)

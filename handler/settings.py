@@ -138,7 +138,7 @@ def app_proxy(environ: Mapping[str, str]) -> AppProxy | None:
         )
     try:
         # One connection per request served at once: the app never waits for the pool.
-        return AppProxy(url, connections=concurrency(environ))
+        return AppProxy(url, workers=concurrency(environ))
     except ValueError as exc:
         raise SettingsError(f"{APP_URL_ENV}: {exc}") from None
 

@@ -68,6 +68,14 @@ class IdempotencyStore(Protocol):
         """When the task's first attempt claimed it; None when unknown."""
         ...
 
+    def hand_over(self, key: str, thread: int) -> None:
+        """Moves the claim on `key` this request (thread) holds to the thread `thread`
+        (threading.get_ident()), which from then on holds it as its own: it stays held and
+        renewed, and that thread's fencing_token, complete and release are the claim's.
+        Proxy mode's worker takes over a task whose app outlived the request
+        (handler/proxy.py). A store that doesn't tie claims to threads does nothing."""
+        ...
+
     def complete(
         self, key: str, *, dead_lettered: bool = False, timeout: float | None = None
     ) -> None:
@@ -145,6 +153,9 @@ class InMemoryStore:
     def first_attempt(self, key: str, *, timeout: float | None = None) -> datetime | None:
         with self._lock:
             return self._first.get(key)
+
+    def hand_over(self, key: str, thread: int) -> None:
+        """Claims here are the process's, not a thread's: nothing to move."""
 
     def complete(
         self, key: str, *, dead_lettered: bool = False, timeout: float | None = None

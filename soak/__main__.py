@@ -69,9 +69,6 @@ for a run whose processor returned it means the `processed` record could not be 
 time and the store kept writing it in the background ("task outcome written" once landed):
 an instance killed before that leaves the task to run again (beyond the envelope)."""
 WRITTEN = "task outcome written"
-OUTLIVED = "did not answer in time or at all"
-"""In a handler's error field (proxy mode): it stopped waiting for the app's answer (the budget
-spent, or the connection broke: handler/proxy.py)."""
 
 
 @dataclass
@@ -187,14 +184,13 @@ def pull_dead_letters(subscription: str) -> list[dict[str, str]]:
         )
 
 
-def completed_runs(handlers: Handlers) -> tuple[list[Run], set[Run], set[str], set[str]]:
-    """Every completed run, those cut by a SIGKILL before their answer was logged, the tasks
-    a handler logged its claim lost on, and those it stopped waiting for the app on (proxy
-    mode: no answer within the budget, or the connection broke, handler/proxy.py)."""
+def completed_runs(handlers: Handlers) -> tuple[list[Run], set[Run], set[str]]:
+    """Every completed run, those cut by a SIGKILL before their answer was logged (in proxy
+    mode, by the forward's worker if the app outlived the request), and the tasks a handler
+    logged its claim lost on."""
     runs: list[Run] = []
     cut: set[Run] = set()
     lost: set[str] = set()
-    outlived: set[str] = set()
     for incarnation in handlers.incarnations:
         lines = incarnation.runs.read_text().splitlines() if incarnation.runs.exists() else []
         mine = [
@@ -207,11 +203,6 @@ def completed_runs(handlers: Handlers) -> tuple[list[Run], set[Run], set[str], s
             for line in incarnation.child.log_lines()
             if line.get("status") == "claim_lost"
         }
-        outlived |= {
-            str(line.get("taskName"))
-            for line in incarnation.child.log_lines()
-            if OUTLIVED in str(line.get("error", ""))
-        }
         if incarnation.killed:
             written = {
                 line.get("taskName")
@@ -219,7 +210,7 @@ def completed_runs(handlers: Handlers) -> tuple[list[Run], set[Run], set[str], s
                 if line.get("status") in SETTLED or line.get("message") == WRITTEN
             }
             cut |= {run for run in mine if run.task not in written}
-    return runs, cut, lost, outlived
+    return runs, cut, lost
 
 
 def applied_effects(directory: Path) -> dict[str, bool]:
@@ -344,7 +335,7 @@ def soak(args: argparse.Namespace, directory: Path) -> SoakReport:
             seconds = time.monotonic() - started
             for loop in busy:
                 loop.stop()
-            runs, cut, claim_lost, outlived = completed_runs(handlers)
+            runs, cut, claim_lost = completed_runs(handlers)
             letters = pull_dead_letters(subscription)
         finally:
             for loop in busy:
@@ -367,7 +358,6 @@ def soak(args: argparse.Namespace, directory: Path) -> SoakReport:
         claim_lost=claim_lost,
         effects=applied_effects(effects),
         contention=args.contention,
-        outlived_budget=outlived,
     )
 
 

@@ -10,8 +10,9 @@ Outcomes per task:
   lost      work with no completed run, or rejected with no dead letter, or (either) never
             acknowledged with a 2xx by the end of the run
   doubled   work with two or more completed runs. Inside the guarantee envelope
-            (docs/guarantees.md) this must never happen. Beyond it, by cause, reported and
-            not failing the run:
+            (docs/guarantees.md) this must never happen, in process or in proxy mode (an app
+            that outlives its answer budget keeps its claim). Beyond it, by cause, reported
+            and not failing the run:
               rerun after a kill   every extra run follows a run cut by a SIGKILL after its
                                    processor returned and before its `processed` record was
                                    written (in the request, or by the store in the
@@ -19,10 +20,6 @@ Outcomes per task:
               claim lost           a handler logged that another delivery took the task
                                    over while its work ran (its holder was paused or cut
                                    off from Firestore for a whole lease)
-              app not heard        (proxy mode) a handler stopped waiting for the app (its
-                                   answer budget spent, or the connection broke) and handed
-                                   the task back while the app's run went on and finished
-                                   (docs/proxy.md)
   effect    work whose effect was not applied exactly once, whatever the runs: fails the run
             (the fencing token and the idempotency key must keep effects once even beyond
             the envelope)
@@ -66,9 +63,6 @@ class SoakReport:
     """Doubled beyond the envelope: a handler logged its claim lost (a pause past a lease)."""
     effect_errors: Sequence[str] = ()
     """Work tasks whose effect was not applied exactly once."""
-    outlived_budget: Sequence[str] = ()
-    """Doubled beyond the envelope (proxy mode): a handler stopped waiting for the app (budget
-    spent, connection broken) and the app's run finished anyway."""
     contention: int = 0
     """Busy loops run meanwhile (CPU contention), 0 for none."""
 
@@ -99,7 +93,6 @@ class SoakReport:
             "beyond the envelope (reported, not failing):",
             f"  rerun after kill:  {len(self.rerun_after_kill)}" + _some(self.rerun_after_kill),
             f"  claim lost:        {len(self.claim_lost)}" + _some(self.claim_lost),
-            f"  app not heard:     {len(self.outlived_budget)}" + _some(self.outlived_budget),
             "inside the envelope (must be 0):",
             f"lost:              {len(self.lost)}" + _some(self.lost),
             f"doubled:           {len(self.doubled)}" + _some(self.doubled),
@@ -129,13 +122,11 @@ def judge(
     claim_lost: set[str] | None = None,
     effects: Mapping[str, bool] | None = None,
     contention: int = 0,
-    outlived_budget: set[str] | None = None,
 ) -> SoakReport:
     """`runs`: every completed run; `cut_after_return`: those of them whose handler was
     SIGKILLed before it logged the task's answer; `dead_lettered`: task names of the dead
     letters pulled from the subscription; `claim_lost`: tasks a handler logged its claim
-    lost on; `outlived_budget`: tasks a handler stopped waiting for the app on (proxy
-    mode); `effects`: per work task, whether its effect store says applied (None: the
+    lost on; `effects`: per work task, whether its effect store says applied (None: the
     runs alone are judged)."""
     per_task: dict[str, list[Run]] = {name: [] for name in work}
     for run in runs:
@@ -145,7 +136,7 @@ def judge(
         [name for name in work if not per_task[name] or name not in acknowledged]
         + [name for name in rejected if name not in dead_lettered or name not in acknowledged]
     )
-    doubled, rerun, paused, outlived = [], [], [], []
+    doubled, rerun, paused = [], [], []
     for name, task_runs in per_task.items():
         if len(task_runs) < 2:
             continue
@@ -155,8 +146,6 @@ def judge(
             rerun.append(name)
         elif name in (claim_lost or set()):
             paused.append(name)
-        elif name in (outlived_budget or set()):
-            outlived.append(name)
         else:
             doubled.append(name)
     effect_errors: list[str] = []
@@ -181,5 +170,4 @@ def judge(
         claim_lost=sorted(paused),
         effect_errors=sorted(effect_errors),
         contention=contention,
-        outlived_budget=sorted(outlived),
     )

@@ -5,6 +5,7 @@ in memory, the task context a processor gets."""
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -269,3 +270,14 @@ def test_the_processor_gets_a_stable_key_and_a_growing_fencing_token() -> None:
         current()
     headers = TaskContext("orders/t", 2).headers()
     assert headers == {"X-Task-Idempotency-Id": "orders/t", "X-Task-Fencing-Generation": "2"}
+
+
+def test_the_in_memory_store_keeps_a_claim_handed_over_to_another_thread() -> None:
+    store = InMemoryStore()
+    assert store.claim("q/t") is Claim.ACQUIRED
+    worker = threading.Thread(target=lambda: store.release("q/t"))
+    worker.start()
+    store.hand_over("q/t", worker.ident or 0)
+    worker.join(30)
+    assert store.claim("q/t") is Claim.ACQUIRED  # released by the thread it went to
+    assert store.fencing_token("q/t") == 2

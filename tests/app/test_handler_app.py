@@ -361,6 +361,9 @@ class BrokenStore:
     def fencing_token(self, key: str) -> int | None:
         raise AssertionError("never claimed")
 
+    def hand_over(self, key: str, thread: int) -> None:
+        raise AssertionError("never claimed")
+
     def complete(
         self, key: str, *, dead_lettered: bool = False, timeout: float | None = None
     ) -> None:

@@ -160,3 +160,51 @@ def test_a_takeover_within_one_instance_is_a_lost_claim_too(
     assert (line["delivery"], line["claimGeneration"]) == ("t attempt 1", 1)
     assert (line["takenBy"], line["takenGeneration"]) == ("t attempt 5", 2)
     assert store.claims_lost == 1
+
+
+def settle_on_a_thread(store: FirestoreStore, key: str, hand_over: bool) -> int | None:
+    """Releases KEY from a thread of its own, the claim handed over to it first or not; the
+    fencing token that thread saw."""
+    handed = threading.Event()
+    seen: list[int | None] = []
+
+    def settle() -> None:
+        handed.wait(60)
+        seen.append(store.fencing_token(key))
+        store.release(key)
+
+    thread = threading.Thread(target=settle)
+    thread.start()  # its ident is known once started
+    if hand_over:
+        store.hand_over(key, thread.ident or 0)
+    handed.set()
+    thread.join(120)
+    [token] = seen
+    return token
+
+
+def test_a_claim_handed_over_is_the_receiving_threads_to_release(
+    emulators: dict[str, str],  # noqa: F811
+) -> None:
+    # Proxy mode: the forward's worker settles a task whose app outlived the request.
+    key = f"q-{uuid.uuid4().hex[:8]}/t"
+    with two_stores(lease_s=30) as (store, other):
+        assert store.claim(key, holder="t retry 0 on a") is Claim.ACQUIRED
+        assert settle_on_a_thread(store, key, hand_over=True) == 1
+        assert store.fencing_token(key) is None  # no longer the claiming thread's
+        # Released: another instance claims it at once, with the next generation.
+        assert other.claim(key, holder="t retry 1 on b") is Claim.ACQUIRED
+        assert other.fencing_token(key) == 2
+        other.complete(key)
+
+
+def test_a_claim_not_handed_over_is_not_another_threads_to_release(
+    emulators: dict[str, str],  # noqa: F811
+) -> None:
+    key = f"q-{uuid.uuid4().hex[:8]}/t"
+    with two_stores(lease_s=30) as (store, other):
+        assert store.claim(key, holder="t retry 0 on a") is Claim.ACQUIRED
+        assert settle_on_a_thread(store, key, hand_over=False) is None
+        assert store.fencing_token(key) == 1  # still held here, and renewed
+        assert other.claim(key, holder="t retry 1 on b") is Claim.IN_PROGRESS
+        store.release(key)

@@ -290,17 +290,77 @@ def test_the_app_sees_the_tasks_trace_from_the_handlers_span(
     assert span_id != "b7ad6b7169203331"
 
 
-def test_a_hung_app_is_answered_for_within_the_budget(logs: Path, app: Child) -> None:
-    # A 4 s dispatch deadline: a 3 s answer budget, of which the app may take 2.5 s.
-    with running(
-        start_proxy_handler(logs / "hang.log", app, {"TASK_DISPATCH_DEADLINE": "4s"})
-    ) as handler:
-        queue = f"q-{uuid.uuid4().hex[:8]}"
-        # "failed" (500): the handler's own clock found the answer still heard by Cloud Tasks
-        # (past the budget it would have dead-lettered the task instead).
-        assert post(handler, delivery(queue, "hung"), "/hang") == (500, "failed")
-        [line] = task_lines(handler, "hung")
-        assert "did not answer in time" in str(line["error"])
-        assert "ReadTimeoutError" in str(line["error"])
-        [run] = runs_of(app, f"{queue}/hung")  # it did reach the app
-        assert run["target"] == "/hang"
+@pytest.fixture(scope="module")
+def short(logs: Path, app: Child, backends: dict[str, str]) -> Iterator[Child]:
+    """A handler with a 4 s dispatch deadline: a 3 s answer budget, of which the request
+    waits for the app up to 2.5 s. The tests' apps answer only when told to (or never):
+    nothing depends on timing."""
+    env = {**backends, "TASK_FIRESTORE_DATABASE": DATABASE, "TASK_DISPATCH_DEADLINE": "4s"}
+    with running(start_proxy_handler(logs / "short.log", app, env)) as handler:
+        yield handler
+
+
+def release(app: Child, name: str) -> int:
+    url = f"http://{app.address}/release?name={name}"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return int(json.loads(response.read())["released"])
+
+
+def held_line(handler: Child, name: str) -> dict[str, object] | None:
+    return next((line for line in task_lines(handler, name) if line.get("heldOver")), None)
+
+
+def test_a_hung_app_is_answered_for_within_the_budget_and_keeps_its_claim(
+    app: Child, short: Child
+) -> None:
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    # 409: Cloud Tasks heard the answer and retries; the claim is not released, so the
+    # retry finds it held (still 409) and never reaches the app while it works.
+    assert post(short, delivery(queue, "hung"), "/hang") == (409, "in_progress")
+    assert post(short, delivery(queue, "hung", retry=1), "/hang") == (409, "in_progress")
+    [run] = runs_of(app, f"{queue}/hung")
+    assert run["target"] == "/hang"
+    [first, second] = task_lines(short, "hung")
+    assert first["appStillRunning"] is True and "appStillRunning" not in second
+
+
+def test_an_app_outliving_the_budget_runs_the_task_once(app: Child, short: Child) -> None:
+    queue, name = f"q-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    target = f"/wait?name={name}"
+    assert post(short, delivery(queue, "slow"), target) == (409, "in_progress")
+    assert post(short, delivery(queue, "slow", retry=1), target) == (409, "in_progress")
+    assert release(app, name) == 1  # the app answers 200, long after the request
+    line = wait_for(lambda: held_line(short, "slow"), "the held task to be settled")
+    assert line["status"] == "done"
+    # Settled in Firestore as if it had answered in time: later deliveries are duplicates.
+    assert post(short, delivery(queue, "slow", retry=2), target) == (200, "duplicate")
+    assert len(runs_of(app, f"{queue}/slow")) == 1
+
+
+def test_a_held_task_the_app_then_fails_is_released_and_retried(app: Child, short: Child) -> None:
+    # The worker releases the claim it was handed (FirestoreStore.hand_over): were it still
+    # the request thread's, the release would not be its own and the task would stay held.
+    queue, name = f"q-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    assert post(short, delivery(queue, "flaky"), f"/wait?name={name}&status=503") == (
+        409,
+        "in_progress",
+    )
+    assert release(app, name) == 1
+    line = wait_for(lambda: held_line(short, "flaky"), "the held task to be settled")
+    assert line["status"] == "failed" and "503" in str(line["error"])
+    assert post(short, delivery(queue, "flaky", retry=1), "/orders") == (200, "done")
+    generations = [run["fencingGeneration"] for run in runs_of(app, f"{queue}/flaky")]
+    assert generations == [1, 2]
+
+
+# Lower-case escapes, an escaped slash, `+`, and sub-delims RFC 3986 allows unescaped.
+VERBATIM = "/a%2fb/~u;v=1,w!$'()*@:?x=%e2%82%ac&y=a+b&z=/?:@"
+
+
+def test_the_target_reaches_the_node_app_byte_for_byte(
+    app: Child, handlers: tuple[Child, Child]
+) -> None:
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    assert post(handlers[0], delivery(queue, "exact"), VERBATIM) == (200, "done")
+    [run] = runs_of(app, f"{queue}/exact")
+    assert run["target"] == VERBATIM

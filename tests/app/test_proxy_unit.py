@@ -2,6 +2,7 @@
 this process): what the app receives, and what each of its answers becomes."""
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +17,10 @@ from handler import settings
 from handler.app import create_app
 from handler.context import TaskContext, serving
 from handler.proxy import AppFailed, AppProxy, verdict
-from handler.task import TaskRequest
+from handler.store import Claim, InMemoryStore
+from handler.task import PermanentTaskError, TaskRequest
 from local.processes import free_port
+from tests.app.helpers import wait_for
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -33,12 +36,14 @@ class Seen:
 
 @dataclass
 class StubApp:
-    """Answers every request with `status` (or not at all while `hang` is set)."""
+    """Answers every request with `status`; while `hold` is an unset event, only once it is
+    set, or, with `drop`, closes the connection without an answer."""
 
     port: int = 0
     status: int = 200
     answer: bytes = b'{"ok": true}'
-    hang: threading.Event | None = None
+    hold: threading.Event | None = None
+    drop: bool = False
     seen: list[Seen] = field(default_factory=list)
 
     @property
@@ -58,8 +63,10 @@ def stub() -> Iterator[StubApp]:
             body = self.rfile.read(length)
             headers = {name.lower(): value for name, value in self.headers.items()}
             app.seen.append(Seen(self.command, self.path, headers, body))
-            if app.hang is not None:
-                app.hang.wait(30)
+            if app.hold is not None:
+                app.hold.wait(120)
+            if app.drop:
+                self.close_connection = True
                 return
             self.send_response(app.status)
             self.send_header("content-length", str(len(app.answer)))
@@ -79,8 +86,8 @@ def stub() -> Iterator[StubApp]:
     try:
         yield app
     finally:
-        if app.hang is not None:
-            app.hang.set()
+        if app.hold is not None:
+            app.hold.set()
         server.shutdown()
         server.server_close()
 
@@ -104,10 +111,16 @@ def delivery(retry: int = 0, extra: dict[str, str] | None = None) -> dict[str, s
 
 
 def handler_for(
-    url: str, sink: RecordingSink, deadline: timedelta | None = None, attempts: int = 3
+    url: str,
+    sink: RecordingSink,
+    deadline: timedelta | None = None,
+    attempts: int = 3,
+    store: InMemoryStore | None = None,
+    workers: int = 4,
 ) -> FlaskClient:
     app = create_app(
-        AppProxy(url, connections=4),
+        AppProxy(url, workers=workers),
+        store=store,
         dead_letter=sink,
         max_attempts=attempts,
         dispatch_deadline=deadline,
@@ -225,21 +238,132 @@ def test_a_refused_connection_fails_the_attempt() -> None:
     assert sink.written == []
 
 
-def test_a_hung_app_is_answered_for_while_cloud_tasks_still_listens(
+# A 3 s dispatch deadline: a 2 s answer budget, of which the request waits 1.5 s for the app.
+# The app holds its answer until the test lets it go: the request has stopped waiting by then
+# whatever the machine's load, so nothing below depends on timing.
+SHORT = timedelta(seconds=3)
+
+
+def settled_lines(caplog: pytest.LogCaptureFixture, count: int = 1) -> list[dict[str, object]]:
+    """The task lines of held tasks settled by the forward's worker, once `count` are logged."""
+
+    def probe() -> list[dict[str, object]] | None:
+        lines = [
+            r.msg
+            for r in caplog.records
+            if r.name == "handler.tasks" and isinstance(r.msg, dict) and r.msg.get("heldOver")
+        ]
+        return lines if len(lines) >= count else None
+
+    return wait_for(probe, "the app's answer to be settled by the forward's worker")
+
+
+def test_a_hung_app_is_answered_for_in_time_and_keeps_its_claim(
     stub: StubApp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stub.hang = threading.Event()
-    sink = RecordingSink()
-    # A 3 s deadline: a 2 s answer budget, of which the app may take 1.5 s.
-    test = handler_for(stub.url, sink, deadline=timedelta(seconds=3))
+    caplog.set_level(logging.INFO)
+    stub.hold = threading.Event()
+    sink, store = RecordingSink(), InMemoryStore()
+    test = handler_for(stub.url, sink, deadline=SHORT, store=store)
     response = test.post("/work", data=b"{}", headers=delivery())
-    # "failed" (500), not "dead_lettered": the handler judged its answer still heard.
-    assert (response.status_code, response.json) == (500, {"status": "failed"})
+    # Answered while Cloud Tasks listens, and the claim is not released: the task's retries
+    # find it held and never reach the app while it works.
+    assert (response.status_code, response.json) == (409, {"status": "in_progress"})
+    again = test.post("/work", data=b"{}", headers=delivery(retry=1))
+    assert (again.status_code, again.json) == (409, {"status": "in_progress"})
     assert len(stub.seen) == 1
-    [line] = [r.msg for r in caplog.records if r.name == "handler.tasks"]
-    assert isinstance(line, dict)
-    assert "ReadTimeoutError" in str(line["error"])
+    stub.hold.set()  # the app answers 200, long after the request
+    [line] = settled_lines(caplog)
+    assert (line["status"], line["taskName"]) == ("done", "task-1")
+    # Settled as if it had answered in time: done, once; later deliveries are duplicates.
+    late = test.post("/work", data=b"{}", headers=delivery(retry=2))
+    assert (late.status_code, late.json) == (200, {"status": "duplicate"})
+    assert len(stub.seen) == 1 and sink.written == []
+
+
+def test_a_held_task_the_app_fails_is_released_for_the_next_attempt(
+    stub: StubApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    stub.hold, stub.status = threading.Event(), 503
+    sink, store = RecordingSink(), InMemoryStore()
+    test = handler_for(stub.url, sink, deadline=SHORT, store=store)
+    assert test.post("/work", data=b"{}", headers=delivery()).status_code == 409
+    stub.hold.set()
+    [line] = settled_lines(caplog)
+    assert line["status"] == "failed" and "503" in str(line["error"])
+    # Released (attempt 1 of 3: Cloud Tasks retries): the next attempt claims it anew.
+    stub.hold, stub.status = None, 200
+    retried = test.post("/work", data=b"{}", headers=delivery(retry=1))
+    assert (retried.status_code, retried.json) == (200, {"status": "done"})
+    first, second = stub.seen
+    assert (
+        first.headers["x-task-fencing-generation"],
+        second.headers["x-task-fencing-generation"],
+    ) == ("1", "2")
     assert sink.written == []
+
+
+def test_a_held_task_whose_connection_breaks_is_released(
+    stub: StubApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    stub.hold, stub.drop = threading.Event(), True
+    store = InMemoryStore()
+    test = handler_for(stub.url, RecordingSink(), deadline=SHORT, store=store)
+    assert test.post("/work", data=b"{}", headers=delivery()).status_code == 409
+    stub.hold.set()
+    [line] = settled_lines(caplog)
+    assert line["status"] == "failed" and "connection broke" in str(line["error"])
+    assert store.claim("orders/task-1") is Claim.ACQUIRED  # released
+
+
+def test_a_held_last_attempt_the_app_fails_is_dead_lettered(
+    stub: StubApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The last attempt's 409 ends the task with Cloud Tasks: nobody else would finish it.
+    caplog.set_level(logging.INFO)
+    stub.hold, stub.status = threading.Event(), 503
+    sink, store = RecordingSink(), InMemoryStore()
+    test = handler_for(stub.url, sink, deadline=SHORT, store=store, attempts=3)
+    assert test.post("/work", data=b"{}", headers=delivery(retry=2)).status_code == 409
+    assert sink.written == []  # not while the app may still finish it
+    stub.hold.set()
+    [line] = settled_lines(caplog)
+    assert line["status"] == "dead_lettered"
+    [(name, reason)] = sink.written
+    assert name == "task-1" and "last allowed attempt" in reason and "503" in reason
+    assert store.claim("orders/task-1") is Claim.DONE  # settled: no later delivery runs it
+
+
+def test_a_held_task_the_app_rejects_is_dead_lettered(
+    stub: StubApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    stub.hold, stub.status, stub.answer = threading.Event(), 422, b"unknown sku"
+    sink = RecordingSink()
+    test = handler_for(stub.url, sink, deadline=SHORT)
+    assert test.post("/work", data=b"{}", headers=delivery()).status_code == 409
+    stub.hold.set()
+    [line] = settled_lines(caplog)
+    assert line["status"] == "rejected"
+    [(_, reason)] = sink.written
+    assert "422" in reason and "unknown sku" in reason
+
+
+def test_with_every_worker_held_a_new_task_fails_without_reaching_the_app(
+    stub: StubApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    stub.hold = threading.Event()
+    store = InMemoryStore()
+    test = handler_for(stub.url, RecordingSink(), deadline=SHORT, store=store, workers=1)
+    assert test.post("/a", data=b"1", headers=delivery()).status_code == 409
+    other = delivery(extra={"X-CloudTasks-TaskName": "task-2"})
+    response = test.post("/b", data=b"2", headers=other)
+    assert (response.status_code, response.json) == (500, {"status": "failed"})
+    assert [seen.target for seen in stub.seen] == ["/a"]
+    assert store.claim("orders/task-2") is Claim.ACQUIRED  # released, never sent
 
 
 @pytest.mark.parametrize(
@@ -295,7 +419,7 @@ def test_with_too_little_of_the_budget_left_the_app_is_not_called(stub: StubApp)
         answer_by=time.monotonic() + 0.3,  # less than the reserve kept to answer
     )
     with serving(TaskContext("orders/task-1", 1)), pytest.raises(AppFailed, match="too little"):
-        AppProxy(stub.url, connections=1)(task)
+        AppProxy(stub.url, workers=1)(task)
     assert stub.seen == []
 
 
@@ -310,3 +434,46 @@ def test_a_long_answer_is_cut_and_the_next_task_still_gets_through(stub: StubApp
     headers = delivery(extra={"X-CloudTasks-TaskName": "task-2"})
     assert test.post("/b", data=b"2", headers=headers).json == {"status": "done"}
     assert [seen.target for seen in stub.seen] == ["/a", "/b"]
+
+
+# Lower-case escapes, an escaped slash, `+`, and sub-delims RFC 3986 allows unescaped: an app
+# that signs or hashes its URL must see these bytes, not an equivalent URI.
+VERBATIM = "/a%2fb/~u;v=1,w!$'()*@:?x=%e2%82%ac&y=a+b&z=/?:@"
+
+
+def test_the_target_reaches_the_app_byte_for_byte(stub: StubApp) -> None:
+    response = handler_for(stub.url, RecordingSink()).post(VERBATIM, headers=delivery())
+    assert response.json == {"status": "done"}
+    [seen] = stub.seen
+    assert seen.target == VERBATIM
+
+
+def request_to(target: str) -> TaskRequest:
+    return TaskRequest(
+        name="task-1",
+        queue="orders",
+        retry_count=0,
+        execution_count=0,
+        eta=None,
+        path="/work",
+        headers={},
+        body=b"",
+        target=target,
+    )
+
+
+@pytest.mark.parametrize("target", ["/a b", "/a\tb", "/x\r\nX-Injected: 1", "/caf\u00e9"])
+def test_a_target_no_request_line_may_hold_is_refused_before_anything_is_sent(
+    stub: StubApp, target: str
+) -> None:
+    proxy = AppProxy(stub.url, workers=1)
+    with (
+        serving(TaskContext("orders/task-1", 1)),
+        pytest.raises(PermanentTaskError, match="can't be sent to the app as received"),
+    ):
+        proxy(request_to(target))
+    assert stub.seen == []
+    # The worker's connection is still good for the next task.
+    with serving(TaskContext("orders/task-2", 1)):
+        assert proxy(request_to("/ok")) == {"appStatus": 200}
+    assert [seen.target for seen in stub.seen] == ["/ok"]

@@ -80,23 +80,8 @@ def test_help_keeps_the_faults_as_a_list_of_sentences() -> None:
     assert "--pubsub-down-at in The run" not in " ".join(shown.split())
 
 
-def test_a_second_run_after_the_handler_stopped_waiting_for_the_app_is_beyond_the_envelope() -> (
-    None
-):
-    second = Run("a", "h1-4", 0)
-    unexplained = verdict([*ONCE, second])
-    assert (unexplained.doubled, unexplained.exit_code()) == (["a"], 1)
-    report = judge(
-        work=["a", "b", "c"], rejected=["r"], acknowledged={"a", "b", "c", "r"},
-        runs=[*ONCE, second], cut_after_return=set(), dead_lettered={"r"}, deliveries=12,
-        kills=0, firestore_freezes=0, pubsub_down_s=0, seconds=60, outlived_budget={"a"},
-    )  # fmt: skip
-    assert (report.doubled, report.outlived_budget, report.exit_code()) == ([], ["a"], 0)
-    assert "  app not heard:     1 (a)" in report.text()
-    # Another task's lost answer explains nothing about this one.
-    other = judge(
-        work=["a", "b", "c"], rejected=["r"], acknowledged={"a", "b", "c", "r"},
-        runs=[*ONCE, second], cut_after_return=set(), dead_lettered={"r"}, deliveries=12,
-        kills=0, firestore_freezes=0, pubsub_down_s=0, seconds=60, outlived_budget={"b"},
-    )  # fmt: skip
-    assert other.doubled == ["a"]
+def test_a_second_run_in_proxy_mode_is_doubled_like_any_other() -> None:
+    # An app outliving its budget keeps its claim: a second run is no longer excused.
+    report = verdict([*ONCE, Run("a", "h1-4", 0)])
+    assert (report.doubled, report.exit_code()) == (["a"], 1)
+    assert "app not heard" not in report.text()

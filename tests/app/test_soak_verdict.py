@@ -92,6 +92,6 @@ def test_a_killed_handlers_run_whose_record_was_still_being_written_is_cut(
             killed=True,
         ),
     ]
-    runs, cut, lost, _ = completed_runs(handlers)
+    runs, cut, lost = completed_runs(handlers)
     assert {run.task for run in cut} == {"a"}
     assert [run.committed for run in runs] == [True, True, True] and lost == set()
