@@ -23,6 +23,42 @@ from .settings.validation import ConfigError, Problem, Settings, nested, validat
 M = TypeVar("M", bound=Settings)
 
 
+class StartupProbeInputs(TypedDict):
+    """When the app counts as started (`service.app.startupProbe`)."""
+
+    path: NotRequired[str]
+    """HTTP GET path such as /healthz; unset: a TCP connection to the app's port."""
+    initial_delay_seconds: NotRequired[int]
+    """0..240 (default 0)."""
+    period_seconds: NotRequired[int]
+    """1..240, at least timeoutSeconds (default 1)."""
+    timeout_seconds: NotRequired[int]
+    """1..3600, at most periodSeconds (default 1)."""
+    failure_threshold: NotRequired[int]
+    """>= 1, times periodSeconds at most 240 s (default 60)."""
+
+
+class AppInputs(TypedDict):
+    """The team's own container behind the handler (`service.app`), in any language."""
+
+    image: pulumi.Input[str]
+    """Container image, REGISTRY/PATH[:TAG][@sha256:DIGEST]; an Output too."""
+    port: NotRequired[int]
+    """Where the app listens on localhost, 1..65535, not 8080 (default 8081)."""
+    cpu: NotRequired[str]
+    """vCPUs as service.cpu; with the handler's at most 8 (default "1")."""
+    memory: NotRequired[str]
+    """Memory as service.memory; with the handler's at most 32Gi (default 512Mi)."""
+    env: NotRequired[dict[str, str]]
+    """The app's environment variables (plain text in state), not PORT nor K_*."""
+    secrets: NotRequired[dict[str, str]]
+    """ENV: "SECRET:VERSION" from Secret Manager in the same project."""
+    startup_probe: NotRequired[StartupProbeInputs]
+    """Default: TCP on port, every second, 60 tries."""
+    local_command: NotRequired[list[str]]
+    """What `make local` runs instead of the image, from the repository's root."""
+
+
 class ServiceInputs(TypedDict):
     """The pipeline's private Cloud Run service (README "Config reference", `service.*`)."""
 
@@ -47,6 +83,8 @@ class ServiceInputs(TypedDict):
     """Environment variables (plain text in state)."""
     secrets: NotRequired[dict[str, str]]
     """ENV: "SECRET:VERSION" from Secret Manager in the same project."""
+    app: NotRequired[AppInputs]
+    """The team's container behind the handler, which forwards each task to it."""
 
 
 class QueueInputs(TypedDict):

@@ -195,10 +195,14 @@ def email_channel(address: str) -> str:
 
 
 def secret_ids(settings: PipelineSettings) -> dict[str, str]:
-    """Each secret the service reads, with the first env name that reads it."""
+    """Each secret the service's containers read, with the first config key (under
+    `service`) that reads it: the handler's `secrets.ENV`, then the app's."""
     ids: dict[str, str] = {}
-    for env, ref in sorted(settings.service.secrets.items()):
-        ids.setdefault(ref.split(":")[0], env)
+    service = settings.service
+    for env, ref in sorted(service.secrets.items()):
+        ids.setdefault(ref.split(":")[0], f"secrets.{env}")
+    for env, ref in sorted(service.app.secrets.items() if service.app is not None else []):
+        ids.setdefault(ref.split(":")[0], f"app.secrets.{env}")
     return dict(sorted(ids.items()))
 
 
@@ -254,8 +258,8 @@ def pipeline_names(pipeline: str, settings: PipelineSettings) -> list[Derived]:
             for index, member in enumerate(settings.replayers)
         ),
         *(
-            Derived(SECRET_MEMBER, secret_grant(pipeline, secret_id), f"{at}.service.secrets.{env}")
-            for secret_id, env in secret_ids(settings).items()
+            Derived(SECRET_MEMBER, secret_grant(pipeline, secret_id), f"{at}.service.{key}")
+            for secret_id, key in secret_ids(settings).items()
         ),
         *(
             Derived(

@@ -178,8 +178,9 @@ class TaskPipelineArgs(TypedDict):
     project: pulumi.Input[str]
     """Project of every resource of the pipeline."""
     pipeline: PipelineInputs
-    """The pipeline's settings, checked as a stack file's pipeline entry is. Its image,
-    enqueuers and replayers take Outputs; everything else in it is plain."""
+    """The pipeline's settings, checked as a stack file's pipeline entry is. Its images
+    (the service's and its app's), enqueuers and replayers take Outputs; everything else in
+    it is plain."""
     cloudtasks_agent_member: pulumi.Input[str]
     """The Cloud Tasks service agent (ProjectApis.cloudtasksAgentMember)."""
     database: pulumi.Input[str]
@@ -299,6 +300,7 @@ _PIPELINE_INPUTS = [
     _PROJECT,
     Spec(("labels", ANY), lambda _: ""),
     Spec(("pipeline", "service", "image"), lambda _: "registry.invalid/deferred"),
+    Spec(("pipeline", "service", "app", "image"), lambda _: "registry.invalid/deferred-app"),
     Spec(("pipeline", "enqueuers", ANY), _member),
     Spec(("pipeline", "replayers", ANY), _member),
 ]

@@ -288,6 +288,7 @@ class TaskPipeline(pulumi.ComponentResource):
                 # Its first requests claim records and may dead-letter: grants first.
                 grants=grants,
                 image=args.deferred.get(("service", "image")),
+                app_image=args.deferred.get(("service", "app", "image")),
             ),
             child,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -11,6 +11,7 @@ import pulumi_gcp as gcp
 from .iam import IamMember, grant_all
 from .names import secret_grant
 from .settings import ServiceSettings
+from .settings.app import HANDLER_PORT, AppSettings
 
 INGRESS = {
     "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",
@@ -18,6 +19,10 @@ INGRESS = {
     "all": "INGRESS_TRAFFIC_ALL",
 }
 SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
+# Container names when the service has an app (DNS labels, google.cloud.run.v2.Container
+# .name): stable, since dependsOns refers to them and a rename is a new revision.
+HANDLER_CONTAINER = "handler"
+APP_CONTAINER = "app"
 
 
 @dataclass
@@ -52,6 +57,67 @@ class TaskServiceArgs:
     image: pulumi.Input[str] | None = None
     """The image when it came as an Output (settings.image holds a checked placeholder
     then: components/deferred.py)."""
+    app_image: pulumi.Input[str] | None = None
+    """The app's image when it came as an Output (settings.app.image is a placeholder)."""
+
+
+def _envs(
+    plain: Mapping[str, pulumi.Input[str]],
+    user_keys: Collection[str],
+    secrets: Mapping[str, str],
+    secret_env: bool,
+) -> list[gcp.cloudrunv2.ServiceTemplateContainerEnvArgs]:
+    """PLAIN variables (those in USER_KEYS secret Outputs when SECRET_ENV), then SECRETS as
+    Secret Manager references."""
+    return [
+        gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(
+            name=key,
+            value=pulumi.Output.secret(value) if secret_env and key in user_keys else value,
+        )
+        for key, value in sorted(plain.items())
+    ] + [
+        gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(
+            name=key,
+            value_source=gcp.cloudrunv2.ServiceTemplateContainerEnvValueSourceArgs(
+                secret_key_ref=gcp.cloudrunv2.ServiceTemplateContainerEnvValueSourceSecretKeyRefArgs(
+                    secret=ref.split(":")[0], version=ref.split(":")[1]
+                )
+            ),
+        )
+        for key, ref in sorted(secrets.items())
+    ]
+
+
+def _app_container(
+    app: AppSettings, image: pulumi.Input[str] | None, secret_env: bool
+) -> gcp.cloudrunv2.ServiceTemplateContainerArgs:
+    """The team's container: a sidecar (no port), started first; the handler waits for its
+    startup probe (TCP on its port, or an HTTP GET of probe.path)."""
+    probe = app.startup_probe
+    return gcp.cloudrunv2.ServiceTemplateContainerArgs(
+        name=APP_CONTAINER,
+        image=image if image is not None else app.image,
+        resources=gcp.cloudrunv2.ServiceTemplateContainerResourcesArgs(
+            limits={"cpu": app.cpu, "memory": app.memory},
+        ),
+        envs=_envs(app.env, app.env, app.secrets, secret_env),
+        startup_probe=gcp.cloudrunv2.ServiceTemplateContainerStartupProbeArgs(
+            initial_delay_seconds=probe.initial_delay_seconds,
+            period_seconds=probe.period_seconds,
+            timeout_seconds=probe.timeout_seconds,
+            failure_threshold=probe.failure_threshold,
+            http_get=gcp.cloudrunv2.ServiceTemplateContainerStartupProbeHttpGetArgs(
+                path=probe.path, port=app.port
+            )
+            if probe.path is not None
+            else None,
+            tcp_socket=gcp.cloudrunv2.ServiceTemplateContainerStartupProbeTcpSocketArgs(
+                port=app.port
+            )
+            if probe.path is None
+            else None,
+        ),
+    )
 
 
 class TaskService(pulumi.ComponentResource):
@@ -83,7 +149,7 @@ class TaskService(pulumi.ComponentResource):
                     aliases=grant.aliases(args.unaliased_secret_grants),
                 ),
             )
-            for secret_id in sorted({ref.split(":")[0] for ref in s.secrets.values()})
+            for secret_id in sorted({ref.split(":")[0] for ref in _secret_refs(s)})
             for grant in [secret_grant(name, secret_id)]
         ]
         # TASK_CONCURRENCY: the handler runs as many threads as Cloud Run sends requests.
@@ -94,23 +160,27 @@ class TaskService(pulumi.ComponentResource):
             "GOOGLE_CLOUD_PROJECT": args.project,
             **args.pipeline_env,
         }
-        envs = [
-            gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(
-                name=key,
-                value=pulumi.Output.secret(value) if args.secret_env and key in s.env else value,
-            )
-            for key, value in sorted(plain_env.items())
-        ] + [
-            gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(
-                name=key,
-                value_source=gcp.cloudrunv2.ServiceTemplateContainerEnvValueSourceArgs(
-                    secret_key_ref=gcp.cloudrunv2.ServiceTemplateContainerEnvValueSourceSecretKeyRefArgs(
-                        secret=ref.split(":")[0], version=ref.split(":")[1]
-                    )
-                ),
-            )
-            for key, ref in sorted(s.secrets.items())
-        ]
+        if s.app is not None:
+            # The handler's proxy mode: it forwards each claimed task to the app.
+            plain_env["TASK_APP_URL"] = f"http://localhost:{s.app.port}"
+        # With an app, the handler is the ingress container: the one with a port, started
+        # after the app's startup probe passed (Cloud Run container contract).
+        sidecar = s.app is not None
+        handler = gcp.cloudrunv2.ServiceTemplateContainerArgs(
+            name=HANDLER_CONTAINER if sidecar else None,
+            image=args.image if args.image is not None else s.image,
+            resources=gcp.cloudrunv2.ServiceTemplateContainerResourcesArgs(
+                limits={"cpu": s.cpu, "memory": s.memory},
+            ),
+            envs=_envs(plain_env, s.env, s.secrets, args.secret_env),
+            ports=gcp.cloudrunv2.ServiceTemplateContainerPortsArgs(container_port=HANDLER_PORT)
+            if sidecar
+            else None,
+            depends_ons=[APP_CONTAINER] if sidecar else None,
+        )
+        containers = [handler]
+        if s.app is not None:
+            containers.append(_app_container(s.app, args.app_image, args.secret_env))
         service = gcp.cloudrunv2.Service(
             name,
             project=args.project,
@@ -132,15 +202,7 @@ class TaskService(pulumi.ComponentResource):
                     min_instance_count=s.min_instances,
                     max_instance_count=s.max_instances,
                 ),
-                containers=[
-                    gcp.cloudrunv2.ServiceTemplateContainerArgs(
-                        image=args.image if args.image is not None else s.image,
-                        resources=gcp.cloudrunv2.ServiceTemplateContainerResourcesArgs(
-                            limits={"cpu": s.cpu, "memory": s.memory},
-                        ),
-                        envs=envs,
-                    )
-                ],
+                containers=containers,
             ),
             # A revision that reads a secret fails to start until its accessor grant exists.
             opts=pulumi.ResourceOptions(
@@ -168,3 +230,10 @@ class TaskService(pulumi.ComponentResource):
         self.register_outputs(
             {"serviceName": self.service_name, "url": self.url, "location": self.location}
         )
+
+
+def _secret_refs(s: ServiceSettings) -> Iterator[str]:
+    """Every SECRET:VERSION either container reads."""
+    yield from s.secrets.values()
+    if s.app is not None:
+        yield from s.app.secrets.values()

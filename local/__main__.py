@@ -42,6 +42,7 @@ from local.processes import (
     StartError,
     gcloud_available,
     running,
+    start_app,
     start_emulator,
     start_gcloud_emulators,
     start_handler,
@@ -85,14 +86,17 @@ def _die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _follow(log: Path, stop: threading.Event) -> None:
-    """Copies the handler's log lines to stdout until `stop` is set."""
-    with log.open(encoding="utf-8", errors="replace") as lines:
+def _follow(logs: list[Path], stop: threading.Event) -> None:
+    """Copies the handlers' log lines to stdout until `stop` is set."""
+    with contextlib.ExitStack() as files:
+        sources = [
+            files.enter_context(log.open(encoding="utf-8", errors="replace")) for log in logs
+        ]
         while not stop.is_set():
-            line = lines.readline()
-            if line:
+            lines = [line for source in sources if (line := source.readline())]
+            for line in lines:
                 _say(line.rstrip("\n"))
-            else:
+            if not lines:
                 stop.wait(0.2)
 
 
@@ -104,7 +108,9 @@ class Shared:
     firestore: Child | None
     pubsub: Child | None
     database: str | None
-    dead_letter_topic: str | None
+    dead_letter_topics: dict[str, str]
+    """Pipeline name -> its topic, for each pipeline whose handler serves it alone (a
+    handler publishes to one topic): a proxy pipeline, or the only one without an app."""
     note: str
 
     def describe(self) -> str:
@@ -112,8 +118,8 @@ class Shared:
             f"Firestore emulator, database {self.database}" if self.firestore else "in memory"
         )
         dead_letters = (
-            f"Pub/Sub emulator, topic {self.dead_letter_topic}"
-            if self.dead_letter_topic
+            f"Pub/Sub emulator, topic {', '.join(self.dead_letter_topics.values())}"
+            if self.dead_letter_topics
             else "the handler's log"
         )
         return f"idempotency: {idempotency}; dead letters: {dead_letters}{self.note}"
@@ -192,8 +198,8 @@ def _handler_env(
             "GOOGLE_CLOUD_PROJECT": pipelines[0].project,
             "TASK_FIRESTORE_DATABASE": shared.database,
         }
-    if shared.dead_letter_topic:
-        env["TASK_DEAD_LETTER_TOPIC"] = shared.dead_letter_topic
+    if len(pipelines) == 1 and pipelines[0].name in shared.dead_letter_topics:
+        env["TASK_DEAD_LETTER_TOPIC"] = shared.dead_letter_topics[pipelines[0].name]
     if payloads is not None:
         env["TASK_PAYLOAD_BUCKET"] = payloads.bucket
         env["STORAGE_EMULATOR_HOST"] = f"http://{payloads.storage.address}"
@@ -209,10 +215,10 @@ def _shared(
     """Starts the gcloud emulators unless told not to or the CLI is missing; each child
     started is handed to `keep` at once, so it is stopped whatever happens next."""
     if in_memory:
-        return Shared(None, None, None, None, " (--in-memory)")
+        return Shared(None, None, None, {}, " (--in-memory)")
     if not gcloud_available():
         return Shared(
-            None, None, None, None,
+            None, None, None, {},
             " (gcloud or java not on PATH: the Firestore and Pub/Sub emulators did not start)",
         )  # fmt: skip
     firestore, pubsub = start_gcloud_emulators(
@@ -222,30 +228,81 @@ def _shared(
     keep(pubsub)
     _create_dead_letter_subscriptions(pubsub, pipelines)
     database = database_for_stack(state.stack)
-    if len(pipelines) > 1:
-        # A handler publishes to one topic, and here one handler serves every pipeline:
-        # a dead letter on another pipeline's topic would be replayed onto the wrong queue.
-        return Shared(
-            firestore, pubsub, database, None,
-            f" ({len(pipelines)} pipelines share this handler, a handler has one topic)",
-        )  # fmt: skip
-    return Shared(firestore, pubsub, database, pipelines[0].dead_letter_topic, "")
+    # A handler publishes to one topic, and here the pipelines without an app share one
+    # handler: a dead letter on another pipeline's topic would be replayed onto the wrong
+    # queue. Each pipeline with an app has a handler of its own (_handlers).
+    plain = [p for p in pipelines if p.app is None]
+    alone = [p for p in pipelines if p.app is not None or len(plain) == 1]
+    topics = {p.name: p.dead_letter_topic for p in alone}
+    note = (
+        f" ({len(plain)} pipelines share a handler, a handler has one topic: theirs go to its log)"
+        if len(plain) > 1
+        else ""
+    )
+    return Shared(firestore, pubsub, database, topics, note)
+
+
+def _handlers(
+    state: StackState,
+    pipelines: list[LocalPipeline],
+    env: Callable[[list[LocalPipeline]], dict[str, str]],
+    keep: Callable[[Child], Child],
+) -> dict[str, Child]:
+    """The handler of each pipeline: one shared by the pipelines without an app; and each
+    pipeline with an app gets its app (`localCommand`, PORT a free port) and a handler of
+    its own in front of it (TASK_APP_URL: proxy mode). The app starts first, as the
+    handler waits for its startup probe in Cloud Run (dependsOns)."""
+    handlers: dict[str, Child] = {}
+    plain = [p for p in pipelines if p.app is None]
+    if plain:
+        shared = keep(start_handler(state.directory / "handler.log", env=env(plain)))
+        handlers |= dict.fromkeys((p.name for p in plain), shared)
+    for p in pipelines:
+        if p.app is None:
+            continue
+        app = keep(
+            start_app(
+                f"{p.name} app",
+                p.app.command,
+                state.directory / f"{p.name}-app.log",
+                env=p.app.env,
+                probe_path=p.app.probe_path,
+            )
+        )
+        proxy_env = {**env([p]), "TASK_APP_URL": f"http://{app.address}"}
+        handlers[p.name] = keep(
+            start_handler(
+                state.directory / f"{p.name}-handler.log", env=proxy_env, name=f"{p.name} handler"
+            )
+        )
+    return handlers
+
+
+def _stop_all(children: list[Child]) -> None:
+    """Stops CHILDREN concurrently, each whatever happens to the others."""
+    threads = [threading.Thread(target=child.stop, name=f"stop {child.name}") for child in children]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def _started(
     state: StackState,
     pipelines: list[LocalPipeline],
     children: list[Child],
+    handlers: dict[str, Child],
     shared: Shared,
     payloads: Payloads | None,
 ) -> str:
-    emulator, handler = children[0], children[-1]
+    emulator = children[0]
     outputs = state.directory / "pipelines.json"
     output = stack_output(
         pipelines,
-        f"http://{handler.address}",
+        f"http://{handlers[pipelines[0].name].address}",
+        handler_urls={name: f"http://{child.address}" for name, child in handlers.items()},
         database=shared.database,
-        dead_letters=shared.dead_letter_topic is not None,
+        dead_letters=set(shared.dead_letter_topics),
         payload_bucket=payloads.bucket if payloads else None,
     )
     outputs.write_text(json.dumps(output, indent=2), encoding="utf-8")
@@ -269,12 +326,13 @@ def _started(
     )
     # The client uploads big bodies itself: the commands name the storage emulator too.
     storage = f" --storage-emulator {payloads.storage.address}" if payloads else ""
+    replayable = [p.name for p in pipelines if p.name in shared.dead_letter_topics]
     replay = (
         f"replay dead letters (once what rejected them is fixed):\n"
         f"  {python} -m taskclient replay --outputs {_shown(outputs)} "
         f"--emulator {emulator.address} --pubsub-emulator {shared.pubsub.address}{storage} "
-        f"--pipeline {pipelines[0].name}\n"
-        if shared.dead_letter_topic and shared.pubsub
+        f"--pipeline {replayable[0]}\n"
+        if replayable and shared.pubsub
         else ""
     )
     scheduled = [(p, name, s) for p in pipelines for name, s in p.schedules.items()]
@@ -353,11 +411,23 @@ def _run(
             )
             shared = _shared(state, pipelines, in_memory, keep)
             payloads = _payloads(state, pipelines, keep)
-            env = _handler_env(pipelines, shared, emulator, payloads)
-            handler = keep(start_handler(state.directory / "handler.log", env=env))
-            _say(_started(state, pipelines, started, shared, payloads))
-            ticker = _start_schedules(f"http://{handler.address}", pipelines, stop, tick_now)
-            _follow(handler.log, stop)
+            handlers = _handlers(
+                state,
+                pipelines,
+                lambda served: _handler_env(served, shared, emulator, payloads),
+                keep,
+            )
+            # Stopped first, all at once (each takes its graceful shutdown), before the
+            # apps behind them and the emulators; stopping them again later is a no-op.
+            children.callback(_stop_all, list({id(h): h for h in handlers.values()}.values()))
+            _say(_started(state, pipelines, started, handlers, shared, payloads))
+            ticker = _start_schedules(
+                {name: f"http://{child.address}" for name, child in handlers.items()},
+                pipelines,
+                stop,
+                tick_now,
+            )
+            _follow(list({child.log: None for child in handlers.values()}), stop)
             _say(f"stopping ({stop.reason})...")
             if ticker is not None:
                 ticker.join()
@@ -374,7 +444,7 @@ def _run(
 
 
 def _start_schedules(
-    handler_url: str,
+    handler_urls: dict[str, str],
     pipelines: list[LocalPipeline],
     stop: threading.Event,
     tick_now: list[tuple[str, str]],
@@ -385,7 +455,7 @@ def _start_schedules(
         return None
     thread = threading.Thread(
         target=schedules.run,
-        args=(handler_url, pipelines, stop, _say),
+        args=(handler_urls, pipelines, stop, _say),
         kwargs={"tick_now": tick_now},
         name="schedules",
         daemon=True,

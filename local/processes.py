@@ -1,4 +1,5 @@
-"""Starts the emulator and the handler as child processes on 127.0.0.1, and always stops them.
+"""Starts the emulator, the handler and a proxy pipeline's app as child processes on 127.0.0.1,
+and always stops them.
 
 Each child runs in its own process group, binds port 0 (the OS picks a free port) and
 announces the port as a JSON line, so there is no race for ports. `stop()` sends SIGTERM to
@@ -176,11 +177,34 @@ def start_emulator(
     return _start("emulator", command, log, "port", {})
 
 
-def start_handler(log: Path, *, env: Mapping[str, str] | None = None) -> Child:
+def start_handler(
+    log: Path, *, env: Mapping[str, str] | None = None, name: str = "handler"
+) -> Child:
     command = [sys.executable, "-m", "handler", "--host", "127.0.0.1", "--port", "0"]
     # The user's PYTHONPATH stays after the repository: TASK_PROCESSOR may name a module there.
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    return _start("handler", command, log, "port", {"PYTHONPATH": path, **(env or {})})
+    return _start(name, command, log, "port", {"PYTHONPATH": path, **(env or {})})
+
+
+def start_app(
+    name: str,
+    command: Sequence[str],
+    log: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    probe_path: str | None = None,
+) -> Child:
+    """A proxy pipeline's app (`service.app.localCommand`), from the repository's root, with
+    PORT set to a free loopback port and its own env; ready as its startup probe says (GET
+    PROBE_PATH answering 200, or else a TCP connection). Under local.supervise like the
+    emulators: an app is any program, which may start children of its own and can't be
+    asked for a parent-death signal; the supervisor takes its whole group down with us."""
+    port = free_port()
+    supervise = [sys.executable, "-m", "local.supervise", "--port", str(port)]
+    supervise += ["--ready-path", probe_path] if probe_path is not None else ["--tcp"]
+    supervise += ["--parent", str(os.getpid()), "--", *command]
+    child = _spawn(name, supervise, log, {**(env or {}), "PORT": str(port)}, die_with_parent=False)
+    return _ready(child, "port", READY_TIMEOUT_S)
 
 
 def start_busy_loop(log: Path) -> Child:

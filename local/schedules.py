@@ -12,7 +12,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -102,7 +102,7 @@ def _next(pipelines: list[LocalPipeline], after: datetime) -> Iterator[tuple[dat
 
 
 def run(
-    handler_url: str,
+    handler_urls: Mapping[str, str],
     pipelines: list[LocalPipeline],
     stop: threading.Event,
     say: Callable[[str], None],
@@ -110,7 +110,8 @@ def run(
     tick_now: list[tuple[str, str]] | None = None,
 ) -> None:
     """Fires the TICK_NOW schedules (PIPELINE, SCHEDULE) at once, then every unpaused
-    schedule at its times, until STOP is set; a tick the handler does not take is retried
+    schedule at its times, each at its pipeline's handler (HANDLER_URLS by pipeline name),
+    until STOP is set; a tick the handler does not take is retried
     meanwhile (its own thread), as Cloud Scheduler retries it."""
     by_name = {p.name: p for p in pipelines}
     after = now()
@@ -119,7 +120,7 @@ def run(
     def fire(pipeline: str, schedule: str, when: datetime) -> None:
         thread = threading.Thread(
             target=tick_until_taken,
-            args=(handler_url, by_name[pipeline], schedule, when, stop, say),
+            args=(handler_urls[pipeline], by_name[pipeline], schedule, when, stop, say),
             name=f"tick-{pipeline}.{schedule}",
             daemon=True,
         )

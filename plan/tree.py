@@ -80,9 +80,7 @@ def _queue(r: Resource, by_key: dict[str, Resource]) -> list[str]:
     ]
 
 
-def _service(r: Resource, by_key: dict[str, Resource]) -> list[str]:
-    i = r.inputs
-    container = _get(i, "template.containers.0", {})
+def _env_names(container: dict[str, Any]) -> str:
     envs = container.get("envs") or []
     plain = [e["name"] for e in envs if "valueSource" not in e]
     secrets = [
@@ -91,8 +89,14 @@ def _service(r: Resource, by_key: dict[str, Resource]) -> list[str]:
         for e in envs
         if "valueSource" in e
     ]
+    return f"env: {', '.join(plain) or '-'}; secrets: {', '.join(secrets) or '-'}"
+
+
+def _service(r: Resource, by_key: dict[str, Resource]) -> list[str]:
+    i = r.inputs
+    container = _get(i, "template.containers.0", {})
     runs_as = _wired(r, "template.serviceAccount", by_key, ACCOUNT)
-    return [
+    lines = [
         f"location {_get(i, 'location')}, project {_get(i, 'project')},"
         f" image {_get(container, 'image')}",
         f"ingress {_get(i, 'ingress')}, timeout {_get(i, 'template.timeout')},"
@@ -102,9 +106,24 @@ def _service(r: Resource, by_key: dict[str, Resource]) -> list[str]:
         f" cpu {_get(container, 'resources.limits.cpu')},"
         f" memory {_get(container, 'resources.limits.memory')}",
         f"runs as {runs_as}",
-        f"env: {', '.join(plain) or '-'}; secrets: {', '.join(secrets) or '-'}",
-        f"deletion protection {'on' if i.get('deletionProtection') else 'off'}",
+        _env_names(container),
     ]
+    for app in (_get(i, "template.containers", None) or [])[1:]:
+        probe = app.get("startupProbe") or {}
+        ready = (
+            f"GET {_get(probe, 'httpGet.path')}"
+            if "httpGet" in probe
+            else f"TCP {_get(probe, 'tcpSocket.port')}"
+        )
+        lines += [
+            f"container {_get(app, 'name')}: image {_get(app, 'image')},"
+            f" cpu {_get(app, 'resources.limits.cpu')},"
+            f" memory {_get(app, 'resources.limits.memory')}, ready when {ready} passes"
+            f" (the handler starts after it)",
+            f"container {_get(app, 'name')} {_env_names(app)}",
+        ]
+    lines.append(f"deletion protection {'on' if i.get('deletionProtection') else 'off'}")
+    return lines
 
 
 def _account(r: Resource, _: dict[str, Resource]) -> list[str]:

@@ -1,6 +1,8 @@
 """Typed stack settings: every config key is declared, defaulted and validated here.
 
-One module per entity: `service` (Cloud Run limits), `queue` (Cloud Tasks limits),
+One module per entity: `service` (Cloud Run limits), `app` (the team's container beside
+the handler: sidecar, probe and per-instance limits), `container` (what every container is
+checked against: image, cpu, memory, env names), `queue` (Cloud Tasks limits),
 `schedule` (Cloud Scheduler jobs: cron, time zone, body), `pipeline`, `stack` (labels,
 locations), `config` (reading Pulumi config, secret keys, unknown namespaces);
 `validation` holds the machinery they share. The models mirror the stack files key for

@@ -163,7 +163,10 @@ class StackSettings(Settings):
 
     @property
     def uses_secrets(self) -> bool:
-        return any(p.service.secrets for p in self.pipelines.values())
+        return any(
+            p.service.secrets or (p.service.app is not None and p.service.app.secrets)
+            for p in self.pipelines.values()
+        )
 
     @property
     def uses_schedules(self) -> bool:

@@ -46,6 +46,10 @@ def _pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> 
         if image is UNKNOWN or container is UNKNOWN:
             continue
         where = f"{'.'.join(path)}[{index}].image"
+        # A multi-container service (the handler and its app): say which one.
+        name = lookup(container, "name")
+        if isinstance(name, str):
+            where += f", container {name!r}"
         if isinstance(image, str) and PINNED.match(image):
             if PLACEHOLDER.search(image):
                 report_violation(
@@ -68,7 +72,8 @@ def _pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> 
 cloudrun_image_pinned_by_digest = ResourceValidationPolicy(
     name="cloudrun-image-pinned-by-digest",
     description=(
-        "Cloud Run container images are pinned by digest (IMAGE@sha256:<64 hex>), and not"
+        "Every container image of a Cloud Run service or job (the handler and its app"
+        " alike) is pinned by digest (IMAGE@sha256:<64 hex>), and not"
         " by a placeholder such as sha256:000...0."
         " Mandatory unless a stack's policy/config/<stack>.json lowers it (dev, staging:"
         " advisory)."

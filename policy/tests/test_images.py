@@ -63,6 +63,22 @@ def test_each_unpinned_container_is_reported_by_index() -> None:
     assert "template.containers[2].image" in messages[1] and "proxy" in messages[1]
 
 
+def test_the_app_beside_a_pinned_handler_is_reported_by_name() -> None:
+    props = {
+        "template": {
+            "containers": [
+                {"name": "handler", "image": f"{REPO_IMAGE}@{DIGEST}"},
+                {"name": "app", "image": "europe-docker.pkg.dev/acme/apps/thumbnails:2.0.0"},
+            ]
+        }
+    }
+    [message] = validate(cloudrun_image_pinned_by_digest, resource_args(RUN, props, "orders"))
+    assert "(template.containers[1].image, container 'app')" in message
+    assert "Pin it as europe-docker.pkg.dev/acme/apps/thumbnails:2.0.0@sha256:<digest>" in message
+    props["template"]["containers"][1]["image"] = f"{REPO_IMAGE}-app@{DIGEST}"
+    assert validate(cloudrun_image_pinned_by_digest, resource_args(RUN, props)) == []
+
+
 def test_missing_image_is_reported() -> None:
     props = {"template": {"containers": [{"name": "main"}]}}
     [message] = validate(cloudrun_image_pinned_by_digest, resource_args(RUN, props, "orders"))

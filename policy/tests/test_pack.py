@@ -69,7 +69,12 @@ def test_every_stack_draws_only_its_known_violations(stack: str, preview: bool) 
     assert {(v.policy, v.level, v.urn) for v in violations} == {
         (policy, level, urn) for urn in services
     }
-    assert len(violations) == len(services)
+    # One per container: dev's thumbnails runs its app beside the handler, both by tag.
+    containers = sum(
+        len(r.inputs["template"]["containers"])
+        for r in recording.of_type("gcp:cloudrunv2/service:Service")
+    )
+    assert len(violations) == containers == len(services) + (stack == "dev")
     if stack == "prod":
         assert all("whose digest is a placeholder" in v.message for v in violations)
 
@@ -113,6 +118,36 @@ def test_prod_stack_would_fail_with_an_image_by_tag() -> None:
         ("cloudrun-image-pinned-by-digest", EnforcementLevel.MANDATORY)
     }
     assert len(violations) == len(pipelines) == 2
+
+
+def test_prod_stack_with_an_app_needs_both_images_pinned() -> None:
+    """The app beside the handler is a container like any other: by tag, prod refuses it;
+    pinned by its digest, the stack passes."""
+    config = _released_prod_config()
+    pipelines = copy.deepcopy(config["cloudrun-tasks:pipelines"])
+    assert isinstance(pipelines, dict)
+    pipelines["orders"]["service"]["app"] = {"image": "europe-docker.pkg.dev/acme/apps/web:3"}
+    config["cloudrun-tasks:pipelines"] = pipelines
+    recording = run_program(REPO, "prod", config)
+    [violation] = evaluate(POLICIES, recording, stack_config("prod"))
+    assert (violation.policy, violation.level) == (
+        "cloudrun-image-pinned-by-digest",
+        EnforcementLevel.MANDATORY,
+    )
+    assert "(template.containers[1].image, container 'app')" in violation.message
+    pipelines["orders"]["service"]["app"]["image"] = (
+        f"europe-docker.pkg.dev/acme/apps/web@{RELEASED_DIGEST}"
+    )
+    recording = run_program(REPO, "prod", config)
+    assert (
+        len(
+            recording.one("gcp:cloudrunv2/service:Service", "orders").inputs["template"][
+                "containers"
+            ]
+        )
+        == 2
+    )
+    assert evaluate(POLICIES, recording, stack_config("prod")) == []
 
 
 def test_prod_stack_would_fail_with_a_pipeline_alert_disabled() -> None:

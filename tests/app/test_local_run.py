@@ -114,7 +114,10 @@ def test_local_loop_end_to_end(start_local: Callable[..., LocalRun]) -> None:
 def test_stack_output_names_the_store_and_dead_letters_as_the_program_does(root: Path) -> None:
     orders, reports = read_stack(root, "dev")
     output = stack_output(
-        [orders, reports], "http://127.0.0.1:1", database="tasks-dev", dead_letters=True
+        [orders, reports],
+        "http://127.0.0.1:1",
+        database="tasks-dev",
+        dead_letters={"orders", "reports"},
     )
     parsed = parse_pipelines(output, source="make local")
     assert parsed["orders"].dead_letter_topic == "projects/acme-local/topics/orders-dead-letters"
@@ -133,7 +136,7 @@ def test_stack_output_names_the_store_and_dead_letters_as_the_program_does(root:
 
 def test_the_handler_gets_the_stores_and_the_stack_wide_limits(root: Path, tmp_path: Path) -> None:
     orders, reports = read_stack(root, "dev")
-    in_memory = Shared(None, None, None, None, " (--in-memory)")
+    in_memory = Shared(None, None, None, {}, " (--in-memory)")
     tasks = Child("tasks emulator", cast(subprocess.Popen[bytes], None), tmp_path, 3333)
     # orders: 300 s, reports: 600 s. The shortest: no answer past either's budget is unheard.
     assert _handler_env([orders, reports], in_memory, tasks, None) == {
@@ -146,7 +149,8 @@ def test_the_handler_gets_the_stores_and_the_stack_wide_limits(root: Path, tmp_p
     firestore = Child("firestore emulator", cast(subprocess.Popen[bytes], None), tmp_path, 1111)
     pubsub = Child("pubsub emulator", cast(subprocess.Popen[bytes], None), tmp_path, 2222)
     topic = orders.dead_letter_topic
-    env = _handler_env([orders], Shared(firestore, pubsub, "tasks-dev", topic, ""), tasks, None)
+    shared = Shared(firestore, pubsub, "tasks-dev", {"orders": topic}, "")
+    env = _handler_env([orders], shared, tasks, None)
     assert env == {
         "TASK_MAX_ATTEMPTS": "5",
         "TASK_MAX_RETRY_DURATION": "0s",

@@ -149,7 +149,11 @@ def test_readme_walkthrough_as_written_then_make_killed_outright(tmp_path: Path)
         make.wait(10)
         wait_all_gone(started, ports, "`python -m local` and its children to follow `make`")
         # `python -m local` got SIGTERM from its dying parent, so it stopped its children itself.
-        wait_for(lambda: "stopped handler (pid" in local.text() or None, "what was stopped")
+        # (Its first line names the handlers: thumbnails' own, in front of its app, first.)
+        wait_for(
+            lambda: "stopped thumbnails handler (pid" in local.text() or None, "what was stopped"
+        )
+        assert ", handler (pid " in local.text()
     finally:
         # `python -m local` is in make's process group, the children in their own.
         local.kill_everything()

@@ -143,7 +143,8 @@ def test_the_local_loop_retries_a_failed_tick(
     stop, said = threading.Event(), []
     just_before = datetime(2026, 12, 3, 14, 59, 59, 900_000, tzinfo=UTC)
     loop = threading.Thread(
-        target=schedules.run, args=(url, pipelines, stop, said.append, lambda: just_before)
+        target=schedules.run,
+        args=({p.name: url for p in pipelines}, pipelines, stop, said.append, lambda: just_before),
     )
     loop.start()
     try:
@@ -168,7 +169,7 @@ def test_a_tick_fired_now_is_retried_until_taken(
     clock = datetime(2026, 12, 3, 14, 59, 30, 250_000, tzinfo=UTC)
     loop = threading.Thread(
         target=schedules.run,
-        args=(url, pipelines, stop, said.append, lambda: clock),
+        args=({p.name: url for p in pipelines}, pipelines, stop, said.append, lambda: clock),
         kwargs={"tick_now": [("orders", "every-minute")]},
     )
     loop.start()

@@ -193,7 +193,8 @@ def check_pipeline(
         assert grant.urn in service.dependencies, f"service must wait for {grant.name}"
 
     topic_path = f"projects/{project}/topics/{topic.outputs['name']}"
-    [container] = service.inputs["template"]["containers"]
+    # The handler's container is the first (the only one without an app).
+    container = service.inputs["template"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["envs"]}
     assert {k: env[k] for k in PIPELINE_ENV} == {
         "TASK_FIRESTORE_DATABASE": database,

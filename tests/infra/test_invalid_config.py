@@ -291,6 +291,29 @@ CASES: list[tuple[str, Any, str]] = [
         "us-docker.pkg.dev/cloudrun/hello:",
         "pipelines.orders.service.image: must be a container image reference",
     ),
+    # The app beside the handler (service.app).
+    (f"{ORDERS}.service.app", {}, "pipelines.orders.service.app.image: is required"),
+    (f"{ORDERS}.service.app", "node", "pipelines.orders.service.app: must be a mapping"),
+    (
+        f"{ORDERS}.service.app",
+        {"image": "a/b", "port": 0},
+        "pipelines.orders.service.app.port: must be >= 1 and <= 65535, got 0",
+    ),
+    (
+        f"{ORDERS}.service.app",
+        {"image": "a/b", "startupProbe": {"initialDelaySeconds": 241}},
+        "pipelines.orders.service.app.startupProbe.initialDelaySeconds: must be >= 0 and <= 240",
+    ),
+    (
+        f"{ORDERS}.service.app",
+        {"image": "a/b", "localCommand": "node server.js"},
+        "pipelines.orders.service.app.localCommand: must be a list",
+    ),
+    (
+        f"{ORDERS}.service.app",
+        {"image": "a/b", "secrets": {"K_SERVICE": "s:1"}},
+        "pipelines.orders.service.app.secrets.K_SERVICE: is set by Cloud Run",
+    ),
     # Numbers the APIs take: finite, and int32 where the field is an int32.
     (
         f"{ORDERS}.queue.maxDispatchesPerSecond",

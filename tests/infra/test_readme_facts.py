@@ -34,9 +34,10 @@ def test_the_generated_section_is_current(plans: dict[str, dict[str, Any]]) -> N
 
 def test_the_section_has_the_counts_of_the_stacks(plans: dict[str, dict[str, Any]]) -> None:
     section = facts.current(PIPELINES)
-    # dev: 1 pipeline with a schedule and payloads on (the schedule adds 10 resources in 2
-    # components, the payload bucket 4 in 1).
-    assert f"| dev | 1 | {DEV_CUSTOM_RESOURCES} | 11 |" in section
+    # dev: orders with a schedule and payloads on (the schedule adds 10 resources in 2
+    # components, the payload bucket 4 in 1), and thumbnails, an app behind the handler
+    # (the app is a container of the service, no resource of its own).
+    assert f"| dev | 2 | {DEV_CUSTOM_RESOURCES} | 16 |" in section
     # Its 5 alert policies and the claims-lost metric among them.
     assert "Per pipeline (dev's `orders`): 32 cloud resources in 8 components" in section
     for component in (
@@ -51,7 +52,7 @@ def test_the_section_has_the_counts_of_the_stacks(plans: dict[str, dict[str, Any
 
 
 def test_a_stale_count_is_caught(plans: dict[str, dict[str, Any]]) -> None:
-    stale = PIPELINES.replace(f"| dev | 1 | {DEV_CUSTOM_RESOURCES} | 11 |", "| dev | 1 | 39 | 10 |")
+    stale = PIPELINES.replace(f"| dev | 2 | {DEV_CUSTOM_RESOURCES} | 16 |", "| dev | 2 | 55 | 15 |")
     assert stale != PIPELINES
     assert facts.current(stale) != facts.render(plans)
 

@@ -115,7 +115,10 @@ def test_resource_counts_scale_with_pipelines(
         creators + len(pipelines) + scheduled
     )
     assert counts["cloudrun-tasks:index:ProjectApis"] == 1
-    uses_secrets = any(p["service"].get("secrets") for p in pipelines.values())
+    uses_secrets = any(
+        p["service"].get("secrets") or p["service"].get("app", {}).get("secrets")
+        for p in pipelines.values()
+    )
     # Seven APIs always (Logging for every pipeline's claims-lost metric); schedules add
     # Cloud Scheduler.
     assert counts["gcp:projects/service:Service"] == 7 + uses_secrets + bool(scheduled)

@@ -105,6 +105,16 @@ def _job_state(api: dict[str, Any]) -> dict[str, Any]:
     return {**api, "state": "PAUSED" if paused else "ENABLED"}
 
 
+def _service(api: dict[str, Any]) -> dict[str, Any]:
+    """A container's `ports`, one object in pulumi-gcp, as the list the API's Container has
+    (terraform-provider-google's cloud_run_v2_service schema: `ports`, a list of at most one
+    block, sent as google.cloud.run.v2.Container.ports)."""
+    for container in api.get("template", {}).get("containers", []):
+        if "ports" in container:
+            container["ports"] = [container["ports"]]
+    return api
+
+
 def _account(api: dict[str, Any]) -> dict[str, Any]:
     account = {k: api.pop(k) for k in ("displayName", "description") if k in api}
     return {**api, "serviceAccount": account}
@@ -152,10 +162,14 @@ TABLE: dict[str, ApiType] = {
             location="location",
             name="name",
         ),
-        renamed={"template.containers[].envs": "env"},
+        renamed={
+            "template.containers[].envs": "env",
+            "template.containers[].dependsOns": "dependsOn",
+        },
         # Terraform's own guard against destroying the service (pulumi-gcp 8 migration
         # guide); Cloud Run has no such field.
         dropped=("project", "location", "deletionProtection"),
+        wrap=_service,
     ),
     "gcp:cloudtasks/queue:Queue": ApiType(
         _pb(tasks_v2.Queue),

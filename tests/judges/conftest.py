@@ -18,9 +18,9 @@ EVERY_OPTION_STACK = "judged"
 def every_option_config() -> dict[str, Any]:
     """Every config key set, away from its default where it has one: protection, labels,
     both kinds of alert channel, the database's id, location and TTL, and two pipelines
-    in two regions with every service, queue and alert key, secrets, enqueuers and
-    replayers (one of them both), and schedules (one with every key, paused; one with
-    its defaults) in each region."""
+    in two regions with every service (an app beside the handler, with every key), queue
+    and alert key, secrets, enqueuers and replayers (one of them both), and schedules (one
+    with every key, paused; one with its defaults) in each region."""
     return {
         "gcp:project": PROJECT,
         "gcp:region": "europe-west1",
@@ -49,6 +49,22 @@ def every_option_config() -> dict[str, Any]:
                     "memory": "1Gi",
                     "env": {"LOG_LEVEL": "info"},
                     "secrets": {"API_KEY": "api-key:3", "DB_PASSWORD": "db-password:latest"},
+                    "app": {
+                        "image": "europe-docker.pkg.dev/acme/apps/orders@sha256:" + "cd" * 32,
+                        "port": 9000,
+                        "cpu": "1",
+                        "memory": "2Gi",
+                        "env": {"NODE_ENV": "production"},
+                        "secrets": {"DB_PASSWORD": "db-password:2", "SIGNING": "signing-key:1"},
+                        "startupProbe": {
+                            "path": "/healthz",
+                            "initialDelaySeconds": 2,
+                            "periodSeconds": 5,
+                            "timeoutSeconds": 3,
+                            "failureThreshold": 40,
+                        },
+                        "localCommand": ["node", "server.js"],
+                    },
                 },
                 "queue": {
                     "maxDispatchesPerSecond": 2.5,

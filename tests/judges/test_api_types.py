@@ -241,3 +241,32 @@ def test_a_job_sent_with_paused_is_refused(judged: dict[str, Recording]) -> None
 )
 def test_each_rule_refuses_what_its_source_refuses(rule: rules.NameRule, value: str) -> None:
     assert rule.problem(value) is not None
+
+
+def test_the_service_with_an_app_parses_as_two_containers(judged: dict[str, Recording]) -> None:
+    """The handler and its app reach Google as two run.v2 Containers: the ingress one with
+    its port and dependsOn, the app with its probe; without the ports wrap (pulumi-gcp's
+    single object), Google's type refuses the body."""
+    resource = next(
+        r
+        for r in custom(judged[EVERY_OPTION_STACK])
+        if r.type == "gcp:cloudrunv2/service:Service" and r.name == "orders"
+    )
+    message = parse(resource)
+    handler, app = message.template.containers  # type: ignore[attr-defined]
+    assert (handler.name, [p.container_port for p in handler.ports]) == ("handler", [8080])
+    assert list(handler.depends_on) == ["app"]
+    assert (app.name, len(app.ports)) == ("app", 0)
+    assert app.startup_probe.http_get.path == "/healthz"
+    assert app.startup_probe.http_get.port == 9000
+    assert app.startup_probe.failure_threshold == 40
+    unwrapped = dataclasses.replace(TABLE[resource.type], wrap=None)
+    with pytest.raises(ParseError, match="ports"):
+        parse(resource, unwrapped)
+    probe = {**resource.inputs["template"]["containers"][1]["startupProbe"], "exec": {}}
+    containers = [
+        resource.inputs["template"]["containers"][0],
+        {**resource.inputs["template"]["containers"][1], "startupProbe": probe},
+    ]
+    with pytest.raises(ParseError, match="exec"):
+        parse(_with(resource, template={**resource.inputs["template"], "containers": containers}))

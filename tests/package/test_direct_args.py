@@ -80,7 +80,7 @@ def stack_file_lines(pipeline: PipelineInputs) -> list[str]:
             {"service__max_instanses": 3},
             "args.pipeline.service.max_instanses: unknown key; did you mean maxInstances?"
             " allowed keys: image, ingress, timeout, concurrency, minInstances, maxInstances,"
-            " cpu, memory, env, secrets",
+            " cpu, memory, env, secrets, app",
         ),
         (
             {"schedules": {"nightly": {"cron": "0 3 L * *"}}},

@@ -16,6 +16,7 @@ import pytest
 from tests.package.test_provider import PROJECT, python
 
 IMAGE = "us-docker.pkg.dev/cloudrun/container/hello"
+APP_IMAGE = "us-docker.pkg.dev/cloudrun/container/app"
 
 # Resources whose outputs the Output route reads; the plain route registers them too, so
 # both register the same set.
@@ -45,7 +46,7 @@ orders = TaskPipeline(
         "project": project,
         "pipeline": {{
             "location": "us-central1",
-            "service": {{"image": {image}}},
+            "service": {{"image": {image}, "app": {{"image": {app_image}, "port": 9000}}}},
             "enqueuers": [{enqueuer}, "user:ops@example.com"],
             "replayers": [{replayer}],
             "payloads": {{"enabled": True}},
@@ -62,6 +63,7 @@ pulumi.export("runtime", orders.runtime_service_account)
 PLAIN = {
     "project": f'"{PROJECT}"',
     "image": f'"{IMAGE}"',
+    "app_image": f'"{APP_IMAGE}"',
     "enqueuer": f'"serviceAccount:api@{PROJECT}.iam.gserviceaccount.com"',
     "replayer": '"group:replay@example.com"',
     "label": '"payments"',
@@ -71,6 +73,10 @@ OUTPUTS = {
     "image": (
         'pulumi.Output.concat(repository.location, "-docker.pkg.dev/", repository.project,'
         ' "/", repository.repository_id, "/hello")'
+    ),
+    "app_image": (
+        'pulumi.Output.concat(repository.location, "-docker.pkg.dev/", repository.project,'
+        ' "/", repository.repository_id, "/app")'
     ),
     "enqueuer": "api.member",
     "replayer": 'pulumi.Output.from_input("group:replay@example.com")',
@@ -148,7 +154,8 @@ def test_outputs_register_what_plain_values_register(
     (service,) = [
         i for t, _, _, _, i in plain["resources"] if t == "gcp:cloudrunv2/service:Service"
     ]
-    assert service["template"]["containers"][0]["image"] == IMAGE
+    handler, app = service["template"]["containers"]
+    assert (handler["image"], app["image"]) == (IMAGE, APP_IMAGE)
     assert service["labels"]["team"] == "payments"
     queue_members = sorted(
         i["member"]
@@ -207,6 +214,24 @@ def test_a_bad_resolved_output_is_refused_with_the_plain_values_line(tmp_path: P
     assert f"invalid args of TaskPipeline 'orders' (1 problem):\n  {LINE}" in plain["error"]
     # The plain value: refused before any resource of the pipeline.
     assert not [urn for _, urn, *_ in plain["resources"] if "TaskPipeline" in urn]
+
+
+def test_a_bad_resolved_app_image_is_refused_with_the_plain_values_line(tmp_path: Path) -> None:
+    line = (
+        "args.pipeline.service.app.image: must be a container image reference"
+        " REGISTRY/PATH[:TAG][@sha256:DIGEST] (repository name must be lowercase),"
+        ' got "Not/An/Image"'
+    )
+    bad = run(
+        tmp_path / "output",
+        program(app_image='repository.project.apply(lambda _: "Not/An/Image")'),
+    )
+    assert bad["error"] is not None
+    assert f"invalid args of TaskPipeline 'orders' (1 problem):\n  {line}" in bad["error"]
+    assert [t for t, *_ in bad["resources"] if t == "gcp:cloudrunv2/service:Service"] == []
+    plain = run(tmp_path / "plain", program(app_image='"Not/An/Image"'))
+    assert plain["error"] is not None
+    assert f"invalid args of TaskPipeline 'orders' (1 problem):\n  {line}" in plain["error"]
 
 
 def test_a_bad_resolved_project_is_refused_before_any_resource_of_the_pipeline(

@@ -20,10 +20,11 @@ def test_default_is_the_readable_tree(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["--stack", "dev"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(
-        f"Offline plan of stack dev (cloudrun-tasks): {DEV_CUSTOM_RESOURCES} resources in 11"
+        f"Offline plan of stack dev (cloudrun-tasks): {DEV_CUSTOM_RESOURCES} resources in 16"
         " components"
     )
-    assert "└─ TaskPipeline orders" in out
+    assert "├─ TaskPipeline orders" in out
+    assert "└─ TaskPipeline thumbnails" in out
 
 
 def test_json_to_a_file_is_the_document(tmp_path: Path, dev_plan: dict[str, Any]) -> None:

@@ -39,6 +39,16 @@ def every_option_on() -> dict[str, Any]:
     }
     orders = config["cloudrun-tasks:pipelines"]["orders"]
     orders["service"]["ingress"] = "internal-and-cloud-load-balancing"
+    # The app beside the handler, with both kinds of probe across the two pipelines.
+    orders["service"]["app"] = {
+        "image": "europe-docker.pkg.dev/acme/apps/orders@sha256:" + "cd" * 32,
+        "env": {"NODE_ENV": "production"},
+        "secrets": {"TOKEN": "api-token:1"},
+        "startupProbe": {"path": "/healthz"},
+    }
+    config["cloudrun-tasks:pipelines"]["reports"]["service"]["app"] = {
+        "image": "europe-docker.pkg.dev/acme/apps/reports@sha256:" + "ef" * 32,
+    }
     orders["queue"]["paused"] = True
     orders["replayers"] = ["group:oncall@acme.example"]
     orders["payloads"] = {"enabled": True, "threshold": 100_000}
@@ -117,6 +127,12 @@ def test_every_option_on_reaches_more_inputs_than_the_stacks(
         ("gcp:projects/iAMMember:IAMMember", "condition.expression", "condition.expression"),
         ("gcp:cloudtasks/queue:Queue", "rateLimits.maxDispatchesPerSecond", None),
         ("gcp:cloudrunv2/service:Service", "template.containers[0].image", None),
+        ("gcp:cloudrunv2/service:Service", "template.containers[0].dependsOns[0]", None),
+        (
+            "gcp:cloudrunv2/service:Service",
+            "template.containers[1].startupProbe.tcpSocket.port",
+            None,
+        ),
         ("gcp:cloudrunv2/service:Service", "labels.team", None),
         ("gcp:monitoring/dashboard:Dashboard", "dashboardJson", None),
         ("gcp:storage/bucket:Bucket", "name", "name"),

@@ -24,7 +24,7 @@ def test_every_resource_is_drawn_once(dev_plan: dict[str, Any]) -> None:
     assert text.startswith("flowchart LR\n")
     ids = _ids(text)
     assert len(ids) == len(resources(dev_plan)) == DEV_RESOURCES
-    assert text.count("subgraph ") == text.count("  end\n") == 11  # one per component
+    assert text.count("subgraph ") == text.count("  end\n") == 16  # one per component
     assert "cloudtasks.Queue<br/>orders" in ids.values()
 
 

@@ -25,9 +25,9 @@ def test_every_resource_of_the_recording_is_in_the_tree(dev_plan: dict[str, Any]
 
 def test_tree_nests_resources_under_their_components(dev_plan: dict[str, Any]) -> None:
     lines = tree.render(dev_plan).splitlines()
-    pipeline = lines.index("└─ TaskPipeline orders")
-    queue_component = lines.index("   ├─ TaskQueue orders")
-    queue = lines.index("   │  ├─ cloudtasks.Queue orders")
+    pipeline = lines.index("├─ TaskPipeline orders")
+    queue_component = lines.index("│  ├─ TaskQueue orders")
+    queue = lines.index("│  │  ├─ cloudtasks.Queue orders")
     assert pipeline < queue_component < queue
     assert "├─ ProjectApis apis" in lines
     assert "│  ├─ projects.Service apis-cloudtasks" in lines
@@ -87,8 +87,33 @@ def test_every_grant_reads_who_role_what(dev_plan: dict[str, Any]) -> None:
         " -> roles/iam.serviceAccountOpenIdTokenCreator -> serviceaccount.Account orders-ticker",
         f"grant: {UNKNOWN} (from serviceaccount.Account orders-runtime)"
         " -> roles/cloudtasks.enqueuer -> cloudtasks.Queue orders",
+        # thumbnails: one enqueuer, no replayer, no schedule; its app needs no grant of its
+        # own (it runs as the service's runtime account).
+        f"grant: {DEV_ENQUEUERS[0]} -> roles/cloudtasks.enqueuer -> cloudtasks.Queue thumbnails",
+        f"grant: {DEV_ENQUEUERS[0]} -> roles/iam.serviceAccountUser"
+        " -> serviceaccount.Account thumbnails-invoker",
+        f"grant: {UNKNOWN} (from projects.ServiceIdentity apis-cloudtasks-agent)"
+        " -> roles/iam.serviceAccountOpenIdTokenCreator -> serviceaccount.Account"
+        " thumbnails-invoker",
+        f"grant: {UNKNOWN} (from serviceaccount.Account thumbnails-invoker)"
+        " -> roles/run.invoker -> cloudrunv2.Service thumbnails",
+        f"grant: {UNKNOWN} (from serviceaccount.Account thumbnails-runtime)"
+        " -> roles/pubsub.publisher -> pubsub.Topic thumbnails-dead-letters",
+        f"grant: {UNKNOWN} (from serviceaccount.Account thumbnails-runtime)"
+        " -> roles/datastore.user -> project acme-tasks-dev",
     ]
     assert sorted(grants) == sorted(expected)
+
+
+def test_the_app_container_is_shown_with_its_probe(dev_plan: dict[str, Any]) -> None:
+    text = tree.render(dev_plan)
+    assert (
+        "container app: image us-docker.pkg.dev/acme-tasks-dev/apps/thumbnails:dev, cpu 1,"
+        " memory 512Mi, ready when TCP 8081 passes (the handler starts after it)"
+    ) in text
+    assert "container app env: LOG_LEVEL; secrets: -" in text
+    # The handler in front of it carries the app's address.
+    assert "TASK_APP_URL" in text
 
 
 def test_protected_resources_are_marked(
