@@ -57,9 +57,19 @@ def proxy_root(root: Path, tmp_path: Path) -> tuple[Path, Path]:
     return root, record
 
 
-def environ(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+def processor(local: LocalRun, name: str) -> str:
+    """What the handler NAME says it runs, from its start-up settings line (TASK_APP_URL
+    read by the handler itself; gunicorn's process titles overwrite /proc/PID/environ)."""
+    run = json.loads((local.directory / "run.json").read_text())
+    log = Path(run["children"][name]["log"])
+
+    def said() -> str | None:
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("{") and (entry := json.loads(line)).get("message") == "settings":
+                return str(entry["processor"])
+        return None
+
+    return wait_for(said, f"{name}'s settings line")
 
 
 def test_a_pipeline_with_an_app_and_no_local_command_is_refused(root: Path) -> None:
@@ -91,8 +101,10 @@ def test_the_app_gets_its_port_and_env_and_its_own_handler_points_at_it(
     )
     started = json.loads(record.read_text())
     assert started == {"port": str(app["port"]), "cwd": str(REPO), "greeting": "hello"}
-    assert environ(proxy["pid"])["TASK_APP_URL"] == f"http://127.0.0.1:{app['port']}"
-    assert "TASK_APP_URL" not in environ(shared["pid"])
+    assert processor(local, "thumbnails handler") == (
+        f"the app at http://127.0.0.1:{app['port']} (proxy mode)"
+    )
+    assert "proxy mode" not in processor(local, "handler")
     outputs = json.loads((local.directory / "pipelines.json").read_text())
     assert outputs["thumbnails"]["serviceUrl"] == f"http://127.0.0.1:{proxy['port']}"
     assert outputs["orders"]["serviceUrl"] == f"http://127.0.0.1:{shared['port']}"
