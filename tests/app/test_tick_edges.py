@@ -132,26 +132,36 @@ def flaky_handler() -> Iterator[tuple[str, list[str]]]:
         server.server_close()
 
 
+def loop_until_taken(
+    url: str, root: Path, clock: datetime, tick_now: list[tuple[str, str]] | None = None
+) -> list[str]:
+    """Runs the local schedule loop against the handler at URL, its clock stopped at CLOCK,
+    until the handler has seen three ticks; returns what the loop said."""
+    (root / "Pulumi.ticks.yaml").write_text(STACK)
+    pipelines = read_stack(root, "ticks")
+    stop, said = threading.Event(), []
+    loop = threading.Thread(
+        target=schedules.run,
+        args=({p.name: url for p in pipelines}, pipelines, stop, said.append, lambda: clock),
+        kwargs={"tick_now": tick_now},
+    )
+    loop.start()
+    try:
+        wait_for(lambda: len(said) >= 3 or None, "the tick to be retried until answered", 10)
+    finally:
+        stop.set()
+        loop.join(10)
+    return said
+
+
 def test_the_local_loop_retries_a_failed_tick(
     flaky_handler: tuple[str, list[str]], root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Issue 27.7: under `make local` a tick the handler failed was never sent again.
     url, seen = flaky_handler
-    (root / "Pulumi.ticks.yaml").write_text(STACK)
-    pipelines = read_stack(root, "ticks")
     monkeypatch.setattr(schedules, "RETRY_BACKOFF_S", (0.05, 0.2))
-    stop, said = threading.Event(), []
     just_before = datetime(2026, 12, 3, 14, 59, 59, 900_000, tzinfo=UTC)
-    loop = threading.Thread(
-        target=schedules.run,
-        args=({p.name: url for p in pipelines}, pipelines, stop, said.append, lambda: just_before),
-    )
-    loop.start()
-    try:
-        wait_for(lambda: len(seen) >= 3 or None, "the tick to be retried until answered", 10)
-    finally:
-        stop.set()
-        loop.join(10)
+    said = loop_until_taken(url, root, just_before)
     assert seen == ["2026-12-03T15:00:00Z"] * 3
     assert said[-1] == "tick orders.every-minute at 2026-12-03T15:00:00Z: ticked"
 
@@ -161,23 +171,10 @@ def test_a_tick_fired_now_is_retried_until_taken(
 ) -> None:
     # `make local --tick-now` sent its tick once: a handler still starting lost it.
     url, seen = flaky_handler
-    (root / "Pulumi.ticks.yaml").write_text(STACK)
-    pipelines = read_stack(root, "ticks")
     monkeypatch.setattr(schedules, "RETRY_BACKOFF_S", (0.05, 0.2))
-    stop, said = threading.Event(), []
     # Half a minute before the every-minute schedule's next run: only the fired tick is due.
     clock = datetime(2026, 12, 3, 14, 59, 30, 250_000, tzinfo=UTC)
-    loop = threading.Thread(
-        target=schedules.run,
-        args=({p.name: url for p in pipelines}, pipelines, stop, said.append, lambda: clock),
-        kwargs={"tick_now": [("orders", "every-minute")]},
-    )
-    loop.start()
-    try:
-        wait_for(lambda: len(seen) >= 3 or None, "the fired tick to be retried until answered", 10)
-    finally:
-        stop.set()
-        loop.join(10)
+    said = loop_until_taken(url, root, clock, tick_now=[("orders", "every-minute")])
     assert seen == ["2026-12-03T14:59:30Z"] * 3
     assert said[-1] == "tick orders.every-minute at 2026-12-03T14:59:30Z: ticked"
     assert [line.endswith("(retried in 0.05 s)") for line in said[:1]] == [True]
