@@ -406,8 +406,8 @@ def test_the_handler_json_answer_is_the_handlers_not_the_apps(stub: StubApp) -> 
     assert json.loads(response.data) == {"status": "done"}
 
 
-def test_with_too_little_of_the_budget_left_the_app_is_not_called(stub: StubApp) -> None:
-    task = TaskRequest(
+def request_to(target: str, answer_by: float | None = None) -> TaskRequest:
+    return TaskRequest(
         name="task-1",
         queue="orders",
         retry_count=0,
@@ -416,8 +416,14 @@ def test_with_too_little_of_the_budget_left_the_app_is_not_called(stub: StubApp)
         path="/work",
         headers={},
         body=b"",
-        answer_by=time.monotonic() + 0.3,  # less than the reserve kept to answer
+        target=target,
+        answer_by=answer_by,
     )
+
+
+def test_with_too_little_of_the_budget_left_the_app_is_not_called(stub: StubApp) -> None:
+    # Less than the reserve kept to answer.
+    task = request_to("/work", answer_by=time.monotonic() + 0.3)
     with serving(TaskContext("orders/task-1", 1)), pytest.raises(AppFailed, match="too little"):
         AppProxy(stub.url, workers=1)(task)
     assert stub.seen == []
@@ -446,20 +452,6 @@ def test_the_target_reaches_the_app_byte_for_byte(stub: StubApp) -> None:
     assert response.json == {"status": "done"}
     [seen] = stub.seen
     assert seen.target == VERBATIM
-
-
-def request_to(target: str) -> TaskRequest:
-    return TaskRequest(
-        name="task-1",
-        queue="orders",
-        retry_count=0,
-        execution_count=0,
-        eta=None,
-        path="/work",
-        headers={},
-        body=b"",
-        target=target,
-    )
 
 
 @pytest.mark.parametrize("target", ["/a b", "/a\tb", "/x\r\nX-Injected: 1", "/caf\u00e9"])
