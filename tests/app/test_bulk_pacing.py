@@ -314,6 +314,26 @@ def test_a_request_is_retried_while_any_budget_is_left(
     assert result.bulk.circuit.stopped.startswith("retry deadline (8s) spent and requests still")
 
 
+def test_a_call_timing_out_after_the_run_stopped_is_not_retried_and_may_exist(
+    loop: VirtualTimeLoop, jitter: object
+) -> None:
+    # Input 1 is refused at 1 s (the run stops); input 0 times out at 3 s, in the drain.
+    timed_out = exceptions.DeadlineExceeded("Deadline Exceeded")
+    denied = exceptions.PermissionDenied("no")
+    backend = Backend(loop, {0: [(3.0, timed_out)], 1: [(1.0, denied)]})
+    result = run(loop, backend, 2, concurrency=2)
+    assert [summary(o) for o in result.outcomes] == [
+        (
+            Outcome.UNKNOWN,
+            "no answer (DEADLINE_EXCEEDED: Deadline Exceeded): it may exist",
+            1,
+            3.0,
+        ),
+        (Outcome.FAILED, "PERMISSION_DENIED: no", 1, 1.0),
+    ]
+    assert len(backend.calls) == 2 and result.bulk.circuit.retries == 0
+
+
 def test_an_input_picked_up_once_the_budget_is_gone_is_told_not_sent_at_once(
     loop: VirtualTimeLoop, jitter: Callable[..., None]
 ) -> None:
