@@ -107,7 +107,7 @@ class Circuit:
     """Told once the run stops sending, so it can cut short requests waiting to retry."""
     window_s: float = CIRCUIT_WINDOW_S
     clock: Callable[[], float] = time.monotonic
-    """Seconds, for the budget and the window (tests run the run on a virtual clock)."""
+    """Seconds, for the budget and the window: the run's clock (BulkRun)."""
     retries: int = 0
     """Attempts sent again after a transient error."""
     last_success: float | None = None
