@@ -106,7 +106,10 @@ class Circuit:
     on_stop: Callable[[], object] = lambda: None
     """Told once the run stops sending, so it can cut short requests waiting to retry."""
     window_s: float = CIRCUIT_WINDOW_S
+    clock: Callable[[], float] = time.monotonic
+    """Seconds, for the budget and the window: the run's clock (BulkRun)."""
     retries: int = 0
+    """Attempts sent again after a transient error."""
     last_success: float | None = None
     failing_since: float | None = None
     """When the transient failures since the last success began; None after a success."""
@@ -127,7 +130,7 @@ class Circuit:
     def spent(self) -> float:
         current = 0.0
         if self._spending_since is not None:
-            current = time.monotonic() - self._spending_since
+            current = self.clock() - self._spending_since
         return self._spent_s + current
 
     def remaining(self) -> float:
@@ -146,19 +149,18 @@ class Circuit:
         """A request that had failed is done (succeeded, gave up or was cut short)."""
         self._failing -= 1
         if self._failing == 0 and self._spending_since is not None:
-            self._last_end = time.monotonic()
+            self._last_end = self.clock()
             self._spent_s += self._last_end - self._spending_since
             self._spending_since = None
 
     def succeeded(self) -> None:
-        self.last_success = time.monotonic()
+        self.last_success = self.clock()
         self.failing_since = None
 
-    def failed_transiently(self, exc: Exception, *, retried: bool) -> None:
+    def failed_transiently(self, exc: Exception) -> None:
         """A transient error; the circuit opens once nothing but these came back for a
         whole window, or the run's retry deadline is spent and they keep coming."""
-        self.retries += retried
-        now = time.monotonic()
+        now = self.clock()
         if self.failing_since is None:
             self.failing_since = now
         self.last_error = exc
@@ -178,7 +180,12 @@ class Circuit:
         self.abort(reason)
 
     def may_retry(self, exc: Exception) -> bool:
-        return self.stopped is None and retries.TRANSIENT(exc) and self.remaining() > 0
+        return (
+            self.stopped is None
+            and retries.TRANSIENT(exc)
+            and not fatal(exc)
+            and self.remaining() > 0
+        )
 
     def abort(self, reason: str) -> None:
         if self.stopped is None:
@@ -203,7 +210,11 @@ class BulkRun:
         retry_deadline_s: float,
         call_timeout_s: float,
         on_outcome: Callable[[BulkOutcome], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock`: seconds, for the retry budget, the circuit and each outcome's latency:
+        the time the event loop sleeps by (asyncio's loops keep time.monotonic; a test on a
+        virtual-time loop passes that loop's own)."""
         if concurrency < 1:
             raise UsageError(f"--concurrency: {concurrency} must be at least 1")
         self._client, self._pipeline = client, pipeline
@@ -212,7 +223,7 @@ class BulkRun:
         self._call_timeout_s = call_timeout_s
         self._on_outcome = on_outcome
         self._wake = asyncio.Event()
-        self.circuit = Circuit(retry_deadline_s, on_stop=self._wake.set)
+        self.circuit = Circuit(retry_deadline_s, on_stop=self._wake.set, clock=clock)
 
     def stop(self, reason: str) -> None:
         self.circuit.stop(reason)
@@ -234,7 +245,7 @@ class BulkRun:
             me = asyncio.current_task()
             assert me is not None
             for index, spec in pending:
-                flight = flights[me] = _Flight(index)
+                flight = flights[me] = _Flight(index, self.circuit.clock)
                 try:
                     record(await self._send(spec, flight))
                 except asyncio.CancelledError:
@@ -248,13 +259,11 @@ class BulkRun:
                     return
 
         workers = [asyncio.ensure_future(worker()) for _ in range(self._concurrency)]
-        while True:
-            waker = asyncio.ensure_future(self._wake.wait())
-            await asyncio.wait([*workers, waker], return_when=asyncio.FIRST_COMPLETED)
-            waker.cancel()
-            if all(w.done() for w in workers) or self.circuit.stopped is not None:
-                break
-            self._wake.clear()
+        finished = asyncio.gather(*workers, return_exceptions=True)
+        stopped = asyncio.ensure_future(self._wake.wait())
+        # Until every worker is done, or the run stops sending (the circuit sets _wake).
+        await asyncio.wait([finished, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
         # Stopped: a request waiting to retry ends now with its last error; one on the wire
         # gets DRAIN_S to answer.
         for task, flight in list(flights.items()):
@@ -265,8 +274,9 @@ class BulkRun:
             _, late = await asyncio.wait(busy, timeout=DRAIN_S)
             for task in late:
                 task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        reason = self.circuit.stopped or ""
+        await finished
+        # An input without an outcome was left by a worker that stopped with the run.
+        reason = self.circuit.stopped
         for index in range(len(items)):
             if index not in outcomes:
                 record(BulkOutcome(index, Outcome.NOT_SENT, error=f"not sent: {reason}"))
@@ -289,7 +299,7 @@ class BulkRun:
 
         def on_error(exc: Exception) -> None:
             flight.errors.append(exc)
-            circuit.failed_transiently(exc, retried=True)
+            circuit.failed_transiently(exc)
 
         retry = AsyncRetry(
             predicate=circuit.may_retry,
@@ -305,12 +315,14 @@ class BulkRun:
         async def attempt() -> tasks_v2.Task:
             budget = circuit.remaining()
             if budget == 0:  # spent during the back-off: this request still fails
-                circuit.failed_transiently(flight.errors[-1], retried=False)
+                circuit.failed_transiently(flight.errors[-1])
                 raise exceptions.RetryError(
                     f"retry deadline ({circuit.retry_deadline_s:g}s) spent", None
                 )
+            if flight.errors:
+                circuit.retries += 1
             flight.on_the_wire = True
-            sent = time.monotonic()
+            sent = circuit.clock()
             try:
                 response = await self._client.create_task(
                     parent=self._pipeline.queue,
@@ -340,11 +352,12 @@ class BulkRun:
         except exceptions.GoogleAPIError as exc:
             if fatal(exc):
                 circuit.abort(f"{describe(exc)} (stops the run: retrying cannot fix it)")
-            last = exc.cause if isinstance(exc, exceptions.RetryError) else exc
-            if isinstance(last, Exception):
-                flight.errors.append(last)
-                if retries.TRANSIENT(last):
-                    circuit.failed_transiently(last, retried=False)
+            # A RetryError's cause went through on_error already (or it has none: the
+            # budget ran out during the back-off).
+            if not isinstance(exc, exceptions.RetryError):
+                flight.errors.append(exc)
+                if retries.TRANSIENT(exc):
+                    circuit.failed_transiently(exc)
             return flight.ended(describe(exc))
         circuit.succeeded()
         return flight.done(Outcome.CREATED, task_name=response.name)
@@ -358,7 +371,8 @@ def _may_have_arrived(exc: Exception) -> bool:
     if isinstance(exc, exceptions.DeadlineExceeded):
         return True
     if isinstance(exc, exceptions.ServiceUnavailable):
-        return "failed to connect to all addresses" not in str(exc).lower()
+        # An address that does not resolve (fatal) sends nothing either.
+        return "failed to connect to all addresses" not in str(exc).lower() and not fatal(exc)
     return False
 
 
@@ -367,11 +381,15 @@ class _Flight:
     """One input on its way: its attempts so far, and whether one is on the wire now."""
 
     index: int
-    started: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float]
+    started: float = field(init=False)
     errors: list[Exception] = field(default_factory=list)
     on_the_wire: bool = False
     failing: bool = False
     """Had a transient failure: spending the run's retry budget until it ends."""
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
 
     def done(
         self, outcome: Outcome, *, task_name: str | None = None, error: str | None = None
@@ -384,7 +402,7 @@ class _Flight:
             task_name=task_name,
             error=error,
             attempts=len(self.errors) + answered,
-            latency_s=time.monotonic() - self.started,
+            latency_s=self.clock() - self.started,
         )
 
     def ended(self, error: str) -> BulkOutcome:

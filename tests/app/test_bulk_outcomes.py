@@ -3,6 +3,8 @@ reached Cloud Tasks, unknown (may exist) otherwise."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from google.api_core import exceptions
 
@@ -30,7 +32,7 @@ REFUSED = (
     ],
 )
 def test_outcome_after_errors(errors: list[Exception], outcome: Outcome) -> None:
-    flight = _Flight(0)
+    flight = _Flight(0, time.monotonic)
     flight.errors.extend(errors)
     result = flight.ended("last error")
     assert result.outcome is outcome
@@ -38,9 +40,9 @@ def test_outcome_after_errors(errors: list[Exception], outcome: Outcome) -> None
 
 
 def test_cut_short_on_the_wire_is_unknown_and_between_attempts_is_judged_by_errors() -> None:
-    flight = _Flight(0)
+    flight = _Flight(0, time.monotonic)
     flight.on_the_wire = True
     assert flight.cut_short().outcome is Outcome.UNKNOWN
-    waiting = _Flight(1)
+    waiting = _Flight(1, time.monotonic)
     waiting.errors.append(exceptions.ServiceUnavailable(REFUSED))
     assert waiting.cut_short().outcome is Outcome.FAILED

@@ -257,9 +257,9 @@ def test_overlapping_failures_spend_the_budget_once_not_twice() -> None:
 def test_the_circuit_opens_after_a_window_of_nothing_but_transient_errors() -> None:
     stops: list[str] = []
     circuit = Circuit(retry_deadline_s=60.0, on_stop=lambda: stops.append("stop"), window_s=0.0)
-    circuit.failed_transiently(exceptions.ServiceUnavailable(DOWN), retried=True)
+    circuit.failed_transiently(exceptions.ServiceUnavailable(DOWN))
     assert circuit.stopped == "no request succeeded for 0s (last error: UNAVAILABLE: Socket closed)"
-    assert (circuit.aborted, circuit.retries, stops) == (True, 1, ["stop"])
+    assert (circuit.aborted, stops) == (True, ["stop"])
     circuit.abort("again")
     circuit.stop("and again")
     assert circuit.stopped.startswith("no request succeeded") and stops == ["stop"]
@@ -268,16 +268,15 @@ def test_the_circuit_opens_after_a_window_of_nothing_but_transient_errors() -> N
 
 def test_the_window_is_never_longer_than_the_retry_deadline() -> None:
     circuit = Circuit(retry_deadline_s=0.0, window_s=10.0)
-    circuit.failed_transiently(exceptions.ServiceUnavailable(DOWN), retried=False)
+    circuit.failed_transiently(exceptions.ServiceUnavailable(DOWN))
     assert circuit.stopped is not None and circuit.stopped.startswith("no request succeeded for 0s")
-    assert circuit.retries == 0
 
 
 def test_a_transient_error_within_the_window_keeps_the_run_going() -> None:
     circuit = Circuit(retry_deadline_s=60.0)
     error = exceptions.ServiceUnavailable(DOWN)
-    circuit.failed_transiently(error, retried=True)
-    assert (circuit.stopped, circuit.last_error, circuit.retries) == (None, error, 1)
+    circuit.failed_transiently(error)
+    assert (circuit.stopped, circuit.last_error) == (None, error)
     assert circuit.may_retry(error)
     assert not circuit.may_retry(exceptions.InvalidArgument("bad"))
     circuit.succeeded()
