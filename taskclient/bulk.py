@@ -237,8 +237,14 @@ class BulkRun:
 
         def record(outcome: BulkOutcome) -> None:
             outcomes[outcome.index] = outcome
-            if self._on_outcome is not None:
+            if self._on_outcome is None:
+                return
+            try:
                 self._on_outcome(outcome)
+            except Exception as exc:
+                # The caller could not take this outcome: sending more would only make
+                # tasks nobody hears of. The run stops, and says why in what it returns.
+                self.circuit.abort(f"on_outcome failed: {type(exc).__name__}: {exc}")
 
         async def worker() -> None:
             # Workers pull from one shared iterator: at most `concurrency` calls in flight.
@@ -291,7 +297,8 @@ class BulkRun:
         except (UsageError, UploadError) as exc:
             return BulkOutcome(flight.index, Outcome.FAILED, error=str(exc))
         circuit = self.circuit
-        if circuit.remaining() == 0:
+        first_budget = circuit.remaining()
+        if first_budget == 0:
             # Spent by requests that have ended (as this one was picked up): anything sent
             # now could not wait for an answer at all.
             circuit.budget_spent()
@@ -313,7 +320,9 @@ class BulkRun:
         )
 
         async def attempt() -> tasks_v2.Task:
-            budget = circuit.remaining()
+            # The first attempt goes with the budget seen above: the clock may have moved
+            # since, but a request never sent has no error to fail with.
+            budget = circuit.remaining() if flight.errors else first_budget
             if budget == 0:  # spent during the back-off: this request still fails
                 circuit.failed_transiently(flight.errors[-1])
                 raise exceptions.RetryError(

@@ -412,3 +412,61 @@ def test_the_budget_counts_while_any_request_is_failing_once_not_per_request() -
     circuit.began_failing(8.0)
     clock.now = 32.0
     assert circuit.spent() == 10.0 + (32.0 - 10.0)
+
+
+def test_a_callback_that_fails_stops_the_run_and_every_input_still_has_its_outcome(
+    loop: VirtualTimeLoop,
+) -> None:
+    # The caller's callback fails on input 1's outcome: nothing more is sent (tasks nobody
+    # would hear of), and the inputs left say why they were not sent.
+    backend = Backend(loop, {})
+    heard: list[int] = []
+
+    def told(outcome: BulkOutcome) -> None:
+        heard.append(outcome.index)
+        if outcome.index == 1:
+            raise OSError("report file: no space left on device")
+
+    bulk = BulkRun(
+        backend,  # pyright: ignore[reportArgumentType]
+        PIPELINE,
+        concurrency=1,
+        retry_deadline_s=60.0,
+        call_timeout_s=30.0,
+        on_outcome=told,
+        clock=loop.time,
+    )
+    outcomes = loop.run_until_complete(bulk.run(TaskSpec(payload=i) for i in range(4)))
+    reason = "on_outcome failed: OSError: report file: no space left on device"
+    assert [(o.outcome, o.error) for o in outcomes] == [
+        (Outcome.CREATED, None),
+        (Outcome.CREATED, None),
+        (Outcome.NOT_SENT, f"not sent: {reason}"),
+        (Outcome.NOT_SENT, f"not sent: {reason}"),
+    ]
+    assert [index for index, _, _ in backend.calls] == [0, 1]
+    assert heard == [0, 1, 2, 3]
+    assert bulk.circuit.stopped == reason and bulk.circuit.aborted
+
+
+def test_the_first_attempt_is_sent_with_the_budget_seen_before_it(
+    loop: VirtualTimeLoop,
+) -> None:
+    # Another request has been failing since 0 and the run's clock moves a second per read:
+    # the budget is 0.5 s when the input is picked up, and would read 0 by the time the
+    # first attempt went out. That attempt still goes, with the 0.5 s: a request never sent
+    # has no error to fail with.
+    reads = iter(range(1, 100))
+    backend = Backend(loop, {})
+    bulk = BulkRun(
+        backend,  # pyright: ignore[reportArgumentType]
+        PIPELINE,
+        concurrency=1,
+        retry_deadline_s=2.5,
+        call_timeout_s=30.0,
+        clock=lambda: float(next(reads)),
+    )
+    bulk.circuit.began_failing(0.0)
+    (outcome,) = loop.run_until_complete(bulk.run([TaskSpec(payload=0)]))
+    assert (outcome.outcome, outcome.error, outcome.attempts) == (Outcome.CREATED, None, 1)
+    assert [timeout for _, _, timeout in backend.calls] == [0.5]
