@@ -3,7 +3,9 @@
 from concurrent.futures import Future
 from datetime import timedelta
 
+import google.auth
 import pytest
+from google.auth import credentials
 
 from components.durations import Duration
 from handler import deadlines, example, settings
@@ -171,3 +173,19 @@ class Publisher:
         done: Future[str] = Future()
         done.set_result("m-1")
         return done
+
+
+def test_spans_go_to_the_handlers_project_not_the_ambient_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What Application Default Credentials would say on another project's machine.
+    ambient = (credentials.AnonymousCredentials(), "someone-elses-project")
+    monkeypatch.setattr(google.auth, "default", lambda *args, **kwargs: ambient)
+    monkeypatch.delenv("OTEL_EXPORTER_GCP_TRACE_PROJECT_ID", raising=False)
+    runtime = settings.runtime(
+        {"GOOGLE_CLOUD_PROJECT": "acme-prod", "TASK_TRACE_EXPORT": "cloud-trace"}
+    )
+    make_exporter = runtime.tracing._make_exporter  # pyright: ignore[reportPrivateUsage]
+    assert make_exporter is not None
+    exporter = make_exporter()
+    assert exporter.project_id == "acme-prod"  # pyright: ignore[reportAttributeAccessIssue]
