@@ -26,10 +26,10 @@ def process(task: TaskRequest) -> dict[str, object]:
         raise PermanentTaskError("payload asked to be rejected")
     if controls.get("failAlways"):
         raise RuntimeError("payload asked to fail on every attempt")
-    fail_times = controls.get("failTimes", 0)
+    fail_times = controls.get("failTimes")
     if isinstance(fail_times, int) and task.retry_count < fail_times:
         raise RuntimeError(f"payload asked to fail {fail_times} times")
-    sleep = controls.get("sleepSeconds", 0)
+    sleep = controls.get("sleepSeconds")
     if isinstance(sleep, int | float) and sleep > 0:
         # Logged so that a test knows the work has started before it stops the server.
         logger.info({"message": "working", "taskName": task.name, "seconds": sleep})

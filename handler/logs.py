@@ -130,17 +130,15 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
             }
         },
         "root": {"level": level, "handlers": ["stdout"]},
+        # dictConfig removes the handlers a named logger had (gunicorn's own): its lines reach
+        # stdout once, through the root's handler.
         "loggers": {
-            "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
-            "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
+            "gunicorn.error": {"level": level, "propagate": True},
+            "gunicorn.access": {"level": "WARNING", "propagate": True},
             # OpenTelemetry's propagator warns with the text of a malformed tracestate member
             # (and about over-long headers): a caller's bytes, never to reach the log. The
             # header is ignored all the same (handler/tracing.py).
-            "opentelemetry.trace.span": {"level": "ERROR", "handlers": [], "propagate": True},
-            "opentelemetry.trace.propagation.tracecontext": {
-                "level": "ERROR",
-                "handlers": [],
-                "propagate": True,
-            },
+            "opentelemetry.trace.span": {"level": "ERROR", "propagate": True},
+            "opentelemetry.trace.propagation.tracecontext": {"level": "ERROR", "propagate": True},
         },
     }

@@ -136,9 +136,10 @@ def app_proxy(environ: Mapping[str, str]) -> AppProxy | None:
             f"{APP_URL_ENV} and TASK_PROCESSOR: set one, not both (the app at {APP_URL_ENV}"
             " is the processor in proxy mode)"
         )
+    # One connection per request served at once: the app never waits for the pool.
+    workers = concurrency(environ)
     try:
-        # One connection per request served at once: the app never waits for the pool.
-        return AppProxy(url, workers=concurrency(environ))
+        return AppProxy(url, workers=workers)
     except ValueError as exc:
         raise SettingsError(f"{APP_URL_ENV}: {exc}") from None
 

@@ -141,25 +141,25 @@ def parse_task(
     headers: Mapping[str, str],
     path: str,
     body: bytes,
-    target: str | None = None,
+    target: str = "",
     method: str = "POST",
 ) -> TaskRequest:
-    """`headers` with lower-case names; `target` the raw request target (default `path`).
+    """`headers` with lower-case names; `target` the raw request target (empty: `path`).
     Raises MalformedTask if this is not from Cloud Tasks."""
-    name = headers.get("x-cloudtasks-taskname", "")
-    queue = headers.get("x-cloudtasks-queuename", "")
+    name = headers.get("x-cloudtasks-taskname")
+    queue = headers.get("x-cloudtasks-queuename")
     if not name or not queue:
         raise MalformedTask("missing X-CloudTasks-TaskName/QueueName: not a Cloud Tasks delivery")
     return TaskRequest(
         name=name,
-        queue=queue.rsplit("/", 1)[-1],
+        queue=queue.rpartition("/")[2],
         retry_count=_count(headers, "x-cloudtasks-taskretrycount") or 0,
         execution_count=_count(headers, "x-cloudtasks-taskexecutioncount") or 0,
         eta=_time(headers, "x-cloudtasks-tasketa"),
         path=path,
         headers=headers,
         body=body,
-        target=path if target is None else target,
+        target=target,
         method=method,
     )
 

@@ -48,6 +48,6 @@ def parse_schedule_time(raw: str) -> datetime | None:
         when = datetime.fromisoformat(raw)
     except ValueError:
         return None
-    if "T" not in raw.upper() or when.tzinfo is None or when.utcoffset() is None:
+    if "T" not in raw.upper() or when.utcoffset() is None:
         return None
     return when

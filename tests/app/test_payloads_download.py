@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from google.api_core import exceptions
+from google.cloud import storage
 
 from handler.payloads import (
     CLAIM_CHECK_TYPE,
@@ -305,3 +306,12 @@ def test_the_bucket_setting_refusal_names_what_a_bucket_name_is() -> None:
         "TASK_PAYLOAD_BUCKET: 'Bad Bucket' is not a bucket name (3-63 characters: lowercase"
         " letters, digits, '-', '_', '.')"
     )
+
+
+def test_the_storage_client_is_made_once_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Made without credentials or a connection when an emulator is named.
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
+    reader = PayloadReader(BUCKET)
+    client = reader._storage()  # pyright: ignore[reportPrivateUsage]
+    assert isinstance(client, storage.Client)
+    assert reader._storage() is client  # pyright: ignore[reportPrivateUsage]

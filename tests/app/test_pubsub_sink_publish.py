@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from google.cloud import pubsub_v1
 
 from handler.dead_letter import ATTRIBUTE_VALUE_MAX_BYTES
 from handler.pubsub_sink import PubSubDeadLetterSink
@@ -105,3 +106,12 @@ def test_an_uncut_letter_is_not_logged(caplog: pytest.LogCaptureFixture) -> None
     caplog.set_level(logging.ERROR)
     Sink(Publisher()).write(task(), "r")
     assert [r for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("deadLetter")] == []
+
+
+def test_the_publisher_is_made_once_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Made without credentials or a connection when an emulator is named.
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")
+    sink = PubSubDeadLetterSink(TOPIC, timeout_s=5)
+    client = sink._client()  # pyright: ignore[reportPrivateUsage]
+    assert isinstance(client, pubsub_v1.PublisherClient)
+    assert sink._client() is client  # pyright: ignore[reportPrivateUsage]

@@ -55,10 +55,18 @@ def test_the_headers_are_read_and_the_queue_cut_to_its_id() -> None:
     assert task.eta == 1700000000.123456789
     assert (task.path, task.target, task.body) == ("/a b", "/a%20b?x=1", b"{}")
     assert task.key == "emails/t-1"
+    # The queue as Cloud Tasks names it, or its id alone.
+    assert parsed().queue == "orders"
+
+
+def test_the_method_is_the_requests_and_post_unless_told() -> None:
+    assert parsed().method == "POST"
+    assert parse_task(BASE, "/p", b"", "/p", "PUT").method == "PUT"
 
 
 def test_without_a_raw_target_the_path_is_the_target() -> None:
     assert parse_task(BASE, "/p", b"").target == "/p"
+    assert parse_task(BASE, "/p", b"", "").target == "/p"
     assert TaskRequest("t", "q", 0, 0, None, "/x", {}, b"").target == "/x"
 
 

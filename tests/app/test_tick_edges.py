@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from flask import Flask, Response, jsonify
 from flask.testing import FlaskClient
 from google.cloud import tasks_v2
 
-from handler.tick_wire import JOB_HEADER, QUEUE_HEADER, SCHEDULE_TIME_HEADER
+from handler.tick_wire import JOB_HEADER, QUEUE_HEADER, SCHEDULE_TIME_HEADER, tick_task_id
 from handler.ticks import register_ticks
 from local import schedules
 from local.stack_config import read_stack
@@ -32,9 +32,11 @@ JOB = "projects/p/locations/us-central1/jobs/orders_nightly"
 class Creator:
     def __init__(self) -> None:
         self.names: list[str] = []
+        self.created: list[tuple[str, tasks_v2.Task]] = []
 
     def create_task(self, *, parent: str, task: tasks_v2.Task) -> tasks_v2.Task:
         self.names.append(task.name)
+        self.created.append((parent, task))
         return task
 
 
@@ -98,6 +100,68 @@ def test_without_schedules_no_tick_becomes_a_task() -> None:
     register_ticks(app, lambda path: (jsonify(status="task"), 200), tasks=lambda: creator)
     assert tick(app.test_client(), "2026-12-03T03:00:00Z") == "400 unknown_schedule"
     assert creator.names == []
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_a_tick_becomes_one_post_of_its_body_to_its_path_in_the_jobs_queue() -> None:
+    creator = Creator()
+    app = Flask("ticks")
+    register_ticks(
+        app,
+        lambda path: (jsonify(status="task"), 200),
+        tasks=lambda: creator,
+        dispatch_deadline=timedelta(seconds=90.7),
+        schedules={"orders_nightly": "/reports/nightly"},
+    )
+    headers = {
+        JOB_HEADER: JOB,
+        SCHEDULE_TIME_HEADER: "2026-12-03T04:00:00+01:00",
+        QUEUE_HEADER: QUEUE,
+        "Content-Type": "application/json",
+        "traceparent": TRACEPARENT,
+        "X-Other": "not carried",
+    }
+    response = app.test_client().post(
+        "/_tick/reports/nightly", data=b'{"kind": "report"}', headers=headers
+    )
+    [(parent, task)] = creator.created
+    name = f"{QUEUE}/tasks/{tick_task_id(JOB, '2026-12-03T03:00:00Z')}"
+    assert (response.status_code, response.json) == (200, {"status": "ticked", "task": name})
+    assert (parent, task.name) == (QUEUE, name)
+    request = task.http_request
+    assert request.http_method == tasks_v2.HttpMethod.POST
+    assert request.url == "http://localhost/reports/nightly"
+    assert dict(request.headers) == {
+        "Content-Type": "application/json",
+        "traceparent": TRACEPARENT,
+    }
+    assert request.body == b'{"kind": "report"}'
+    # Whole seconds of the queue's dispatch deadline.
+    assert tasks_v2.Task.pb(task).dispatch_deadline.ToTimedelta() == timedelta(seconds=90)
+    # Another job's tick at the same instant is another task.
+    other = Creator()
+    app = Flask("ticks")
+    register_ticks(
+        app,
+        lambda path: (jsonify(status="task"), 200),
+        tasks=lambda: other,
+        schedules={"orders_weekly": "/reports/nightly"},
+    )
+    weekly = JOB.replace("orders_nightly", "orders_weekly")
+    assert tick(app.test_client(), "2026-12-03T03:00:00Z", job=weekly) == "200 ticked"
+    assert other.names == [f"{QUEUE}/tasks/{tick_task_id(weekly, '2026-12-03T03:00:00Z')}"]
+    assert other.names != creator.names
+
+
+def test_a_tick_without_a_body_type_or_trace_or_deadline_sets_none() -> None:
+    creator = Creator()
+    assert tick(ticking(creator), "2026-12-03T03:00:00Z") == "200 ticked"
+    [(_, task)] = creator.created
+    assert dict(task.http_request.headers) == {}
+    assert task.http_request.body == b"{}"
+    assert not tasks_v2.Task.pb(task).HasField("dispatch_deadline")
 
 
 # --- the local loop retries ----------------------------------------------------------------
