@@ -3,6 +3,7 @@ this process): what the app receives, and what each of its answers becomes."""
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,6 @@ from handler.context import TaskContext, serving
 from handler.proxy import AppFailed, AppProxy, verdict
 from handler.store import Claim, InMemoryStore
 from handler.task import PermanentTaskError, TaskRequest
-from local.processes import free_port
 from tests.app.helpers import wait_for
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -81,7 +81,8 @@ def stub() -> Iterator[StubApp]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     app.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for it at every teardown.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield app
@@ -231,9 +232,12 @@ def test_a_retryable_answer_on_the_last_attempt_is_dead_lettered(stub: StubApp) 
 
 
 def test_a_refused_connection_fails_the_attempt() -> None:
-    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    sink = RecordingSink()
-    response = handler_for(url, sink).post("/work", data=b"{}", headers=delivery())
+    # A port bound but never listened on, held for the test: every connection is refused.
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{bound.getsockname()[1]}"
+        sink = RecordingSink()
+        response = handler_for(url, sink).post("/work", data=b"{}", headers=delivery())
     assert (response.status_code, response.json) == (500, {"status": "failed"})
     assert sink.written == []
 
