@@ -5,6 +5,7 @@ request target a replay sends again."""
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -394,3 +395,176 @@ def test_a_store_that_keeps_no_tokens_gives_the_processor_none(store: InMemorySt
     test = handler_app(lambda task: seen.append(current()) or None, store)
     assert post(test, delivery("t")) == (200, "done")
     assert seen == [TaskContext("orders/t", None)]
+
+
+def test_a_forged_replay_is_refused_in_a_line_naming_the_task_and_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="handler.tasks")
+    sink = RecordingSink()
+    forged = delivery("evil", **{"X-Replay-Of": "payments/order-42"})
+    assert post(handler_app(done, sink=sink), forged) == (200, "rejected")
+    reason = (
+        "X-Replay-Of 'payments/order-42' names queue 'payments', not this task's queue"
+        " 'orders': a replay is honoured only on its own queue"
+    )
+    refused = [r.msg for r in caplog.records if "replay refused" in str(r.msg)]
+    assert refused == [{"message": "replay refused", "taskName": "evil", "reason": reason}]
+    assert [(name, why) for name, why, _ in sink.written] == [("evil", reason)]
+
+
+# --- a record that can't be written -----------------------------------------------------------
+
+
+class FailingWrites(RecordingStore):
+    """Claims answer; complete() and release() raise, as a store that times out does."""
+
+    def complete(
+        self, key: str, *, dead_lettered: bool = False, timeout: float | None = None
+    ) -> None:
+        super().complete(key, dead_lettered=dead_lettered, timeout=timeout)
+        raise TimeoutError("deadline exceeded")
+
+    def release(self, key: str, *, timeout: float | None = None) -> None:
+        super().release(key, timeout=timeout)
+        raise TimeoutError("deadline exceeded")
+
+
+STORE_ERROR = "TimeoutError('deadline exceeded')"
+
+
+def test_a_processed_task_whose_record_is_not_written_is_dead_lettered(
+    task_lines: list[dict[str, object]],
+) -> None:
+    # Its claim would lapse and a redelivery run it again: the dead letter keeps it, to be
+    # replayed only if the record never says processed.
+    store, sink = FailingWrites(), RecordingSink()
+    assert post(handler_app(done, store, sink), delivery()) == (200, "dead_lettered")
+    reason = (
+        f"processed, but its record could not be written in time ({STORE_ERROR}): the handler"
+        " keeps the claim and the write going; replay it only if the task never ran (a replay"
+        " is a duplicate once the record says processed)"
+    )
+    assert [(name, why) for name, why, _ in sink.written] == [("t", reason)]
+    [line] = task_lines
+    assert (line["status"], line["storeError"], line["reason"]) == (
+        "dead_lettered",
+        STORE_ERROR,
+        reason,
+    )
+    assert line["result"] is None
+
+
+def test_a_processed_task_whose_record_and_dead_letter_both_fail_is_handed_back(
+    task_lines: list[dict[str, object]],
+) -> None:
+    store, sink = FailingWrites(), RecordingSink(fails=True)
+    assert post(handler_app(done, store, sink), delivery()) == (500, "dead_letter_failed")
+    [line] = task_lines
+    assert line["storeError"] == STORE_ERROR
+    assert str(line["reason"]).startswith("processed, but its record could not be written")
+
+
+@pytest.mark.parametrize(
+    ("processor", "answer"),
+    [(rejecting, (200, "rejected")), (failing, (500, "failed"))],
+)
+def test_an_unwritten_record_of_a_task_not_processed_changes_nothing_but_the_line(
+    processor: Processor, answer: tuple[int, str], task_lines: list[dict[str, object]]
+) -> None:
+    # A dead letter is kept already; a failure is retried whether or not its claim lapses.
+    store, sink = FailingWrites(), RecordingSink()
+    test = handler_app(processor, store, sink, max_attempts=3)
+    assert post(test, delivery()) == answer
+    assert len(sink.written) == (1 if answer[1] == "rejected" else 0)
+    [line] = task_lines
+    assert (line["status"], line["storeError"]) == (answer[1], STORE_ERROR)
+
+
+# --- a replay with no dead letter to stand for --------------------------------------------------
+
+
+def test_a_replay_of_a_task_never_dead_lettered_runs_as_its_own_task(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="handler.tasks")
+    store = RecordingStore()
+    seen: list[str] = []
+    test = handler_app(lambda task: seen.append(current().idempotency_key) or None, store)
+    assert post(test, delivery("replay-1", **{"X-Replay-Of": "orders/t"})) == (200, "done")
+    warned = [r.msg for r in caplog.records if "no such dead letter" in str(r.msg)]
+    assert warned == [
+        {
+            "message": (
+                "replay of a task with no such dead letter on record (none, or another target"
+                " or body): run as its own task"
+            ),
+            "taskName": "replay-1",
+            "queue": "orders",
+            "replayOf": "orders/t",
+        }
+    ]
+    # Asked as the replay of orders/t, then claimed under its own key.
+    claims = [(c["key"], c["replay"]) for c in store.named("claim")]
+    assert claims == [("orders/t", True), ("orders/replay-1", False)]
+    assert seen == ["orders/replay-1"]
+
+
+# --- the last attempt waits for the task's holder ----------------------------------------------
+
+
+class Waits:
+    """handler.app's sleep: records each wait and returns at once; after the `at`-th wait
+    the holder of task `t` settles (`ends`: "release" or "complete")."""
+
+    def __init__(self, store: InMemoryStore, at: int, ends: str) -> None:
+        self.store, self.at, self.ends = store, at, ends
+        self.waits: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        assert len(self.waits) <= 10, "still waiting"
+        if len(self.waits) == self.at:
+            getattr(self.store, self.ends)("orders/t")
+
+
+def held_last_attempt(
+    monkeypatch: pytest.MonkeyPatch, at: int, ends: str, deadline: timedelta | None
+) -> tuple[tuple[int, object], Waits, RecordingSink]:
+    store, sink = InMemoryStore(), RecordingSink()
+    assert store.claim("orders/t") is Claim.ACQUIRED  # another delivery holds it
+    waits = Waits(store, at, ends)
+    clock = SimpleNamespace(monotonic=time.monotonic, sleep=waits.sleep)
+    monkeypatch.setattr(handler.app, "time", clock)
+    test = handler_app(done, store, sink, max_attempts=3, dispatch_deadline=deadline)
+    return post(test, delivery("t", retry=2)), waits, sink
+
+
+def test_the_last_attempt_asks_every_two_seconds_until_the_holder_lets_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answer, waits, sink = held_last_attempt(monkeypatch, 3, "release", DEADLINE)
+    assert answer == (200, "done") and sink.written == []
+    assert waits.waits == [2.0, 2.0, 2.0]
+
+
+def test_the_last_attempt_never_waits_past_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A 2 s deadline: a 1 s budget, less than one poll.
+    answer, waits, _ = held_last_attempt(monkeypatch, 1, "complete", timedelta(seconds=2))
+    assert answer == (200, "duplicate")
+    [wait] = waits.waits
+    assert 0 < wait <= 1.0
+
+
+def test_with_no_budget_known_the_last_attempt_does_not_wait_for_a_holder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answer, waits, sink = held_last_attempt(monkeypatch, 1, "release", None)
+    assert answer == (200, "dead_lettered") and waits.waits == []
+    assert [(name, reason) for name, reason, _ in sink.written] == [
+        (
+            "t",
+            "last attempt: another delivery still held the task when this attempt's answer"
+            " budget ran out",
+        )
+    ]
