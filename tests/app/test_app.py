@@ -568,3 +568,50 @@ def test_with_no_budget_known_the_last_attempt_does_not_wait_for_a_holder(
             " budget ran out",
         )
     ]
+
+
+# --- past the deadline: an answer Cloud Tasks no longer hears ---------------------------------
+
+
+@pytest.fixture
+def spent_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """handler.app's clock runs 1000 s behind the task's: the request arrived, by it, long
+    enough ago that its answer budget is spent before the store is first asked."""
+    behind = SimpleNamespace(monotonic=lambda: time.monotonic() - 1000, sleep=time.sleep)
+    monkeypatch.setattr(handler.app, "time", behind)
+
+
+LATE_REASON = (
+    "failed after the dispatch deadline (0:10:00), when Cloud Tasks no longer hears the"
+    " answer: RuntimeError('upstream down')"
+)
+
+
+@pytest.mark.usefixtures("spent_budget")
+def test_a_failure_nobody_hears_is_dead_lettered_and_each_call_gets_the_floor(
+    task_lines: list[dict[str, object]],
+) -> None:
+    store, sink = RecordingStore(), RecordingSink()
+    test = handler_app(failing, store, sink, max_attempts=5, dispatch_deadline=DEADLINE)
+    assert post(test, delivery(retry=0)) == (200, "dead_lettered")
+    assert sink.written == [("t", LATE_REASON, 0.5)]
+    assert [(name, arguments["timeout"]) for name, arguments in store.calls] == [
+        ("claim", 0.5),
+        ("complete", 0.5),
+    ]
+    [line] = task_lines
+    assert (line["reason"], line["error"]) == (LATE_REASON, "RuntimeError('upstream down')")
+
+
+@pytest.mark.usefixtures("spent_budget")
+def test_a_dead_letter_nobody_hears_fail_leaves_the_task_in_the_log(
+    caplog: pytest.LogCaptureFixture, task_lines: list[dict[str, object]]
+) -> None:
+    caplog.set_level(logging.INFO)
+    sink = RecordingSink(fails=True)
+    test = handler_app(failing, sink=sink, max_attempts=5, dispatch_deadline=DEADLINE)
+    assert post(test, delivery(retry=0)) == (500, "dead_letter_failed")
+    kept = [r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("deadLetter")]
+    assert [(letter["taskName"], letter["reason"]) for letter in kept] == [("t", LATE_REASON)]
+    [line] = task_lines
+    assert line["error"] == "ConnectionError('dead-letter topic unreachable')"
