@@ -389,10 +389,12 @@ class StoreWithOddTokens(InMemoryStore):
         return "7"  # pyright: ignore[reportReturnType]
 
 
-@pytest.mark.parametrize("store", [StoreWithoutTokens(), StoreWithOddTokens()])
-def test_a_store_that_keeps_no_tokens_gives_the_processor_none(store: InMemoryStore) -> None:
+@pytest.mark.parametrize("store", [StoreWithoutTokens, StoreWithOddTokens])
+def test_a_store_that_keeps_no_tokens_gives_the_processor_none(
+    store: type[InMemoryStore],
+) -> None:
     seen: list[TaskContext] = []
-    test = handler_app(lambda task: seen.append(current()) or None, store)
+    test = handler_app(lambda task: seen.append(current()) or None, store())
     assert post(test, delivery("t")) == (200, "done")
     assert seen == [TaskContext("orders/t", None)]
 
