@@ -140,6 +140,18 @@ def task_lines(caplog: pytest.LogCaptureFixture) -> Iterator[list[dict[str, obje
         logging.getLogger("handler.tasks").removeHandler(keep)
 
 
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """handler.app may not sleep unless a test says how (the last attempt's polls): a test
+    never waits out a budget of minutes, whatever the handler does."""
+
+    def refuse(seconds: float) -> None:
+        raise AssertionError(f"the handler waited {seconds} s")
+
+    clock = SimpleNamespace(monotonic=time.monotonic, sleep=refuse)
+    monkeypatch.setattr(handler.app, "time", clock)
+
+
 ELAPSED_S = 0.01234
 
 

@@ -22,6 +22,10 @@ from handler.store import Claim, InMemoryStore
 from handler.task import PermanentTaskError, TaskRequest
 from tests.app.helpers import wait_for
 
+# A forward that is never answered would hold a test for the 590 s a request waits with no
+# deadline known: none of these takes more than a few seconds.
+pytestmark = pytest.mark.timeout(60)
+
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
