@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from handler import settings
 from handler.app import create_app
 from handler.context import TaskContext, serving
-from handler.proxy import AppFailed, AppProxy, verdict
+from handler.proxy import AppFailed, AppProxy, Forward, app_url, verdict
 from handler.store import Claim, InMemoryStore
 from handler.task import PermanentTaskError, TaskRequest
 from tests.app.helpers import wait_for
@@ -477,3 +477,87 @@ def test_a_target_no_request_line_may_hold_is_refused_before_anything_is_sent(
     with serving(TaskContext("orders/task-2", 1)):
         assert proxy(request_to("/ok")) == {"appStatus": 200}
     assert [seen.target for seen in stub.seen] == ["/ok"]
+
+
+def test_the_request_waits_for_the_app_all_but_a_reserve_of_its_budget(
+    stub: StubApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reserve settles the claim and answers Cloud Tasks in time: a tenth of the time
+    # left, at least 0.5 s and at most 10 s. With no budget known, Cloud Tasks' default
+    # dispatch deadline, 600 s.
+    waits: list[float] = []
+    wait = Forward.wait
+
+    def recorded(forward: Forward, timeout: float) -> bool:
+        waits.append(timeout)
+        return wait(forward, timeout)
+
+    monkeypatch.setattr(Forward, "wait", recorded)
+    proxy = AppProxy(stub.url, workers=1)
+    with serving(TaskContext("orders/task-1", 1)):
+        for left in (None, 200.0, 50.0, 3.0):
+            answer_by = None if left is None else time.monotonic() + left
+            assert proxy(request_to("/ok", answer_by)) == {"appStatus": 200}
+    assert waits[0] == 590.0
+    expected = [190.0, 45.0, 2.5]  # 200 - 10, 50 - 5, 3 - 0.5
+    assert all(e - 1 < w <= e for w, e in zip(waits[1:], expected, strict=True)), waits
+
+
+def test_the_app_gets_no_header_the_delivery_did_not_carry(stub: StubApp) -> None:
+    headers = delivery(extra={"User-Agent": "Google-Cloud-Tasks"})
+    response = handler_for(stub.url, RecordingSink()).post("/w", data=b"{}", headers=headers)
+    assert response.json == {"status": "done"}
+    [seen] = stub.seen
+    assert seen.headers["user-agent"] == "Google-Cloud-Tasks"
+    added = set(seen.headers) - {h.lower() for h in headers}
+    # http.client's own: Host and the body's length; the handler's: the key, the generation
+    # and the trace context. No Accept-Encoding the task never asked for.
+    assert added == {
+        "host",
+        "content-length",
+        "x-task-idempotency-id",
+        "x-task-fencing-generation",
+        "traceparent",
+    }
+
+
+def test_an_answer_that_is_not_utf_8_reaches_the_reason_with_replacement_characters(
+    stub: StubApp,
+) -> None:
+    stub.status, stub.answer = 422, b"bad \xff sku"
+    sink = RecordingSink()
+    assert handler_for(stub.url, sink).post("/w", data=b"{}", headers=delivery()).json == {
+        "status": "rejected"
+    }
+    assert sink.written == [("task-1", "the app answered 422 (permanent): bad \ufffd sku")]
+
+
+def test_a_retryable_answer_s_reason_names_its_status_and_text(stub: StubApp) -> None:
+    stub.status, stub.answer = 503, b"busy"
+    sink = RecordingSink()
+    response = handler_for(stub.url, sink, attempts=1).post("/w", data=b"{}", headers=delivery())
+    assert response.json == {"status": "dead_lettered"}
+    assert sink.written == [
+        ("task-1", "failed on the last allowed attempt: AppFailed('the app answered 503: busy')")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("http://localhost", ("localhost", 80)),
+        ("http://127.0.0.1:9000", ("127.0.0.1", 9000)),
+        ("http://LOCALHOST:8081", ("localhost", 8081)),
+    ],
+)
+def test_the_app_s_address_defaults_to_port_80(url: str, address: tuple[str, int]) -> None:
+    assert app_url(url) == address
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://localhost:8081#top", "http://:pw@localhost:8081", "http://localhost:port"],
+)
+def test_an_app_url_with_a_fragment_a_password_or_no_port_number_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match=r"must be http://localhost\[:port\] or http://127"):
+        app_url(url)
