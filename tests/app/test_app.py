@@ -416,7 +416,7 @@ def test_a_forged_replay_is_refused_in_a_line_naming_the_task_and_why(
 ) -> None:
     caplog.set_level(logging.ERROR, logger="handler.tasks")
     sink = RecordingSink()
-    forged = delivery("evil", **{"X-Replay-Of": "payments/order-42"})
+    forged = {**delivery("evil"), "X-Replay-Of": "payments/order-42"}
     assert post(handler_app(done, sink=sink), forged) == (200, "rejected")
     reason = (
         "X-Replay-Of 'payments/order-42' names queue 'payments', not this task's queue"
@@ -505,7 +505,7 @@ def test_a_replay_of_a_task_never_dead_lettered_runs_as_its_own_task(
     store = RecordingStore()
     seen: list[str] = []
     test = handler_app(lambda task: seen.append(current().idempotency_key) or None, store)
-    assert post(test, delivery("replay-1", **{"X-Replay-Of": "orders/t"})) == (200, "done")
+    assert post(test, {**delivery("replay-1"), "X-Replay-Of": "orders/t"}) == (200, "done")
     warned = [r.msg for r in caplog.records if "no such dead letter" in str(r.msg)]
     assert warned == [
         {
