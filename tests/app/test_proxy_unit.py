@@ -6,7 +6,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -561,3 +561,55 @@ def test_the_app_s_address_defaults_to_port_80(url: str, address: tuple[str, int
 def test_an_app_url_with_a_fragment_a_password_or_no_port_number_is_refused(url: str) -> None:
     with pytest.raises(ValueError, match=r"must be http://localhost\[:port\] or http://127"):
         app_url(url)
+
+
+def test_a_forward_s_answer_is_returned_or_raised_as_a_processor_s() -> None:
+    done = Forward(lambda: {"appStatus": 204})
+    assert not done.wait(0)  # not run yet
+    done.run()
+    assert done.wait(0) and done.outcome() == {"appStatus": 204}
+
+    def broken() -> Mapping[str, object]:
+        raise AppFailed("connection reset")
+
+    failed = Forward(broken)
+    failed.run()
+    with pytest.raises(AppFailed, match="connection reset"):
+        failed.outcome()
+
+
+def test_a_forward_held_over_moves_the_claim_to_its_worker_before_the_app_answers() -> None:
+    answer = threading.Event()
+    events: list[tuple[str, int]] = []
+
+    def exchange() -> Mapping[str, object]:
+        answer.wait(30)
+        events.append(("answered", threading.get_ident()))
+        return {"appStatus": 200}
+
+    forward = Forward(exchange)
+    worker = threading.Thread(target=forward.run)
+    worker.start()
+    try:
+        held = forward.hold_over(
+            lambda thread: events.append(("handed over", thread)),
+            lambda: events.append(("settled", threading.get_ident())),
+        )
+    finally:
+        answer.set()
+        worker.join(30)
+    assert held is True
+    assert worker.ident is not None
+    assert events == [
+        ("handed over", worker.ident),
+        ("answered", worker.ident),
+        ("settled", worker.ident),
+    ]
+
+
+def test_a_forward_answered_before_it_is_held_over_is_left_to_the_request() -> None:
+    forward = Forward(lambda: {"appStatus": 200})
+    forward.run()
+    handed: list[int] = []
+    assert forward.hold_over(handed.append, lambda: handed.append(-1)) is False
+    assert handed == [] and forward.outcome() == {"appStatus": 200}
