@@ -613,3 +613,45 @@ def test_a_forward_answered_before_it_is_held_over_is_left_to_the_request() -> N
     handed: list[int] = []
     assert forward.hold_over(handed.append, lambda: handed.append(-1)) is False
     assert handed == [] and forward.outcome() == {"appStatus": 200}
+
+
+def test_a_held_task_whose_settling_fails_is_said_so_on_the_worker(
+    stub: StubApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Whatever goes wrong once the request has answered (here the task's own line), the worker
+    # says so, and lives on for the next forward.
+    caplog.set_level(logging.INFO)
+    stub.hold = threading.Event()
+
+    class Refuse(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if isinstance(record.msg, dict) and record.msg.get("heldOver"):
+                raise RuntimeError("log pipe broken")
+            return True
+
+    tasks, refuse = logging.getLogger("handler.tasks"), Refuse()
+    tasks.addFilter(refuse)
+    try:
+        test = handler_for(stub.url, RecordingSink(), deadline=SHORT, workers=1)
+        assert test.post("/work", data=b"{}", headers=delivery()).status_code == 409
+        stub.hold.set()
+
+        def said() -> list[object] | None:
+            lines: list[object] = [
+                r.msg for r in caplog.records if "held task not settled" in str(r.msg)
+            ]
+            return lines or None
+
+        lines = wait_for(said, "the worker to say the held task was not settled")
+    finally:
+        tasks.removeFilter(refuse)
+    assert lines == [
+        {
+            "message": "held task not settled",
+            "taskName": "task-1",
+            "error": "RuntimeError('log pipe broken')",
+        }
+    ]
+    stub.hold = None
+    other = delivery(extra={"X-CloudTasks-TaskName": "task-2"})
+    assert test.post("/next", data=b"{}", headers=other).json == {"status": "done"}
