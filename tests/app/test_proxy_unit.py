@@ -3,6 +3,7 @@ this process): what the app receives, and what each of its answers becomes."""
 
 import json
 import logging
+import select
 import socket
 import threading
 import time
@@ -36,18 +37,21 @@ class Seen:
     target: str
     headers: dict[str, str]
     body: bytes
+    client: tuple[str, int]
 
 
 @dataclass
 class StubApp:
     """Answers every request with `status`; while `hold` is an unset event, only once it is
-    set, or, with `drop`, closes the connection without an answer."""
+    set, or, with `drop`, closes the connection without an answer; with `close_idle`, closes
+    it after answering, without saying so (as an app's idle timeout does)."""
 
     port: int = 0
     status: int = 200
     answer: bytes = b'{"ok": true}'
     hold: threading.Event | None = None
     drop: bool = False
+    close_idle: bool = False
     seen: list[Seen] = field(default_factory=list)
 
     @property
@@ -66,7 +70,8 @@ def stub() -> Iterator[StubApp]:
             length = int(self.headers.get("content-length", 0))
             body = self.rfile.read(length)
             headers = {name.lower(): value for name, value in self.headers.items()}
-            app.seen.append(Seen(self.command, self.path, headers, body))
+            client = (self.client_address[0], self.client_address[1])
+            app.seen.append(Seen(self.command, self.path, headers, body, client))
             if app.hold is not None:
                 app.hold.wait(120)
             if app.drop:
@@ -76,6 +81,7 @@ def stub() -> Iterator[StubApp]:
             self.send_header("content-length", str(len(app.answer)))
             self.end_headers()
             self.wfile.write(app.answer)
+            self.close_connection = app.close_idle
 
         do_POST = do_PUT = _any
 
@@ -195,7 +201,7 @@ def test_4xx_but_the_repeatable_ones_is_permanent(status: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "status", [408, 409, 423, 425, 429, 500, 502, 503, 504, 599, 301, 302, 304, 307, 100]
+    "status", [408, 409, 423, 425, 429, 500, 502, 503, 504, 599, 300, 301, 302, 304, 307, 100]
 )
 def test_5xx_3xx_and_the_repeatable_4xx_are_retried(status: int) -> None:
     assert verdict(status) == "retry"
@@ -655,3 +661,20 @@ def test_a_held_task_whose_settling_fails_is_said_so_on_the_worker(
     stub.hold = None
     other = delivery(extra={"X-CloudTasks-TaskName": "task-2"})
     assert test.post("/next", data=b"{}", headers=other).json == {"status": "done"}
+
+
+def test_a_worker_keeps_its_connection_until_the_app_closes_it(stub: StubApp) -> None:
+    proxy = AppProxy(stub.url, workers=1)
+    with serving(TaskContext("orders/task-1", 1)):
+        assert proxy(request_to("/1")) == {"appStatus": 200}
+        assert proxy(request_to("/2")) == {"appStatus": 200}
+        stub.close_idle = True
+        assert proxy(request_to("/3")) == {"appStatus": 200}
+        # The app's close reaches the worker's idle socket: wait until it is readable (EOF),
+        # as it is when the next task comes after an app's idle timeout.
+        sock = proxy._pool.submit(lambda: proxy._local.connection.sock).result(30)
+        wait_for(lambda: select.select([sock], [], [], 0)[0] or None, "the app's close")
+        stub.close_idle = False
+        assert proxy(request_to("/4")) == {"appStatus": 200}
+    clients = [seen.client for seen in stub.seen]
+    assert clients[0] == clients[1] == clients[2] != clients[3]

@@ -172,3 +172,13 @@ def test_calls_with_a_timeout_answer_at_once() -> None:
     assert store.fencing_token("k") == 1
     store.complete("k", timeout=0.001)
     assert store.claim("k") is Claim.DONE
+
+
+def test_a_replayed_task_the_full_store_forgot_is_claimed_anew() -> None:
+    store = InMemoryStore(capacity=1)
+    dead_lettered(store, "k")
+    assert store.claim("k", replay=True) is Claim.ACQUIRED
+    store.complete("k", dead_lettered=True)  # the replay failed for good too
+    assert store.claim("other") is Claim.ACQUIRED
+    store.complete("other")  # k is forgotten: nothing of its replay is left either
+    assert store.claim("k") is Claim.ACQUIRED
