@@ -678,3 +678,18 @@ def test_a_worker_keeps_its_connection_until_the_app_closes_it(stub: StubApp) ->
         assert proxy(request_to("/4")) == {"appStatus": 200}
     clients = [seen.client for seen in stub.seen]
     assert clients[0] == clients[1] == clients[2] != clients[3]
+
+
+def test_an_app_silent_past_the_hold_cap_is_taken_as_lost(
+    stub: StubApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cloud Run's 60-minute cap on a request, shortened: each wait for the app ends there.
+    monkeypatch.setattr("handler.proxy.HOLD_CAP_S", 0.2)
+    stub.hold = threading.Event()  # answers only at the test's end
+    proxy = AppProxy(stub.url, workers=1)
+    with (
+        serving(TaskContext("orders/task-1", 1)),
+        pytest.raises(AppFailed, match=r"could not be reached or its connection broke: Timeout"),
+    ):
+        proxy(request_to("/slow"))
+    assert [seen.target for seen in stub.seen] == ["/slow"]
