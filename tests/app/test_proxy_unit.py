@@ -3,6 +3,7 @@ this process): what the app receives, and what each of its answers becomes."""
 
 import json
 import logging
+import re
 import select
 import socket
 import threading
@@ -378,6 +379,16 @@ def test_with_every_worker_held_a_new_task_fails_without_reaching_the_app(
     assert (response.status_code, response.json) == (500, {"status": "failed"})
     assert [seen.target for seen in stub.seen] == ["/a"]
     assert store.claim("orders/task-2") is Claim.ACQUIRED  # released, never sent
+    [line] = [
+        r.msg
+        for r in caplog.records
+        if isinstance(r.msg, dict) and r.msg.get("taskName") == "task-2" and "error" in r.msg
+    ]
+    assert re.fullmatch(
+        r"AppFailed\('no forward worker free within \d+\.\d s \(all 1 are waiting on the"
+        r" app\): the app was not called'\)",
+        str(line["error"]),
+    )
 
 
 @pytest.mark.parametrize(
