@@ -573,7 +573,12 @@ def test_the_app_s_address_defaults_to_port_80(url: str, address: tuple[str, int
 
 @pytest.mark.parametrize(
     "url",
-    ["http://localhost:8081#top", "http://:pw@localhost:8081", "http://localhost:port"],
+    [
+        "http://localhost:8081#top",
+        "http://user@localhost:8081",
+        "http://:pw@localhost:8081",
+        "http://localhost:port",
+    ],
 )
 def test_an_app_url_with_a_fragment_a_password_or_no_port_number_is_refused(url: str) -> None:
     with pytest.raises(ValueError, match=r"must be http://localhost\[:port\] or http://127"):
