@@ -149,7 +149,7 @@ def app_url(raw: str) -> tuple[str, int]:
             f"{raw!r} must be http://localhost[:port] or http://127.0.0.1[:port], with no"
             " path: the app listens on the instance's loopback"
         )
-    return parts.hostname or APP_HOSTS[0], port or 80
+    return str(parts.hostname), port or 80
 
 
 class Forward:
@@ -162,8 +162,9 @@ class Forward:
         self._lock = threading.Lock()
         self._answered = threading.Event()
         self._started = threading.Event()
-        self._thread = 0
-        self._result: Mapping[str, object] = {}
+        # Set by run(): the worker's thread before _started, its answer before _answered.
+        self._thread: int
+        self._result: Mapping[str, object]
         self._error: BaseException | None = None
         self._then: Callable[[], None] | None = None
 

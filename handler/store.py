@@ -131,8 +131,8 @@ class InMemoryStore:
             if replay and (not dead or (self._letters.get(key) or letter) != letter):
                 return Claim.NOT_DEAD_LETTERED
             if key in self._settled:  # a replay takes a dead-lettered task over: anew
+                # (complete() forgot its first attempt already)
                 del self._settled[key]
-                self._first.pop(key, None)
                 self._replaying.add(key)
             if first_attempt_at is not None:
                 self._first.setdefault(key, first_attempt_at)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 from flask.testing import FlaskClient
+from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -20,7 +21,14 @@ from handler.app import Processor, create_app
 from handler.dead_letter import ATTRIBUTE_VALUE_MAX_BYTES, DeadLetter, LogDeadLetterSink
 from handler.logs import logging_config
 from handler.task import PermanentTaskError, TaskRequest, parse_task
-from handler.tracing import SAMPLED_FIELD, SPAN_ID_FIELD, TRACE_FIELD, Tracing
+from handler.tracing import (
+    SAMPLED_FIELD,
+    SPAN_ID_FIELD,
+    TRACE_FIELD,
+    TraceLogFields,
+    Tracing,
+    annotate,
+)
 
 PROJECT = "acme-tasks"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -226,8 +234,12 @@ def test_spans_are_exported_as_children_of_the_task_s_span_when_configured(
     [span] = exporter.get_finished_spans()
     assert span.parent is not None and f"{span.parent.span_id:016x}" == PARENT_SPAN
     assert span.context is not None and f"{span.context.trace_id:032x}" == TRACE_ID
-    assert span.attributes is not None
-    assert (span.attributes["cloudtasks.task"], span.attributes["status"]) == ("t1", "done")
+    assert (span.name, span.kind) == ("cloudtasks.task", trace.SpanKind.CONSUMER)
+    assert dict(span.attributes or {}) == {
+        "cloudtasks.queue": "orders",
+        "cloudtasks.task": "t1",
+        "status": "done",
+    }
 
 
 def test_the_export_setting_is_checked_before_anything_starts() -> None:
@@ -252,3 +264,58 @@ def test_the_export_setting_is_checked_before_anything_starts() -> None:
         settings.SettingsError, match="GOOGLE_CLOUD_PROJECT: 'Evil\"' must be a project id"
     ):
         settings.runtime({"GOOGLE_CLOUD_PROJECT": 'Evil"'})
+
+
+def span_context(trace_id: int, span_id: int, sampled: bool) -> trace.SpanContext:
+    flags = trace.TraceFlags(trace.TraceFlags.SAMPLED if sampled else trace.TraceFlags.DEFAULT)
+    return trace.SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags)
+
+
+def test_the_log_fields_are_cloud_logging_s_with_the_ids_in_fixed_width_hex() -> None:
+    # Leading zeros kept: Cloud Logging matches the 32 and 16 hex digits of the ids.
+    context = span_context(0xABC, 0xF0, sampled=True)
+    assert Tracing(PROJECT).fields(context) == {
+        TRACE_FIELD: f"projects/{PROJECT}/traces/{'0' * 29}abc",
+        SPAN_ID_FIELD: f"{'0' * 14}f0",
+        SAMPLED_FIELD: True,
+    }
+    assert Tracing(PROJECT).fields(span_context(1, 2, sampled=False))[SAMPLED_FIELD] is False
+    assert Tracing(None).fields(context) == {}
+
+
+def test_the_exporter_is_made_once_on_first_use_and_its_failure_only_loses_spans(
+    stdout: Callable[[], str],
+) -> None:
+    made: list[int] = []
+
+    def unavailable() -> SpanExporter:
+        made.append(1)
+        raise RuntimeError("no credentials")
+
+    tracing = Tracing(PROJECT, unavailable)
+    assert made == []  # not before the serving process uses it
+    test = app(lambda _t: None, tracing)
+    assert post(test, delivery("t1", traceparent=TRACEPARENT)) == 200
+    assert post(test, delivery("t2", traceparent=TRACEPARENT)) == 200
+    assert made == [1]
+    lines = lines_of(stdout())
+    [error] = [x for x in lines if str(x.get("message", "")).startswith("trace export")]
+    assert (error["message"], error["severity"]) == (
+        "trace export unavailable: RuntimeError('no credentials')",
+        "ERROR",
+    )
+    # The log lines keep their trace; a new trace would be sampled, as spans are asked for.
+    assert task_line(lines, "t2")[TRACE_FIELD] == f"projects/{PROJECT}/traces/{TRACE_ID}"
+    assert post(test, delivery("t3")) == 200
+    assert task_line(lines_of(stdout()), "t3")[SAMPLED_FIELD] is True
+
+
+def test_a_record_logged_outside_a_delivery_is_written_without_trace_fields() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "outside", None, None)
+    assert TraceLogFields().filter(record) is True
+    assert TRACE_FIELD not in record.__dict__
+
+
+def test_an_unrecorded_span_is_left_alone() -> None:
+    annotate({"status": "done"})  # no delivery's span: nothing to annotate, nothing raised
+    assert not trace.get_current_span().is_recording()
