@@ -32,7 +32,7 @@ PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
 MEMBER_PREFIXES = ("serviceAccount", "user", "group", "principal", "principalSet")
 
 
-def _member(may: str) -> AfterValidator:
+def iam_member(may: str) -> AfterValidator:
     """An IAM member from config, never a public one; MAY says what it would be allowed."""
 
     def check(member: str) -> str:
@@ -70,8 +70,8 @@ Region = Annotated[
     str,
     matching(r"[a-z]+-[a-z]+[0-9]+", "a region such as 'us-central1' (not a zone or multi-region)"),
 ]
-Enqueuer = Annotated[str, _member("enqueue tasks")]
-Replayer = Annotated[str, _member("replay dead letters")]
+Enqueuer = Annotated[str, iam_member("enqueue tasks")]
+Replayer = Annotated[str, iam_member("replay dead letters")]
 
 
 class PipelineSettings(Settings):
