@@ -251,8 +251,8 @@ def allowed_keys(model: type[Settings]) -> list[str]:
 
 
 def closest(word: str, choices: list[str]) -> str | None:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return close[0] if close else None
+    """The choice most like WORD, best first, if one is at least 60% alike (difflib's cutoff)."""
+    return next(iter(difflib.get_close_matches(word, choices)), None)
 
 
 def path_of(loc: Loc) -> str:

@@ -201,3 +201,20 @@ def test_a_probe_rule_skips_a_field_that_failed_on_its_own() -> None:
     assert app_problems({"startupProbe": {"periodSeconds": 2, "failureThreshold": "9"}}) == [
         'service.app.startupProbe.failureThreshold: must be a whole number, got "9"'
     ]
+    assert app_problems({"startupProbe": {"periodSeconds": 2, "timeoutSeconds": 3601}}) == [
+        "service.app.startupProbe.timeoutSeconds: must be >= 1 and <= 3600, got 3601"
+    ]
+
+
+def test_the_cpu_memory_rule_skips_a_bad_cpu_or_memory() -> None:
+    assert app_problems({"cpu": "0.5", "memory": "1Pi"}) == [
+        "service.app.memory: must be a size such as '512Mi' or '2Gi' (units k, K, M, G, Ki,"
+        ' Mi, Gi), got "1Pi"'
+    ]
+    assert app_problems({"cpu": "0.01", "memory": "8Gi"}) == [
+        "service.app.cpu: must be 0.08..1 in steps of 0.001 (e.g. '0.5' or '500m'), or '1',"
+        " '2', '4', '6', '8', got \"0.01\""
+    ]
+    assert app_problems({"port": "8080"}) == [
+        'service.app.port: must be a whole number, got "8080"'
+    ]
