@@ -320,6 +320,7 @@ def validated(
     return settings
 
 
-def sort_key(loc: Loc) -> tuple[tuple[int, str | int], ...]:
-    """Key paths in reading order: list indexes numerically, names alphabetically."""
-    return tuple((0, part) if isinstance(part, int) else (1, part) for part in loc)
+def sort_key(loc: Loc) -> tuple[tuple[bool, str | int], ...]:
+    """Key paths in reading order: list indexes numerically and before names, names
+    alphabetically."""
+    return tuple((isinstance(part, str), part) for part in loc)

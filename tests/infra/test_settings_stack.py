@@ -5,10 +5,11 @@ texts, config keys and namespaces, secret keys, and the values resolved from oth
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
 from datetime import timedelta
 from typing import Any
 
+import pulumi
 import pytest
 
 from components.durations import Duration
@@ -16,6 +17,7 @@ from components.name_rules import schedule_problems
 from components.settings import (
     ConfigError,
     StackSettings,
+    load_settings,
     parse_pipeline,
     parse_settings,
     settings_from_config,
@@ -327,3 +329,43 @@ def test_a_value_from_a_program_that_is_no_json_is_shown_as_text() -> None:
         "dispatchDeadline: must be a duration string such as '600s', '10m', '1.5h' or"
         " '250ms', got \"0:10:00\""
     ]
+
+
+@pytest.fixture
+def engine() -> Iterator[Callable[[str, dict[str, Any], list[str]], None]]:
+    """What the Pulumi engine hands a program: its stack's name, config as text, secret keys."""
+
+    def hand(stack: str, config: dict[str, Any], secret_keys: list[str]) -> None:
+        pulumi.runtime.settings.reset_options(project="cloudrun-tasks", stack=stack)
+        pulumi.runtime.set_all_config(
+            {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()},
+            secret_keys=secret_keys,
+        )
+
+    yield hand
+    pulumi.runtime.set_all_config({}, secret_keys=[])
+    pulumi.runtime.settings.reset_options()
+
+
+def test_load_settings_reads_the_engines_stack_config_and_secret_keys(
+    engine: Callable[[str, dict[str, Any], list[str]], None],
+) -> None:
+    config = {**base_config(), "gcp:project": "Bad_Project"}
+    engine("prod", config, ["gcp:project"])
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.problems == [
+        "alerts.notificationChannels: stack 'prod' is production: name at least one"
+        " notification channel ('projects/PROJECT/notificationChannels/NUMBER') or"
+        " alerts.emails, or its alerts notify nobody",
+        "gcp:project: must be a project id (6..30 lowercase letters, digits, hyphens), got"
+        " [secret]",
+    ]
+    engine("Staging", base_config(), [P])
+    loaded = load_settings()
+    assert (loaded.database_id, loaded.secret_env, loaded.secret_labels) == (
+        "tasks-staging",
+        True,
+        False,
+    )
+    assert loaded.pipelines["orders"].service.image == IMAGE

@@ -252,7 +252,9 @@ def test_validated_reports_field_errors_rules_and_earlier_problems_sorted_by_key
         "items.b.name: must be a string, got 1",
         "maxLimit: must be >= 1 and <= 5, got 0",
     ]
-    assert str(caught.value).splitlines()[0] == "invalid stack config (5 problems):"
+    assert str(caught.value) == "\n".join(
+        ["invalid stack config (5 problems):", *(f"  {line}" for line in caught.value.problems)]
+    )
 
 
 def test_validated_with_only_earlier_problems_still_refuses() -> None:
