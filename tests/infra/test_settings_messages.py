@@ -187,7 +187,7 @@ def test_a_database_is_near_its_own_region_and_its_geographys_multi_region(
     assert near(location, region) is is_near
 
 
-def test_the_retry_window_is_the_longer_of_the_duration_and_every_attempt_at_its_worst() -> None:
+def test_the_retry_window_is_the_longer_of_the_last_attempt_by_time_and_every_attempt() -> None:
     deadline = Duration.of_seconds(600)
     hour = Duration.of_seconds(3600)
     # 5 attempts of 600 s with 4 waits of 3600 s = 17400 s, over 1 h + the last attempt.

@@ -138,13 +138,14 @@ def test_the_ttl_must_cover_each_pipelines_retry_window_named() -> None:
     config = base_config()
     config[P]["orders"]["queue"] = {"maxAttempts": -1, "maxRetryDuration": "800h"}
     config[P]["b"] = {"service": {"image": IMAGE}, "queue": {"maxRetryDuration": "801h"}}
-    lines = problems(config)
-    assert [line.split(": must be >= ")[1].split(":")[0] for line in lines] == [
-        "2884200s",  # b: 801 h + 600 s
-        "2880600s",  # orders: 800 h + 600 s
+    assert problems(config) == [
+        f"idempotency.ttl: must be >= {window}: pipeline {name!r} can redeliver a task that"
+        " long after its first attempt (the longer of maxRetryDuration + dispatchDeadline and"
+        " maxAttempts x dispatchDeadline + (maxAttempts - 1) x maxBackoff), and a record"
+        ' deleted before that lets a redelivery run twice, got "2678400s"'
+        # b: 801 h + 600 s; orders: 800 h + 600 s
+        for name, window in (("b", "2884200s"), ("orders", "2880600s"))
     ]
-    assert lines[0].startswith("idempotency.ttl: must be >= 2884200s: pipeline 'b' can")
-    assert lines[0].endswith('lets a redelivery run twice, got "2678400s"')
     config["cloudrun-tasks:idempotency"] = {"ttl": "2884200s"}
     assert settings(config).idempotency.ttl == Duration.of_seconds(2884200)
 
@@ -172,6 +173,30 @@ def test_the_ttl_rule_skips_pipelines_and_queues_that_failed_on_their_own() -> N
     config[P] = {"orders": {"service": {"image": IMAGE}, "queue": {"maxRetryDuration": "900h"}}}
     config["cloudrun-tasks:idempotency"] = {"ttl": "1s"}
     assert [line.split(":")[0] for line in problems(config)] == ["idempotency.ttl"]
+
+
+def test_a_pipeline_skipped_by_the_ttl_rule_does_not_end_it() -> None:
+    config = base_config()
+    config[P] = {
+        "a": {"service": {"image": IMAGE}, "queue": "q"},
+        "b": {"service": {"image": IMAGE}, "queue": {"maxAttempts": 0}},
+        "c": {"service": {"image": IMAGE}, "queue": {"maxRetryDuration": "900h"}},
+    }
+    assert [line.split(": ")[0] for line in problems(config)] == [
+        "idempotency.ttl",
+        "pipelines.a.queue",
+        "pipelines.b.queue.maxAttempts",
+    ]
+    assert "pipeline 'c'" in problems(config)[0]
+
+
+def test_unlimited_attempts_without_a_duration_is_the_queues_problem_alone() -> None:
+    config = base_config()
+    config[P]["orders"]["queue"] = {"maxAttempts": -1, "maxRetryDuration": "0s"}
+    assert problems(config) == [
+        "pipelines.orders.queue.maxAttempts: -1 (unlimited) needs a maxRetryDuration above 0s,"
+        " or a failing task is retried forever, got -1"
+    ]
 
 
 def test_schedule_texts_too_long_together_are_named_per_schedule() -> None:
@@ -266,6 +291,26 @@ def test_structured_values_arrive_as_json_text_and_plain_strings_stay() -> None:
 )
 def test_keys_outside_what_the_program_reads_are_refused(key: str, line: str) -> None:
     assert problems({**base_config(), key: "x"}) == [line]
+
+
+def test_a_key_is_split_at_its_first_colon() -> None:
+    assert problems({**base_config(), "cloudrun-tasks:protect:x": True}) == [
+        "protect:x: unknown key; did you mean protect? allowed keys: gcp:project, gcp:region,"
+        " protect, labels, pipelines, alerts, idempotency"
+    ]
+
+
+def test_without_a_stack_name_the_database_is_tasks() -> None:
+    assert (
+        parse_settings(
+            {
+                "gcp:project": "acme-test",
+                "gcp:region": "europe-west1",
+                "pipelines": {"orders": {"service": {"image": IMAGE}}},
+            }
+        ).database_id
+        == "tasks"
+    )
 
 
 def test_provider_and_engine_keys_are_taken_and_not_read() -> None:
