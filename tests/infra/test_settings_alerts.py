@@ -170,3 +170,14 @@ def test_has_channels_with_either_kind() -> None:
     for stack_alerts in ({"notificationChannels": [CHANNEL]}, {"emails": ["a@example.com"]}):
         config = {**base_config(), "cloudrun-tasks:alerts": stack_alerts}
         assert settings_from_config(config, stack="dev").alerts.has_channels is True
+
+
+def test_the_prod_line_sorts_with_the_other_alerts_problems_by_key() -> None:
+    lines = stack_problems("prod", {"emails": "", "notificationZ": 1, "zzz": 1}) or []
+    assert [line.split(": ")[0] for line in lines] == [
+        "alerts.emails",
+        "alerts.notificationChannels",
+        "alerts.notificationZ",
+        "alerts.zzz",
+    ]
+    assert lines[1] == PROD_LINE.format("prod")
