@@ -47,7 +47,24 @@ def test_vcpu_values_cloud_run_takes(text: str, milli: int) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["0.079", "79m", "0.0805", "1.5", "1500m", "3", "5", "7", "10", "16", "-1", "1e0", " 1", "m"],
+    [
+        "0.079",
+        "79m",
+        "0.0805",
+        "1.001",
+        "1001m",
+        "1.5",
+        "1500m",
+        "3",
+        "5",
+        "7",
+        "10",
+        "16",
+        "-1",
+        "1e0",
+        " 1",
+        "m",
+    ],
 )
 def test_other_vcpu_values_are_refused(text: str) -> None:
     with pytest.raises(ValueError):

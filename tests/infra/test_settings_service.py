@@ -47,6 +47,9 @@ def test_min_instances_may_equal_max_instances_and_not_exceed_it() -> None:
     assert problems(minInstances=5, maxInstances=0) == [
         "service.maxInstances: must be >= 1 and <= 1000, got 0"
     ]
+    assert problems(minInstances="5", maxInstances=4) == [
+        'service.minInstances: must be a whole number, got "5"'
+    ]
 
 
 @pytest.mark.parametrize(
