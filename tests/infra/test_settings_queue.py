@@ -75,3 +75,13 @@ def test_both_rules_at_once_and_none_on_a_bad_field() -> None:
         "queue.maxRetryDuration: must be a duration string such as '600s', '10m', '1.5h' or"
         " '250ms', got 0",
     ]
+
+
+def test_the_unlimited_rule_skips_a_bad_attempts_or_duration() -> None:
+    assert problems(maxAttempts="-1", maxRetryDuration="0s") == [
+        'queue.maxAttempts: must be a whole number, got "-1"'
+    ]
+    assert problems(maxAttempts=-1, maxRetryDuration="0") == [
+        "queue.maxRetryDuration: must be a duration such as '600s', '10m', '1.5h' or '250ms',"
+        ' got "0"'
+    ]
