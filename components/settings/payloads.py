@@ -31,7 +31,8 @@ class PayloadSettings(Settings):
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:
         # A threshold without a bucket would be ignored: say so instead.
-        if known(view.enabled, view.threshold) and view.threshold is not None and not view.enabled:
+        # `is False`: an `enabled` that failed on its own (INVALID) says nothing either way.
+        if view.enabled is False and known(view.threshold) and view.threshold is not None:
             yield (("threshold",), "needs payloads.enabled: true", view.threshold)
 
 

@@ -115,7 +115,7 @@ class PipelineSettings(Settings):
                     if member in members[:index]:
                         yield ((key, index), "is listed twice", member)
         service, queue, deadline = view.service, view.queue, view.dispatch_deadline
-        if not known(service, queue):
+        if not known(service):
             return
         # A service that gives up first makes Cloud Tasks retry work that is still running.
         timeout = service.timeout
@@ -125,6 +125,8 @@ class PipelineSettings(Settings):
                 f"must be >= dispatchDeadline ({deadline})",
                 str(timeout),
             )
+        if not known(queue):
+            return
         dispatches = queue.max_concurrent_dispatches
         if known(service.max_instances, service.concurrency, dispatches) and dispatches:
             capacity = service.max_instances * service.concurrency

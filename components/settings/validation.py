@@ -191,11 +191,11 @@ def check_rules(model: type[Settings], view: Any, loc: Loc = ()) -> list[Problem
     problems = [(loc + where, message, value) for where, message, value in model.rules(view)]
     for name, key, sub, mapped in _inner_models(model):
         value = getattr(view, name)
-        if mapped and isinstance(value, Mapping):
+        if not mapped:
+            problems += check_rules(sub, value, (*loc, key))
+        elif isinstance(value, Mapping):  # else a map that failed on its own: no entries
             for item, item_view in value.items():
                 problems += check_rules(sub, item_view, (*loc, key, item))
-        elif not mapped:
-            problems += check_rules(sub, value, (*loc, key))
     return problems
 
 

@@ -188,3 +188,37 @@ def test_several_bad_keys_give_one_line_each() -> None:
         "location: must be a region such as 'us-central1' (not a zone or multi-region),"
         f" got {json.dumps('europe')}"
     )
+
+
+def test_a_threshold_needs_payloads_enabled_and_a_bad_key_skips_the_rule() -> None:
+    assert problems(payloads={"threshold": 5}) == [
+        "payloads.threshold: needs payloads.enabled: true, got 5"
+    ]
+    assert problems(payloads={"enabled": False, "threshold": 5}) == [
+        "payloads.threshold: needs payloads.enabled: true, got 5"
+    ]
+    assert pipeline(payloads={"enabled": True, "threshold": 5}).payloads.threshold == 5
+    assert problems(payloads={"enabled": "no", "threshold": 5}) == [
+        'payloads.enabled: must be true or false, got "no"'
+    ]
+    assert problems(payloads={"enabled": False, "threshold": 0}) == [
+        "payloads.threshold: must be >= 1 and <= 1000000, got 0"
+    ]
+
+
+def test_each_field_the_capacity_and_timeout_rules_read_may_fail_alone() -> None:
+    assert problems(service={"image": IMAGE, "timeout": 60}) == [
+        "service.timeout: must be a duration string such as '600s', '10m', '1.5h' or '250ms',"
+        " got 60"
+    ]
+    assert problems(
+        service={"image": IMAGE, "concurrency": 0}, queue={"maxConcurrentDispatches": 5000}
+    ) == ["service.concurrency: must be >= 1 and <= 1000, got 0"]
+    assert problems(queue={"maxConcurrentDispatches": 0}) == [
+        "queue.maxConcurrentDispatches: must be >= 1 and <= 5000, got 0"
+    ]
+    # A bad queue still leaves the timeout rule, which does not read it.
+    assert problems(queue="q", service={"image": IMAGE, "timeout": "1s"}) == [
+        'queue: must be a mapping, got "q"',
+        'service.timeout: must be >= dispatchDeadline (600s), got "1s"',
+    ]
