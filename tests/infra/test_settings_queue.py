@@ -85,3 +85,10 @@ def test_the_unlimited_rule_skips_a_bad_attempts_or_duration() -> None:
         "queue.maxRetryDuration: must be a duration such as '600s', '10m', '1.5h' or '250ms',"
         ' got "0"'
     ]
+
+
+def test_the_backoff_rule_skips_a_bad_min_backoff() -> None:
+    assert problems(minBackoff=1, maxBackoff="0s") == [
+        "queue.minBackoff: must be a duration string such as '600s', '10m', '1.5h' or '250ms',"
+        " got 1"
+    ]

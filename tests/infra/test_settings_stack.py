@@ -414,3 +414,14 @@ def test_load_settings_reads_the_engines_stack_config_and_secret_keys(
         False,
     )
     assert loaded.pipelines["orders"].service.image == IMAGE
+
+
+def test_a_rules_value_under_a_secret_key_is_hidden_too() -> None:
+    config = base_config()
+    config[P]["orders"]["service"].update(minInstances=5, maxInstances=4)
+    assert problems(config, secret=[P]) == [
+        "pipelines.orders.service.minInstances: must be <= maxInstances (4), got [secret]"
+    ]
+    assert problems(config) == [
+        "pipelines.orders.service.minInstances: must be <= maxInstances (4), got 5"
+    ]
