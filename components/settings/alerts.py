@@ -9,7 +9,7 @@ A default that depends on the pipeline (the backlog threshold) is resolved from 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
@@ -174,11 +174,11 @@ class StackAlerts(Settings):
         return bool(self.notification_channels or self.emails)
 
 
-def prod_problems(stack: str, raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
+def prod_problems(stack: str, raw: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
     """A prod stack must notify someone: at least one channel id or email."""
     if stack not in PROD_STACKS:
         return []
-    alerts = raw.get("alerts") if isinstance(raw, dict) else None
+    alerts = raw.get("alerts")
     if isinstance(alerts, dict) and (alerts.get("notificationChannels") or alerts.get("emails")):
         return []
     return [

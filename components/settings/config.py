@@ -61,7 +61,8 @@ def _decode(value: Any) -> Any:
 
 
 def _config_key(loc: Loc) -> str:
-    top = str(loc[0]) if loc else ""
+    # Every problem is under a top-level key: the raw config is always a mapping.
+    top = str(loc[0])
     return top if ":" in top else f"{NAMESPACE}:{top}"
 
 

@@ -173,7 +173,8 @@ def default_location(regions: Iterable[str], stack_region: str | None) -> str | 
 def database_for_stack(stack: str) -> str:
     """`tasks-<stack>`, the stack name lowercased and cut to a valid database id."""
     slug = re.sub(r"[^a-z0-9]+", "-", stack.lower()).strip("-")
-    return f"{DEFAULT_DATABASE_PREFIX}-{slug}"[:63].rstrip("-") if slug else DEFAULT_DATABASE_PREFIX
+    # An empty slug leaves `tasks-`, and the cut's rstrip makes that `tasks`.
+    return f"{DEFAULT_DATABASE_PREFIX}-{slug}"[:63].rstrip("-")
 
 
 def retry_window(

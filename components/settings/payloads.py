@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from ..durations import MAX_SCHEDULE_AHEAD, Duration
 from ..task_size import MAX_TASK_BYTES
-from .idempotency import DEAD_LETTER_RETENTION
+from .idempotency import DEAD_LETTER_RETENTION, retry_window
 from .queue import QueueSettings
 from .validation import Problem, Settings, known, within
 
@@ -31,27 +31,19 @@ class PayloadSettings(Settings):
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:
         # A threshold without a bucket would be ignored: say so instead.
-        if known(view.enabled, view.threshold) and view.threshold is not None and not view.enabled:
+        # `is False`: an `enabled` that failed on its own (INVALID) says nothing either way.
+        if view.enabled is False and known(view.threshold) and view.threshold is not None:
             yield (("threshold",), "needs payloads.enabled: true", view.threshold)
-
-
-def retry_window(queue: QueueSettings, dispatch_deadline: Duration) -> Duration:
-    """An upper bound on how long Cloud Tasks may keep retrying a task, from its first
-    attempt: retries stop only once both maxAttempts and maxRetryDuration are reached
-    (RetryConfig), so the longer of maxRetryDuration and maxAttempts attempts, each waiting
-    at most maxBackoff and running at most the dispatch deadline. -1 attempts: the
-    duration alone bounds it (settings refuse -1 with 0s)."""
-    if queue.max_attempts == -1:
-        return queue.max_retry_duration
-    per_attempt = queue.max_backoff.nanos + dispatch_deadline.nanos
-    return max(queue.max_retry_duration, Duration(queue.max_attempts * per_attempt))
 
 
 def object_age_days(queue: QueueSettings, dispatch_deadline: Duration) -> int:
     """Days after which the lifecycle rule deletes an object: the task may wait 30 days
     for its schedule time, retry for its window, be kept as a dead letter for 31 days,
     and be replayed and retried for a window again; rounded up to whole days (the rule's
-    `age` is in days)."""
-    window = retry_window(queue, dispatch_deadline)
+    `age` is in days). The window is the one the idempotency records outlive
+    (idempotency.retry_window)."""
+    window = retry_window(
+        queue.max_attempts, queue.max_retry_duration, queue.max_backoff, dispatch_deadline
+    )
     total = MAX_SCHEDULE_AHEAD.nanos + 2 * window.nanos + DEAD_LETTER_RETENTION.nanos
     return math.ceil(total / (DAY * 10**9))

@@ -32,7 +32,7 @@ PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
 MEMBER_PREFIXES = ("serviceAccount", "user", "group", "principal", "principalSet")
 
 
-def _member(may: str) -> AfterValidator:
+def iam_member(may: str) -> AfterValidator:
     """An IAM member from config, never a public one; MAY says what it would be allowed."""
 
     def check(member: str) -> str:
@@ -70,8 +70,8 @@ Region = Annotated[
     str,
     matching(r"[a-z]+-[a-z]+[0-9]+", "a region such as 'us-central1' (not a zone or multi-region)"),
 ]
-Enqueuer = Annotated[str, _member("enqueue tasks")]
-Replayer = Annotated[str, _member("replay dead letters")]
+Enqueuer = Annotated[str, iam_member("enqueue tasks")]
+Replayer = Annotated[str, iam_member("replay dead letters")]
 
 
 class PipelineSettings(Settings):
@@ -115,7 +115,7 @@ class PipelineSettings(Settings):
                     if member in members[:index]:
                         yield ((key, index), "is listed twice", member)
         service, queue, deadline = view.service, view.queue, view.dispatch_deadline
-        if not known(service, queue):
+        if not known(service):
             return
         # A service that gives up first makes Cloud Tasks retry work that is still running.
         timeout = service.timeout
@@ -125,6 +125,8 @@ class PipelineSettings(Settings):
                 f"must be >= dispatchDeadline ({deadline})",
                 str(timeout),
             )
+        if not known(queue):
+            return
         dispatches = queue.max_concurrent_dispatches
         if known(service.max_instances, service.concurrency, dispatches) and dispatches:
             capacity = service.max_instances * service.concurrency

@@ -75,11 +75,8 @@ class QueueSettings(Settings):
 
     @classmethod
     def rules(cls, view: Any) -> Iterator[Problem]:
-        if (
-            known(view.max_attempts, view.max_retry_duration)
-            and view.max_attempts == -1
-            and view.max_retry_duration == ZERO
-        ):
+        # INVALID, a field that failed on its own, equals neither.
+        if view.max_attempts == -1 and view.max_retry_duration == ZERO:
             yield (
                 ("maxAttempts",),
                 "-1 (unlimited) needs a maxRetryDuration above 0s,"

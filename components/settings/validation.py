@@ -191,11 +191,11 @@ def check_rules(model: type[Settings], view: Any, loc: Loc = ()) -> list[Problem
     problems = [(loc + where, message, value) for where, message, value in model.rules(view)]
     for name, key, sub, mapped in _inner_models(model):
         value = getattr(view, name)
-        if mapped and isinstance(value, Mapping):
+        if not mapped:
+            problems += check_rules(sub, value, (*loc, key))
+        elif isinstance(value, Mapping):  # else a map that failed on its own: no entries
             for item, item_view in value.items():
                 problems += check_rules(sub, item_view, (*loc, key, item))
-        elif not mapped:
-            problems += check_rules(sub, value, (*loc, key))
     return problems
 
 
@@ -251,8 +251,8 @@ def allowed_keys(model: type[Settings]) -> list[str]:
 
 
 def closest(word: str, choices: list[str]) -> str | None:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return close[0] if close else None
+    """The choice most like WORD, best first, if one is at least 60% alike (difflib's cutoff)."""
+    return next(iter(difflib.get_close_matches(word, choices)), None)
 
 
 def path_of(loc: Loc) -> str:
@@ -320,6 +320,7 @@ def validated(
     return settings
 
 
-def sort_key(loc: Loc) -> tuple[tuple[int, str | int], ...]:
-    """Key paths in reading order: list indexes numerically, names alphabetically."""
-    return tuple((0, part) if isinstance(part, int) else (1, part) for part in loc)
+def sort_key(loc: Loc) -> tuple[tuple[bool, str | int], ...]:
+    """Key paths in reading order: list indexes numerically and before names, names
+    alphabetically."""
+    return tuple((isinstance(part, str), part) for part in loc)

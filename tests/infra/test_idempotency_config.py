@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from components.name_rules import FIRESTORE_DATABASE_ID
 from components.names import check_names
 from components.settings import ConfigError, settings_from_config
+from components.settings.idempotency import database_for_stack, default_location, location_problem
 from tests.infra.conftest import ENQUEUER, base_config
 
 P = "cloudrun-tasks:pipelines"
@@ -169,3 +171,95 @@ def test_dead_letter_names_collide_with_a_pipeline_named_like_them() -> None:
     derived = check_names(settings_from_config(config)).derived
     topics = sorted(d.name.name for d in derived if d.kind == "gcp:pubsub/topic:Topic")
     assert topics == ["a-dead-letters", "a-dead-letters-dead-letters"]
+
+
+@pytest.mark.parametrize(
+    ("stack", "database"),
+    [
+        ("Prod_EU", "tasks-prod-eu"),
+        ("--Prod--", "tasks-prod"),
+        ("Déjà vu", "tasks-d-j-vu"),
+        ("", "tasks"),
+        ("___", "tasks"),
+        ("x" * 100, "tasks-" + "x" * 57),
+        # Cut at 63 on a hyphen: the id may not end with one.
+        ("a" * 56 + "-bbb", "tasks-" + "a" * 56),
+    ],
+)
+def test_the_default_database_id_is_the_stack_name_made_valid(stack: str, database: str) -> None:
+    assert database_for_stack(stack) == database
+    assert FIRESTORE_DATABASE_ID.problem(database) is None
+
+
+@pytest.mark.parametrize(
+    ("regions", "stack_region", "location"),
+    [
+        (["us-central1"], None, "us-central1"),
+        (["us-central1", "us-central1"], "europe-west1", "us-central1"),
+        # A region Firestore does not list: its geography's multi-region.
+        (["us-central9"], None, "nam5"),
+        (["us-central1", "us-east1"], None, "nam5"),
+        (["europe-west1", "europe-west4"], "us-east1", "eur3"),
+        # Several geographies: near gcp:region.
+        (["asia-east1", "us-east1"], None, None),
+        (["asia-east1", "us-east1"], "europe-west1", "eur3"),
+        (["asia-east1", "europe-west1"], "us-east4", "nam5"),
+        (["us-east1", "europe-west1"], "asia-east1", "asia-east1"),
+        (["us-east1", "europe-west1"], "asia-east9", None),
+        ([], None, None),
+        ([], "asia-east1", "asia-east1"),
+    ],
+)
+def test_default_location_is_near_every_pipeline_else_near_gcp_region(
+    regions: list[str], stack_region: str | None, location: str | None
+) -> None:
+    assert default_location(regions, stack_region) == location
+
+
+NEAR = (
+    "(the pipeline's own region, or the multi-region of its geography (nam5 or nam7 for us-*,"
+    " eur3 for europe-*))"
+)
+
+
+def test_location_problem_for_each_case() -> None:
+    us = {"b": "us-east1", "a": "us-central1"}
+    apart = {"b": "asia-east1", "a": "europe-west1"}
+    assert location_problem(None, us, None) is None
+    assert location_problem(None, apart, "us-east1") is None
+    assert location_problem(None, apart, None) == (
+        "is required: no Firestore location is near every pipeline (a (europe-west1), b"
+        f" (asia-east1)) and gcp:region suggests none; pick one near at least one of them {NEAR}"
+    )
+    assert location_problem("nam7", us, None) is None
+    assert location_problem("us-east1", us, None) == (
+        f"must be near every pipeline {NEAR}, e.g. 'nam5'; not near: a (us-central1)"
+    )
+    assert location_problem("eur3", us, None) == (
+        f"must be near every pipeline {NEAR}, e.g. 'nam5'; not near: a (us-central1), b (us-east1)"
+    )
+    assert location_problem("eur3", apart, None) is None
+    assert location_problem("nam5", apart, "europe-west1") == (
+        f"must be near at least one pipeline {NEAR}; it is near none"
+    )
+
+
+def test_a_bad_location_and_ttl_say_what_is_allowed() -> None:
+    config = base_config()
+    config[IDEMPOTENCY] = {"location": "us", "ttl": "2678400.5s"}
+    assert problems(config) == [
+        "idempotency.location: must be a Firestore location: a multi-region (eur3, nam5,"
+        " nam7) or a region such as 'us-central1' (firestore/native/docs/locations), got"
+        ' "us"',
+        "idempotency.ttl: must be a whole number of seconds (Firestore TTL offsets are), got"
+        ' "2678400.5s"',
+    ]
+    for ttl in ("2678400s", "2147483647s"):
+        config[IDEMPOTENCY] = {"ttl": ttl}
+        assert str(settings_from_config(config).idempotency.ttl) == ttl
+    config[IDEMPOTENCY] = {"ttl": "2678399s"}
+    assert problems(config) == [
+        "idempotency.ttl: must be >= 2678400s and <= 2147483647s: dead letters are kept 31"
+        " days, and a replay whose task's record is gone could run a task that had finished"
+        ' after all, got "2678399s"'
+    ]

@@ -10,7 +10,7 @@ import pytest
 from components.durations import Duration
 from components.name_rules import payload_bucket_name
 from components.settings import ConfigError, parse_settings
-from components.settings.payloads import object_age_days, retry_window
+from components.settings.payloads import object_age_days
 from components.settings.queue import QueueSettings
 from components.task_size import MAX_TASK_BYTES
 from tests.infra.conftest import ENQUEUER, PROJECT, base_config, record
@@ -44,8 +44,9 @@ def test_the_bucket_is_private_unversioned_and_deletes_after_the_windows() -> No
     assert bucket.inputs["publicAccessPrevention"] == "enforced"
     assert bucket.inputs["versioning"] == {"enabled": False}
     assert bucket.inputs["forceDestroy"] is False
-    # Defaults: 20 attempts x (300 s backoff + 600 s deadline) = 5 h > maxRetryDuration 1 h;
-    # 30 days of schedule + 2 x 5 h + 31 days of dead letter = 61.4 days -> 62.
+    # Defaults: 20 attempts x 600 s deadline + 19 x 300 s backoff = 17700 s (4.9 h) >
+    # maxRetryDuration 1 h + the deadline; 30 days of schedule + 2 x 4.9 h + 31 days of
+    # dead letter = 61.4 days -> 62.
     assert bucket.inputs["lifecycleRules"] == [
         {"action": {"type": "Delete"}, "condition": {"age": 62}}
     ]
@@ -125,11 +126,21 @@ def test_a_pipeline_name_that_breaks_the_bucket_rule_is_refused() -> None:
         parse_settings(config)
 
 
-def test_the_retry_window_is_the_longer_of_duration_and_attempts_bound() -> None:
+@pytest.mark.parametrize(
+    ("queue", "days"),
+    [
+        # By time: the last attempt starts before the day is over and may run its 600 s
+        # deadline, twice: 30 + 2 x (1 day + 600 s) + 31 days -> 64, not 63.
+        ({"maxAttempts": 2, "maxRetryDuration": "86400s"}, 64),
+        ({"maxAttempts": -1, "maxRetryDuration": "86400s"}, 64),
+        # Exactly whole days: 30 + 2 x (85800 s + 600 s) + 31 = 63 days.
+        ({"maxAttempts": -1, "maxRetryDuration": "85800s"}, 63),
+        # By count: 100 x 600 s + 99 x 3600 s = 416400 s (4.8 days), twice: 70.6 -> 71.
+        ({"maxAttempts": 100, "maxBackoff": "3600s", "maxRetryDuration": "0s"}, 71),
+    ],
+)
+def test_objects_outlive_two_retry_windows_and_the_dead_letters(
+    queue: dict[str, Any], days: int
+) -> None:
     deadline = Duration.of_seconds(600)
-    short = QueueSettings.model_validate({"maxAttempts": 2, "maxRetryDuration": "86400s"})
-    assert retry_window(short, deadline) == Duration.of_seconds(86400)
-    unlimited = QueueSettings.model_validate({"maxAttempts": -1, "maxRetryDuration": "7200s"})
-    assert retry_window(unlimited, deadline) == Duration.of_seconds(7200)
-    # 30 + 2 x 1 + 31 days
-    assert object_age_days(short, deadline) == 63
+    assert object_age_days(QueueSettings.model_validate(queue), deadline) == days

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from components.durations import Duration
-from components.settings import ConfigError, QueueSettings, settings_from_config
-from components.settings.idempotency import near
-from components.settings.payloads import retry_window
+from components.settings import ConfigError, settings_from_config
+from components.settings.idempotency import near, retry_window
 from components.settings.schedule import MAX_BODY_BYTES, body_bytes, body_text
 from tests.infra.conftest import base_config
 
@@ -188,16 +187,17 @@ def test_a_database_is_near_its_own_region_and_its_geographys_multi_region(
     assert near(location, region) is is_near
 
 
-def queue(**fields: Any) -> QueueSettings:
-    return QueueSettings.model_validate(fields)
-
-
-def test_the_retry_window_is_the_longer_of_the_duration_and_every_attempt_at_its_worst() -> None:
+def test_the_retry_window_is_the_longer_of_the_last_attempt_by_time_and_every_attempt() -> None:
     deadline = Duration.of_seconds(600)
-    # 5 attempts of (3600 s backoff + 600 s deadline) = 21000 s, over a 1 h duration.
-    attempts = queue(maxAttempts=5, maxBackoff="3600s", maxRetryDuration="3600s")
-    assert retry_window(attempts, deadline) == Duration.of_seconds(21000)
-    duration = queue(maxAttempts=2, maxBackoff="10s", maxRetryDuration="86400s")
-    assert retry_window(duration, deadline) == Duration.of_seconds(86400)
-    unlimited = queue(maxAttempts=-1, maxRetryDuration="7200s")
-    assert retry_window(unlimited, deadline) == Duration.of_seconds(7200)
+    hour = Duration.of_seconds(3600)
+    # 5 attempts of 600 s with 4 waits of 3600 s = 17400 s, over 1 h + the last attempt.
+    assert retry_window(5, hour, hour, deadline) == Duration.of_seconds(17400)
+    # 2 attempts: the day, and the attempt started just before it ended.
+    assert retry_window(2, Duration.of_seconds(86400), hour, deadline) == (
+        Duration.of_seconds(87000)
+    )
+    assert retry_window(-1, Duration.of_seconds(7200), hour, deadline) == (
+        Duration.of_seconds(7800)
+    )
+    # 0s: no time limit, the count alone; one attempt never waits.
+    assert retry_window(1, Duration(0), hour, deadline) == deadline
