@@ -14,7 +14,8 @@ is kept exact), or if a mutant was left unchecked.
 
 mutmut keeps a result until the function it mutated changes; tests that changed since
 may kill a survivor or reach an untested function, so `make mutation` first clears every
-result but the kills (--recheck) and mutmut runs those mutants again.
+result but the kills and the map of which test reaches which function (--recheck), and
+mutmut runs the tests once to map them again, then the mutants not killed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mutmut.utils.file_utils import walk_mutatable_files
 
 MIN_SCORE = 90.0
 ACCEPTED = Path(__file__).with_name("mutation_accepted.toml")
+STATS = Path("mutants/mutmut-stats.json")
 KILLED = frozenset({"killed", "timeout"})
 UNCOVERED = frozenset({"no tests", "skipped"})
 
@@ -74,6 +76,10 @@ def modules() -> list[Module]:
 
 
 def recheck() -> int:
+    # mutmut maps each test to the functions it reaches once per test *name*: a test whose
+    # body changed would keep its old map, and a mutant it now reaches would read "no
+    # tests" or keep a stale survivor. So the map is made afresh for every run.
+    STATS.unlink(missing_ok=True)
     for path in walk_mutatable_files():
         data = SourceFileMutationData(path=path)
         data.load()
