@@ -143,7 +143,8 @@ class InMemoryStore:
             self._generations.move_to_end(key)
             self._letters.setdefault(key, letter)
             while len(self._generations) > self._capacity:
-                self._letters.pop(self._generations.popitem(last=False)[0], None)
+                # Every key claimed has its letter (setdefault above): it goes with its generation.
+                del self._letters[self._generations.popitem(last=False)[0]]
             return Claim.ACQUIRED
 
     def fencing_token(self, key: str) -> int | None:

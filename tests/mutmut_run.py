@@ -74,6 +74,10 @@ def install() -> None:
 
 def main() -> None:
     install()
+    # `python -m tests.mutmut_run` imported this tree's `tests` package: mutmut's pytest
+    # runs in mutants/ and must import the copy there, as when mutmut is run as a script.
+    for name in [m for m in sys.modules if m == "tests" or m.startswith("tests.")]:
+        del sys.modules[name]
     sys.argv[0] = "mutmut"
     mutmut.__main__.cli()
 
