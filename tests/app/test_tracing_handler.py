@@ -235,6 +235,9 @@ def test_spans_are_exported_as_children_of_the_task_s_span_when_configured(
     assert span.parent is not None and f"{span.parent.span_id:016x}" == PARENT_SPAN
     assert span.context is not None and f"{span.context.trace_id:032x}" == TRACE_ID
     assert (span.name, span.kind) == ("cloudtasks.task", trace.SpanKind.CONSUMER)
+    # The instrumentation scope says which code made the span (exported with it).
+    assert span.instrumentation_scope is not None
+    assert span.instrumentation_scope.name == "handler"
     assert dict(span.attributes or {}) == {
         "cloudtasks.queue": "orders",
         "cloudtasks.task": "t1",
