@@ -144,15 +144,23 @@ def run(
     retry_deadline_s: float = 60.0,
     call_timeout_s: float = 30.0,
     stop_at: float | None = None,
+    hear: Callable[[BulkOutcome], None] | None = None,
 ) -> Run:
+    """`hear`: the caller's own on_outcome, called once each outcome is in `told`."""
     told: list[tuple[int, Outcome, float]] = []
+
+    def on_outcome(outcome: BulkOutcome) -> None:
+        told.append((outcome.index, outcome.outcome, round(loop.time(), 9)))
+        if hear is not None:
+            hear(outcome)
+
     bulk = BulkRun(
         backend,  # pyright: ignore[reportArgumentType]
         PIPELINE,
         concurrency=concurrency,
         retry_deadline_s=retry_deadline_s,
         call_timeout_s=call_timeout_s,
-        on_outcome=lambda o: told.append((o.index, o.outcome, round(loop.time(), 9))),
+        on_outcome=on_outcome,
         clock=loop.time,
     )
     if stop_at is not None:
@@ -420,23 +428,13 @@ def test_a_callback_that_fails_stops_the_run_and_every_input_still_has_its_outco
     # The caller's callback fails on input 1's outcome: nothing more is sent (tasks nobody
     # would hear of), and the inputs left say why they were not sent.
     backend = Backend(loop, {})
-    heard: list[int] = []
 
-    def told(outcome: BulkOutcome) -> None:
-        heard.append(outcome.index)
+    def fails_on_1(outcome: BulkOutcome) -> None:
         if outcome.index == 1:
             raise OSError("report file: no space left on device")
 
-    bulk = BulkRun(
-        backend,  # pyright: ignore[reportArgumentType]
-        PIPELINE,
-        concurrency=1,
-        retry_deadline_s=60.0,
-        call_timeout_s=30.0,
-        on_outcome=told,
-        clock=loop.time,
-    )
-    outcomes = loop.run_until_complete(bulk.run(TaskSpec(payload=i) for i in range(4)))
+    result = run(loop, backend, 4, hear=fails_on_1)
+    outcomes = result.outcomes
     reason = "on_outcome failed: OSError: report file: no space left on device"
     assert [(o.outcome, o.error) for o in outcomes] == [
         (Outcome.CREATED, None),
@@ -445,8 +443,8 @@ def test_a_callback_that_fails_stops_the_run_and_every_input_still_has_its_outco
         (Outcome.NOT_SENT, f"not sent: {reason}"),
     ]
     assert [index for index, _, _ in backend.calls] == [0, 1]
-    assert heard == [0, 1, 2, 3]
-    assert bulk.circuit.stopped == reason and bulk.circuit.aborted
+    assert [index for index, _, _ in result.told] == [0, 1, 2, 3]
+    assert result.bulk.circuit.stopped == reason and result.bulk.circuit.aborted
 
 
 def test_the_first_attempt_is_sent_with_the_budget_seen_before_it(
